@@ -1,0 +1,24 @@
+# The two commands the README opens with. Each does its own set-up from nothing.
+.PHONY: demo test setup unit lint crds clean
+
+demo: setup
+	.venv/bin/python -m e2e.demo
+
+test: setup
+	scripts/lint_imports.sh
+	.venv/bin/python -m pytest tests e2e/tests
+
+setup:
+	scripts/setup.sh
+
+# Fast checks without the cluster.
+unit:
+	MODELDEPLOY_SKIP_CLUSTER_BUILD=1 scripts/setup.sh
+	.venv/bin/python -m pytest tests -m "not cluster"
+
+lint:
+	scripts/lint_imports.sh
+
+clean:
+	-.venv/bin/python -m e2e.cluster down
+	rm -rf .venv

@@ -1,0 +1,1 @@
+"""The ModelDeployment rollout operator (kopf underneath)."""

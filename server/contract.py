@@ -1,0 +1,69 @@
+"""The model server's published contract: the only server module the operator may import.
+
+Everything another component relies on lives here, so that a rename is one edit and a
+test can check the chart's Prometheus rules, the operator's pod specs and the server agree:
+metric and label names, the bundle's file names, the model card's schema version, the HTTP
+paths probes and scrapers use, and the flags of ``modeldeploy serve``.
+
+Standard library only: the operator image has no scikit-learn, FastAPI or numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- The model bundle -------------------------------------------------------------------
+
+MODEL_FILE: Final = "model.joblib"
+CARD_FILE: Final = "model-card.json"
+CARD_SCHEMA_VERSION: Final = "modeldeploy.io/model-card/v1"
+
+# --- HTTP -------------------------------------------------------------------------------
+
+DEFAULT_PORT: Final = 8080
+LIVE_PATH: Final = "/v2/health/live"
+READY_PATH: Final = "/v2/health/ready"
+METRICS_PATH: Final = "/metrics"
+PREDICT_PATH: Final = "/predict"
+DRIFT_PATH: Final = "/drift"
+CARD_PATH: Final = "/model-card"
+FEEDBACK_PATH: Final = "/feedback"
+REQUEST_ID_HEADER: Final = "x-request-id"
+
+# --- The ``modeldeploy serve`` command line ----------------------------------------------
+
+SERVE_COMMAND: Final = ("modeldeploy", "serve")
+FLAG_SHA256: Final = "--sha256"
+FLAG_HOST: Final = "--host"
+FLAG_PORT: Final = "--port"
+FLAG_ROLE: Final = "--role"
+ROLES: Final = ("stable", "candidate")
+
+# --- Metrics ----------------------------------------------------------------------------
+# Every series carries LABEL_MODEL, LABEL_VERSION and LABEL_ROLE. All are counters or
+# histograms so that they sum across replicas and over any window; the reference fractions
+# are constants exported beside the live bin counts so PSI, KS and chi-square are PromQL.
+
+LABEL_MODEL: Final = "model"
+LABEL_VERSION: Final = "version"
+LABEL_ROLE: Final = "role"
+LABEL_OUTCOME: Final = "outcome"
+LABEL_FEATURE: Final = "feature"
+LABEL_BIN: Final = "bin"
+LABEL_CLASS: Final = "class"
+COMMON_LABELS: Final = (LABEL_MODEL, LABEL_VERSION, LABEL_ROLE)
+
+# Names below are the names Prometheus sees (counters end in ``_total``).
+METRIC_REQUESTS: Final = "modeldeploy_requests_total"  # {outcome}
+METRIC_REQUEST_DURATION: Final = "modeldeploy_request_duration_seconds"  # histogram
+METRIC_FEATURE_BIN: Final = "modeldeploy_feature_bin_total"  # {feature, bin}
+METRIC_FEATURE_REFERENCE_FRACTION: Final = "modeldeploy_feature_reference_fraction"  # gauge
+METRIC_PREDICTIONS: Final = "modeldeploy_predictions_total"
+METRIC_PREDICTION_SUM: Final = "modeldeploy_prediction_sum_total"
+METRIC_PREDICTION_SUM_SQUARES: Final = "modeldeploy_prediction_sum_squares_total"
+METRIC_PREDICTION_CLASS: Final = "modeldeploy_prediction_class_total"  # {class}
+METRIC_FEEDBACK: Final = "modeldeploy_feedback_total"  # {outcome}
+METRIC_FEEDBACK_ABS_ERROR: Final = "modeldeploy_feedback_abs_error_sum_total"
+METRIC_MODEL_INFO: Final = "modeldeploy_model_info"  # gauge, 1 per loaded model
+
+OUTCOMES: Final = ("ok", "client_error", "server_error")
