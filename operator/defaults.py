@@ -1,0 +1,79 @@
+"""Default values of the ModelDeployment API, in one place.
+
+The CRD's OpenAPI schema (``schema.py``) publishes them as ``default:`` so the apiserver fills
+them in, and the spec parser (``model.py``) falls back on the same constants, so an object
+read from an older apiserver or built by hand in a test behaves exactly the same.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "modeldeploy.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "ModelDeployment"
+PLURAL: Final = "modeldeployments"
+SINGULAR: Final = "modeldeployment"
+SHORT_NAMES: Final = ("md",)
+
+REPLICAS: Final = 2
+IMAGE_PULL_POLICY: Final = "IfNotPresent"
+PROGRESS_DEADLINE_SECONDS: Final = 600
+
+# canary
+PAUSE_INDEFINITE: Final = None
+STEP_ANALYSIS_DURATION: Final = "60s"
+
+# blue/green
+AUTO_PROMOTION_ENABLED: Final = True
+AUTO_PROMOTION_SECONDS: Final = 0
+SCALE_DOWN_DELAY_SECONDS: Final = 30
+
+# shadow
+SHADOW_DURATION: Final = "5m"
+SHADOW_AUTO_PROMOTE: Final = True
+
+# analysis
+ANALYSIS_INTERVAL: Final = "30s"
+CONSECUTIVE_ERROR_LIMIT: Final = 4
+ON_ERROR_LIMIT: Final = "rollback"
+ON_ERROR_LIMIT_CHOICES: Final = ("rollback", "pause")
+
+# thresholds of the generated PrometheusRule
+THRESHOLD_DRIFT_PSI: Final = 0.2
+THRESHOLD_DIVERGENCE_STD_ERRORS: Final = 4.0
+THRESHOLD_ERROR_RATE: Final = 0.05
+THRESHOLD_LATENCY_P99_SECONDS: Final = 1.0
+THRESHOLD_WINDOW: Final = "5m"
+THRESHOLD_FOR: Final = "1m"
+
+# The alert names of the generated PrometheusRule; the default ``analysis.alerts``.
+ALERT_DRIFT: Final = "ModelDeploymentInputDrift"
+ALERT_DIVERGENCE: Final = "ModelDeploymentPredictionDivergence"
+ALERT_ERROR_RATE: Final = "ModelDeploymentErrorRate"
+ALERT_LATENCY: Final = "ModelDeploymentLatency"
+DEFAULT_ALERTS: Final = (ALERT_DRIFT, ALERT_DIVERGENCE, ALERT_ERROR_RATE, ALERT_LATENCY)
+
+HISTORY_LIMIT: Final = 10
+ANALYSIS_RESULTS_LIMIT: Final = 20
+MAX_STEPS: Final = 32
+
+SLOTS: Final = ("blue", "green")
+PHASES: Final = ("Progressing", "Paused", "Healthy", "Degraded")
+CONTROLS: Final = ("pause", "resume", "promote", "promote-full", "abort", "retry")
+
+# Labels and annotations the operator puts on what it creates.
+LABEL_NAME: Final = f"{GROUP}/name"
+LABEL_SLOT: Final = f"{GROUP}/slot"
+LABEL_ROLE: Final = f"{GROUP}/role"
+LABEL_SCRAPE: Final = f"{GROUP}/scrape"
+ANNOTATION_CONTROL: Final = f"{GROUP}/control"
+ANNOTATION_REVISION: Final = f"{GROUP}/revision"
+FIELD_MANAGER: Final = "modeldeploy"
+FINALIZER: Final = f"{GROUP}/finalizer"
+
+# Pod roles as the ``modeldeploy.io/role`` pod label (and so Prometheus's ``role``) says.
+ROLE_STABLE: Final = "stable"
+ROLE_CANDIDATE: Final = "candidate"
+ROLE_PREVIOUS: Final = "previous"
