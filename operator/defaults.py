@@ -41,18 +41,19 @@ ON_ERROR_LIMIT: Final = "rollback"
 ON_ERROR_LIMIT_CHOICES: Final = ("rollback", "pause")
 
 # thresholds of the generated PrometheusRule
-THRESHOLD_DRIFT_PSI: Final = 0.2
-THRESHOLD_DIVERGENCE_STD_ERRORS: Final = 4.0
+# (the same values as the chart's rules, charts/modeldeploy/rules/modeldeploy-rules.yaml)
+THRESHOLD_DRIFT_PSI: Final = 0.25
+THRESHOLD_DIVERGENCE_STD_ERRORS: Final = 2.0
 THRESHOLD_ERROR_RATE: Final = 0.05
 THRESHOLD_LATENCY_P99_SECONDS: Final = 1.0
-THRESHOLD_WINDOW: Final = "5m"
-THRESHOLD_FOR: Final = "1m"
+THRESHOLD_FOR: Final = "30s"
 
-# The alert names of the generated PrometheusRule; the default ``analysis.alerts``.
-ALERT_DRIFT: Final = "ModelDeploymentInputDrift"
-ALERT_DIVERGENCE: Final = "ModelDeploymentPredictionDivergence"
-ALERT_ERROR_RATE: Final = "ModelDeploymentErrorRate"
-ALERT_LATENCY: Final = "ModelDeploymentLatency"
+# The alert names of the chart's rules and of the generated PrometheusRule; the default
+# ``analysis.alerts``.
+ALERT_DRIFT: Final = "ModelFeatureDrift"
+ALERT_DIVERGENCE: Final = "ModelPredictionDivergence"
+ALERT_ERROR_RATE: Final = "ModelHighErrorRate"
+ALERT_LATENCY: Final = "ModelHighLatency"
 DEFAULT_ALERTS: Final = (ALERT_DRIFT, ALERT_DIVERGENCE, ALERT_ERROR_RATE, ALERT_LATENCY)
 
 HISTORY_LIMIT: Final = 10

@@ -201,10 +201,11 @@ def analysis_schema() -> Schema:
                           minimum=0, maximum=1, default=d.THRESHOLD_ERROR_RATE),
         "latencyP99Seconds": _num("Latency alert: p99 above this.", minimum=0,
                                   default=d.THRESHOLD_LATENCY_P99_SECONDS),
-        "window": _duration("Rate window of the rules.", d.THRESHOLD_WINDOW),
         "for": _duration("How long a condition holds before the alert fires.",
                          d.THRESHOLD_FOR),
-    }, default={}, description="Thresholds of the PrometheusRule the operator generates.")
+    }, default={}, description="Thresholds of the PrometheusRule the operator generates "
+                               "(when the Prometheus Operator's CRDs exist); they act beside "
+                               "the chart's rules, so they can only tighten them.")
     return _obj({
         "interval": _duration("How often the analysis runs.", d.ANALYSIS_INTERVAL),
         "prometheusURL": _str("Prometheus to ask; defaults to the operator's --prometheus-url.",

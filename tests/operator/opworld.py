@@ -1,0 +1,114 @@
+"""A tiny simulated world for driving the pure engine: Deployments that become ready one
+tick after they are asked for, a clock, and an analysis sample per tick.
+
+It stands in for the apiserver only in the pure engine tests; the cluster tests use the
+real apiserver.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from modeldeploy.operator import engine
+from modeldeploy.operator.model import (
+    Actions,
+    AnalysisSample,
+    Observations,
+    SlotObservation,
+    Spec,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+SHA_C = "c" * 64
+
+
+def body(version: str = "v1", sha: str = SHA_A, strategy: dict[str, Any] | None = None,
+         replicas: int = 4, provider: dict[str, Any] | None = None,
+         analysis: dict[str, Any] | None = None, generation: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "iris", "namespace": "ml", "generation": generation},
+        "spec": {
+            "model": {"name": "iris", "version": version, "bundleURI": "file:///b.tar.gz",
+                      "sha256": sha},
+            "replicas": replicas,
+            "server": {"image": "modeldeploy-server:dev"},
+            "strategy": strategy or {"canary": {"steps": [
+                {"setWeight": 25}, {"pause": {"duration": "30s"}}, {"setWeight": 50},
+                {"analysis": {"duration": "60s"}}, {"setWeight": 75}]}},
+            "trafficProvider": provider or {"replicas": {}},
+            "analysis": analysis or {"interval": "10s"},
+        },
+    }
+
+
+def spec(**kw: Any) -> Spec:
+    return Spec.from_body(body(**kw))
+
+
+def passing(at: datetime, roles: tuple[str, ...] = ("stable", "candidate")) -> AnalysisSample:
+    return AnalysisSample(at=at, scraped=frozenset(roles))
+
+
+@dataclass
+class World:
+    """Applies actions: a slot serves what was asked one tick later (unless broken)."""
+
+    now: datetime = T0
+    slots: dict[str, SlotObservation] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)  # revisions whose pods never get ready
+    pending: Actions | None = None
+    applied_weights: list[int] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+
+    def observe(self) -> dict[str, SlotObservation]:
+        if self.pending is not None:
+            for dep in self.pending.deployments:
+                ok = dep.revision not in self.broken
+                self.slots[dep.slot] = SlotObservation(
+                    exists=True, revision=dep.revision, replicas=dep.replicas,
+                    ready_replicas=dep.replicas if ok else 0,
+                    updated_replicas=dep.replicas, up_to_date=True,
+                    reason="" if ok else "readiness probe failed: sha256 mismatch")
+        return dict(self.slots)
+
+    def apply(self, actions: Actions) -> None:
+        self.pending = actions
+        if not self.applied_weights or self.applied_weights[-1] != actions.weight:
+            self.applied_weights.append(actions.weight)
+        self.events.extend(actions.events)
+
+
+def tick(world: World, sp: Spec, status: dict[str, Any], *, sample: AnalysisSample | None = None,
+         control: str | None = None, dt: float = 10.0, write_status: bool = True,
+         apply: bool = True) -> tuple[dict[str, Any], Actions]:
+    """One reconcile: observe, decide, apply, (maybe) persist; then the clock moves."""
+    obs = Observations(slots=world.observe(), analysis=sample, control=control)
+    before = copy.deepcopy(status)
+    new, actions = engine.reconcile(sp, status, obs, world.now)
+    assert status == before, "reconcile must not modify its input"
+    if apply:
+        world.apply(actions)
+    world.now += timedelta(seconds=dt)
+    return (new if write_status else status), actions
+
+
+def run_until(world: World, sp: Spec, status: dict[str, Any], pred: Any, limit: int = 200,
+              **kw: Any) -> dict[str, Any]:
+    for _ in range(limit):
+        status, _ = tick(world, sp, status, sample=passing(world.now), **kw)
+        if pred(status):
+            return status
+    raise AssertionError(f"condition not reached; status={status}")
+
+
+def healthy(sp: Spec | None = None) -> tuple[World, dict[str, Any]]:
+    """A world where v1 is deployed and Healthy."""
+    world = World()
+    sp = sp or spec()
+    status = run_until(world, sp, {}, lambda s: s.get("phase") == "Healthy")
+    return world, status

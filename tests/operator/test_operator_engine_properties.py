@@ -1,0 +1,133 @@
+"""Property-based tests of the engine: invariants over random specs, samples and restarts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modeldeploy.operator.model import AnalysisSample, Spec
+from opworld import SHA_B, World, body, healthy, passing, tick
+
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def canary_steps(draw: Any) -> list[dict[str, Any]]:
+    weights = sorted(draw(st.lists(st.integers(0, 100), min_size=1, max_size=5)))
+    steps: list[dict[str, Any]] = []
+    for w in weights:
+        steps.append({"setWeight": w})
+        extra = draw(st.sampled_from(["none", "pause", "analysis"]))
+        if extra == "pause":
+            steps.append({"pause": {"duration": f"{draw(st.integers(1, 90))}s"}})
+        elif extra == "analysis":
+            steps.append({"analysis": {"duration": f"{draw(st.integers(1, 90))}s"}})
+    return steps
+
+
+providers = st.sampled_from([{"replicas": {}}, {"gatewayAPI": {"httpRoute": "r"}},
+                             {"istio": {"virtualService": "v"}}])
+strategies = st.one_of(
+    canary_steps().map(lambda s: {"canary": {"steps": s}}),
+    st.builds(lambda a, b: {"blueGreen": {"autoPromotionSeconds": a, "scaleDownDelaySeconds": b,
+                                          "prePromotionAnalysis": {"duration": "20s"}}},
+              st.integers(0, 60), st.integers(0, 60)),
+)
+# What Prometheus says at a tick: passing, unreachable, or no candidate metrics.
+samples = st.sampled_from(["pass", "error", "nodata"])
+
+
+def make_sample(kind: str, world: World) -> AnalysisSample:
+    if kind == "pass":
+        return passing(world.now)
+    if kind == "error":
+        return AnalysisSample(at=world.now, error="connection refused")
+    return AnalysisSample(at=world.now, scraped=frozenset({"stable"}))
+
+
+def v2_of(strategy: dict[str, Any], provider: dict[str, Any], replicas: int) -> tuple[Spec, Spec]:
+    analysis = {"interval": "10s", "consecutiveErrorLimit": 1000}
+    v1 = Spec.from_body(body(strategy=strategy, provider=provider, replicas=replicas,
+                             analysis=analysis))
+    v2 = Spec.from_body(body(version="v2", sha=SHA_B, strategy=strategy, provider=provider,
+                             replicas=replicas, analysis=analysis))
+    return v1, v2
+
+
+@SETTINGS
+@given(strategy=strategies, provider=providers, replicas=st.integers(1, 10),
+       kinds=st.lists(samples, min_size=1, max_size=60))
+def test_weight_never_exceeds_the_current_step_and_inconclusive_never_promotes(
+        strategy: dict[str, Any], provider: dict[str, Any], replicas: int,
+        kinds: list[str]) -> None:
+    v1, v2 = v2_of(strategy, provider, replicas)
+    world, status = healthy(v1)
+    plan = v2.plan()
+    for kind in kinds:
+        before_outcome = (status.get("analysis") or {}).get("outcome")
+        was_promoted = status.get("stableVersion") == "v2"
+        status, actions = tick(world, v2, status, sample=make_sample(kind, world))
+        # the weight applied is at most the weight of the step the rollout is at
+        if status.get("candidateRevision") and not status.get("promoted"):
+            allowed = max([0] + [s.weight for s in plan[:status["currentStep"] + 1]
+                                 if hasattr(s, "weight")])
+            assert actions.weight <= allowed
+            assert status["canaryWeight"] <= allowed
+        promoted_now = status.get("stableVersion") == "v2" and not was_promoted
+        if promoted_now:
+            # promotion happened on a Passed sample taken at this tick or before
+            assert status["analysis"]["outcome"] == "Passed" or before_outcome == "Passed"
+            assert kind == "pass" or before_outcome == "Passed"
+        assert 0 <= actions.weight <= 100
+        total = sum(a.replicas for a in actions.deployments)
+        assert total <= 2 * replicas
+
+
+@SETTINGS
+@given(strategy=strategies, provider=providers, replicas=st.integers(1, 6),
+       always_inconclusive=st.sampled_from(["error", "nodata"]))
+def test_never_promotes_while_analysis_is_inconclusive(
+        strategy: dict[str, Any], provider: dict[str, Any], replicas: int,
+        always_inconclusive: str) -> None:
+    v1, v2 = v2_of(strategy, provider, replicas)
+    world, status = healthy(v1)
+    for _ in range(80):
+        status, _ = tick(world, v2, status, sample=make_sample(always_inconclusive, world),
+                         dt=30)
+    assert status["stableVersion"] == "v1"
+
+
+def _drive(v1: Spec, v2: Spec, crashes: set[int], lost_apply: set[int]) -> tuple[dict, World]:
+    """Roll v2 out; at tick i in ``crashes`` the status write is lost (operator killed after
+    applying), at tick i in ``lost_apply`` it is killed before applying anything."""
+    world, status = healthy(v1)
+    for i in range(400):
+        crashed = i in crashes
+        lost = i in lost_apply
+        status, _ = tick(world, v2, status, sample=passing(world.now),
+                         write_status=not crashed and not lost, apply=not lost)
+        if status.get("phase") == "Healthy" and status.get("stableVersion") == "v2":
+            break
+    return status, world
+
+
+@SETTINGS
+@given(strategy=strategies, provider=providers, replicas=st.integers(1, 6),
+       crashes=st.sets(st.integers(0, 60), max_size=15),
+       lost=st.sets(st.integers(0, 60), max_size=15))
+def test_any_interleaving_of_restarts_gives_the_same_final_state(
+        strategy: dict[str, Any], provider: dict[str, Any], replicas: int,
+        crashes: set[int], lost: set[int]) -> None:
+    v1, v2 = v2_of(strategy, provider, replicas)
+    ref, ref_world = _drive(v1, v2, set(), set())
+    got, world = _drive(v1, v2, crashes, lost)
+    keys = ("phase", "stableSlot", "stableVersion", "stableRevision", "canaryWeight",
+            "currentStep", "observedGeneration")
+    assert {k: got.get(k) for k in keys} == {k: ref.get(k) for k in keys}
+    assert [(h["version"], h["outcome"]) for h in got["history"]] == \
+        [(h["version"], h["outcome"]) for h in ref["history"]]
+    # every weight change happened, in order, once
+    assert world.applied_weights == ref_world.applied_weights
