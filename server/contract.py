@@ -29,6 +29,10 @@ DRIFT_PATH: Final = "/drift"
 CARD_PATH: Final = "/model-card"
 FEEDBACK_PATH: Final = "/feedback"
 REQUEST_ID_HEADER: Final = "x-request-id"
+MODEL_NAME_HEADER: Final = "x-model-name"
+MODEL_VERSION_HEADER: Final = "x-model-version"
+INFER_PATH_TEMPLATE: Final = "/v2/models/{name}/infer"
+MODEL_METADATA_PATH_TEMPLATE: Final = "/v2/models/{name}"
 
 # --- The ``modeldeploy serve`` command line ----------------------------------------------
 
@@ -38,6 +42,7 @@ FLAG_HOST: Final = "--host"
 FLAG_PORT: Final = "--port"
 FLAG_ROLE: Final = "--role"
 ROLES: Final = ("stable", "candidate")
+ENV_SHA256: Final = "MODELDEPLOY_SHA256"  # read when --sha256 is not given (pods pass it this way)
 
 # --- Metrics ----------------------------------------------------------------------------
 # Every series carries LABEL_MODEL, LABEL_VERSION and LABEL_ROLE. All are counters or
@@ -64,6 +69,12 @@ METRIC_PREDICTION_SUM_SQUARES: Final = "modeldeploy_prediction_sum_squares_total
 METRIC_PREDICTION_CLASS: Final = "modeldeploy_prediction_class_total"  # {class}
 METRIC_FEEDBACK: Final = "modeldeploy_feedback_total"  # {outcome}
 METRIC_FEEDBACK_ABS_ERROR: Final = "modeldeploy_feedback_abs_error_sum_total"
-METRIC_MODEL_INFO: Final = "modeldeploy_model_info"  # gauge, 1 per loaded model
+METRIC_MODEL_INFO: Final = "modeldeploy_model_info"  # gauge, 1 per loaded model {sha256}
+# Cumulative twins of the bin counts (bin b counts values in bins <= b), so KS is PromQL too.
+METRIC_FEATURE_CUMULATIVE: Final = "modeldeploy_feature_cumulative_total"  # {feature, bin}
+METRIC_FEATURE_REFERENCE_CUMULATIVE: Final = "modeldeploy_feature_reference_cumulative_fraction"  # gauge
+METRIC_BATCH_ROWS: Final = "modeldeploy_batch_rows"  # histogram: rows per model call
+LABEL_SHA256: Final = "sha256"
 
 OUTCOMES: Final = ("ok", "client_error", "server_error")
+FEEDBACK_OUTCOMES: Final = ("correct", "incorrect")

@@ -1,0 +1,247 @@
+"""The FastAPI application: ``create_app(settings)`` serves one bundle.
+
+The model is loaded in the background by the lifespan, so liveness answers at once and
+readiness turns true only once the verified model is in memory. Prediction endpoints are
+served by ``HotPath`` (plain ASGI, see there); everything else is ordinary FastAPI routes,
+kept thin: they read the state and render it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modeldeploy import __version__
+from modeldeploy.server import contract as c
+from modeldeploy.server.batching import MicroBatcher
+from modeldeploy.server.bundle import Bundle, load_bundle, read_card
+from modeldeploy.server.card import ModelCard
+from modeldeploy.server.hotpath import HotPath, new_request_id
+from modeldeploy.server.monitor import Monitor, MonitorCollector
+from modeldeploy.server.runtime import BatchResult, FeedbackStore, ModelRuntime, slice_values
+from modeldeploy.server.settings import Settings
+from modeldeploy.server.validation import InputSchema, RequestError, check_content_type, error_json, parse_feedback, parse_json
+
+log = logging.getLogger(__name__)
+
+
+class ServerState:
+    """What the routes share: settings, the loaded model and its bookkeeping."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.card: ModelCard | None = None
+        self.runtime: ModelRuntime | None = None
+        self.monitor: Monitor | None = None
+        self.error: str | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.feedback = FeedbackStore(settings.feedback_capacity)
+        self.schema: InputSchema
+        self.batcher: MicroBatcher[BatchResult]
+        self._identity = (b"", b"")
+
+    @property
+    def model_name(self) -> str:
+        return self.card.name if self.card else "unknown"
+
+    @property
+    def model_version(self) -> str:
+        return self.card.version if self.card else "unknown"
+
+    def identity(self) -> tuple[str, str]:
+        return self.model_name, self.model_version
+
+    def identity_headers(self, request_id: str) -> list[tuple[bytes, bytes]]:
+        name, version = self._identity
+        return [(b"x-model-name", name), (b"x-model-version", version), (b"x-request-id", request_id.encode())]
+
+    def set_card(self, card: ModelCard) -> None:
+        self.card = card
+        self._identity = (card.name.encode(), card.version.encode())
+
+    def not_ready_reason(self) -> str:
+        return f"failed to load: {self.error}" if self.error else "is still loading"
+
+    def record_request(self, outcome: str, seconds: float) -> None:
+        if self.monitor is not None:
+            self.monitor.observe_request(outcome, seconds)
+
+    def install(self, bundle: Bundle) -> None:
+        """Wire a verified bundle into the server; after this the server is ready."""
+        s = self.settings
+        self.set_card(bundle.card)
+        monitor = Monitor(bundle.card, s.role, drift=s.drift, window=s.drift_window)
+        runtime = ModelRuntime(bundle, monitor)
+        self.schema = InputSchema.from_card(bundle.card, s.max_request_rows)
+        self.batcher = MicroBatcher(runtime.predict, max_rows=s.max_batch_rows, max_wait=s.max_batch_wait_ms / 1000.0)
+        self.registry.register(MonitorCollector(monitor, bundle.sha256))
+        self.monitor = monitor
+        self.runtime = runtime
+
+
+async def _load(state: ServerState) -> None:
+    s = state.settings
+    try:
+        bundle = await asyncio.to_thread(load_bundle, s.bundle, s.sha256)
+        state.install(bundle)
+        log.info("ready: model %s version %s, role %s, drift bookkeeping %s",
+                 state.model_name, state.model_version, s.role, "on" if s.drift else "off")
+    except Exception as exc:
+        state.error = str(exc)
+        log.error("model not loaded, staying unready: %s", exc)
+
+
+def _json(data: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id") or new_request_id())
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A FastAPI app serving the bundle in ``settings`` (loaded when the app starts)."""
+    state = ServerState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            state.set_card(read_card(settings.bundle))
+        except Exception as exc:
+            log.error("cannot read the model card: %s", exc)
+        task = asyncio.create_task(_load(state))
+        yield
+        task.cancel()
+
+    app = FastAPI(title="modeldeploy model server", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.server = state
+    app.add_middleware(HotPath, state=state)
+
+    def ident(request: Request) -> dict[str, Any]:
+        return {"model_name": state.model_name, "model_version": state.model_version,
+                "request_id": _request_id(request)}
+
+    def fail(request: Request, status: int, field: str, problem: str) -> Response:
+        body = error_json(RequestError(status, field, problem), state.identity(), _request_id(request))
+        return Response(body, status_code=status, media_type="application/json")
+
+    @app.exception_handler(RequestError)
+    async def on_request_error(request: Request, exc: RequestError) -> Response:
+        return fail(request, exc.status, exc.field, exc.problem)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        field = "method" if exc.status_code == 405 else "path"
+        problem = {404: f"{request.url.path} is not an endpoint of this server",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+        return fail(request, exc.status_code if exc.status_code < 500 else 422, field, problem)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        return fail(request, 422, ".".join(str(p) for p in first.get("loc", ())), str(first.get("msg", "invalid")))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("request %s to %s failed", _request_id(request), request.url.path)
+        return fail(request, 422, "request", f"could not be processed ({type(exc).__name__})")
+
+    @app.get(c.LIVE_PATH)
+    async def live(request: Request) -> Response:
+        return _json({"live": True, **ident(request)})
+
+    @app.get(c.READY_PATH)
+    async def ready(request: Request) -> Response:
+        if state.runtime is None:
+            return _json({"ready": False, "reason": f"model {state.not_ready_reason()}", **ident(request)}, 503)
+        return _json({"ready": True, **ident(request)})
+
+    @app.get("/v2")
+    async def server_metadata(request: Request) -> Response:
+        return _json({"name": "modeldeploy", "version": __version__, "extensions": [], **ident(request)})
+
+    def model_or_404(name: str) -> ModelCard:
+        if state.card is None or name != state.card.name:
+            raise RequestError(404, "model", f"{name!r} is not served here (this is {state.model_name!r})")
+        return state.card
+
+    @app.get("/v2/models/{name}")
+    async def model_metadata(name: str, request: Request) -> Response:
+        card = model_or_404(name)
+        outputs = [{"name": "predict", "datatype": "INT64" if card.output.kind == "classification" else "FP64", "shape": [-1]}]
+        if card.output.kind == "classification":
+            outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(card.output.classes)]})
+        return _json({
+            "name": card.name,
+            "versions": [card.version],
+            "platform": "sklearn",
+            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(card.features)]}]
+                      + [{"name": f.name, "datatype": "INT64" if f.kind == "integer" else "FP64", "shape": [-1]}
+                         for f in card.features],
+            "outputs": outputs,
+            "parameters": {
+                "features": [{"name": f.name, "kind": f.kind, "minimum": f.minimum, "maximum": f.maximum,
+                              "categories": list(f.categories)} for f in card.features],
+                "classes": list(card.output.classes),
+                "role": settings.role,
+                "sha256": card.sha256 or None,
+            },
+            **ident(request),
+        })
+
+    @app.get("/v2/models/{name}/ready")
+    async def model_ready(name: str, request: Request) -> Response:
+        model_or_404(name)
+        ok = state.runtime is not None
+        return _json({"name": name, "ready": ok, **ident(request)}, 200 if ok else 503)
+
+    @app.get(c.CARD_PATH)
+    async def model_card(request: Request) -> Response:
+        if state.card is None:
+            raise RequestError(503, "model", state.not_ready_reason())
+        return _json({"card": state.card.to_dict(), **ident(request)})
+
+    @app.get(c.METRICS_PATH)
+    async def metrics() -> Response:
+        return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get(c.DRIFT_PATH)
+    async def drift(request: Request) -> Response:
+        if state.monitor is None:
+            raise RequestError(503, "model", state.not_ready_reason())
+        report = state.monitor.drift_report(settings.drift_alpha, settings.drift_min_rows)
+        return _json({**report, **ident(request)})
+
+    @app.post(c.FEEDBACK_PATH)
+    async def feedback(request: Request) -> Response:
+        if state.runtime is None or state.monitor is None:
+            raise RequestError(503, "model", state.not_ready_reason())
+        check_content_type(request.headers.get("content-type", "").encode("latin-1") or None)
+        body = await request.body()
+        if len(body) > settings.max_body_bytes:
+            raise RequestError(413, "body", f"is larger than {settings.max_body_bytes} bytes")
+        classes = tuple(state.runtime.classes) if state.runtime.classification else None
+        request_id, labels = parse_feedback(parse_json(body), classes)
+        part = state.feedback.take(request_id)
+        if part is None:
+            raise RequestError(404, "request_id", f"{request_id!r} is unknown, too old, or already has feedback")
+        values, scores = slice_values(part)
+        if len(labels) != len(values):
+            state.feedback.remember(request_id, part)
+            raise RequestError(422, "labels", f"has {len(labels)} labels, request {request_id} had {len(values)} rows")
+        right, wrong = state.monitor.observe_feedback(labels, values, scores)
+        return _json({"accepted": len(labels), "correct": right, "incorrect": wrong,
+                      "for_request_id": request_id, **ident(request)})
+
+    return app

@@ -1,0 +1,310 @@
+"""The model bundle: write one from a fitted pipeline, load one only if its digest matches.
+
+A bundle is a folder (or a ``.tar.gz`` of one) holding ``model.joblib``, the whole fitted
+scikit-learn ``Pipeline``, and ``model-card.json``. Unpickling runs arbitrary code, so
+``load_bundle`` hashes the model file's bytes and compares them with the digest the caller
+pinned (the ModelDeployment's ``sha256``) before ``joblib`` ever sees them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+import re
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from modeldeploy.server.card import (
+    CATEGORICAL,
+    CLASSIFICATION,
+    DirectionalCheck,
+    FeatureReference,
+    FeatureSpec,
+    ModelCard,
+    Output,
+    PredictionReference,
+)
+from modeldeploy.server.contract import CARD_FILE, MODEL_FILE
+from modeldeploy.server.stats import bin_counts, fractions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BINS = 10
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BundleError(Exception):
+    """A bundle cannot be read: missing file, bad card, unreadable archive."""
+
+
+class IntegrityError(BundleError):
+    """The model file's digest is not the pinned one: it was never unpickled."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle: the verified model and its card."""
+
+    model: Any
+    card: ModelCard
+    source: Path
+    sha256: str
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """Digest of a file, read in chunks (model files can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def normalise_sha256(value: str) -> str:
+    """Accept ``HEX`` or ``sha256:HEX`` in any case; refuse anything that is not 64 hex digits."""
+    text = value.strip().lower()
+    if text.startswith("sha256:"):
+        text = text[len("sha256:"):]
+    if not _SHA256.match(text):
+        raise BundleError(f"not a sha256 digest (64 hex digits expected): {value!r}")
+    return text
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def profile_features(data: np.ndarray, specs: Sequence[FeatureSpec], bins: int = DEFAULT_BINS) -> tuple[FeatureReference, ...]:
+    """The reference profile of each feature: quantile bin edges or category frequencies."""
+    if data.ndim != 2 or data.shape[1] != len(specs):
+        raise ValueError(f"reference data has shape {data.shape}, expected (rows, {len(specs)})")
+    profiles = []
+    for column, spec in zip(data.T, specs):
+        column = np.asarray(column, dtype=np.float64)
+        if spec.kind == CATEGORICAL:
+            cats = np.asarray(spec.categories, dtype=np.float64)
+            if not np.isin(column, cats).all():
+                raise ValueError(f"reference data for {spec.name!r} has values outside its categories")
+            counts = np.bincount(np.searchsorted(cats, column), minlength=cats.size)
+            edges: tuple[float, ...] = ()
+        else:
+            qs = np.quantile(column, np.linspace(0, 1, bins + 1)[1:-1])
+            edge_arr = np.unique(qs)
+            counts = bin_counts(column, edge_arr)
+            edges = tuple(float(e) for e in edge_arr)
+        profiles.append(FeatureReference(
+            name=spec.name,
+            edges=edges,
+            fractions=tuple(float(f) for f in fractions(counts)),
+            mean=float(column.mean()),
+            std=float(column.std()),
+            minimum=float(column.min()),
+            maximum=float(column.max()),
+        ))
+    return tuple(profiles)
+
+
+def fingerprint(features: np.ndarray, labels: np.ndarray) -> str:
+    """A digest of the training data (shape, dtype and bytes), so lineage can be checked later."""
+    digest = hashlib.sha256()
+    for arr in (np.ascontiguousarray(features, dtype=np.float64), np.ascontiguousarray(labels)):
+        digest.update(repr((arr.shape, arr.dtype.str)).encode())
+        digest.update(arr.tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters the card can hold: plain scalars, everything else by its repr."""
+    safe: dict[str, Any] = {}
+    for key, value in sorted(params.items()):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            safe[key] = value
+        else:
+            safe[key] = repr(value)
+    return safe
+
+
+def positive_scores(model: Any, rows: np.ndarray, output: Output) -> np.ndarray:
+    """The numeric value the server exports per row: ``P(positive)`` or the regression value."""
+    if output.kind == CLASSIFICATION:
+        proba = model.predict_proba(rows)
+        index = list(model.classes_).index(output.positive_class)
+        return np.asarray(proba[:, index], dtype=np.float64)
+    return np.asarray(model.predict(rows), dtype=np.float64)
+
+
+def write_bundle(
+    out: Path,
+    pipeline: Any,
+    *,
+    name: str,
+    version: str,
+    features: Sequence[FeatureSpec],
+    output: Output,
+    training_x: np.ndarray,
+    training_y: np.ndarray,
+    reference_x: np.ndarray,
+    metrics: dict[str, float],
+    intended_use: str,
+    out_of_scope: Sequence[str] = (),
+    caveats: Sequence[str] = (),
+    directional_checks: Sequence[DirectionalCheck] = (),
+    bins: int = DEFAULT_BINS,
+    created: datetime | None = None,
+) -> ModelCard:
+    """Write ``model.joblib`` and ``model-card.json`` into the folder ``out``; return the card.
+
+    ``reference_x`` is the data drift is measured against (usually a held-out part of the
+    training distribution); its profile and the model's predictions on it go into the card.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = out / MODEL_FILE
+    joblib.dump(pipeline, model_path)
+    digest = file_sha256(model_path)
+
+    reference_x = np.asarray(reference_x, dtype=np.float64)
+    scores = positive_scores(pipeline, reference_x, output)
+    class_fractions: dict[str, float] = {}
+    if output.kind == CLASSIFICATION:
+        predicted = pipeline.predict(reference_x)
+        for cls in output.classes:
+            class_fractions[str(cls)] = float(np.mean(predicted == cls))
+    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    card = ModelCard(
+        name=name,
+        version=version,
+        created=(created or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        algorithm=f"{type(final).__module__}.{type(final).__name__}",
+        hyperparameters=_json_safe(final.get_params(deep=False)),
+        training_data={
+            "fingerprint": fingerprint(training_x, training_y),
+            "rows": int(len(training_x)),
+            "target": output.target,
+        },
+        metrics={k: float(v) for k, v in metrics.items()},
+        intended_use=intended_use,
+        out_of_scope=tuple(out_of_scope),
+        caveats=tuple(caveats),
+        features=tuple(features),
+        output=output,
+        reference_size=int(len(reference_x)),
+        reference=profile_features(reference_x, features, bins),
+        prediction_reference=PredictionReference(
+            mean=float(scores.mean()), std=float(scores.std()), class_fractions=class_fractions),
+        directional_checks=tuple(directional_checks),
+        sha256=digest,
+    )
+    card.check()
+    (out / CARD_FILE).write_text(card.to_json())
+    log.info("wrote bundle %s version %s to %s (sha256 %s)", name, version, out, digest)
+    return card
+
+
+def pack_bundle(folder: Path, archive: Path) -> Path:
+    """A ``.tar.gz`` of a bundle folder, with the two files at its root."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for member in (MODEL_FILE, CARD_FILE):
+            tar.add(Path(folder) / member, arcname=member)
+    return archive
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _read_archive(path: Path) -> tuple[bytes, bytes]:
+    """The model and card bytes from a ``.tar.gz``, accepting them at the root or in one folder.
+
+    Only regular files are read and nothing is extracted to disk, so links and ``..`` paths
+    in a hostile archive have no effect.
+    """
+    wanted: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                base = member.name.rsplit("/", 1)[-1]
+                if base in (MODEL_FILE, CARD_FILE) and member.isfile() and member.name.count("/") <= 1:
+                    if base in wanted:
+                        raise BundleError(f"{path}: archive holds more than one {base}")
+                    fh = tar.extractfile(member)
+                    assert fh is not None  # a regular file always has content
+                    wanted[base] = fh.read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{path}: not a readable bundle archive: {exc}") from None
+    for needed in (MODEL_FILE, CARD_FILE):
+        if needed not in wanted:
+            raise BundleError(f"{path}: archive has no {needed}")
+    return wanted[MODEL_FILE], wanted[CARD_FILE]
+
+
+def _read_folder(path: Path) -> tuple[bytes, bytes]:
+    try:
+        return (path / MODEL_FILE).read_bytes(), (path / CARD_FILE).read_bytes()
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path}: bundle has no {Path(exc.filename).name}") from None
+
+
+def read_bundle_files(path: Path) -> tuple[bytes, bytes]:
+    """The raw model and card bytes of a bundle folder or archive."""
+    path = Path(path)
+    if path.is_dir():
+        return _read_folder(path)
+    if path.is_file():
+        return _read_archive(path)
+    raise BundleError(f"{path}: no such bundle (expected a folder or a .tar.gz)")
+
+
+def read_card(path: Path) -> ModelCard:
+    """Only the card of a bundle; never touches the pickle's contents."""
+    _, card_bytes = read_bundle_files(path)
+    return ModelCard.from_json(card_bytes.decode("utf-8"))
+
+
+def verify_bytes(model_bytes: bytes, pinned: str, source: Path) -> str:
+    """Raise ``IntegrityError`` unless the model bytes hash to ``pinned``; return the digest."""
+    expected = normalise_sha256(pinned)
+    actual = sha256_bytes(model_bytes)
+    if not hmac.compare_digest(actual, expected):
+        raise IntegrityError(
+            f"{source}: sha256 of {MODEL_FILE} is {actual}, pinned {expected}: refusing to load it")
+    return actual
+
+
+def load_bundle(path: Path, sha256: str) -> Bundle:
+    """Load a bundle whose model file hashes to ``sha256``; the card must agree too.
+
+    The digest is checked on the very bytes that are then unpickled, so a file swapped
+    between check and load cannot slip through.
+    """
+    path = Path(path)
+    model_bytes, card_bytes = read_bundle_files(path)
+    digest = verify_bytes(model_bytes, sha256, path)
+    card = ModelCard.from_json(card_bytes.decode("utf-8"))
+    if card.sha256 and card.sha256 != digest:
+        raise IntegrityError(f"{path}: the card names sha256 {card.sha256}, the model file is {digest}")
+    try:
+        model = joblib.load(io.BytesIO(model_bytes))
+    except Exception as exc:  # an unreadable pickle can raise anything
+        raise BundleError(f"{path}: {MODEL_FILE} could not be loaded: {type(exc).__name__}: {exc}") from None
+    names = card.feature_names
+    n_in = getattr(model, "n_features_in_", len(names))
+    if n_in != len(names):
+        raise BundleError(f"{path}: the model takes {n_in} features, the card lists {len(names)}")
+    if card.output.kind == CLASSIFICATION:
+        classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
+        if list(classes) != list(card.output.classes):
+            raise BundleError(f"{path}: the model's classes {classes} differ from the card's {list(card.output.classes)}")
+    log.info("loaded model %s version %s from %s (sha256 %s verified)", card.name, card.version, path, digest)
+    return Bundle(model=model, card=replace(card, sha256=digest), source=path, sha256=digest)

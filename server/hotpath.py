@@ -1,0 +1,226 @@
+"""The prediction endpoints as a plain ASGI layer in front of FastAPI.
+
+``POST /predict`` and ``POST /v2/models/{name}/infer`` are the only hot paths, and most
+of a Python web request's cost is framework plumbing. Here they are served straight from
+the ASGI messages: read the body, parse it with orjson, validate, queue the rows for the
+micro-batcher, write the JSON answer. Every other request passes through to FastAPI with
+the model and request-id headers added. Nothing raised here escapes: client mistakes
+become 4xx bodies naming the field, anything else is logged and answered 422.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from modeldeploy.server import contract as c
+from modeldeploy.server.runtime import BatchResult
+from modeldeploy.server.validation import RequestError, check_content_type, error_json, parse_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modeldeploy.server.app import ServerState
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
+_PREFIX = secrets.token_hex(4)
+_COUNTER = itertools.count(1)
+_JSON = (b"content-type", b"application/json")
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def new_request_id() -> str:
+    """Unique per process and, by its random prefix, across replicas; cheaper than a uuid."""
+    return f"{_PREFIX}-{next(_COUNTER):x}"
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's ``x-request-id`` when it is sane, a fresh one otherwise."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            if _REQUEST_ID.match(value):
+                return value.decode("ascii")
+            break
+    return new_request_id()
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending its whole body."""
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise RequestError(413, "body", f"is larger than {limit} bytes")
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, "body", f"is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+class HotPath:
+    """ASGI middleware serving the prediction endpoints itself."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], state: "ServerState") -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "POST":
+            path = scope["path"]
+            if path == c.PREDICT_PATH:
+                await self._serve(scope, receive, send, None)
+                return
+            if path.startswith("/v2/models/"):
+                match = _INFER.match(path)
+                if match:
+                    await self._serve(scope, receive, send, match)
+                    return
+        await self._pass_through(scope, receive, send)
+
+    async def _pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI answers; we add the request id and the model's identity to its headers."""
+        request_id = request_id_from(scope["headers"])
+        scope.setdefault("state", {})["request_id"] = request_id
+        extra = self.state.identity_headers(request_id)
+
+        async def send_with_identity(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_identity)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, infer: re.Match[str] | None) -> None:
+        started = time.perf_counter()
+        state = self.state
+        headers = scope["headers"]
+        request_id = request_id_from(headers)
+        outcome = "client_error"
+        try:
+            if state.runtime is None:
+                raise RequestError(503, "model", state.not_ready_reason())
+            content_type = None
+            for name, value in headers:
+                if name == b"content-type":
+                    content_type = value
+                    break
+            check_content_type(content_type)
+            body = await read_body(receive, state.settings.max_body_bytes)
+            payload = parse_json(body)
+            if infer is None:
+                rows = state.schema.rows_from_predict(payload)
+                part = await state.batcher.submit(rows)
+                answer = self._predict_answer(part.result, part.start, part.stop, request_id)
+            else:
+                name, version = infer.group(1), infer.group(2)
+                if name != state.model_name:
+                    raise RequestError(404, "model", f"{name!r} is not served here (this is {state.model_name!r})")
+                if version is not None and version != state.model_version:
+                    raise RequestError(404, "version", f"{version!r} is not served here (this is {state.model_version!r})")
+                rows, client_id = state.schema.rows_from_infer(payload)
+                outputs = _requested_outputs(payload, state.runtime.classification)
+                part = await state.batcher.submit(rows)
+                answer = self._infer_answer(part.result, part.start, part.stop, request_id, client_id, outputs)
+            state.feedback.remember(request_id, part)
+            status, outcome = 200, "ok"
+        except RequestError as exc:
+            status, answer = exc.status, error_json(exc, state.identity(), request_id)
+        except ClientGone:
+            state.record_request("client_error", time.perf_counter() - started)
+            return
+        except Exception as exc:  # never a 5xx: log it, count it, answer plainly
+            log.exception("request %s could not be processed", request_id)
+            outcome = "server_error"
+            status = 422
+            answer = error_json(RequestError(422, "body", f"could not be processed ({type(exc).__name__})"),
+                                state.identity(), request_id)
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(answer)).encode()), *state.identity_headers(request_id)],
+        })
+        await send({"type": "http.response.body", "body": answer})
+        state.record_request(outcome, time.perf_counter() - started)
+
+    def _predict_answer(self, result: BatchResult, start: int, stop: int, request_id: str) -> bytes:
+        state = self.state
+        answer: dict[str, Any] = {
+            "model_name": state.model_name,
+            "model_version": state.model_version,
+            "request_id": request_id,
+            "predictions": result.values[start:stop],
+        }
+        if result.proba is not None:
+            answer["probabilities"] = result.proba[start:stop]
+            answer["classes"] = state.runtime.classes if state.runtime else []
+        return orjson.dumps(answer, option=_NUMPY)
+
+    def _infer_answer(self, result: BatchResult, start: int, stop: int, request_id: str,
+                      client_id: str | None, outputs: tuple[str, ...]) -> bytes:
+        state = self.state
+        rows = stop - start
+        tensors: list[dict[str, Any]] = []
+        if "predict" in outputs:
+            values = result.values[start:stop]
+            datatype = "INT64" if values.dtype.kind in "iu" else "FP64"
+            tensors.append({"name": "predict", "datatype": datatype, "shape": [rows], "data": values})
+        if "predict_proba" in outputs and result.proba is not None:
+            proba = result.proba[start:stop]
+            tensors.append({"name": "predict_proba", "datatype": "FP64", "shape": [rows, proba.shape[1]],
+                            "data": proba.ravel()})
+        return orjson.dumps({
+            "model_name": state.model_name,
+            "model_version": state.model_version,
+            "id": client_id if client_id is not None else request_id,
+            "parameters": {"request_id": request_id},
+            "outputs": tensors,
+        }, option=_NUMPY)
+
+
+def _requested_outputs(payload: dict[str, Any], classification: bool) -> tuple[str, ...]:
+    """The OIP ``outputs`` a client asked for (all of them when it did not say)."""
+    available = ("predict", "predict_proba") if classification else ("predict",)
+    asked = payload.get("outputs")
+    if asked is None:
+        return available
+    if type(asked) is not list:
+        raise RequestError(422, "outputs", "must be an array of {\"name\": ...} objects")
+    names = []
+    for i, item in enumerate(asked):
+        name = item.get("name") if type(item) is dict else None
+        if name not in available:
+            raise RequestError(422, f"outputs[{i}].name", f"must be one of {', '.join(available)}, got {name!r}")
+        names.append(name)
+    return tuple(names) or available

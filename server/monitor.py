@@ -1,0 +1,339 @@
+"""Live monitoring: request, prediction, drift and feedback bookkeeping, and its Prometheus view.
+
+State is plain numbers and numpy arrays updated once per batch (a few ``searchsorted`` and
+one ``bincount``), read by a custom collector only when Prometheus scrapes. That keeps the
+per-request cost to a handful of integer increments, and all of it happens on the event
+loop's thread, so no locks are needed.
+
+Every series is a counter or histogram (plus constant reference gauges), labelled with
+model, version and role, so sums over replicas and ``increase()`` over any window are
+meaningful; the README gives the PromQL for PSI, KS and prediction divergence.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from modeldeploy.server import contract as c
+from modeldeploy.server import stats
+from modeldeploy.server.card import CATEGORICAL, CLASSIFICATION, ModelCard
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+FEEDBACK_OUTCOMES = c.FEEDBACK_OUTCOMES
+
+
+class Histogram:
+    """A bucketed histogram of plain ints: one ``bisect`` and two additions per observation."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(float(b) for b in bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """Buckets as Prometheus wants them: ``(le, count of values <= le)``, ending in +Inf."""
+        out, running = [], 0
+        for bound, count in zip(self.bounds, self.counts):
+            running += count
+            out.append((_le(bound), running))
+        out.append(("+Inf", running + self.counts[-1]))
+        return out
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+def _le(bound: float) -> str:
+    return str(int(bound)) if bound == int(bound) and bound >= 1 else repr(bound)
+
+
+class Monitor:
+    """All live bookkeeping of one loaded model."""
+
+    def __init__(self, card: ModelCard, role: str, drift: bool = True, window: int = 5000) -> None:
+        self.card = card
+        self.role = role
+        self.drift_enabled = drift
+        self.labels = (card.name, card.version, role)
+        features = card.features
+        self._categorical = [f.kind == CATEGORICAL for f in features]
+        self._cuts: list[np.ndarray] = []
+        self.bin_labels: list[list[str]] = []
+        for spec in features:
+            ref = card.reference_for(spec.name)
+            if spec.kind == CATEGORICAL:
+                cuts = np.asarray(spec.categories, dtype=np.float64)
+                self.bin_labels.append([f"{v:g}" for v in spec.categories])
+            else:
+                cuts = np.asarray(ref.edges, dtype=np.float64)
+                self.bin_labels.append([str(i) for i in range(len(ref.edges) + 1)])
+            self._cuts.append(cuts)
+        sizes = [len(b) for b in self.bin_labels]
+        self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        self._total_bins = int(sum(sizes))
+        self.bin_counts = np.zeros(self._total_bins, dtype=np.int64)
+        self.window_rows = np.zeros((max(window, 1), len(features)), dtype=np.float64)
+        self.window_scores = np.zeros(max(window, 1), dtype=np.float64)
+        self._window_pos = 0
+        self.window_filled = 0
+
+        self.classification = card.output.kind == CLASSIFICATION
+        self.classes = tuple(card.output.classes)
+        self.requests = {outcome: 0 for outcome in c.OUTCOMES}
+        self.latency = Histogram(LATENCY_BUCKETS)
+        self.batch_rows = Histogram(BATCH_BUCKETS)
+        self.predictions = 0
+        self.prediction_sum = 0.0
+        self.prediction_sum_squares = 0.0
+        self.class_counts = np.zeros(max(len(self.classes), 1), dtype=np.int64)
+        self.feedback = {outcome: 0 for outcome in FEEDBACK_OUTCOMES}
+        self.feedback_abs_error = 0.0
+
+    # --- updates (hot path) -------------------------------------------------------------
+
+    def bin_indices(self, rows: np.ndarray) -> np.ndarray:
+        """Each value's reference bin, ``(rows, features)``, offset into one flat bin vector."""
+        out = np.empty(rows.shape, dtype=np.intp)
+        for j, cuts in enumerate(self._cuts):
+            side = "left" if self._categorical[j] else "right"
+            out[:, j] = np.searchsorted(cuts, rows[:, j], side=side)
+        out += self._offsets
+        return out
+
+    def observe_batch(self, rows: np.ndarray, scores: np.ndarray, class_index: np.ndarray | None) -> None:
+        """Account for one model call: prediction moments, class counts, and (if on) drift bins."""
+        n = len(rows)
+        self.batch_rows.observe(n)
+        self.predictions += n
+        self.prediction_sum += float(scores.sum())
+        self.prediction_sum_squares += float(np.dot(scores, scores))
+        if class_index is not None:
+            self.class_counts += np.bincount(class_index, minlength=self.class_counts.size)
+        if not self.drift_enabled:
+            return
+        self.bin_counts += np.bincount(self.bin_indices(rows).ravel(), minlength=self._total_bins)
+        self._remember(rows, scores)
+
+    def _remember(self, rows: np.ndarray, scores: np.ndarray) -> None:
+        """Keep the last ``window`` rows and scores in a ring buffer for ``/drift``."""
+        size = len(self.window_scores)
+        if len(rows) >= size:
+            rows, scores = rows[-size:], scores[-size:]
+        n = len(rows)
+        end = self._window_pos + n
+        if end <= size:
+            self.window_rows[self._window_pos:end] = rows
+            self.window_scores[self._window_pos:end] = scores
+        else:
+            first = size - self._window_pos
+            self.window_rows[self._window_pos:] = rows[:first]
+            self.window_rows[:n - first] = rows[first:]
+            self.window_scores[self._window_pos:] = scores[:first]
+            self.window_scores[:n - first] = scores[first:]
+        self._window_pos = end % size
+        self.window_filled = min(self.window_filled + n, size)
+
+    def observe_request(self, outcome: str, seconds: float) -> None:
+        self.requests[outcome] += 1
+        self.latency.observe(seconds)
+
+    def observe_feedback(self, labels: Sequence[float], classes: Sequence[Any], scores: Sequence[float]) -> tuple[int, int]:
+        """Record ground truth for earlier predictions; return (correct, incorrect)."""
+        right = sum(1 for y, k in zip(labels, classes) if y == k)
+        wrong = len(labels) - right
+        if self.classification:
+            self.feedback["correct"] += right
+            self.feedback["incorrect"] += wrong
+            positive = self.card.output.positive_class
+            errors = [abs((1.0 if y == positive else 0.0) - s) for y, s in zip(labels, scores)]
+        else:
+            errors = [abs(y - s) for y, s in zip(labels, scores)]
+        self.feedback_abs_error += float(sum(errors))
+        return right, wrong
+
+    # --- the drift report ---------------------------------------------------------------
+
+    def window(self) -> tuple[np.ndarray, np.ndarray]:
+        n = self.window_filled
+        return self.window_rows[:n] if n < len(self.window_scores) else self.window_rows, self.window_scores[:n]
+
+    def drift_report(self, alpha: float = 0.05, min_rows: int = 50) -> dict[str, Any]:
+        """Per-feature PSI, KS or chi-square over the recent window, Bonferroni-corrected."""
+        rows, scores = self.window()
+        n = len(scores)
+        report: dict[str, Any] = {
+            "window": {"rows": n, "capacity": len(self.window_scores)},
+            "alpha": alpha,
+            "enabled": self.drift_enabled,
+        }
+        if not self.drift_enabled:
+            report.update(verdict="disabled", drift=None, features=[])
+            return report
+        if n < min_rows:
+            report.update(verdict="insufficient_data", drift=None, features=[],
+                          message=f"{n} rows in the window, at least {min_rows} needed")
+            return report
+        flat = np.bincount(self.bin_indices(rows).ravel(), minlength=self._total_bins)
+        features: list[dict[str, Any]] = []
+        p_values: list[float] = []
+        for j, spec in enumerate(self.card.features):
+            ref = self.card.reference_for(spec.name)
+            counts = flat[self._offsets[j]:self._offsets[j] + len(self.bin_labels[j])]
+            if self._categorical[j]:
+                test, result = "chi_square", stats.chi_square(counts, ref.fractions)
+            else:
+                test, result = "ks", stats.ks_binned(counts, ref.fractions, self.card.reference_size)
+            value = stats.psi(counts, ref.fractions)
+            p_values.append(result.p_value)
+            features.append({
+                "feature": spec.name,
+                "kind": spec.kind,
+                "test": test,
+                "statistic": _finite(result.statistic),
+                "p_value": _finite(result.p_value),
+                "psi": _finite(value),
+                "psi_level": "major" if value > stats.PSI_MAJOR else "moderate" if value > stats.PSI_MODERATE else "stable",
+                "live_mean": float(rows[:, j].mean()),
+                "reference_mean": ref.mean,
+            })
+        rejected = stats.bonferroni_reject(p_values, alpha)
+        for entry, drifted in zip(features, rejected):
+            entry["drift"] = bool(drifted or entry["psi_level"] == "major")
+        pref = self.card.prediction_reference
+        ref_n = float(self.card.reference_size)
+        reference = stats.Moments(ref_n, pref.mean * ref_n, ref_n * (pref.std**2 + pref.mean**2))
+        live = stats.Moments.of(scores)
+        drifted_features = [f["feature"] for f in features if f["drift"]]
+        report.update(
+            corrected_alpha=stats.bonferroni_alpha(alpha, len(p_values)),
+            drift=bool(drifted_features),
+            verdict="drift" if drifted_features else "no_drift",
+            drifted_features=drifted_features,
+            features=features,
+            predictions={
+                "live_mean": live.mean,
+                "live_standard_error": live.standard_error,
+                "reference_mean": pref.mean,
+                "divergence_z": _finite(stats.divergence_z(live, reference)),
+            },
+        )
+        return report
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or Infinity: say ``null`` for NaN and a large number for infinity."""
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return 1e308 if value > 0 else -1e308
+    return float(value)
+
+
+def _counter_name(name: str) -> str:
+    return name[: -len("_total")] if name.endswith("_total") else name
+
+
+class MonitorCollector(Collector):
+    """Exports a ``Monitor`` at scrape time, into the app's own ``CollectorRegistry``."""
+
+    def __init__(self, monitor: Monitor, sha256: str) -> None:
+        self.monitor = monitor
+        self.sha256 = sha256
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.monitor
+        base = list(c.COMMON_LABELS)
+        lv = list(m.labels)
+
+        info = GaugeMetricFamily(c.METRIC_MODEL_INFO, "The loaded model (always 1), with its sha256.",
+                                 labels=base + [c.LABEL_SHA256])
+        info.add_metric(lv + [self.sha256], 1.0)
+        yield info
+
+        requests = CounterMetricFamily(_counter_name(c.METRIC_REQUESTS), "Prediction requests by outcome.",
+                                       labels=base + [c.LABEL_OUTCOME])
+        for outcome, count in m.requests.items():
+            requests.add_metric(lv + [outcome], count)
+        yield requests
+
+        latency = HistogramMetricFamily(c.METRIC_REQUEST_DURATION,
+                                        "Prediction request latency from body received to response sent.", labels=base)
+        latency.add_metric(lv, m.latency.cumulative(), m.latency.total)
+        yield latency
+
+        batches = HistogramMetricFamily(c.METRIC_BATCH_ROWS, "Rows per model call (micro-batch size).", labels=base)
+        batches.add_metric(lv, m.batch_rows.cumulative(), m.batch_rows.total)
+        yield batches
+
+        yield from self._feature_families(base, lv)
+
+        for name, doc, value in (
+            (c.METRIC_PREDICTIONS, "Predicted rows.", m.predictions),
+            (c.METRIC_PREDICTION_SUM, "Sum of the predicted value (P(positive class) for classifiers).", m.prediction_sum),
+            (c.METRIC_PREDICTION_SUM_SQUARES, "Sum of squares of the predicted value.", m.prediction_sum_squares),
+        ):
+            fam = CounterMetricFamily(_counter_name(name), doc, labels=base)
+            fam.add_metric(lv, value)
+            yield fam
+        if m.classification:
+            classes = CounterMetricFamily(_counter_name(c.METRIC_PREDICTION_CLASS), "Predicted rows by class.",
+                                          labels=base + [c.LABEL_CLASS])
+            for cls, count in zip(m.classes, m.class_counts.tolist()):
+                classes.add_metric(lv + [str(cls)], count)
+            yield classes
+
+        feedback = CounterMetricFamily(_counter_name(c.METRIC_FEEDBACK), "Labelled outcomes received on /feedback.",
+                                       labels=base + [c.LABEL_OUTCOME])
+        for outcome, count in m.feedback.items():
+            feedback.add_metric(lv + [outcome], count)
+        yield feedback
+        abs_err = CounterMetricFamily(_counter_name(c.METRIC_FEEDBACK_ABS_ERROR),
+                                      "Sum of |label - predicted value| over feedback rows.", labels=base)
+        abs_err.add_metric(lv, m.feedback_abs_error)
+        yield abs_err
+
+    def _feature_families(self, base: list[str], lv: list[str]) -> Iterator[Metric]:
+        m = self.monitor
+        labels = base + [c.LABEL_FEATURE, c.LABEL_BIN]
+        counts = CounterMetricFamily(_counter_name(c.METRIC_FEATURE_BIN), "Live values per reference bin.", labels=labels)
+        cumulative = CounterMetricFamily(_counter_name(c.METRIC_FEATURE_CUMULATIVE),
+                                         "Live values in this reference bin or any below it (for KS).", labels=labels)
+        ref = GaugeMetricFamily(c.METRIC_FEATURE_REFERENCE_FRACTION, "Reference share of each bin.", labels=labels)
+        ref_cum = GaugeMetricFamily(c.METRIC_FEATURE_REFERENCE_CUMULATIVE,
+                                    "Reference share of this bin and all below it (for KS).", labels=labels)
+        flat = m.bin_counts.tolist()
+        for j, spec in enumerate(m.card.features):
+            fractions = m.card.reference_for(spec.name).fractions
+            offset = int(m._offsets[j])
+            running, ref_running = 0, 0.0
+            for k, label in enumerate(m.bin_labels[j]):
+                value = flat[offset + k]
+                running += value
+                ref_running += fractions[k]
+                key = lv + [spec.name, label]
+                counts.add_metric(key, value)
+                cumulative.add_metric(key, running)
+                ref.add_metric(key, fractions[k])
+                ref_cum.add_metric(key, min(ref_running, 1.0))
+        yield counts
+        yield cumulative
+        yield ref
+        yield ref_cum

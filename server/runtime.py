@@ -1,0 +1,88 @@
+"""The loaded model as the server uses it: one call per batch, classes and scores from it.
+
+For a classifier ``predict_proba`` runs once per batch and everything else is derived
+from it: the predicted class is the arg-max (what ``predict`` itself does), and the value
+exported to the prediction-sum metrics is the positive class's probability, so a
+candidate that predicts differently shows as a shifted mean.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sklearn
+
+from modeldeploy.server.batching import Slice
+from modeldeploy.server.bundle import Bundle
+from modeldeploy.server.card import CLASSIFICATION
+from modeldeploy.server.monitor import Monitor
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Predictions for one batch. ``proba`` and ``class_index`` are ``None`` for regressors."""
+
+    values: np.ndarray
+    scores: np.ndarray
+    proba: np.ndarray | None
+    class_index: np.ndarray | None
+
+
+class ModelRuntime:
+    """Runs the verified pipeline on batches and feeds the monitor."""
+
+    def __init__(self, bundle: Bundle, monitor: Monitor) -> None:
+        self.bundle = bundle
+        self.monitor = monitor
+        card = bundle.card
+        self.classification = card.output.kind == CLASSIFICATION
+        model = bundle.model
+        if self.classification:
+            self._classes = np.asarray(model.classes_)
+            self.classes = [c.item() if hasattr(c, "item") else c for c in self._classes]
+            self._positive = self.classes.index(card.output.positive_class)
+        else:
+            self.classes = []
+
+    def predict(self, rows: np.ndarray) -> BatchResult:
+        """One model call for all rows. Inputs were validated, so sklearn's re-checks are off."""
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            if self.classification:
+                proba = self.bundle.model.predict_proba(rows)
+                index = proba.argmax(axis=1)
+                result = BatchResult(self._classes[index], np.ascontiguousarray(proba[:, self._positive]), proba, index)
+            else:
+                values = np.asarray(self.bundle.model.predict(rows), dtype=np.float64)
+                result = BatchResult(values, values, None, None)
+        self.monitor.observe_batch(rows, result.scores, result.class_index)
+        return result
+
+
+class FeedbackStore:
+    """Recent predictions by request id, so ``/feedback`` can score them; bounded, oldest out."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, Slice[BatchResult]] = OrderedDict()
+
+    def remember(self, request_id: str, part: Slice[BatchResult]) -> None:
+        items = self._items
+        items[request_id] = part
+        if len(items) > self.capacity:
+            items.popitem(last=False)
+
+    def take(self, request_id: str) -> Slice[BatchResult] | None:
+        """The predictions of ``request_id``, once: a second feedback for it finds nothing."""
+        return self._items.pop(request_id, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def slice_values(part: Slice[BatchResult]) -> tuple[list[Any], list[float]]:
+    """A request's predicted values and exported scores as plain lists."""
+    r = part.result
+    return r.values[part.start:part.stop].tolist(), r.scores[part.start:part.stop].tolist()

@@ -1,0 +1,33 @@
+"""The server's settings, one frozen value passed to ``create_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from modeldeploy.server.contract import DEFAULT_PORT
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one server process serves one bundle.
+
+    ``max_batch_wait_ms`` bounds how long a batch may wait for more requests to arrive;
+    ``drift=False`` turns off the per-batch drift bookkeeping (bin counts and the recent
+    window), which exists to measure what monitoring costs.
+    """
+
+    bundle: Path
+    sha256: str
+    role: str = "stable"
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    max_batch_rows: int = 256
+    max_batch_wait_ms: float = 2.0
+    max_request_rows: int = 1024
+    max_body_bytes: int = 4 * 1024 * 1024
+    drift: bool = True
+    drift_window: int = 5000
+    drift_alpha: float = 0.05
+    drift_min_rows: int = 50
+    feedback_capacity: int = 100_000

@@ -1,0 +1,342 @@
+"""Request validation against the card's input schema, on the hot path.
+
+Every rejection is a ``RequestError`` whose message names the field and the problem
+(``instances[3].error_pct: must be a number, got string``). The happy path is cheap: one
+type check per value in Python, then one numpy array per request whose values are checked
+with a handful of vectorised comparisons; the slow, precise search for the offending field
+runs only when something is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from modeldeploy.server.card import CATEGORICAL, INTEGER, ModelCard
+
+# Open Inference Protocol tensor types that carry numbers.
+NUMERIC_DATATYPES = frozenset({
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64",
+})
+
+
+class RequestError(Exception):
+    """A request the server refuses, with the HTTP status, the field and the problem."""
+
+    def __init__(self, status: int, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.status = status
+        self.field = field
+        self.problem = problem
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body; malformed JSON (including NaN and Infinity literals) is a 400."""
+    if not body:
+        raise RequestError(400, "body", "is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(400, "body", f"is not valid JSON: {exc}") from None
+
+
+def check_content_type(value: bytes | None) -> None:
+    """Only ``application/json`` (with any parameters) is accepted."""
+    if value is None:
+        raise RequestError(415, "content-type", "header is missing; send application/json")
+    media = value.split(b";", 1)[0].strip().lower()
+    if media != b"application/json":
+        raise RequestError(415, "content-type", f"is {value.decode('latin-1')!r}; send application/json")
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """The card's input schema compiled into arrays for vectorised checks."""
+
+    names: tuple[str, ...]
+    name_set: frozenset[str]
+    minimum: np.ndarray
+    maximum: np.ndarray
+    integer_columns: np.ndarray
+    categorical: tuple[tuple[int, np.ndarray], ...]
+    max_rows: int
+    index: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_card(cls, card: ModelCard, max_rows: int) -> "InputSchema":
+        specs = card.features
+        return cls(
+            names=card.feature_names,
+            name_set=frozenset(card.feature_names),
+            minimum=np.array([-math.inf if s.minimum is None else s.minimum for s in specs]),
+            maximum=np.array([math.inf if s.maximum is None else s.maximum for s in specs]),
+            integer_columns=np.array([i for i, s in enumerate(specs) if s.kind == INTEGER], dtype=np.intp),
+            categorical=tuple((i, np.asarray(s.categories, dtype=np.float64))
+                              for i, s in enumerate(specs) if s.kind == CATEGORICAL),
+            max_rows=max_rows,
+            index={name: i for i, name in enumerate(card.feature_names)},
+        )
+
+    # --- the plain ``/predict`` shape ---------------------------------------------------
+
+    def rows_from_predict(self, payload: Any) -> np.ndarray:
+        """``{"instances": [{feature: value, ...}, ...]}`` to a ``(rows, features)`` array."""
+        if type(payload) is not dict:
+            raise RequestError(422, "body", f"must be a JSON object with 'instances', got {_json_type(payload)}")
+        if len(payload) != 1 or "instances" not in payload:
+            if "instances" not in payload:
+                raise RequestError(422, "instances", "is missing")
+            extra = sorted(k for k in payload if k != "instances")
+            raise RequestError(422, extra[0], "is not an accepted field (only 'instances')")
+        instances = payload["instances"]
+        if type(instances) is not list:
+            raise RequestError(422, "instances", f"must be an array of objects, got {_json_type(instances)}")
+        self._check_count(len(instances), "instances")
+        names = self.names
+        name_set = self.name_set
+        width = len(names)
+        rows: list[list[Any]] = []
+        append = rows.append
+        for i, inst in enumerate(instances):
+            if type(inst) is not dict:
+                raise RequestError(422, f"instances[{i}]", f"must be an object of feature values, got {_json_type(inst)}")
+            if len(inst) != width or inst.keys() != name_set:
+                self._raise_keys(inst, f"instances[{i}]")
+            row = [inst[n] for n in names]
+            for v in row:
+                t = type(v)
+                if t is not float and t is not int:
+                    self._raise_types(row, f"instances[{i}].")
+            append(row)
+        arr = self._to_array(rows, lambda r, c: f"instances[{r}].{names[c]}")
+        self.check_values(arr, lambda r, c: f"instances[{r}].{names[c]}")
+        return arr
+
+    def _check_count(self, rows: int, field: str) -> None:
+        if rows == 0:
+            raise RequestError(422, field, "is empty; send at least one row")
+        if rows > self.max_rows:
+            raise RequestError(413, field, f"has {rows} rows, at most {self.max_rows} per request")
+
+    def _raise_keys(self, inst: dict[str, Any], where: str) -> None:
+        missing = [n for n in self.names if n not in inst]
+        if missing:
+            raise RequestError(422, f"{where}.{missing[0]}", "is missing")
+        extra = sorted(str(k) for k in inst if k not in self.name_set)
+        raise RequestError(422, f"{where}.{extra[0]}", f"is not a feature of this model (features: {', '.join(self.names)})")
+
+    def _raise_types(self, row: list[Any], where: str) -> None:
+        for name, v in zip(self.names, row):
+            if type(v) is not float and type(v) is not int:
+                raise RequestError(422, f"{where}{name}", f"must be a number, got {_json_type(v)}")
+
+    @staticmethod
+    def _to_array(rows: list[list[Any]], where: Callable[[int, int], str]) -> np.ndarray:
+        try:
+            return np.array(rows, dtype=np.float64)
+        except OverflowError:
+            for r, row in enumerate(rows):
+                for c, v in enumerate(row):
+                    try:
+                        float(v)
+                    except OverflowError:
+                        raise RequestError(422, where(r, c), "is too large to be a number") from None
+            raise RequestError(422, "body", "has a number too large to represent") from None
+
+    # --- value checks shared by both request shapes -------------------------------------
+
+    def check_values(self, arr: np.ndarray, where: Callable[[int, int], str]) -> None:
+        """Finite, inside the declared range, integral where integer, in vocabulary where categorical."""
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(arr) | (arr < self.minimum) | (arr > self.maximum)
+        if self.integer_columns.size:
+            ints = arr[:, self.integer_columns]
+            bad[:, self.integer_columns] |= ints != np.floor(ints)
+        for col, cats in self.categorical:
+            bad[:, col] |= ~np.isin(arr[:, col], cats)
+        if bad.any():
+            r, c = (int(v) for v in np.argwhere(bad)[0])
+            raise RequestError(422, where(r, c), self._value_problem(c, float(arr[r, c])))
+
+    def _value_problem(self, col: int, value: float) -> str:
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+        for c, cats in self.categorical:
+            if c == col:
+                allowed = ", ".join(f"{x:g}" for x in cats)
+                return f"{value:g} is not a known category (allowed: {allowed})"
+        if value < self.minimum[col]:
+            return f"must be at least {self.minimum[col]:g}, got {value:g}"
+        if value > self.maximum[col]:
+            return f"must be at most {self.maximum[col]:g}, got {value:g}"
+        return f"must be an integer, got {value:g}"
+
+    # --- the Open Inference Protocol shape ----------------------------------------------
+
+    def rows_from_infer(self, payload: Any) -> tuple[np.ndarray, str | None]:
+        """An OIP v2 inference request to rows, plus the client's ``id`` if it sent one.
+
+        Two layouts are accepted: one tensor of shape ``[rows, features]`` (features in the
+        card's order, data flat or nested), or one tensor per feature named after it, of
+        shape ``[rows]`` or ``[rows, 1]``.
+        """
+        if type(payload) is not dict:
+            raise RequestError(422, "body", f"must be a JSON object with 'inputs', got {_json_type(payload)}")
+        allowed = {"id", "inputs", "outputs", "parameters"}
+        for key in payload:
+            if key not in allowed:
+                raise RequestError(422, str(key), "is not a field of an inference request")
+        req_id = payload.get("id")
+        if req_id is not None and type(req_id) is not str:
+            raise RequestError(422, "id", f"must be a string, got {_json_type(req_id)}")
+        inputs = payload.get("inputs")
+        if inputs is None:
+            raise RequestError(422, "inputs", "is missing")
+        if type(inputs) is not list or not inputs:
+            raise RequestError(422, "inputs", "must be a non-empty array of tensors")
+        tensors = [self._tensor(t, i) for i, t in enumerate(inputs)]
+        width = len(self.names)
+        first_name, first_shape, _ = tensors[0]
+        single = len(tensors) == 1 and (
+            first_name not in self.index or (width > 1 and len(first_shape) == 2 and first_shape[1] == width))
+        if single:
+            name, shape, data = tensors[0]
+            if len(shape) != 2 or shape[1] != width:
+                raise RequestError(422, "inputs[0].shape", f"must be [rows, {width}] for one tensor of all features, got {shape}")
+            self._check_count(shape[0], "inputs[0].shape")
+            arr = np.asarray(data, dtype=np.float64).reshape(shape[0], width)
+            where: Callable[[int, int], str] = lambda r, c: f"inputs[0].data[{r * width + c}] ({self.names[c]}, row {r})"
+        else:
+            by_name: dict[str, tuple[int, list[int], list[Any]]] = {}
+            for i, (name, shape, data) in enumerate(tensors):
+                if name not in self.index:
+                    raise RequestError(422, f"inputs[{i}].name", f"{name!r} is not a feature of this model (features: {', '.join(self.names)})")
+                if name in by_name:
+                    raise RequestError(422, f"inputs[{i}].name", f"{name!r} is given twice")
+                if not (len(shape) == 1 or len(shape) == 2 and shape[1] == 1):
+                    raise RequestError(422, f"inputs[{i}].shape", f"must be [rows] or [rows, 1] for a per-feature tensor, got {shape}")
+                by_name[name] = (i, shape, data)
+            missing = [n for n in self.names if n not in by_name]
+            if missing:
+                raise RequestError(422, f"inputs.{missing[0]}", "is missing (send one tensor per feature, or one [rows, features] tensor)")
+            counts = {by_name[n][1][0] for n in self.names}
+            if len(counts) != 1:
+                raise RequestError(422, "inputs", f"per-feature tensors must have the same number of rows, got {sorted(counts)}")
+            rows = counts.pop()
+            self._check_count(rows, "inputs[0].shape")
+            arr = np.column_stack([np.asarray(by_name[n][2], dtype=np.float64) for n in self.names])
+            order = [by_name[n][0] for n in self.names]
+            where = lambda r, c: f"inputs[{order[c]}].data[{r}] ({self.names[c]})"
+        self.check_values(arr, where)
+        return arr, req_id
+
+    def _tensor(self, tensor: Any, i: int) -> tuple[str, list[int], list[Any]]:
+        """Check one OIP tensor: name, shape, datatype, and data matching the shape."""
+        where = f"inputs[{i}]"
+        if type(tensor) is not dict:
+            raise RequestError(422, where, f"must be a tensor object, got {_json_type(tensor)}")
+        for key in ("name", "shape", "datatype", "data"):
+            if key not in tensor:
+                raise RequestError(422, f"{where}.{key}", "is missing")
+        for key in tensor:
+            if key not in ("name", "shape", "datatype", "data", "parameters"):
+                raise RequestError(422, f"{where}.{key}", "is not a field of a tensor")
+        name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
+        if type(name) is not str:
+            raise RequestError(422, f"{where}.name", f"must be a string, got {_json_type(name)}")
+        if type(shape) is not list or not shape or any(type(d) is not int or d < 0 for d in shape):
+            raise RequestError(422, f"{where}.shape", f"must be an array of non-negative integers, got {shape!r}")
+        if datatype not in NUMERIC_DATATYPES:
+            raise RequestError(422, f"{where}.datatype", f"must be a numeric tensor type ({', '.join(sorted(NUMERIC_DATATYPES))}), got {datatype!r}")
+        flat = _flatten(data, f"{where}.data")
+        expected = math.prod(shape)
+        if len(flat) != expected:
+            raise RequestError(422, f"{where}.data", f"has {len(flat)} values, shape {shape} needs {expected}")
+        allow_bool = datatype == "BOOL"
+        for k, v in enumerate(flat):
+            t = type(v)
+            if t is not float and t is not int and not (allow_bool and t is bool):
+                raise RequestError(422, f"{where}.data[{k}]", f"must be a number, got {_json_type(v)}")
+        return name, shape, flat
+
+
+def _flatten(data: Any, where: str, max_depth: int = 4) -> list[Any]:
+    """OIP data may be flat or nested in row-major order; return it flat."""
+    if type(data) is not list:
+        raise RequestError(422, where, f"must be an array, got {_json_type(data)}")
+    if not data or type(data[0]) is not list:
+        return data
+    out: list[Any] = []
+
+    def walk(node: list[Any], depth: int) -> None:
+        if depth > max_depth:
+            raise RequestError(422, where, f"is nested more than {max_depth} levels deep")
+        for item in node:
+            if type(item) is list:
+                walk(item, depth + 1)
+            else:
+                out.append(item)
+
+    walk(data, 1)
+    return out
+
+
+def parse_feedback(payload: Any, classes: tuple[Any, ...] | None) -> tuple[str, list[float]]:
+    """``{"request_id": ID, "labels": [...]}`` (or ``"label": x`` for one row) to its parts."""
+    if type(payload) is not dict:
+        raise RequestError(422, "body", f"must be a JSON object, got {_json_type(payload)}")
+    for key in payload:
+        if key not in ("request_id", "labels", "label"):
+            raise RequestError(422, str(key), "is not an accepted field (request_id, labels or label)")
+    request_id = payload.get("request_id")
+    if request_id is None:
+        raise RequestError(422, "request_id", "is missing")
+    if type(request_id) is not str or not request_id:
+        raise RequestError(422, "request_id", f"must be a non-empty string, got {_json_type(request_id)}")
+    if ("labels" in payload) == ("label" in payload):
+        raise RequestError(422, "labels", "give either 'labels' (one per instance) or 'label' (one instance)")
+    labels = payload["labels"] if "labels" in payload else [payload["label"]]
+    field_name = "labels" if "labels" in payload else "label"
+    if type(labels) is not list or not labels:
+        raise RequestError(422, field_name, "must be a non-empty array")
+    out: list[float] = []
+    for k, v in enumerate(labels):
+        where = f"labels[{k}]" if field_name == "labels" else "label"
+        if type(v) not in (int, float) or not math.isfinite(v):
+            raise RequestError(422, where, f"must be a finite number, got {_json_type(v)}")
+        if classes is not None and v not in classes:
+            raise RequestError(422, where, f"{v!r} is not a class of this model ({', '.join(map(str, classes))})")
+        out.append(float(v))
+    return request_id, out
+
+
+def error_json(error: RequestError, model: tuple[str, str], request_id: str) -> bytes:
+    """The error body every 4xx carries: field, problem, model and request id."""
+    return orjson.dumps({
+        "error": {"field": error.field, "problem": error.problem, "message": str(error)},
+        "model_name": model[0],
+        "model_version": model[1],
+        "request_id": request_id,
+    })
