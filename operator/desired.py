@@ -1,0 +1,18 @@
+"""Everything a ModelDeployment owns for one decision of the engine, in apply order."""
+
+from __future__ import annotations
+
+from modeldeploy.operator.builders import Owner, deployment, services
+from modeldeploy.operator.model import Actions, Json, Spec
+from modeldeploy.operator.promrules import prometheus_rule
+from modeldeploy.operator.providers import traffic_objects
+
+
+def children(owner: Owner, spec: Spec, actions: Actions, *, with_rule: bool) -> list[Json]:
+    """Deployments first (a route never points at a Service without pods behind it)."""
+    objs: list[Json] = [deployment(owner, spec, dep) for dep in actions.deployments]
+    objs += services(owner, spec, actions)
+    objs += traffic_objects(owner, spec, actions)
+    if with_rule and actions.prometheus_rule:
+        objs.append(prometheus_rule(owner, spec))
+    return objs
