@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     from modeldeploy.server import cli as server_cli
 
     server_cli.register(commands)
+    from modeldeploy import fetch as fetch_cli
+
+    fetch_cli.register(commands)
     try:
         from modeldeploy.operator import cli as operator_cli
     except ImportError:  # pragma: no cover - the operator half is optional in an install
