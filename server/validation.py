@@ -268,7 +268,7 @@ class InputSchema:
             raise RequestError(422, f"{where}.name", f"must be a string, got {_json_type(name)}")
         if type(shape) is not list or not shape or any(type(d) is not int or d < 0 for d in shape):
             raise RequestError(422, f"{where}.shape", f"must be an array of non-negative integers, got {shape!r}")
-        if datatype not in NUMERIC_DATATYPES:
+        if type(datatype) is not str or datatype not in NUMERIC_DATATYPES:
             raise RequestError(422, f"{where}.datatype", f"must be a numeric tensor type ({', '.join(sorted(NUMERIC_DATATYPES))}), got {datatype!r}")
         flat = _flatten(data, f"{where}.data")
         expected = math.prod(shape)
