@@ -10,67 +10,17 @@ import re
 import subprocess
 from typing import Any
 
-import yaml
-
 from modeldeploy.server import contract
 
 import promsim as ps
-
-# Labels Prometheus adds to a model server's series from its pod (see the chart's README).
-TARGET_LABELS = {"namespace", "pod", "modeldeployment", "slot", "role"}
-HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-FUNCTIONS = {"abs", "clamp_min", "histogram_quantile", "increase", "ln", "max", "min", "rate",
-             "round", "sqrt", "sum"}
-KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
-            "group_right", "bool"}
-ALERTS = {"ModelFeatureDrift", "ModelPredictionDivergence", "ModelHighErrorRate",
-          "ModelHighLatency"}
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
-_MATCHERS = re.compile(r"\{([^}]*)\}")
-_RANGE = re.compile(r"\[[0-9smhdwy]+\]")
-_IDENT = re.compile(r"(?<![\w.:])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?")
-
-
-def tokens(expr: str) -> tuple[set[str], set[str], set[str]]:
-    """(metric names, label names, function names) used by a PromQL expression."""
-    labels: set[str] = set()
-    for m in _GROUPING.finditer(expr):
-        labels |= {x.strip() for x in m.group(2).split(",") if x.strip()}
-    expr = _GROUPING.sub(" ", expr)
-    for m in _MATCHERS.finditer(_STRING.sub('""', expr)):
-        labels |= set(re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", m.group(1)))
-    expr = _RANGE.sub("", _MATCHERS.sub("", _STRING.sub('""', expr)))
-    metrics: set[str] = set()
-    functions: set[str] = set()
-    for m in _IDENT.finditer(expr):
-        name = m.group(1)
-        if name in KEYWORDS:
-            continue
-        (functions if m.group(2) else metrics).add(name)
-    return metrics, labels, functions
-
-
-def _rules() -> list[dict[str, Any]]:
-    doc = yaml.safe_load(ps.RULES_FILE.read_text())
-    return [r for g in doc["groups"] for r in g["rules"]]
-
-
-def _contract_metrics() -> set[str]:
-    names = {v for k, v in vars(contract).items() if k.startswith("METRIC_")}
-    return names | {contract.METRIC_REQUEST_DURATION + s for s in HISTOGRAM_SUFFIXES}
-
-
-def _contract_labels() -> set[str]:
-    return {v for k, v in vars(contract).items() if k.startswith("LABEL_")} | {"le"}
-
+from promql_names import (ALERTS, FUNCTIONS, TARGET_LABELS, contract_labels,
+                          contract_metrics, rules, tokens)
 
 def test_promtool_check_rules_passes() -> None:
     proc = subprocess.run([ps.promtool_path(), "check", "rules", str(ps.RULES_FILE)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"SUCCESS: {len(_rules())} rules found" in proc.stdout
+    assert f"SUCCESS: {len(rules())} rules found" in proc.stdout
 
 
 def test_tokenizer_reads_names() -> None:
@@ -83,11 +33,11 @@ def test_tokenizer_reads_names() -> None:
 
 
 def test_rules_use_only_contract_metrics_and_labels() -> None:
-    recorded = {r["record"] for r in _rules() if "record" in r}
-    allowed_metrics = _contract_metrics() | recorded
-    allowed_labels = _contract_labels() | TARGET_LABELS
+    recorded = {r["record"] for r in rules() if "record" in r}
+    allowed_metrics = contract_metrics() | recorded
+    allowed_labels = contract_labels() | TARGET_LABELS
     used_raw: set[str] = set()
-    for rule in _rules():
+    for rule in rules():
         metrics, labels, functions = tokens(rule["expr"])
         name = rule.get("record") or rule.get("alert")
         assert metrics <= allowed_metrics, f"{name}: unknown metrics {metrics - allowed_metrics}"
@@ -102,20 +52,20 @@ def test_rules_use_only_contract_metrics_and_labels() -> None:
 
 
 def test_recorded_names_follow_level_metric_operation() -> None:
-    for rule in _rules():
+    for rule in rules():
         if "record" in rule:
             level, metric, *ops = rule["record"].split(":")
             assert level == "modeldeploy" and metric and len(ops) <= 1, rule["record"]
 
 
 def test_alerts_carry_the_labels_the_operator_matches() -> None:
-    alerts = {r["alert"]: r for r in _rules() if "alert" in r}
+    alerts = {r["alert"]: r for r in rules() if "alert" in r}
     assert set(alerts) == ALERTS
     for name, rule in alerts.items():
         # Every alert's expression starts from a series aggregated by exactly these labels.
         first_metric = re.match(r"\s*(?:abs\()?([a-z_:0-9]+)", rule["expr"])
         assert first_metric, name
-        source = next(r for r in _rules() if r.get("record") == first_metric.group(1))
+        source = next(r for r in rules() if r.get("record") == first_metric.group(1))
         _, labels, _ = tokens(source["expr"])
         assert {"namespace", "modeldeployment", "role"} <= labels | _inherited(source), name
         assert rule["labels"]["severity"] in {"warning", "critical"}
@@ -126,7 +76,7 @@ def _inherited(rule: dict[str, Any]) -> set[str]:
     """Labels a recorded series keeps from the recorded series it is computed from."""
     metrics, labels, _ = tokens(rule["expr"])
     out = set(labels)
-    for r in _rules():
+    for r in rules():
         if r.get("record") in metrics:
             out |= _inherited(r)
     return out
