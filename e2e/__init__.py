@@ -1,0 +1,1 @@
+"""End-to-end harness: a real local Kubernetes cluster built from Go modules, and its tests."""

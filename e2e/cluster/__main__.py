@@ -1,0 +1,67 @@
+"""`python -m e2e.cluster build|up|down|status|env`: the local cluster by hand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import Paths
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .build import build_all
+
+    build_all(Paths.default(), only=tuple(args.only or ()), nice=args.nice,
+              binaries_only=args.binaries_only)
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from .lifecycle import up
+
+    up(Paths.default())
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from .lifecycle import down
+
+    down(Paths.default())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .lifecycle import status
+
+    report = status(Paths.default())
+    for line in report.lines():
+        print(line)
+    return 0 if report.healthy else 1
+
+
+def _env(args: argparse.Namespace) -> int:
+    from .lifecycle import env_exports
+
+    print(env_exports(Paths.default()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m e2e.cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build binaries and images (cached)")
+    b.add_argument("--only", action="append", choices=["kubernetes", "etcd", "prometheus", "helm"],
+                   help="build only these Go targets (repeatable)")
+    b.add_argument("--binaries-only", action="store_true", help="skip the images")
+    b.add_argument("--nice", action="store_true", help="run Go builds at the lowest priority")
+    b.set_defaults(run=_build)
+    sub.add_parser("up", help="start the cluster (reuses a healthy one)").set_defaults(run=_up)
+    sub.add_parser("down", help="stop it and undo every change").set_defaults(run=_down)
+    sub.add_parser("status", help="what runs; exit 1 unless healthy").set_defaults(run=_status)
+    sub.add_parser("env", help="shell export lines for KUBECONFIG, PATH, ...").set_defaults(run=_env)
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

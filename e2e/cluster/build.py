@@ -1,0 +1,21 @@
+"""`build`: binaries, then images; each step is skipped when its cached output is current."""
+
+from __future__ import annotations
+
+import time
+
+from .config import Paths
+from .sh import say
+
+
+def build_all(paths: Paths, only: tuple[str, ...] = (), nice: bool = False,
+              binaries_only: bool = False) -> None:
+    from .gobuild import build_binaries
+
+    start = time.monotonic()
+    build_binaries(paths, only=only, nice=nice)
+    if not binaries_only and not only:
+        from .images import build_images
+
+        build_images(paths)
+    say(f"build: done in {time.monotonic() - start:.0f}s")
