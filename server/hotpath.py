@@ -97,17 +97,24 @@ class HotPath:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["method"] == "POST":
-            path = scope["path"]
-            if path == c.PREDICT_PATH:
-                await self._serve(scope, receive, send, None)
-                return
-            if path.startswith("/v2/models/"):
-                match = _INFER.match(path)
-                if match:
-                    await self._serve(scope, receive, send, match)
-                    return
+        path = scope["path"]
+        match = None
+        if path == c.PREDICT_PATH or path.startswith("/v2/models/") and (match := _INFER.match(path)):
+            if scope["method"] == "POST":
+                await self._serve(scope, receive, send, match)
+            else:
+                await self._refuse_method(scope, send)
+            return
         await self._pass_through(scope, receive, send)
+
+    async def _refuse_method(self, scope: Scope, send: Send) -> None:
+        request_id = request_id_from(scope["headers"])
+        error = RequestError(405, "method", f"{scope['method']} is not allowed on {scope['path']}; use POST")
+        answer = error_json(error, self.state.identity(), request_id)
+        await send({"type": "http.response.start", "status": 405,
+                    "headers": [_JSON, (b"allow", b"POST"), (b"content-length", str(len(answer)).encode()),
+                                *self.state.identity_headers(request_id)]})
+        await send({"type": "http.response.body", "body": answer})
 
     async def _pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
         """FastAPI answers; we add the request id and the model's identity to its headers."""
