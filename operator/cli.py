@@ -1,4 +1,4 @@
-"""Subcommands of the operator half: operator.
+"""Subcommands of the operator half: operator, crds.
 
 Registered without importing kopf or the Kubernetes client.
 """
@@ -6,7 +6,93 @@ Registered without importing kopf or the Kubernetes client.
 from __future__ import annotations
 
 import argparse
+import os
+
+OPERATOR_HELP = """\
+Run the ModelDeployment rollout operator (kopf underneath) with the current kubeconfig, or
+the in-cluster service account. It watches ModelDeployments (modeldeploy.io/v1alpha1) and
+their Deployments and Pods, rolls new model versions out by their strategy, asks Prometheus
+once per --analysis-interval which alerts fire, and writes every step to .status.
+
+Controls: kubectl annotate md NAME modeldeploy.io/control=pause|resume|promote|promote-full|
+abort|retry --overwrite (a value is applied once; add a suffix such as promote/2 to repeat).
+
+Two replicas: give each --peering NAME and a different --priority; the highest acts, the
+other waits and takes over when it goes away (needs kopf's KopfPeering CRDs).
+"""
 
 
 def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add the operator's subcommands to the ``modeldeploy`` parser."""
+    op = commands.add_parser("operator", help="run the rollout operator",
+                             description=OPERATOR_HELP,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    scope = op.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", dest="namespaces", action="append", default=[],
+                       metavar="NS", help="watch this namespace (repeatable)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true",
+                       help="watch every namespace (the default when no --namespace)")
+    op.add_argument("--prometheus-url", default=os.environ.get("MODELDEPLOY_PROMETHEUS_URL", ""),
+                    metavar="URL", help="Prometheus for analysis unless a ModelDeployment "
+                                        "sets spec.analysis.prometheusURL "
+                                        "(env MODELDEPLOY_PROMETHEUS_URL)")
+    op.add_argument("--server-image", default=os.environ.get("MODELDEPLOY_SERVER_IMAGE", ""),
+                    metavar="IMAGE", help="model server image when spec.server.image is empty "
+                                          "(env MODELDEPLOY_SERVER_IMAGE)")
+    op.add_argument("--kubeconfig", default=None, metavar="FILE",
+                    help="kubeconfig (default: in-cluster, then $KUBECONFIG or ~/.kube/config)")
+    op.add_argument("--resync-seconds", type=float, default=5.0, metavar="S",
+                    help="reconcile every ModelDeployment at least this often (default 5)")
+    op.add_argument("--analysis-interval", type=float, default=10.0, metavar="S",
+                    help="batched Prometheus poll period (default 10)")
+    op.add_argument("--metrics-port", type=int, default=9102, metavar="PORT",
+                    help="serve the operator's metrics on this port; 0 to disable "
+                         "(default 9102)")
+    op.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", metavar="URL",
+                    help="liveness endpoint (default http://0.0.0.0:8081/healthz); '' disables")
+    op.add_argument("--peering", default=None, metavar="NAME",
+                    help="peer with other replicas under this name (default: standalone)")
+    op.add_argument("--priority", type=int, default=0,
+                    help="peering priority; the highest acts (default 0)")
+    op.add_argument("--log-level", default="info",
+                    choices=["debug", "info", "warning", "error"])
+    op.set_defaults(run=run_operator)
+
+    crds = commands.add_parser("crds", help="write (or --check) crds/ from the CRD schema")
+    from modeldeploy.operator import crdgen
+
+    crdgen.add_arguments(crds)
+    crds.set_defaults(run=crdgen.run)
+
+
+def run_operator(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    import kopf
+
+    from modeldeploy.operator.handlers import Config, Runtime, build_registry
+    from modeldeploy.operator.kube import ApiClientKube
+    from modeldeploy.operator.metrics import OperatorMetrics
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
+    config = Config(namespaces=tuple(args.namespaces),
+                    all_namespaces=args.all_namespaces or not args.namespaces,
+                    prometheus_url=args.prometheus_url, server_image=args.server_image,
+                    resync_seconds=args.resync_seconds,
+                    analysis_interval=args.analysis_interval,
+                    metrics_port=args.metrics_port, liveness_endpoint=args.liveness,
+                    peering=args.peering, priority=args.priority, kubeconfig=args.kubeconfig)
+    kube = ApiClientKube.from_environment(args.kubeconfig)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runtime = Runtime(config=config, kube=kube, metrics=OperatorMetrics.create())
+    registry = build_registry(runtime)
+    kopf.run(loop=loop, registry=registry, clusterwide=config.all_namespaces,
+             namespaces=config.namespaces, standalone=config.peering is None,
+             peering_name=config.peering, priority=config.priority,
+             liveness_endpoint=config.liveness_endpoint or None)
+    return 0

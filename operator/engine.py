@@ -632,3 +632,9 @@ def analysis_role(spec: Spec, status: Json) -> str | None:
     run = _Run(spec=spec, st=copy.deepcopy(status or {}), obs=Observations(),
                now=datetime.min)
     return run.analysis_role() if run.active else None
+
+
+def sample_due(spec: Spec, status: Json, at: datetime) -> bool:
+    """Whether a sample taken at ``at`` would be consumed (so checks are worth running)."""
+    run = _Run(spec=spec, st=copy.deepcopy(status or {}), obs=Observations(), now=at)
+    return run.sample_is_new(AnalysisSample(at=at))

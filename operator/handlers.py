@@ -1,0 +1,308 @@
+"""kopf registrations: thin async handlers around the pure engine.
+
+One reconcile function serves create, update, resume and a timer (level-based: observe,
+decide, converge). Slots are observed through kopf indexes of Deployments and Pods (memory,
+not API calls); Prometheus through the shared batched poller. The order inside a reconcile
+is what makes a restart safe: apply the desired children first, then write the status, so
+a crash in between repeats the same (idempotent) decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import kopf
+
+from modeldeploy.operator import defaults as d
+from modeldeploy.operator import engine
+from modeldeploy.operator.analysis import Poller, PrometheusClient, Snapshot
+from modeldeploy.operator.builders import Owner
+from modeldeploy.operator.desired import children
+from modeldeploy.operator.kube import Kube, KubeError, merge_patch
+from modeldeploy.operator.metrics import OperatorMetrics
+from modeldeploy.operator.model import AnalysisSample, Observations, Spec, SpecError, parse_time
+from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
+from modeldeploy.operator.providers import PROMETHEUS_RULE_API, REQUIRED_API
+
+log = logging.getLogger("modeldeploy.operator")
+
+REAPPLY_SECONDS = 300.0  # re-apply unchanged children now and then (repairs manual edits)
+
+
+@dataclass
+class Config:
+    """Everything the command line decides."""
+
+    namespaces: tuple[str, ...] = ()
+    all_namespaces: bool = False
+    prometheus_url: str = ""
+    server_image: str = ""
+    resync_seconds: float = 5.0
+    analysis_interval: float = 10.0
+    metrics_port: int = 9102
+    liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
+    peering: str | None = None
+    priority: int = 0
+    kubeconfig: str | None = None
+
+
+@dataclass
+class Runtime:
+    """What the handlers share: the client, the poller, metrics, per-object locks."""
+
+    config: Config
+    kube: Kube
+    metrics: OperatorMetrics
+    poller: Poller | None = None
+    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    applied: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    warned: set[tuple[str, str, str]] = field(default_factory=set)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+def _digest(objs: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(objs, sort_keys=True).encode()).hexdigest()
+
+
+def observations(body: kopf.Body, deployments: Any, pods: Any) -> Observations:
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    slots = {}
+    for slot in d.SLOTS:
+        key = (ns, name, slot)
+        dep = next(iter(deployments.get(key, [])), None) if deployments is not None else None
+        slot_pods = list(pods.get(key, [])) if pods is not None else []
+        slots[slot] = slot_observation(dep, slot_pods)
+    control = (body["metadata"].get("annotations") or {}).get(d.ANNOTATION_CONTROL)
+    return Observations(slots=slots, control=control)
+
+
+async def analysis_sample(rt: Runtime, spec: Spec, status: dict[str, Any]) -> AnalysisSample | None:
+    """The latest batched snapshot for this ModelDeployment, plus its checks when due."""
+    active = bool(status.get("candidateRevision"))
+    starting = spec.template.revision not in (status.get("stableRevision"),
+                                              status.get("abortedRevision"))
+    if not (active or starting):
+        return None
+    url = spec.analysis.prometheus_url or rt.config.prometheus_url
+    if not url:
+        return AnalysisSample(at=rt.now(), error="no Prometheus: set spec.analysis."
+                                                 "prometheusURL or --prometheus-url")
+    assert rt.poller is not None
+    snap: Snapshot | None = rt.poller.want(url)
+    if snap is None:
+        return None
+    checks: tuple[Any, ...] = ()
+    if spec.analysis.checks and not snap.error and engine.sample_due(spec, status, snap.at):
+        role = engine.analysis_role(spec, status) or d.ROLE_CANDIDATE
+        client = rt.poller.client
+        checks = tuple(await asyncio.gather(*(
+            client.check(url, c, spec.namespace, spec.name, role)
+            for c in spec.analysis.checks)))
+    return snap.sample(spec.namespace, spec.name, checks)
+
+
+async def current_status(rt: Runtime, body: kopf.Body) -> dict[str, Any]:
+    """The status to decide on: the watch's, unless our own last write has not arrived yet."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    status = dict(body.get("status") or {})
+    written = rt.written.get(key)
+    if written is None or written[1] == status:
+        return status
+    if body["metadata"].get("resourceVersion") == written[0]:
+        return status
+    fresh = await rt.kube.get(d.KIND, *key)
+    return dict((fresh or {}).get("status") or {})
+
+
+async def apply_children(rt: Runtime, body: kopf.Body, spec: Spec, actions: Any) -> None:
+    key = (spec.namespace, spec.name)
+    owner = Owner.from_body(body)
+    with_rule = await rt.kube.has_api(*PROMETHEUS_RULE_API)
+    objs = children(owner, spec, actions, with_rule=with_rule)
+    needed = REQUIRED_API[spec.provider]
+    if needed and not await rt.kube.has_api(*needed):
+        objs = [o for o in objs if o["kind"] not in ("HTTPRoute", "VirtualService")]
+        warn = (spec.namespace, spec.name, spec.provider)
+        if warn not in rt.warned:
+            rt.warned.add(warn)
+            kopf.warn(body, reason="ProviderMissing",
+                      message=f"trafficProvider {spec.provider} needs {needed[0]}/{needed[1]} "
+                              f"{needed[2]}, which this cluster does not serve")
+    digest = _digest(objs)
+    last = rt.applied.get(key)
+    if last and last[0] == digest and time.monotonic() - last[1] < REAPPLY_SECONDS:
+        return
+    for obj in objs:
+        await rt.kube.apply(obj)
+    rt.applied[key] = (digest, time.monotonic())
+
+
+async def label_pods(rt: Runtime, spec: Spec, roles: dict[str, str], pods: Any) -> None:
+    """Set ``modeldeploy.io/role`` on running pods (templates never carry it: no restarts)."""
+    from modeldeploy.operator.builders import pod_role_patch
+
+    for slot, role in roles.items():
+        for pod in list(pods.get((spec.namespace, spec.name, slot), [])) if pods else []:
+            if pod["role"] != role and not pod["deleting"]:
+                try:
+                    await rt.kube.patch("Pod", spec.namespace, pod["name"], pod_role_patch(role))
+                except KubeError as exc:
+                    if exc.status != 404:
+                        raise
+
+
+def record_outcomes(rt: Runtime, old: dict[str, Any], new: dict[str, Any]) -> None:
+    old_top = (old.get("history") or [{}])[0]
+    new_top = (new.get("history") or [{}])[0]
+    if not new_top or new_top == old_top:
+        return
+    outcome = new_top.get("outcome", "")
+    rt.metrics.rollouts.labels(outcome=outcome).inc()
+    started, finished = parse_time(new_top.get("startedAt")), parse_time(new_top.get("finishedAt"))
+    if started and finished:
+        seconds = (finished - started).total_seconds()
+        if outcome in ("RolledBack", "Aborted"):
+            rt.metrics.time_to_rollback.observe(seconds)
+        elif outcome == "Promoted":
+            rt.metrics.rollout_duration.observe(seconds)
+
+
+async def reconcile(rt: Runtime, body: kopf.Body, deployments: Any, pods: Any,
+                    trigger: str) -> None:
+    ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    lock = rt.locks.setdefault((ns, name), asyncio.Lock())
+    async with lock:
+        rt.metrics.reconciles.labels(trigger=trigger).inc()
+        status = await current_status(rt, body)
+        try:
+            spec = Spec.from_body(dict(body), default_image=rt.config.server_image)
+        except SpecError as exc:
+            rt.metrics.errors.labels(kind="spec").inc()
+            if status.get("message") != f"invalid spec: {exc}":
+                kopf.warn(body, reason="InvalidSpec", message=str(exc))
+                await rt.kube.patch_status(d.KIND, ns, name, {"message": f"invalid spec: {exc}",
+                                                             "phase": "Degraded"})
+            return
+        obs = observations(body, deployments, pods)
+        sample = await analysis_sample(rt, spec, status)
+        obs = Observations(slots=obs.slots, control=obs.control, analysis=sample)
+        new_status, actions = engine.reconcile(spec, status, obs, rt.now())
+        try:
+            await apply_children(rt, body, spec, actions)
+            await label_pods(rt, spec, actions.pod_roles, pods)
+            patch = merge_patch(status, new_status)
+            if patch:
+                res = await rt.kube.patch_status(d.KIND, ns, name, patch)
+                rt.written[(ns, name)] = (res.get("metadata", {}).get("resourceVersion", ""),
+                                          new_status)
+        except KubeError as exc:
+            rt.metrics.errors.labels(kind="api").inc()
+            raise kopf.TemporaryError(f"{exc}", delay=5) from None
+        for event in actions.events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        record_outcomes(rt, status, new_status)
+
+
+def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
+    """Register every handler on a fresh registry (so the timer interval is configurable)."""
+    registry = kopf.OperatorRegistry()
+    res = (d.GROUP, d.VERSION, d.PLURAL)
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = d.FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix=d.GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=d.GROUP, key="last-handled-configuration")
+        settings.posting.level = logging.WARNING
+        settings.watching.inactivity_timeout = 600
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 60
+        await start_background(rt)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        rt.stop.set()
+        for task in rt.tasks:
+            task.cancel()
+        await asyncio.gather(*rt.tasks, return_exceptions=True)
+
+    @kopf.on.probe(id="prometheus", registry=registry)
+    def probe_prometheus(**_: Any) -> dict[str, str]:
+        if rt.poller is None:
+            return {}
+        return {url: snap.error or "ok" for url, snap in rt.poller.snapshots.items()}
+
+    @kopf.index("apps", "v1", "deployments", labels={d.LABEL_NAME: kopf.PRESENT,
+                                                     d.LABEL_SLOT: kopf.PRESENT},
+                registry=registry)
+    def md_deployments(body: kopf.Body, namespace: str, labels: Any,
+                       **_: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
+        return {(namespace, labels[d.LABEL_NAME], labels[d.LABEL_SLOT]):
+                deployment_summary(dict(body))}
+
+    @kopf.index("", "v1", "pods", labels={d.LABEL_NAME: kopf.PRESENT,
+                                          d.LABEL_SLOT: kopf.PRESENT},
+                registry=registry)
+    def md_pods(body: kopf.Body, namespace: str, labels: Any,
+                **_: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
+        return {(namespace, labels[d.LABEL_NAME], labels[d.LABEL_SLOT]): pod_summary(dict(body))}
+
+    @kopf.on.create(*res, registry=registry)
+    @kopf.on.update(*res, registry=registry)
+    @kopf.on.resume(*res, registry=registry)
+    async def on_change(body: kopf.Body, md_deployments: Any, md_pods: Any, reason: Any,
+                        **_: Any) -> None:
+        await reconcile(rt, body, md_deployments, md_pods, trigger=str(reason))
+
+    @kopf.timer(*res, interval=rt.config.resync_seconds, initial_delay=1.0, registry=registry)
+    async def resync(body: kopf.Body, md_deployments: Any, md_pods: Any, **_: Any) -> None:
+        await reconcile(rt, body, md_deployments, md_pods, trigger="timer")
+
+    @kopf.on.delete(*res, optional=True, registry=registry)
+    async def on_delete(body: kopf.Body, **_: Any) -> None:
+        """Children go with their owner (garbage collection); forget what we remember."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        for cache in (rt.locks, rt.applied, rt.written):
+            cache.pop(key, None)  # type: ignore[attr-defined]
+
+    return registry
+
+
+async def start_background(rt: Runtime) -> None:
+    """The Prometheus poller and the metrics endpoint (started once per operator)."""
+    import aiohttp
+    from prometheus_client import start_http_server
+
+    if rt.poller is None:
+        session = aiohttp.ClientSession()
+
+        def on_poll(url: str, snap: Snapshot, seconds: float) -> None:
+            rt.metrics.analysis_polls.labels(outcome="error" if snap.error else "ok").inc()
+            rt.metrics.analysis_poll_seconds.observe(seconds)
+
+        rt.poller = Poller(client=PrometheusClient(session), interval=rt.config.analysis_interval,
+                           on_poll=on_poll)
+
+        async def run_poller() -> None:
+            try:
+                await rt.poller.run(rt.stop)  # type: ignore[union-attr]
+            finally:
+                await session.close()
+
+        rt.tasks.append(asyncio.create_task(run_poller()))
+    if rt.config.metrics_port:
+        start_http_server(rt.config.metrics_port, registry=rt.metrics.registry)
