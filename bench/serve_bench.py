@@ -1,0 +1,297 @@
+"""Serving benchmark: our server against the textbook one, MLServer and a constant endpoint.
+
+One run, one machine, one model (the example GradientBoosting with 150 trees), one load
+generator (wrk with a Lua script that POSTs one row per request), 1, 16 and 64
+connections. Servers, all one process on 127.0.0.1:
+
+  ours           modeldeploy serve (drift bookkeeping on)
+  ours-no-drift  the same with --no-drift, for the cost of monitoring
+  textbook       FastAPI + pydantic + a pandas DataFrame + predict_proba per request
+  mlserver       MLServer 1.7.1, scikit-learn runtime, adaptive batching, its own venv
+  constant       FastAPI endpoint that reads the body and returns a constant
+
+Prints requests/s and p50/p99 per server and connection count, each ratio to ours, the
+monitoring cost, and how close ours comes to its floor (the constant endpoint's cost plus
+the model's own cost per row at the batch size reached). Figures, not a test: only
+ratios from one run count.
+
+    .venv/bin/python bench/serve_bench.py [--duration 8] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+MLSERVER_VENV = Path.home() / ".cache" / "modeldeploy" / "bench-mlserver-venv"
+MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
+CONNECTIONS = (1, 16, 64)
+ROW = {"request_rate": 412.5, "error_pct": 0.8, "p99_latency_ms": 190.2, "deploy_hour": 14, "is_weekend": 0}
+MODEL_NAME = "incident-predictor"
+
+
+@dataclass
+class Result:
+    server: str
+    connections: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready within {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def ensure_mlserver() -> Path:
+    """MLServer in its own virtual environment (its pins clash with ours)."""
+    python = MLSERVER_VENV / "bin" / "python"
+    mlserver = MLSERVER_VENV / "bin" / "mlserver"
+    if not mlserver.exists():
+        print(f"installing MLServer into {MLSERVER_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *MLSERVER_PACKAGES], check=True)
+    return mlserver
+
+
+def ensure_pandas() -> None:
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        print("installing the bench extra (pandas) for the textbook server ...", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[bench]"], check=True)
+
+
+def lua_script(path: Path, body: bytes) -> Path:
+    path.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n")
+    return path
+
+
+_LAT = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, script: Path, connections: int, duration: float) -> tuple[float, float, float, int]:
+    """One wrk run: (requests/s, p50 ms, p99 ms, non-2xx or socket errors)."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = {p: _ms(v, u) for p, v, u in _LAT.findall(out)}
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses:\s+(\d+)", r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"):
+        m = re.search(pattern, out)
+        if m:
+            errors += sum(int(g) for g in m.groups())
+    return rps, lat["50"], lat["99"], errors
+
+
+def measure(name: str, url: str, script: Path, duration: float, warmup: float) -> list[Result]:
+    results = []
+    for connections in CONNECTIONS:
+        run_wrk(url, script, connections, warmup)
+        rps, p50, p99, errors = run_wrk(url, script, connections, duration)
+        results.append(Result(name, connections, rps, p50, p99, errors))
+        print(f"  {name:14s} c={connections:<3d} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
+              + (f"  ERRORS {errors}" if errors else ""), flush=True)
+    return results
+
+
+def uvicorn_cmd(python: str, app: str, port: int) -> list[str]:
+    return [python, "-m", "uvicorn", "--app-dir", str(BENCH), app, "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+
+
+def mean_batch_rows(url: str) -> float:
+    """Rows per model call, from our own metrics."""
+    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+    total = sum(float(v) for v in re.findall(r"^modeldeploy_batch_rows_sum\{[^}]*\} (\S+)$", text, re.M))
+    count = sum(float(v) for v in re.findall(r"^modeldeploy_batch_rows_count\{[^}]*\} (\S+)$", text, re.M))
+    return total / count if count else 1.0
+
+
+def model_seconds_per_call(bundle: Path, sha: str, rows: int, repeat: int = 300) -> float:
+    """What one predict_proba call costs in-process at a given batch size."""
+    import numpy as np
+
+    from modeldeploy.server.bundle import load_bundle
+    from modeldeploy.server.examples import generate_traffic
+
+    model = load_bundle(bundle, sha).model
+    x = np.ascontiguousarray(generate_traffic(max(rows, 1), seed=3))
+    import sklearn
+
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        model.predict_proba(x)
+        start = time.perf_counter()
+        for _ in range(repeat):
+            model.predict_proba(x)
+    return (time.perf_counter() - start) / repeat
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per server and connection count")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each measurement")
+    parser.add_argument("--skip-mlserver", action="store_true", help="leave MLServer out (no venv install)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian package wrk; scripts/setup.sh installs it)", file=sys.stderr)
+        return 2
+    ensure_pandas()
+    mlserver = None if args.skip_mlserver else ensure_mlserver()
+
+    from modeldeploy.server.contract import MODEL_FILE
+    from modeldeploy.server.examples import build_example
+
+    python = sys.executable
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="modeldeploy-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        card = build_example(tmp / "bundle", "1", "good", seed=0)
+        bundle, sha = tmp / "bundle", card.sha256
+        ours_body = json.dumps({"instances": [ROW]}).encode()
+        v2_body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 5], "datatype": "FP64",
+                                          "data": list(ROW.values())}],
+                              "outputs": [{"name": "predict_proba"}]}).encode()
+        predict_lua = lua_script(tmp / "predict.lua", ours_body)
+        v2_lua = lua_script(tmp / "v2.lua", v2_body)
+        print(f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+              f"Python {platform.python_version()}; wrk -t1, {args.duration:g} s per point after {args.warmup:g} s warm-up",
+              flush=True)
+
+        servers: list[tuple[str, list[str], str, str, Path, bytes, dict[str, str]]] = []
+        for name, extra in (("ours", []), ("ours-no-drift", ["--no-drift"])):
+            port = free_port()
+            servers.append((name, [python, "-m", "modeldeploy", "serve", str(bundle), "--sha256", sha,
+                                   "--port", str(port), "--log-level", "warning", *extra],
+                            f"http://127.0.0.1:{port}/v2/health/ready", f"http://127.0.0.1:{port}/predict", predict_lua, ours_body, {}))
+        port = free_port()
+        servers.append(("textbook", uvicorn_cmd(python, "textbook_server:app", port), f"http://127.0.0.1:{port}/health",
+                        f"http://127.0.0.1:{port}/predict", predict_lua, ours_body, {"MODEL_PATH": str(bundle / MODEL_FILE)}))
+        if mlserver is not None:
+            port = free_port()
+            folder = tmp / "mlserver"
+            (folder / MODEL_NAME).mkdir(parents=True)
+            shutil.copy(bundle / MODEL_FILE, folder / MODEL_NAME / MODEL_FILE)
+            (folder / "settings.json").write_text(json.dumps({
+                "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
+                "parallel_workers": 0, "debug": False, "host": "127.0.0.1"}))
+            (folder / MODEL_NAME / "model-settings.json").write_text(json.dumps({
+                "name": MODEL_NAME, "implementation": "mlserver_sklearn.SKLearnModel",
+                "max_batch_size": 64, "max_batch_time": 0.002,
+                "parameters": {"uri": f"./{MODEL_FILE}", "version": "1"}}))
+            servers.append(("mlserver", [str(mlserver), "start", str(folder)],
+                            f"http://127.0.0.1:{port}/v2/health/ready",
+                            f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer", v2_lua, v2_body, {}))
+        port = free_port()
+        servers.append(("constant", uvicorn_cmd(python, "constant_server:app", port), f"http://127.0.0.1:{port}/health",
+                        f"http://127.0.0.1:{port}/predict", predict_lua, ours_body, {}))
+
+        batch_at_16 = 1.0
+        for name, cmd, ready, url, script, body, extra_env in servers:
+            log = open(tmp / f"{name}.log", "wb")
+            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra_env}, cwd=tmp)
+            try:
+                wait_http(ready, process)
+                probe_request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(probe_request, timeout=10) as probe:
+                    assert probe.status == 200, f"{name}: probe answered {probe.status}"
+                results += measure(name, url, script, args.duration, args.warmup)
+                if name == "ours":
+                    batch_at_16 = mean_batch_rows(url.rsplit("/", 1)[0])
+            except Exception:
+                print((tmp / f"{name}.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+                raise
+            finally:
+                stop(process)
+                log.close()
+
+        report(results, batch_at_16, model_seconds_per_call(bundle, sha, max(int(round(batch_at_16)), 1)))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    return 0
+
+
+def report(results: list[Result], batch_rows: float, model_call_s: float) -> None:
+    by = {(r.server, r.connections): r for r in results}
+    names = list(dict.fromkeys(r.server for r in results))
+    print("\n| server | conns | req/s | p50 ms | p99 ms | ours / this (req/s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in names:
+        for c in CONNECTIONS:
+            r, ours = by[(name, c)], by[("ours", c)]
+            ratio = ours.requests_per_s / r.requests_per_s if r.requests_per_s else float("nan")
+            print(f"| {name} | {c} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {ratio:.2f}x |")
+    ours = by[("ours", 16)]
+    print("\nat 16 connections:")
+    for name, goal in (("textbook", 8.0), ("mlserver", 4.0)):
+        if (name, 16) in by:
+            other = by[(name, 16)]
+            ratio = ours.requests_per_s / other.requests_per_s
+            print(f"  ours / {name}: {ratio:.1f}x req/s (goal >= {goal:g}x), p99 {ours.p99_ms:.2f} ms vs {other.p99_ms:.2f} ms"
+                  f" ({'lower' if ours.p99_ms < other.p99_ms else 'NOT lower'})")
+    const = by[("constant", 16)]
+    print(f"  ours / constant: {ours.requests_per_s / const.requests_per_s:.2f}x req/s (goal >= 0.4x)")
+    off = by[("ours-no-drift", 16)]
+    print(f"  monitoring cost: drift bookkeeping on {ours.requests_per_s:,.0f} req/s vs off {off.requests_per_s:,.0f} req/s "
+          f"({(1 - ours.requests_per_s / off.requests_per_s) * 100:+.1f}% throughput)")
+    floor_s = 1.0 / const.requests_per_s + model_call_s / batch_rows
+    print(f"  floor: constant endpoint {1e6 / const.requests_per_s:.0f} us + model {model_call_s * 1e6:.0f} us per call "
+          f"/ {batch_rows:.1f} rows per call = {floor_s * 1e6:.0f} us per request = {1 / floor_s:,.0f} req/s; "
+          f"ours reaches {ours.requests_per_s * floor_s * 100:.0f}% of it")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
