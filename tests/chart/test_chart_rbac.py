@@ -100,5 +100,5 @@ def test_rbac_can_be_left_to_the_user(tmp_path: Path) -> None:
     kinds = {m["kind"] for m in manifests}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
                         "ServiceAccount"}
-    pod = hc.one(manifests, "Deployment")["spec"]["template"]["spec"]
+    pod = hc.one(manifests, "StatefulSet")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "existing"

@@ -85,7 +85,7 @@ def test_every_object_labelled_and_namespaced(rendered: dict[str, list[hc.Manife
 
 def test_operator_pods_are_restricted(rendered: dict[str, list[hc.Manifest]]) -> None:
     for name, manifests in rendered.items():
-        spec = hc.one(manifests, "Deployment")["spec"]["template"]["spec"]
+        spec = hc.one(manifests, "StatefulSet")["spec"]["template"]["spec"]
         assert restricted_violations(spec) == [], name
         container = spec["containers"][0]
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -104,36 +104,44 @@ def test_restricted_checker_catches_violations() -> None:
 
 
 def _args(manifests: list[hc.Manifest]) -> list[str]:
-    return hc.one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    return hc.one(manifests, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
-def test_deployment_defaults(rendered: dict[str, list[hc.Manifest]]) -> None:
-    dep = hc.one(rendered["defaults"], "Deployment")
+def test_operator_defaults(rendered: dict[str, list[hc.Manifest]]) -> None:
+    dep = hc.one(rendered["defaults"], "StatefulSet")
     assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["podManagementPolicy"] == "Parallel"
+    assert dep["spec"]["serviceName"] == hc.one(rendered["defaults"], "Service")["metadata"]["name"]
     pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
     assert c["image"] == "localhost/modeldeploy-operator:dev"
     assert c["imagePullPolicy"] == "IfNotPresent"
     assert c["args"] == ["operator", "--all-namespaces",
                          "--prometheus-url=http://prometheus-operated.monitoring.svc:9090",
-                         "--server-image=localhost/modeldeploy-server:dev"]
+                         "--server-image=localhost/modeldeploy-server:dev",
+                         "--peering=modeldeploy", "--priority=$(POD_INDEX)",
+                         "--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=9090",
+                         "--log-level=info"]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"health": 8080,
                                                                    "metrics": 9090}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # Each replica peers with its own priority: the StatefulSet's pod index.
     env = {e["name"]: e for e in c["env"]}
-    assert env["MODELDEPLOY_PEERING"]["value"] == "modeldeploy"
-    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.labels['apps.kubernetes.io/pod-index']"
     assert pod["serviceAccountName"] == "md-modeldeploy"
     selector = dep["spec"]["selector"]["matchLabels"]
     assert selector.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
 
 
-def test_deployment_follows_values(rendered: dict[str, list[hc.Manifest]]) -> None:
-    c = hc.one(rendered["custom-images"], "Deployment")["spec"]["template"]["spec"]["containers"][0]
+def test_operator_follows_values(rendered: dict[str, list[hc.Manifest]]) -> None:
+    c = hc.one(rendered["custom-images"], "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
     assert c["image"] == "registry.example/ops/modeldeploy-operator:1.2.3"
     assert c["imagePullPolicy"] == "Always"
     assert "--server-image=registry.example/ops/modeldeploy-server:1.2.3" in c["args"]
     assert "--prometheus-url=http://prom.monitoring:9090" in c["args"]
+    assert "--liveness=http://0.0.0.0:18080/healthz" in c["args"]
+    assert "--metrics-port=19090" in c["args"]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"health": 18080,
                                                                    "metrics": 19090}
     svc = hc.one(rendered["custom-images"], "Service")
@@ -144,7 +152,7 @@ def test_deployment_follows_values(rendered: dict[str, list[hc.Manifest]]) -> No
 
 def test_pdb_and_network_policy(rendered: dict[str, list[hc.Manifest]]) -> None:
     pdb = hc.one(rendered["defaults"], "PodDisruptionBudget")
-    dep = hc.one(rendered["defaults"], "Deployment")
+    dep = hc.one(rendered["defaults"], "StatefulSet")
     assert pdb["spec"]["minAvailable"] == 1
     assert pdb["spec"]["selector"] == dep["spec"]["selector"]
     assert not hc.by_kind(rendered["single-replica"], "PodDisruptionBudget")
