@@ -286,7 +286,7 @@ def report(results: list[Result], batch_rows: float, model_call_s: float) -> Non
     print(f"  ours / constant: {ours.requests_per_s / const.requests_per_s:.2f}x req/s (goal >= 0.4x)")
     off = by[("ours-no-drift", 16)]
     print(f"  monitoring cost: drift bookkeeping on {ours.requests_per_s:,.0f} req/s vs off {off.requests_per_s:,.0f} req/s "
-          f"({(1 - ours.requests_per_s / off.requests_per_s) * 100:+.1f}% throughput)")
+          f"(costs {(1 - ours.requests_per_s / off.requests_per_s) * 100:.1f}% of throughput; negative: within noise)")
     floor_s = 1.0 / const.requests_per_s + model_call_s / batch_rows
     print(f"  floor: constant endpoint {1e6 / const.requests_per_s:.0f} us + model {model_call_s * 1e6:.0f} us per call "
           f"/ {batch_rows:.1f} rows per call = {floor_s * 1e6:.0f} us per request = {1 / floor_s:,.0f} req/s; "

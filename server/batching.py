@@ -16,11 +16,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, Union
 
 import numpy as np
 
 R = TypeVar("R")
+Rows = Union[np.ndarray, list[list[float | int]]]
 
 # Loop turns without a new arrival after which the drainer stops waiting: a request needs
 # one turn for its bytes to be read and one for its handler to run.
@@ -43,12 +44,12 @@ class MicroBatcher(Generic[R]):
         self._predict = predict
         self.max_rows = max_rows
         self.max_wait = max_wait
-        self._pending: list[tuple[np.ndarray, asyncio.Future[Slice[R]]]] = []
+        self._pending: list[tuple[Rows, asyncio.Future[Slice[R]]]] = []
         self._pending_rows = 0
         self._draining = False
 
-    async def submit(self, rows: np.ndarray) -> Slice[R]:
-        """Queue ``rows`` and wait for their predictions."""
+    async def submit(self, rows: Rows) -> Slice[R]:
+        """Queue ``rows`` (an array, or a list of rows of numbers) and wait for their predictions."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Slice[R]] = loop.create_future()
         self._pending.append((rows, future))
@@ -69,7 +70,7 @@ class MicroBatcher(Generic[R]):
             if time.perf_counter() >= deadline:
                 break
 
-    def _take(self) -> list[tuple[np.ndarray, asyncio.Future[Slice[R]]]]:
+    def _take(self) -> list[tuple[Rows, asyncio.Future[Slice[R]]]]:
         """The oldest requests up to ``max_rows`` (always at least one)."""
         taken, rows = 0, 0
         for block, _ in self._pending:
@@ -86,10 +87,8 @@ class MicroBatcher(Generic[R]):
             while self._pending:
                 await self._gather()
                 batch = self._take()
-                blocks = [rows for rows, _ in batch]
-                matrix = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
                 try:
-                    result = self._predict(matrix)
+                    result = self._predict(_stack([rows for rows, _ in batch]))
                 except Exception as exc:  # handed to every waiting request
                     for _, future in batch:
                         if not future.done():
@@ -103,3 +102,12 @@ class MicroBatcher(Generic[R]):
                     start = stop
         finally:
             self._draining = False
+
+
+def _stack(blocks: list[Rows]) -> np.ndarray:
+    """One float64 array of all the rows of a batch, built once."""
+    if len(blocks) == 1:
+        return np.asarray(blocks[0], dtype=np.float64)
+    if all(type(b) is list for b in blocks):
+        return np.array([row for block in blocks for row in block], dtype=np.float64)
+    return np.concatenate([np.asarray(b, dtype=np.float64) for b in blocks])

@@ -74,6 +74,8 @@ METRIC_MODEL_INFO: Final = "modeldeploy_model_info"  # gauge, 1 per loaded model
 METRIC_FEATURE_CUMULATIVE: Final = "modeldeploy_feature_cumulative_total"  # {feature, bin}
 METRIC_FEATURE_REFERENCE_CUMULATIVE: Final = "modeldeploy_feature_reference_cumulative_fraction"  # gauge
 METRIC_BATCH_ROWS: Final = "modeldeploy_batch_rows"  # histogram: rows per model call
+# Rows of the reference data (gauge): the KS test's second sample size.
+METRIC_REFERENCE_ROWS: Final = "modeldeploy_reference_rows"
 LABEL_SHA256: Final = "sha256"
 
 OUTCOMES: Final = ("ok", "client_error", "server_error")

@@ -283,6 +283,11 @@ class MonitorCollector(Collector):
         batches.add_metric(lv, m.batch_rows.cumulative(), m.batch_rows.total)
         yield batches
 
+        reference_rows = GaugeMetricFamily(c.METRIC_REFERENCE_ROWS, "Rows of the reference data the bins come from.",
+                                           labels=base)
+        reference_rows.add_metric(lv, float(m.card.reference_size))
+        yield reference_rows
+
         yield from self._feature_families(base, lv)
 
         for name, doc, value in (

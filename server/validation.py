@@ -19,6 +19,9 @@ import orjson
 
 from modeldeploy.server.card import CATEGORICAL, INTEGER, ModelCard
 
+# The largest finite float: integers beyond it cannot become numbers.
+_LARGEST = float(np.finfo(np.float64).max)
+
 # Open Inference Protocol tensor types that carry numbers.
 NUMERIC_DATATYPES = frozenset({
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64",
@@ -83,6 +86,8 @@ class InputSchema:
     categorical: tuple[tuple[int, np.ndarray], ...]
     max_rows: int
     index: dict[str, int] = field(default_factory=dict)
+    # Per column (minimum, maximum, integral, categories or None) for the per-value checks.
+    columns: tuple[tuple[float, float, bool, frozenset[float] | None], ...] = ()
 
     @classmethod
     def from_card(cls, card: ModelCard, max_rows: int) -> "InputSchema":
@@ -97,12 +102,23 @@ class InputSchema:
                               for i, s in enumerate(specs) if s.kind == CATEGORICAL),
             max_rows=max_rows,
             index={name: i for i, name in enumerate(card.feature_names)},
+            columns=tuple(
+                (-_LARGEST if s.minimum is None else max(s.minimum, -_LARGEST),
+                 _LARGEST if s.maximum is None else min(s.maximum, _LARGEST),
+                 s.kind == INTEGER,
+                 frozenset(float(c) for c in s.categories) if s.kind == CATEGORICAL else None)
+                for s in specs),
         )
 
     # --- the plain ``/predict`` shape ---------------------------------------------------
 
-    def rows_from_predict(self, payload: Any) -> np.ndarray:
-        """``{"instances": [{feature: value, ...}, ...]}`` to a ``(rows, features)`` array."""
+    def rows_from_predict(self, payload: Any) -> list[list[float | int]]:
+        """``{"instances": [{feature: value, ...}, ...]}`` to rows of numbers in the card's order.
+
+        Values are checked one by one in plain Python (a few comparisons each), which for the
+        small requests of online serving is cheaper than building and checking an array;
+        the batcher makes one array of all the rows of a batch.
+        """
         if type(payload) is not dict:
             raise RequestError(422, "body", f"must be a JSON object with 'instances', got {_json_type(payload)}")
         if len(payload) != 1 or "instances" not in payload:
@@ -117,6 +133,7 @@ class InputSchema:
         names = self.names
         name_set = self.name_set
         width = len(names)
+        columns = self.columns
         rows: list[list[Any]] = []
         append = rows.append
         for i, inst in enumerate(instances):
@@ -125,14 +142,33 @@ class InputSchema:
             if len(inst) != width or inst.keys() != name_set:
                 self._raise_keys(inst, f"instances[{i}]")
             row = [inst[n] for n in names]
-            for v in row:
+            for v, (low, high, integral, categories) in zip(row, columns):
                 t = type(v)
-                if t is not float and t is not int:
-                    self._raise_types(row, f"instances[{i}].")
+                if t is float:
+                    # v - v is 0.0 only for finite v; NaN and infinities fail here.
+                    if v - v != 0.0 or (integral and not v.is_integer()):
+                        self._raise_row(row, i)
+                elif t is not int:
+                    self._raise_row(row, i)
+                if v < low or v > high or (categories is not None and v not in categories):
+                    self._raise_row(row, i)
             append(row)
-        arr = self._to_array(rows, lambda r, c: f"instances[{r}].{names[c]}")
-        self.check_values(arr, lambda r, c: f"instances[{r}].{names[c]}")
-        return arr
+        return rows
+
+    def _raise_row(self, row: list[Any], i: int) -> None:
+        """Name the first bad value of a row that failed the quick checks."""
+        for name, v, (low, high, integral, categories) in zip(self.names, row, self.columns):
+            where = f"instances[{i}].{name}"
+            if type(v) is not float and type(v) is not int:
+                raise RequestError(422, where, f"must be a number, got {_json_type(v)}")
+            if type(v) is int and abs(v) > _LARGEST:
+                raise RequestError(422, where, "is too large to be a number")
+            value = float(v)
+            c = self.index[name]
+            if (not math.isfinite(value) or value < low or value > high or (integral and not value.is_integer())
+                    or (categories is not None and value not in categories)):
+                raise RequestError(422, where, self._value_problem(c, value))
+        raise RequestError(422, f"instances[{i}]", "has an invalid value")  # pragma: no cover - unreachable
 
     def _check_count(self, rows: int, field: str) -> None:
         if rows == 0:
@@ -146,24 +182,6 @@ class InputSchema:
             raise RequestError(422, f"{where}.{missing[0]}", "is missing")
         extra = sorted(str(k) for k in inst if k not in self.name_set)
         raise RequestError(422, f"{where}.{extra[0]}", f"is not a feature of this model (features: {', '.join(self.names)})")
-
-    def _raise_types(self, row: list[Any], where: str) -> None:
-        for name, v in zip(self.names, row):
-            if type(v) is not float and type(v) is not int:
-                raise RequestError(422, f"{where}{name}", f"must be a number, got {_json_type(v)}")
-
-    @staticmethod
-    def _to_array(rows: list[list[Any]], where: Callable[[int, int], str]) -> np.ndarray:
-        try:
-            return np.array(rows, dtype=np.float64)
-        except OverflowError:
-            for r, row in enumerate(rows):
-                for c, v in enumerate(row):
-                    try:
-                        float(v)
-                    except OverflowError:
-                        raise RequestError(422, where(r, c), "is too large to be a number") from None
-            raise RequestError(422, "body", "has a number too large to represent") from None
 
     # --- value checks shared by both request shapes -------------------------------------
 
