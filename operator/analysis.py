@@ -196,7 +196,10 @@ class Poller:
             except Exception:  # never let the poller die
                 log.exception("Prometheus poll crashed")
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
-            await asyncio.wait(waiters, timeout=self.interval,
-                               return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+            try:
+                await asyncio.wait(waiters, timeout=self.interval,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)

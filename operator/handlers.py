@@ -67,6 +67,7 @@ class Runtime:
     warned: set[tuple[str, str, str]] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    metrics_started: bool = False
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
@@ -220,7 +221,12 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     res = (d.GROUP, d.VERSION, d.PLURAL)
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.login(id="login", registry=registry)
+    def login(**kwargs: Any) -> Any:
+        """The official client's loading: in-cluster, else $KUBECONFIG or ~/.kube/config."""
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(id="configure", registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = d.FINALIZER
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
@@ -233,7 +239,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         settings.networking.request_timeout = 60
         await start_background(rt)
 
-    @kopf.on.cleanup(registry=registry)
+    @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(**_: Any) -> None:
         rt.stop.set()
         for task in rt.tasks:
@@ -248,7 +254,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.index("apps", "v1", "deployments", labels={d.LABEL_NAME: kopf.PRESENT,
                                                      d.LABEL_SLOT: kopf.PRESENT},
-                registry=registry)
+                id="md_deployments", registry=registry)
     def md_deployments(body: kopf.Body, namespace: str, labels: Any,
                        **_: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
         return {(namespace, labels[d.LABEL_NAME], labels[d.LABEL_SLOT]):
@@ -256,23 +262,24 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.index("", "v1", "pods", labels={d.LABEL_NAME: kopf.PRESENT,
                                           d.LABEL_SLOT: kopf.PRESENT},
-                registry=registry)
+                id="md_pods", registry=registry)
     def md_pods(body: kopf.Body, namespace: str, labels: Any,
                 **_: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
         return {(namespace, labels[d.LABEL_NAME], labels[d.LABEL_SLOT]): pod_summary(dict(body))}
 
-    @kopf.on.create(*res, registry=registry)
-    @kopf.on.update(*res, registry=registry)
-    @kopf.on.resume(*res, registry=registry)
+    @kopf.on.create(*res, id="reconcile", registry=registry)
+    @kopf.on.update(*res, id="reconcile", registry=registry)
+    @kopf.on.resume(*res, id="reconcile", registry=registry)
     async def on_change(body: kopf.Body, md_deployments: Any, md_pods: Any, reason: Any,
                         **_: Any) -> None:
         await reconcile(rt, body, md_deployments, md_pods, trigger=str(reason))
 
-    @kopf.timer(*res, interval=rt.config.resync_seconds, initial_delay=1.0, registry=registry)
+    @kopf.timer(*res, interval=rt.config.resync_seconds, initial_delay=1.0,
+                id="resync", registry=registry)
     async def resync(body: kopf.Body, md_deployments: Any, md_pods: Any, **_: Any) -> None:
         await reconcile(rt, body, md_deployments, md_pods, trigger="timer")
 
-    @kopf.on.delete(*res, optional=True, registry=registry)
+    @kopf.on.delete(*res, optional=True, id="forget", registry=registry)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
         """Children go with their owner (garbage collection); forget what we remember."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -304,5 +311,9 @@ async def start_background(rt: Runtime) -> None:
                 await session.close()
 
         rt.tasks.append(asyncio.create_task(run_poller()))
-    if rt.config.metrics_port:
-        start_http_server(rt.config.metrics_port, registry=rt.metrics.registry)
+    if rt.config.metrics_port and not rt.metrics_started:
+        try:
+            start_http_server(rt.config.metrics_port, registry=rt.metrics.registry)
+            rt.metrics_started = True
+        except OSError as exc:  # the operator still works without its metrics endpoint
+            log.error("metrics endpoint on port %d not started: %s", rt.config.metrics_port, exc)

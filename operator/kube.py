@@ -110,7 +110,8 @@ class ApiClientKube:
         try:
             method_, url, headers_, body_, _ = self._api.param_serialize(
                 method, path, query_params=query or [], header_params=headers,
-                body=json.dumps(body) if body is not None else None,
+                # JSON bodies are encoded by the client; apply-patch+yaml goes as text
+                body=json.dumps(body) if body is not None and "yaml" in content_type else body,
                 auth_settings=["BearerToken"])
             resp = self._api.call_api(method_, url, header_params=headers_, body=body_,
                                       _request_timeout=30)
@@ -203,8 +204,9 @@ class ApiClientKube:
             query=[("fieldManager", d.FIELD_MANAGER)])
 
     async def patch_status(self, kind: str, namespace: str, name: str, patch: Json) -> Json:
+        """Merge-patch ``.status`` (``patch`` is the status part only)."""
         return await self._with_conflict_retry(
-            "PATCH", KINDS[kind].path(namespace, name, "status"), body=patch,
+            "PATCH", KINDS[kind].path(namespace, name, "status"), body={"status": patch},
             content_type="application/merge-patch+json",
             query=[("fieldManager", d.FIELD_MANAGER)])
 

@@ -314,18 +314,29 @@ def _api_message(exc: Any) -> str:
         return ""
 
 
+def api_installed(cluster: Cluster, version: str = d.VERSION) -> bool:
+    """Whether the apiserver serves the ModelDeployment API (its CRD is installed)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        cluster.custom.get_api_resources(d.GROUP, version, _request_timeout=REQUEST_TIMEOUT)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def _not_found(cluster: Cluster, name: str) -> PluginError:
     """Tell a missing CRD from a missing object, and list what does exist."""
     from kubernetes.client.exceptions import ApiException
 
     try:
-        cluster.custom.get_api_resources(d.GROUP, d.VERSION, _request_timeout=REQUEST_TIMEOUT)
-    except ApiException as exc:
-        if exc.status == 404:
-            return PluginError(
-                f"the ModelDeployment API ({d.API_VERSION}) is not installed in the cluster at "
-                f"{cluster.host}: install it with `helm install modeldeploy charts/modeldeploy` "
-                f"(or `kubectl apply -f crds/`)")
+        installed = api_installed(cluster)
+    except ApiException:
+        installed = True  # cannot tell (e.g. discovery forbidden): assume it is
+    if not installed:
+        return missing_api(cluster)
     try:
         items = cluster.custom.list_namespaced_custom_object(
             d.GROUP, d.VERSION, cluster.namespace, d.PLURAL,
@@ -337,6 +348,14 @@ def _not_found(cluster: Cluster, name: str) -> PluginError:
             else "; it has none (use -n NAMESPACE for another one)")
     return PluginError(f'modeldeployment "{name}" not found in namespace '
                        f'"{cluster.namespace}"{hint}')
+
+
+def missing_api(cluster: Cluster) -> PluginError:
+    """The error for a cluster without the CRD: say how to install it."""
+    return PluginError(
+        f"the ModelDeployment API ({d.API_VERSION}) is not installed in the cluster at "
+        f"{cluster.host}: install it with `helm install modeldeploy charts/modeldeploy` "
+        f"(or `kubectl apply -f crds/`)")
 
 
 def fetch(cluster: Cluster, name: str) -> Json:
