@@ -284,9 +284,13 @@ class SlotObservation:
     reason: str = ""  # why pods are not ready, e.g. "readiness probe failed: sha256 mismatch"
 
     def serves(self, revision: str, replicas: int) -> bool:
-        """True when this slot runs ``revision`` with ``replicas`` ready pods."""
+        """True when this slot runs ``revision`` with at least ``replicas`` ready pods.
+
+        "At least": after a restart that lost a status write the slot may already be
+        scaled for a later step; that step is then reached again instead of undone.
+        """
         return (self.exists and self.revision == revision and self.up_to_date
-                and self.replicas == replicas and self.ready_replicas >= replicas
+                and self.replicas >= replicas and self.ready_replicas >= replicas
                 and self.updated_replicas >= replicas)
 
 

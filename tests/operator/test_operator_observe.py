@@ -20,6 +20,7 @@ def test_ready_deployment_serves_its_revision() -> None:
     obs = slot_observation(deployment_summary(deployment()), [])
     assert obs.serves("abc", 2)
     assert not obs.serves("other", 2) and not obs.serves("abc", 3)
+    assert obs.serves("abc", 1), "at least: a slot scaled for a later step serves"
 
 
 def test_rolling_or_stale_deployment_does_not_serve() -> None:
