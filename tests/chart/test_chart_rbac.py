@@ -25,10 +25,10 @@ NAMESPACED = {
     ("networking.istio.io", "virtualservices"): OWN,
     ("monitoring.coreos.com", "prometheusrules"): OWN,
 }
-CRDS = {("apiextensions.k8s.io", "customresourcedefinitions"): READ}
-CLUSTER = {**NAMESPACED, **CRDS,
-           ("kopf.dev", "clusterkopfpeerings"): READ | {"patch"},
-           ("", "namespaces"): READ}
+# Read-only, cluster-wide, in both scopes: kopf observes CRDs and namespaces.
+CLUSTER_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): READ,
+                ("", "namespaces"): READ}
+CLUSTER = {**NAMESPACED, **CLUSTER_READ, ("kopf.dev", "clusterkopfpeerings"): READ | {"patch"}}
 ROLE = {**NAMESPACED, ("kopf.dev", "kopfpeerings"): READ | {"patch"}}
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
 DANGEROUS_RESOURCES = {"*", "secrets", "configmaps", "serviceaccounts/token", "nodes",
@@ -82,7 +82,7 @@ def test_cluster_scope_grants_exactly_what_the_operator_does(
 def test_namespace_scope_writes_only_in_watched_namespaces(
         namespaced_mode: list[hc.Manifest]) -> None:
     cluster_role = hc.one(namespaced_mode, "ClusterRole")
-    assert grants(cluster_role) == CRDS
+    assert grants(cluster_role) == CLUSTER_READ
     roles = hc.by_kind(namespaced_mode, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["a", "b"]
     for role in roles:
