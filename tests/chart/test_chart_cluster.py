@@ -103,11 +103,17 @@ def installed(cluster: Cluster) -> Iterator[Install]:
 
 
 @pytest.fixture(scope="module")
-def healthy(cluster: Cluster, installed: Install) -> dict[str, Any]:
-    """A ModelDeployment the chart's operator brought to Healthy."""
+def created(cluster: Cluster, installed: Install) -> dict[str, Any]:
+    """A ModelDeployment of a real bundle, applied (whatever the operator makes of it)."""
     code, sha = probe.get(f"http://{installed.bundles}/v1.sha256", timeout=5)
     assert code == 200, sha
     cluster.apply(_model_deployment(installed, "v1", sha.strip()))
+    return dict(cluster.kubectl_json("get", "modeldeployment", MODEL, "-n", installed.namespace))
+
+
+@pytest.fixture(scope="module")
+def healthy(cluster: Cluster, installed: Install, created: dict[str, Any]) -> dict[str, Any]:
+    """The ModelDeployment, once the chart's operator brought it to Healthy."""
 
     def done() -> dict[str, Any] | None:
         obj = cluster.kubectl_json("get", "modeldeployment", MODEL, "-n", installed.namespace)
@@ -181,15 +187,14 @@ def _plugin(cluster: Cluster, install: Install, *argv: str,
 
 
 def test_plugin_status_history_and_controls(cluster: Cluster, installed: Install,
-                                            healthy: dict[str, Any],
+                                            created: dict[str, Any],
                                             capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _plugin(cluster, installed, "status", MODEL, capsys=capsys)
     assert code == 0
     assert f"ModelDeployment {installed.namespace}/{MODEL}" in out
-    assert "Phase:       Healthy" in out and "Stable:      v1 in slot blue" in out
-    assert "Events:" in out  # the operator's events about this object
+    assert "strategy canary   model churn" in out
     code, out, _ = _plugin(cluster, installed, "history", MODEL, capsys=capsys)
-    assert code == 0
+    assert code == 0 and MODEL in out
     code, _, err = _plugin(cluster, installed, "promote", MODEL, capsys=capsys)
     assert code == 1 and "no rollout in progress" in err
     code, out, _ = _plugin(cluster, installed, "pause", MODEL, capsys=capsys)
@@ -197,6 +202,21 @@ def test_plugin_status_history_and_controls(cluster: Cluster, installed: Install
     value = out.split("modeldeploy.io/control=")[1].split(")")[0]
     obj = cluster.kubectl_json("get", "modeldeployment", MODEL, "-n", installed.namespace)
     assert obj["metadata"]["annotations"]["modeldeploy.io/control"] == value
+    code, out, _ = _plugin(cluster, installed, "resume", MODEL, capsys=capsys)
+    assert code == 0
+    second = out.split("modeldeploy.io/control=")[1].split(")")[0]
+    assert second.startswith("resume/") and second != value
+
+
+def test_the_operator_acts_on_plugin_controls(cluster: Cluster, installed: Install,
+                                              healthy: dict[str, Any],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _plugin(cluster, installed, "status", MODEL, capsys=capsys)
+    assert code == 0
+    assert "Phase:       Healthy" in out and "Stable:      v1 in slot blue" in out
+    assert "Events:" in out  # the operator's events about this object
+    code, out, _ = _plugin(cluster, installed, "pause", MODEL, capsys=capsys)
+    value = out.split("modeldeploy.io/control=")[1].split(")")[0]
 
     def consumed() -> bool:
         got = cluster.kubectl_json("get", "modeldeployment", MODEL, "-n", installed.namespace)
@@ -207,7 +227,7 @@ def test_plugin_status_history_and_controls(cluster: Cluster, installed: Install
 
 
 def test_plugin_errors_from_the_real_apiserver(cluster: Cluster, installed: Install,
-                                               healthy: dict[str, Any],
+                                               created: dict[str, Any],
                                                capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _plugin(cluster, installed, "status", "nope", capsys=capsys)
     assert code == 1
@@ -220,18 +240,18 @@ def test_plugin_errors_from_the_real_apiserver(cluster: Cluster, installed: Inst
 
 
 def test_kubectl_finds_the_plugin(cluster: Cluster, installed: Install,
-                                  healthy: dict[str, Any]) -> None:
+                                  created: dict[str, Any]) -> None:
     env = cluster.env()
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
     proc = subprocess.run([str(cluster.paths.kubectl()), "modeldeploy", "status", MODEL,
                            "-n", installed.namespace], capture_output=True, text=True,
                           env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "Phase:       Healthy" in proc.stdout
+    assert f"ModelDeployment {installed.namespace}/{MODEL}" in proc.stdout
 
 
 def test_status_watch_redraws_until_interrupted(cluster: Cluster, installed: Install,
-                                                healthy: dict[str, Any]) -> None:
+                                                created: dict[str, Any]) -> None:
     cmd = [sys.executable, "-m", "modeldeploy.operator.plugin", "status", MODEL, "--watch",
            "--interval", "0.5", "-n", installed.namespace, "--kubeconfig",
            str(cluster.kubeconfig)]
@@ -242,7 +262,7 @@ def test_status_watch_redraws_until_interrupted(cluster: Cluster, installed: Ins
         proc.send_signal(2)  # Ctrl-C
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == plugin.EXIT_INTERRUPTED, err
-    assert out.count("Phase:       Healthy") >= 2
+    assert out.count(f"ModelDeployment {installed.namespace}/{MODEL}") >= 2
 
 
 def test_gitops_examples_pass_server_side_validation(cluster: Cluster,
