@@ -1,0 +1,48 @@
+"""pytest fixtures for tests that need the local cluster (registered in the root conftest.py).
+
+`cluster` is session-scoped: it reuses a healthy cluster or brings one up, and tears down at
+the end only what it brought up (MODELDEPLOY_KEEP_CLUSTER=1 keeps it for the next run).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from .api import Cluster
+from .config import Paths
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    from .images import current_image_set
+    from .lifecycle import down, ensure_images, status, up
+
+    paths = Paths.default()
+    brought_up = False
+    if status(paths).healthy:
+        ensure_images(paths, current_image_set(paths))
+    else:
+        up(paths)
+        brought_up = True
+    try:
+        yield Cluster.from_paths(paths)
+    finally:
+        if brought_up and os.environ.get("MODELDEPLOY_KEEP_CLUSTER") != "1":
+            down(paths)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards (without waiting)."""
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
