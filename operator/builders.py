@@ -116,6 +116,7 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
         "startupProbe": {"httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
                          "periodSeconds": 2, "failureThreshold": 90},
         "securityContext": restricted_container_security(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{**m, "readOnly": m["name"] == "bundle"} for m in volume_mounts],
     }
     if tmpl.resources:
@@ -126,6 +127,7 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
         "imagePullPolicy": tmpl.image_pull_policy,
         "command": fetch_args(dep),
         "securityContext": restricted_container_security(),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": volume_mounts,
     }
     return {

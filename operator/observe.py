@@ -61,11 +61,12 @@ def not_ready_reason(status: Json) -> str:
             if terminated and terminated.get("exitCode", 0) != 0:
                 return _reason(kind, name, terminated)
             if waiting:
-                detail = _reason(kind, name, last) if last else ""
                 text = f"{kind} {name} {waiting.get('reason', 'waiting')}"
+                if last:  # the last exit says why; the back-off message adds nothing
+                    return f"{text}; last exit: {_reason(kind, name, last)}"
                 if waiting.get("message"):
-                    text += f": {waiting['message']}"
-                return f"{text}; last exit: {detail}" if detail else text
+                    text += f": {waiting['message'][:200]}"
+                return text
             if kind == "container" and not cs.get("ready"):
                 return f"{kind} {name} running but not ready (readiness probe)" + (
                     f"; last exit: {_reason(kind, name, last)}" if last else "")
@@ -77,7 +78,7 @@ def not_ready_reason(status: Json) -> str:
 
 def _reason(kind: str, name: str, terminated: Json) -> str:
     msg = (terminated.get("message") or "").strip().splitlines()
-    tail = f": {msg[-1]}" if msg else ""
+    tail = f": {msg[-1][:300]}" if msg else ""
     return (f"{kind} {name} exited {terminated.get('exitCode')} "
             f"({terminated.get('reason', 'Error')}){tail}")
 

@@ -133,9 +133,25 @@ def test_a_tar_that_escapes_is_refused(tmp_path: Path) -> None:
         data = b"x"
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    with pytest.raises(FetchError, match="not a readable"):
+    with pytest.raises(FetchError, match="outside the bundle"):
         fetch(str(evil), tmp_path / "d")
     assert not (tmp_path / "outside.txt").exists()
+    link = tmp_path / "link.tar.gz"
+    with tarfile.open(link, "w:gz") as tar:
+        info = tarfile.TarInfo("model.joblib")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(FetchError, match="only files and folders"):
+        fetch(str(link), tmp_path / "d")
+
+
+def test_unpacks_without_the_tar_filter_too(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server image's Python may predate tarfile's extraction filters."""
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    tar = make_tar(tmp_path / "b.tar.gz", make_bundle(tmp_path / "src", b"old-python"))
+    assert (fetch(str(tar), tmp_path / "d") / MODEL_FILE).read_bytes() == b"old-python"
 
 
 def test_missing_model_file_and_bad_inputs_are_clear(tmp_path: Path) -> None:
