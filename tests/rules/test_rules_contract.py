@@ -72,6 +72,17 @@ def test_alerts_carry_the_labels_the_operator_matches() -> None:
         assert "summary" in rule["annotations"] and "description" in rule["annotations"]
 
 
+def test_alert_names_are_the_operators_defaults() -> None:
+    """The operator watches these names unless a ModelDeployment lists its own."""
+    from modeldeploy.operator import defaults
+
+    assert set(defaults.DEFAULT_ALERTS) == ALERTS
+    drift = next(r for r in rules() if r.get("alert") == defaults.ALERT_DRIFT)
+    assert f"> {defaults.THRESHOLD_DRIFT_PSI:g}" in drift["expr"]
+    divergence = next(r for r in rules() if r.get("alert") == defaults.ALERT_DIVERGENCE)
+    assert f"> {defaults.THRESHOLD_DIVERGENCE_STD_ERRORS:g}" in divergence["expr"]
+
+
 def _inherited(rule: dict[str, Any]) -> set[str]:
     """Labels a recorded series keeps from the recorded series it is computed from."""
     metrics, labels, _ = tokens(rule["expr"])

@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
+from modeldeploy.operator.metrics import OperatorMetrics
+
 import promsim as ps
 from promql_names import (ALERTS, FUNCTIONS, TARGET_LABELS, contract_labels, contract_metrics,
                           rules, tokens)
@@ -14,6 +18,18 @@ DASHBOARD = ps.ROOT / "charts" / "modeldeploy" / "dashboards" / "modeldeploy.jso
 # Prometheus' own series of alert states, and the labels it carries.
 BUILTIN_METRICS = {"ALERTS"}
 BUILTIN_LABELS = {"alertname", "alertstate"}
+
+
+def _operator_metrics() -> set[str]:
+    """Series names of the operator's own metrics, from a fresh registry."""
+    names: set[str] = set()
+    for family in OperatorMetrics.create(CollectorRegistry()).registry.collect():
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        if family.type == "histogram":
+            names |= {family.name + s for s in ("_bucket", "_sum", "_count")}
+    return names
 
 
 def _dashboard() -> dict[str, Any]:
@@ -30,7 +46,7 @@ def _queries(dash: dict[str, Any]) -> list[str]:
 def test_queries_use_known_names_only() -> None:
     dash = _dashboard()
     recorded = {r["record"] for r in rules() if "record" in r}
-    metrics_ok = recorded | contract_metrics() | BUILTIN_METRICS
+    metrics_ok = recorded | contract_metrics() | BUILTIN_METRICS | _operator_metrics()
     labels_ok = contract_labels() | TARGET_LABELS | BUILTIN_LABELS
     queries = _queries(dash)
     assert len(queries) >= 10
@@ -56,6 +72,7 @@ def test_panels_cover_a_rollout() -> None:
         "Latency": "modeldeploy:request_duration_seconds:p99_1m",
         "Errors": "modeldeploy:request_server_errors:ratio_rate1m",
         "Rollbacks: alerts firing": "ALERTS",
+        "Rollouts finished": "modeldeploy_operator_rollouts_total",
     }
     for title, metric in wanted.items():
         assert title in panels, title
