@@ -283,3 +283,29 @@ def test_gitops_examples_pass_server_side_validation(cluster: Cluster,
         # The apiserver filled in the schema's defaults: what the operator will do.
         for item in items:
             assert item["spec"]["analysis"]["consecutiveErrorLimit"] >= 1
+
+
+def test_rules_evaluate_cleanly_in_the_clusters_prometheus(cluster: Cluster) -> None:
+    """The chart's rule file, loaded into the real Prometheus that scrapes the model pods,
+    evaluates every rule without an error (bad matching would show up as lastError)."""
+    rules_text = (hc.CHART / "rules" / "modeldeploy-rules.yaml").read_text()
+    names = {g["name"] for g in yaml.safe_load(rules_text)["groups"]}
+    loaded = {g["name"] for g in cluster.prometheus_api("rules")["groups"]}
+    added = None
+    if not names <= loaded:
+        added = f"modeldeploy-chart-{uuid.uuid4().hex[:5]}"
+        cluster.add_rules(added, rules_text)
+    try:
+        def evaluated() -> list[dict[str, Any]] | None:
+            groups = [g for g in cluster.prometheus_api("rules")["groups"] if g["name"] in names]
+            rules = [r for g in groups for r in g["rules"]]
+            done = groups and all(not g["lastEvaluation"].startswith("0001") for g in groups)
+            return rules if done and len(rules) == rules_text.count("- record:") + \
+                rules_text.count("- alert:") else None
+
+        rules = _wait("the chart's rules evaluated", evaluated, 90)
+        for rule in rules:
+            assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
+    finally:
+        if added:
+            cluster.remove_rules(added)
