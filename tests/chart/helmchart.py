@@ -11,10 +11,12 @@ from typing import Any
 
 import yaml
 
+from e2e.cluster.config import K8S_VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "modeldeploy"
-# helm renders for this Kubernetes version (the local cluster's).
-KUBE_VERSION = "1.34.4"
+# helm renders for the local cluster's Kubernetes version.
+KUBE_VERSION = K8S_VERSION.lstrip("v")
 
 Manifest = dict[str, Any]
 
