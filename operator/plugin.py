@@ -114,7 +114,8 @@ def _slot_rows(status: Json) -> list[list[str]]:
         if slot == stable:
             role, version = d.ROLE_STABLE, status.get("stableVersion") or record.get("version")
         elif slot == candidate:
-            role, version = d.ROLE_CANDIDATE, status.get("candidateVersion") or record.get("version")
+            role = d.ROLE_CANDIDATE
+            version = status.get("candidateVersion") or record.get("version")
         elif slot == previous:
             role, version = d.ROLE_PREVIOUS, record.get("version")
         else:
@@ -153,7 +154,8 @@ def render_status(obj: Json, events: Sequence[Json], now: datetime) -> str:
         lines.append("Phase:       (no status yet: is the operator running?)")
         return "\n".join(lines) + "\n"
     phase = status.get("phase", "-")
-    lines.append(f"Phase:       {phase}" + (f"  {status['message']}" if status.get("message") else ""))
+    message = f"  {status['message']}" if status.get("message") else ""
+    lines.append(f"Phase:       {phase}{message}")
     generation, observed = meta.get("generation"), status.get("observedGeneration")
     if generation is not None and observed is not None and observed != generation:
         lines.append(f"Generation:  {generation} (the operator has seen {observed}: catching up)")
@@ -225,8 +227,9 @@ def check_control(verb: str, obj: Json) -> None:
     status = obj.get("status") or {}
     name = (obj.get("metadata") or {}).get("name", "")
     if verb in NEEDS_ROLLOUT and not status.get("candidateVersion"):
-        raise PluginError(f"{name}: no rollout in progress (stable {status.get('stableVersion', '-')},"
-                          f" phase {status.get('phase', '-')}): nothing to {verb}")
+        raise PluginError(f"{name}: no rollout in progress (stable "
+                          f"{status.get('stableVersion', '-')}, phase {status.get('phase', '-')})"
+                          f": nothing to {verb}")
     if verb in NEEDS_ROLLBACK and not status.get("abortedRevision"):
         raise PluginError(f"{name}: nothing to retry: no rolled-back version")
 
@@ -456,7 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every failure becomes one readable line
-        error = exc if cluster is None or isinstance(exc, PluginError) else explain(exc, cluster, args.name)
+        error = (exc if cluster is None or isinstance(exc, PluginError)
+                 else explain(exc, cluster, args.name))
         if not isinstance(error, PluginError):
             raise
         sys.stderr.write(f"error: {error}\n")
