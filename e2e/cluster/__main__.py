@@ -6,27 +6,34 @@ import argparse
 import sys
 
 from .config import Paths
+from .sh import locked
 
 
 def _build(args: argparse.Namespace) -> int:
     from .build import build_all
 
-    build_all(Paths.default(), only=tuple(args.only or ()), nice=args.nice,
-              binaries_only=args.binaries_only)
+    paths = Paths.default()
+    with locked(paths.lock):
+        build_all(paths, only=tuple(args.only or ()), nice=args.nice,
+                  binaries_only=args.binaries_only)
     return 0
 
 
 def _up(args: argparse.Namespace) -> int:
     from .lifecycle import up
 
-    up(Paths.default())
+    paths = Paths.default()
+    with locked(paths.lock):
+        up(paths)
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
     from .lifecycle import down
 
-    down(Paths.default())
+    paths = Paths.default()
+    with locked(paths.lock):
+        down(paths)
     return 0
 
 

@@ -17,5 +17,9 @@ def build_all(paths: Paths, only: tuple[str, ...] = (), nice: bool = False,
     if not binaries_only and not only:
         from .images import build_images
 
-        build_images(paths)
+        images = build_images(paths)
+        from .lifecycle import ensure_images, status
+
+        if status(paths).healthy:  # a running cluster gets the new images at once
+            ensure_images(paths, images)
     say(f"build: done in {time.monotonic() - start:.0f}s")

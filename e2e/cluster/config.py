@@ -110,6 +110,10 @@ class Paths:
         """containerd's content store: kept across `down` so images are imported once."""
         return self.cache / "containerd-root"
 
+    @property
+    def lock(self) -> Path:
+        return self.cache / "cluster.lock"
+
     # --- one running cluster (state) ---
     @property
     def logs(self) -> Path:

@@ -15,6 +15,7 @@ import pytest
 
 from .api import Cluster
 from .config import Paths
+from .sh import locked
 
 
 @pytest.fixture(scope="session")
@@ -24,16 +25,18 @@ def cluster() -> Iterator[Cluster]:
 
     paths = Paths.default()
     brought_up = False
-    if status(paths).healthy:
-        ensure_images(paths, current_image_set(paths))
-    else:
-        up(paths)
-        brought_up = True
+    with locked(paths.lock):
+        if status(paths).healthy:
+            ensure_images(paths, current_image_set(paths))
+        else:
+            up(paths)
+            brought_up = True
     try:
         yield Cluster.from_paths(paths)
     finally:
         if brought_up and os.environ.get("MODELDEPLOY_KEEP_CLUSTER") != "1":
-            down(paths)
+            with locked(paths.lock):
+                down(paths)
 
 
 @pytest.fixture

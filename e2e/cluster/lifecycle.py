@@ -164,7 +164,7 @@ def _start_node(paths: Paths, images: ImageSet) -> None:
     procs.start(paths, "containerd", components.containerd(paths))
     probe.wait_for("containerd socket", lambda: _ctr(paths, "version", check=False).returncode == 0,
                    30, detail=lambda: _log_tail(paths, "containerd"))
-    ensure_images(paths, images)
+    ensure_images(paths, images, prune=True)
     procs.start(paths, "kubelet", components.kubelet(paths))
     procs.start(paths, "kube-proxy", components.kube_proxy(paths))
 
@@ -191,8 +191,10 @@ def _ctr(paths: Paths, *args: str, check: bool = True) -> CompletedProcess[str]:
                check=check, timeout=300)
 
 
-def ensure_images(paths: Paths, images: ImageSet) -> None:
-    """Import our images into the node's containerd unless it holds these very archives."""
+def ensure_images(paths: Paths, images: ImageSet, prune: bool = False) -> None:
+    """Import our images into the node's containerd unless it holds these very archives.
+
+    `prune` (only when no pod can be using them: at `up`) removes older builds' tags."""
     marker = paths.containerd_root / "modeldeploy-images.json"
     known = json.loads(marker.read_text()) if marker.exists() else {}
     present = set(_ctr(paths, "images", "ls", "-q").stdout.split())
@@ -210,7 +212,7 @@ def ensure_images(paths: Paths, images: ImageSet) -> None:
         marker.write_text(json.dumps(known))
         say(f"imported {image.ref} into the node's containerd in {time.monotonic() - t:.1f}s")
     current = {i.ref for i in images.all()}
-    for ref in present - current:
+    for ref in (present - current) if prune else set():
         repo, _, tag = ref.rpartition(":")
         if repo in (config.SERVER_IMAGE_REPO, config.OPERATOR_IMAGE_REPO) and tag != config.DEV_TAG:
             _ctr(paths, "images", "rm", ref, check=False)

@@ -245,6 +245,11 @@ def _ctr_tasks(cluster: Cluster) -> dict[str, int]:
     return {line.split()[0]: int(line.split()[1]) for line in out if line.split()[2] == "RUNNING"}
 
 
+def _ctr_images(cluster: Cluster) -> set[str]:
+    return set(run(["ctr", "--address", str(cluster.paths.containerd_sock), "--namespace",
+                    "k8s.io", "images", "ls", "-q"]).stdout.split())
+
+
 def _pod(name: str, image: str, command: list[str], pull: str = "IfNotPresent") -> dict[str, Any]:
     pod_sec, sec = workloads.restricted_security()
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
@@ -383,5 +388,7 @@ def test_status_and_env_commands(cluster: Cluster) -> None:
     assert shell.returncode == 0, shell.stderr
     lines = shell.stdout.splitlines()
     assert lines[0] == f"node/{config.NODE_NAME}"
-    assert lines[1] == cluster.server_image
+    # The image `env` names (the last build's) is in the node's containerd, ready to run.
+    assert lines[1].startswith(config.SERVER_IMAGE_REPO + ":")
+    assert lines[1] in _ctr_images(cluster)
     assert lines[2] == str(cluster.paths.helm())
