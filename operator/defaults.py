@@ -70,6 +70,8 @@ LABEL_SLOT: Final = f"{GROUP}/slot"
 LABEL_ROLE: Final = f"{GROUP}/role"
 LABEL_SCRAPE: Final = f"{GROUP}/scrape"
 ANNOTATION_CONTROL: Final = f"{GROUP}/control"
+# Condition set while the stable model's inputs drift (no rollout needed to see it).
+CONDITION_INPUT_DRIFT: Final = "InputDrift"
 ANNOTATION_REVISION: Final = f"{GROUP}/revision"
 FIELD_MANAGER: Final = "modeldeploy"
 FINALIZER: Final = f"{GROUP}/finalizer"

@@ -170,6 +170,7 @@ class _Run:
             self.take_sample()
         if self.active:
             self.advance()
+        self.watch_stable_drift()
         self.summarise()
 
     def take_control(self) -> str | None:
@@ -322,6 +323,30 @@ class _Run:
         else:
             self.st["consecutiveErrors"] = 0
             analysis["passedSamples"] = int(analysis.get("passedSamples") or 0) + 1
+
+    def watch_stable_drift(self) -> None:
+        """Surface input drift of the stable model as the ``InputDrift`` condition and an
+        Event on each change: no rollback (there is nothing to roll back to), but the signal a
+        retraining pipeline watches. Samples Prometheus could not give change nothing."""
+        sample = self.obs.analysis
+        if sample is None or sample.error:
+            return
+        values = [v for name, v in sample.firing.get(d.ROLE_STABLE, ()) if name == d.ALERT_DRIFT]
+        old = next((c for c in self.st.get("conditions") or []
+                    if c.get("type") == d.CONDITION_INPUT_DRIFT), None)
+        version = self.st.get("stableVersion", "")
+        if values:
+            message = (f"{d.ALERT_DRIFT} firing for the stable {version} "
+                       f"(value {max(values):g})")
+            if not old or old.get("status") != "True":
+                self.event("Warning", "StableDrift", message)
+            set_condition(self.st, d.CONDITION_INPUT_DRIFT, "True", d.ALERT_DRIFT, message,
+                          self.ts, self.spec.generation)
+        elif old and old.get("status") == "True":
+            message = f"no input drift on the stable {version}"
+            self.event("Normal", "StableDriftCleared", message)
+            set_condition(self.st, d.CONDITION_INPUT_DRIFT, "False", "NoDrift", message,
+                          self.ts, self.spec.generation)
 
     # --- steps --------------------------------------------------------------------------
 

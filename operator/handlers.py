@@ -90,12 +90,9 @@ def observations(body: kopf.Body, deployments: Any, pods: Any) -> Observations:
 
 
 async def analysis_sample(rt: Runtime, spec: Spec, status: dict[str, Any]) -> AnalysisSample | None:
-    """The latest batched snapshot for this ModelDeployment, plus its checks when due."""
-    active = bool(status.get("candidateRevision"))
-    starting = spec.template.revision not in (status.get("stableRevision"),
-                                              status.get("abortedRevision"))
-    if not (active or starting):
-        return None
+    """The latest batched snapshot for this ModelDeployment, plus its checks when due.
+
+    Also between rollouts: the engine watches the stable's drift alert in every sample."""
     url = spec.analysis.prometheus_url or rt.config.prometheus_url
     if not url:
         return AnalysisSample(at=rt.now(), error="no Prometheus: set spec.analysis."
