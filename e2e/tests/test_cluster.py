@@ -59,7 +59,8 @@ def _get_once_routed(url: str, timeout: float = 30) -> str:
 
 @pytest.fixture(scope="module")
 def served(cluster: Cluster) -> Iterator[Served]:
-    """A restricted namespace with a bundle server and 2 replicas of our model server."""
+    """A restricted namespace with a bundle server and 2 replicas of our model server that
+    fetch their bundle from it by ClusterIP (`modeldeploy fetch`) and serve it pinned."""
     ns = f"e2e-serve-{uuid.uuid4().hex[:6]}"
     cluster.apply(workloads.namespace(ns))
     try:
@@ -68,7 +69,9 @@ def served(cluster: Cluster) -> Iterator[Served]:
                         timeout=190)
         bundles = _cluster_ip(cluster, ns, "bundles")
         sha = _get_once_routed(f"http://{bundles}/v1.sha256").strip()
-        model = workloads.model_server("demo-blue", cluster.server_image, labels=MODEL_LABELS)
+        model = workloads.model_server("demo-blue", cluster.server_image,
+                                       bundle_url=f"http://{bundles}/v1.tar.gz", sha256=sha,
+                                       labels=MODEL_LABELS)
         svc = workloads.service("demo", MODEL_LABELS, 80, 8080)
         cluster.apply([model, svc], namespace=ns)
         cluster.kubectl("rollout", "status", "deployment/demo-blue", "-n", ns,
@@ -141,8 +144,8 @@ def test_prometheus_discovers_both_pods_and_scrapes_their_metrics(cluster: Clust
                    30, interval=1)
     info = cluster.query(f'modeldeploy_model_info{{namespace="{ns}"}}')
     assert {s["metric"]["pod"] for s in info} == pod_names
-    shas = {s["metric"]["sha256"] for s in info}
-    assert len(shas) == 1 and len(shas.pop()) == 64
+    # Both pods fetched the bundle from the in-cluster server and loaded the pinned model.
+    assert {s["metric"]["sha256"] for s in info} == {served.bundle_sha256}
     # The server's own role label stays when the pod has no modeldeploy.io/role label.
     assert {s["metric"]["role"] for s in info} == {"stable"}
     targets = [t for t in cluster.targets() if t["labels"].get("namespace") == ns
