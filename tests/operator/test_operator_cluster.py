@@ -1,0 +1,377 @@
+"""The operator against the real local cluster: real apiserver, kubelet, pods of the server
+image fetching real bundles, real Prometheus. The operator runs as a subprocess (the same
+``modeldeploy operator`` command the image runs) watching one restricted namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from e2e.cluster import probe, workloads
+from e2e.cluster.api import Cluster
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "modeldeploy.io_modeldeployments.yaml"
+T = TypeVar("T")
+
+
+def wait(what: str, check: Callable[[], T | None], timeout: float = 180,
+         interval: float = 1.0) -> T:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Operator:
+    """``modeldeploy operator`` as a subprocess that a test may kill and start again."""
+
+    cluster: Cluster
+    namespace: str
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    metrics_port: int = 0
+    liveness_port: int = 0
+
+    def start(self) -> None:
+        self.metrics_port, self.liveness_port = free_port(), free_port()
+        env = {**self.cluster.env(), "PYTHONWARNINGS": "ignore"}
+        cmd = [sys.executable, "-m", "modeldeploy", "operator", "--namespace", self.namespace,
+               "--prometheus-url", self.cluster.prometheus_url,
+               "--server-image", self.cluster.server_image, "--resync-seconds", "1",
+               "--analysis-interval", "2", "--metrics-port", str(self.metrics_port),
+               "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz"]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                         cwd=ROOT)
+        wait("operator liveness", lambda: self._live(), timeout=60)
+
+    def _live(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"operator exited: {self.log.read_text()[-3000:]}")
+        try:
+            return probe.get(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, as when a node dies."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def metrics(self) -> str:
+        return probe.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5)[1]
+
+
+@dataclass
+class Env:
+    cluster: Cluster
+    namespace: str
+    bundles: str  # http://CLUSTER-IP
+    sha: dict[str, str]
+    operator: Operator
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> Any:
+        return self.cluster.kubectl(*args, "-n", self.namespace, check=check, input=input)
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        res = self.kubectl("get", kind, name, "-o", "json", check=False)
+        return json.loads(res.stdout) if res.returncode == 0 else None
+
+    def status(self, name: str) -> dict[str, Any]:
+        return (self.get("modeldeployment", name) or {}).get("status") or {}
+
+    def manifest(self, name: str, version: str, strategy: dict[str, Any],
+                 replicas: int = 1, **spec: Any) -> dict[str, Any]:
+        return {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
+                "metadata": {"name": name, "namespace": self.namespace},
+                "spec": {"model": {"name": "incident", "version": version,
+                                   "bundleURI": f"{self.bundles}/{version}.tar.gz",
+                                   "sha256": self.sha[version]},
+                         "replicas": replicas, "strategy": strategy,
+                         "analysis": {"interval": "2s", "consecutiveErrorLimit": 30},
+                         "progressDeadlineSeconds": 240, **spec}}
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 240,
+                   **expect: Any) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            st = self.status(name)
+            ok = st.get("phase") == phase and all(st.get(k) == v for k, v in expect.items())
+            return st if ok else None
+        return wait(f"{name} {phase} {expect}", check, timeout)
+
+    def control(self, name: str, value: str) -> None:
+        self.kubectl("annotate", "modeldeployment", name, f"modeldeploy.io/control={value}",
+                     "--overwrite")
+
+    def pods(self, name: str, slot: str) -> list[dict[str, Any]]:
+        out = self.kubectl("get", "pods", "-l", f"modeldeploy.io/name={name},"
+                           f"modeldeploy.io/slot={slot}", "-o", "json")
+        return [p for p in json.loads(out.stdout)["items"]
+                if not p["metadata"].get("deletionTimestamp")]
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        out = self.kubectl("get", "events", "--field-selector",
+                           f"involvedObject.name={name},involvedObject.kind=ModelDeployment",
+                           "-o", "json")
+        return list(json.loads(out.stdout)["items"])
+
+    def replicas(self, name: str) -> dict[str, int]:
+        out = {}
+        for slot in ("blue", "green"):
+            dep = self.get("deployment", f"{name}-{slot}")
+            if dep:
+                out[slot] = dep["spec"]["replicas"]
+        return out
+
+
+@pytest.fixture(scope="module")
+def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io")
+    ns = f"md-op-{uuid.uuid4().hex[:6]}"
+    cluster.apply(workloads.namespace(ns))
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    operator = Operator(cluster, ns, log)
+    try:
+        cluster.apply(workloads.bundle_server(cluster.server_image, {
+            "v1": "good", "v2": "good", "v3": "drifted"}), namespace=ns)
+        cluster.kubectl("rollout", "status", "deployment/bundles", "-n", ns, "--timeout=180s",
+                        timeout=190)
+        ip = cluster.kubectl_json("get", "service", "bundles", "-n", ns)["spec"]["clusterIP"]
+        sha = {}
+        for v in ("v1", "v2", "v3"):
+            code, body = probe.get(f"http://{ip}/{v}.sha256", timeout=5)
+            assert code == 200, body
+            sha[v] = body.strip()
+        operator.start()
+        yield Env(cluster, ns, f"http://{ip}", sha, operator)
+    finally:
+        cluster.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--wait=false",
+                        check=False)
+        operator.stop()
+        if os.environ.get("MODELDEPLOY_SHOW_OPERATOR_LOG"):
+            print(log.read_text()[-20000:])
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+CANARY = {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "3s"}}]}}
+
+
+def test_invalid_manifests_are_refused_with_a_clear_message(env: Env) -> None:
+    cases = {
+        "setWeight must not decrease": {"canary": {"steps": [{"setWeight": 50},
+                                                             {"setWeight": 20}]}},
+        "exactly one of canary, blueGreen, shadow": {"canary": {"steps": [{"setWeight": 5}]},
+                                                     "blueGreen": {}},
+        "each step has exactly one of setWeight, pause, analysis": {
+            "canary": {"steps": [{"setWeight": 5, "pause": {}}]}},
+        "should be less than or equal to 100": {"canary": {"steps": [{"setWeight": 101}]}},
+        "shadow needs trafficProvider gatewayAPI or istio": {"shadow": {}},
+    }
+    for message, strategy in cases.items():
+        res = env.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
+                          input=json.dumps(env.manifest("bad", "v1", strategy)))
+        assert res.returncode != 0 and message in res.stderr, (message, res.stderr)
+    bad_sha = env.manifest("bad", "v1", CANARY)
+    bad_sha["spec"]["model"]["sha256"] = "xyz"
+    res = env.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
+                      input=json.dumps(bad_sha))
+    assert res.returncode != 0 and "spec.model.sha256" in res.stderr
+
+
+def test_create_then_canary_to_a_new_version_without_restarting_pods(env: Env) -> None:
+    name = "canary"
+    env.apply(env.manifest(name, "v1", CANARY, replicas=2))
+    st = env.wait_phase(name, "Healthy", stableVersion="v1")
+    assert st["stableSlot"] == "blue" and st["observedGeneration"] == 1
+    ready = {c["type"]: c["status"] for c in st["conditions"]}
+    assert ready["Ready"] == "True" and ready["Reconciling"] == "False"
+    wait("stable pods labelled", lambda: all(
+        p["metadata"]["labels"].get("modeldeploy.io/role") == "stable"
+        for p in env.pods(name, "blue")))
+    table = env.kubectl("get", "md", name).stdout
+    assert table.split()[:6] == ["NAME", "STRATEGY", "PHASE", "STABLE", "CANDIDATE", "WEIGHT"]
+    assert "canary" in table and "Healthy" in table and "v1" in table
+    # pods run restricted, with the bundle fetched by the init container
+    pod = env.pods(name, "blue")[0]
+    assert pod["spec"]["initContainers"][0]["command"][:2] == ["modeldeploy", "fetch"]
+    assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+
+    env.apply(env.manifest(name, "v2", CANARY, replicas=2))
+    st = env.wait_phase(name, "Progressing", candidateVersion="v2", canaryWeight=50)
+    assert st["candidateSlot"] == "green" and st["observedGeneration"] == 2
+    cand = wait("candidate pod labelled", lambda: [
+        p for p in env.pods(name, "green")
+        if p["metadata"]["labels"].get("modeldeploy.io/role") == "candidate"
+        and any(c["type"] == "Ready" and c["status"] == "True"
+                for c in p["status"].get("conditions", []))])
+    uids = {p["metadata"]["uid"] for p in cand}
+    assert env.replicas(name) == {"blue": 1, "green": 1}
+    st = env.wait_phase(name, "Healthy", stableVersion="v2")
+    assert st["stableSlot"] == "green" and not st.get("candidateVersion")
+    assert st["history"][0]["outcome"] == "Promoted" and st["history"][0]["version"] == "v2"
+    assert wait("old slot scaled down", lambda: env.replicas(name) == {"blue": 0, "green": 2})
+    # the candidate's pods became stable by label: same pods, no restart
+    stable = wait("promoted pods relabelled", lambda: [
+        p for p in env.pods(name, "green")
+        if p["metadata"]["labels"].get("modeldeploy.io/role") == "stable"
+        and p["metadata"]["uid"] in uids])
+    assert stable and all(c.get("restartCount", 0) == 0
+                          for p in stable for c in p["status"]["containerStatuses"])
+    reasons = {e["reason"] for e in env.events(name)}
+    assert {"Deploying", "RolloutStarted", "WeightSet", "Promoted",
+            "RolloutCompleted"} <= reasons
+    svc = env.get("service", name)
+    assert svc and svc["spec"]["selector"] == {"modeldeploy.io/name": name}
+
+
+def test_blue_green_preview_then_switch(env: Env) -> None:
+    name = "bg"
+    strategy = {"blueGreen": {"autoPromotionSeconds": 4, "scaleDownDelaySeconds": 5}}
+    env.apply(env.manifest(name, "v1", strategy))
+    env.wait_phase(name, "Healthy", stableVersion="v1")
+    env.apply(env.manifest(name, "v2", strategy))
+    env.wait_phase(name, "Progressing", candidateVersion="v2")
+    preview = env.get("service", f"{name}-preview")
+    assert preview and preview["spec"]["selector"]["modeldeploy.io/slot"] == "green"
+    active = env.get("service", name)
+    assert active and active["spec"]["selector"]["modeldeploy.io/slot"] == "blue"
+    wait("both slots full size", lambda: env.replicas(name) == {"blue": 1, "green": 1})
+    st = env.wait_phase(name, "Healthy", stableVersion="v2")
+    assert st["stableSlot"] == "green"
+    active = env.get("service", name)
+    assert active and active["spec"]["selector"]["modeldeploy.io/slot"] == "green"
+    assert env.replicas(name) == {"blue": 0, "green": 1}
+
+
+def test_firing_alert_rolls_back_and_records_the_rule(env: Env) -> None:
+    name = "alerting"
+    steps = {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
+    env.apply(env.manifest(name, "v1", steps))
+    env.wait_phase(name, "Healthy", stableVersion="v1")
+    rules = {"groups": [{"name": f"test-{env.namespace}", "rules": [{
+        "alert": "ModelFeatureDrift",
+        "expr": f'count by (namespace, modeldeployment, role) (up{{namespace="{env.namespace}",'
+                f' modeldeployment="{name}", role="candidate"}} == 1) * 0.37',
+        "labels": {"severity": "warning"}}]}]}
+    rule_name = f"md-op-{env.namespace}"
+    env.cluster.add_rules(rule_name, rules)
+    try:
+        env.apply(env.manifest(name, "v3", steps))
+        st = env.wait_phase(name, "Degraded", timeout=240)
+        top = st["history"][0]
+        assert top["outcome"] == "RolledBack" and top["reason"] == "AnalysisFailed"
+        assert "ModelFeatureDrift" in top["message"] and "0.37" in top["message"]
+        assert st["stableVersion"] == "v1" and st["abortedRevision"]
+        cond = {c["type"]: c for c in st["conditions"]}
+        assert cond["Stalled"]["status"] == "True" and cond["Ready"]["status"] == "False"
+        assert wait("candidate scaled to 0", lambda: env.replicas(name).get("green") == 0)
+        rolled = [e for e in env.events(name) if e["reason"] == "RolledBack"]
+        assert rolled and rolled[0]["type"] == "Warning" and "0.37" in rolled[0]["message"]
+        assert "modeldeploy_operator_rollouts_total{outcome=\"RolledBack\"}" in \
+            env.operator.metrics()
+        # the same spec stays rolled back
+        time.sleep(5)
+        assert env.status(name)["phase"] == "Degraded"
+    finally:
+        env.cluster.remove_rules(rule_name)
+
+
+def test_controls_pause_resume_promote_abort_retry(env: Env) -> None:
+    name = "controls"
+    steps = {"canary": {"steps": [{"setWeight": 0}, {"pause": {}}, {"setWeight": 50},
+                                  {"pause": {}}]}}
+    env.apply(env.manifest(name, "v1", steps))
+    env.wait_phase(name, "Healthy", stableVersion="v1")
+    env.apply(env.manifest(name, "v2", steps))
+    env.wait_phase(name, "Paused", currentStep=1)
+    env.control(name, "promote")
+    env.wait_phase(name, "Paused", currentStep=3, canaryWeight=50)
+    env.control(name, "abort")
+    st = env.wait_phase(name, "Degraded")
+    assert st["history"][0]["outcome"] == "Aborted"
+    env.control(name, "retry")
+    env.wait_phase(name, "Paused", currentStep=1, candidateVersion="v2")
+    env.control(name, "pause")
+    st = env.wait_phase(name, "Paused", paused=True)
+    env.control(name, "resume")  # ends the manual pause and the indefinite pause step
+    env.wait_phase(name, "Paused", currentStep=3)
+    env.control(name, "promote-full")
+    st = env.wait_phase(name, "Healthy", stableVersion="v2")
+    assert [h["outcome"] for h in st["history"][:2]] == ["Promoted", "Aborted"]
+    assert st["lastControl"] == "promote-full"
+
+
+def test_operator_killed_mid_rollout_resumes_at_the_same_step(env: Env) -> None:
+    name = "restart"
+    steps = {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]}}
+    env.apply(env.manifest(name, "v1", steps, replicas=2))
+    env.wait_phase(name, "Healthy", stableVersion="v1")
+    env.apply(env.manifest(name, "v2", steps, replicas=2))
+    before = env.wait_phase(name, "Paused", currentStep=1, canaryWeight=50)
+    env.operator.kill()
+    env.operator.start()
+    time.sleep(8)  # several resync periods of the new operator
+    after = env.status(name)
+    for key in ("currentStep", "canaryWeight", "stepStartedAt", "rolloutStartedAt",
+                "candidateSlot", "history"):
+        assert after.get(key) == before.get(key), key
+    assert env.replicas(name) == {"blue": 1, "green": 1}
+    started = [e for e in env.events(name) if e["reason"] == "RolloutStarted"]
+    assert sum(e.get("count", 1) for e in started) == 1
+    env.control(name, "promote")
+    st = env.wait_phase(name, "Healthy", stableVersion="v2")
+    assert st["history"][0]["outcome"] == "Promoted"
+
+
+def test_deletion_cleans_up_every_child(env: Env) -> None:
+    name = "deleted"
+    env.apply(env.manifest(name, "v1", CANARY))
+    env.wait_phase(name, "Healthy", stableVersion="v1")
+    assert env.get("deployment", f"{name}-blue") and env.get("service", name)
+    env.kubectl("delete", "modeldeployment", name, "--wait=true", "--timeout=60s")
+
+    def gone() -> bool:
+        return not any(env.get(kind, n) for kind, n in (
+            ("deployment", f"{name}-blue"), ("deployment", f"{name}-green"),
+            ("service", name), ("service", f"{name}-canary"), ("service", f"{name}-blue")))
+    wait("children garbage-collected", gone, timeout=120)
