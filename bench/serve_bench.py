@@ -179,6 +179,28 @@ def model_seconds_per_call(bundle: Path, sha: str, rows: int, repeat: int = 300)
     return (time.perf_counter() - start) / repeat
 
 
+def bookkeeping_seconds_per_batch(bundle: Path, rows: int, repeat: int = 5000) -> tuple[float, float]:
+    """In-process cost of one batch's bookkeeping (drift on, drift off): the noise-free view."""
+    import numpy as np
+
+    from modeldeploy.server.bundle import read_card
+    from modeldeploy.server.examples import generate_traffic
+    from modeldeploy.server.monitor import Monitor
+
+    card = read_card(bundle)
+    x = generate_traffic(max(rows, 1), seed=4)
+    scores = np.full(len(x), 0.3)
+    classes = np.zeros(len(x), dtype=np.intp)
+    out = []
+    for drift in (True, False):
+        monitor = Monitor(card, "stable", drift=drift)
+        start = time.perf_counter()
+        for _ in range(repeat):
+            monitor.observe_batch(x, scores, classes)
+        out.append((time.perf_counter() - start) / repeat)
+    return out[0], out[1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per server and connection count")
@@ -263,7 +285,9 @@ def main() -> int:
                 log.close()
 
         monitoring = monitoring_cost(ours_cmd, predict_lua, tmp, env, args.duration / 2, args.rounds)
-        report(results, batch_at_16, model_seconds_per_call(bundle, sha, max(int(round(batch_at_16)), 1)), monitoring)
+        rows = max(int(round(batch_at_16)), 1)
+        report(results, batch_at_16, model_seconds_per_call(bundle, sha, rows), monitoring,
+               bookkeeping_seconds_per_batch(bundle, rows))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0
@@ -300,7 +324,8 @@ def monitoring_cost(ours_cmd: Callable[..., list[str]], script: Path, tmp: Path,
     return statistics.median(runs["on"]), statistics.median(runs["off"])
 
 
-def report(results: list[Result], batch_rows: float, model_call_s: float, monitoring: tuple[float, float]) -> None:
+def report(results: list[Result], batch_rows: float, model_call_s: float, monitoring: tuple[float, float],
+           bookkeeping: tuple[float, float]) -> None:
     by = {(r.server, r.connections): r for r in results}
     names = list(dict.fromkeys(r.server for r in results))
     print("\n| server | conns | req/s | p50 ms | p99 ms | ours / this (req/s) |")
@@ -323,6 +348,10 @@ def report(results: list[Result], batch_rows: float, model_call_s: float, monito
     on, off = monitoring
     print(f"  monitoring cost (medians of alternating runs): drift bookkeeping on {on:,.0f} req/s vs off {off:,.0f} req/s "
           f"({(1 - on / off) * 100:.1f}% of throughput)")
+    per_request = (bookkeeping[0] - bookkeeping[1]) / batch_rows
+    print(f"  drift bookkeeping in process: {bookkeeping[0] * 1e6:.1f} us per batch of {batch_rows:.0f} rows with it, "
+          f"{bookkeeping[1] * 1e6:.1f} us without: {per_request * 1e6:.2f} us per request "
+          f"({per_request * on * 100:.1f}% of a request's time at {on:,.0f} req/s)")
     floor_s = 1.0 / const.requests_per_s + model_call_s / batch_rows
     print(f"  floor: constant endpoint {1e6 / const.requests_per_s:.0f} us + model {model_call_s * 1e6:.0f} us per call "
           f"/ {batch_rows:.1f} rows per call = {floor_s * 1e6:.0f} us per request = {1 / floor_s:,.0f} req/s; "
