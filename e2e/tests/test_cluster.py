@@ -382,7 +382,7 @@ def test_status_and_env_commands(cluster: Cluster) -> None:
     status = subprocess.run([sys.executable, "-m", "e2e.cluster", "status"], cwd=root,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
-    assert status.stdout.strip().endswith("healthy")
+    assert status.stdout.strip().splitlines()[-1] == "healthy"
     script = (f'eval "$({sys.executable} -m e2e.cluster env)" && kubectl get node '
               f'{config.NODE_NAME} -o name && echo "$MODELDEPLOY_SERVER_IMAGE" && '
               'command -v helm')
