@@ -4,6 +4,7 @@ image fetching real bundles, real Prometheus. The operator runs as a subprocess 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -136,7 +137,14 @@ class Env:
             st = self.status(name)
             ok = st.get("phase") == phase and all(st.get(k) == v for k, v in expect.items())
             return st if ok else None
-        return wait(f"{name} {phase} {expect}", check, timeout)
+        try:
+            return wait(f"{name} {phase} {expect}", check, timeout)
+        except AssertionError as exc:
+            st = self.status(name)
+            keys = ("phase", "message", "currentStep", "canaryWeight", "analysis",
+                    "consecutiveErrors", "history")
+            raise AssertionError(f"{exc}; status: {json.dumps({k: st.get(k) for k in keys})}"
+                                 ) from None
 
     def control(self, name: str, value: str) -> None:
         self.kubectl("annotate", "modeldeployment", name, f"modeldeploy.io/control={value}",
@@ -163,13 +171,14 @@ class Env:
         return out
 
 
-@pytest.fixture(scope="module")
-def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+@contextlib.contextmanager
+def operator_env(cluster: Cluster, log: Path) -> Iterator[Env]:
+    """A restricted namespace with a bundle server (v1, v2 good; v3 drifted) and an operator
+    watching it; everything is deleted afterwards."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io")
     ns = f"md-op-{uuid.uuid4().hex[:6]}"
     cluster.apply(workloads.namespace(ns))
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
     operator = Operator(cluster, ns, log)
     try:
         cluster.apply(workloads.bundle_server(cluster.server_image, {
@@ -191,6 +200,12 @@ def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         if os.environ.get("MODELDEPLOY_SHOW_OPERATOR_LOG"):
             print(log.read_text()[-20000:])
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with operator_env(cluster, tmp_path_factory.mktemp("operator") / "operator.log") as e:
+        yield e
 
 
 CANARY = {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "3s"}}]}}
