@@ -29,8 +29,8 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
                     "unpickled only if its sha256 matches the pinned digest.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     serve.add_argument("bundle", metavar="BUNDLE", help="bundle folder or .tar.gz")
-    serve.add_argument(c.FLAG_SHA256, dest="sha256", metavar="HEX", default=None,
-                       help=f"pinned sha256 of model.joblib (default: ${c.ENV_SHA256})")
+    serve.add_argument(c.FLAG_SHA256, dest="sha256", metavar="HEX", default=argparse.SUPPRESS,
+                       help=f"pinned sha256 of model.joblib; read from ${c.ENV_SHA256} when not given")
     serve.add_argument(c.FLAG_HOST, dest="host", default="127.0.0.1", help="address to listen on")
     serve.add_argument(c.FLAG_PORT, dest="port", type=int, default=c.DEFAULT_PORT, help="port to listen on")
     serve.add_argument(c.FLAG_ROLE, dest="role", choices=c.ROLES, default="stable",
@@ -92,7 +92,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from modeldeploy.server.bundle import BundleError, read_bundle_files, verify_bytes
 
-    sha = args.sha256 or os.environ.get(c.ENV_SHA256)
+    sha = getattr(args, "sha256", None) or os.environ.get(c.ENV_SHA256)
     if not sha:
         log.error("no pinned digest: pass %s HEX or set %s", c.FLAG_SHA256, c.ENV_SHA256)
         return 2
