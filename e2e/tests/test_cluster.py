@@ -395,3 +395,23 @@ def test_status_and_env_commands(cluster: Cluster) -> None:
     assert lines[1].startswith(config.SERVER_IMAGE_REPO + ":")
     assert lines[1] in _ctr_images(cluster)
     assert lines[2] == str(cluster.paths.helm())
+
+
+def test_operator_metrics_job_and_role_label_from_the_pod(cluster: Cluster, namespace: str) -> None:
+    """A pod annotated modeldeploy.io/operator-metrics lands in job modeldeploy-operator; a pod
+    label modeldeploy.io/role becomes the target's `role` (the server's own moves aside)."""
+    dep = workloads.model_server("metrics", cluster.server_image, replicas=1,
+                                 labels={"modeldeploy.io/role": "candidate"})
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    annotations.pop("prometheus.io/scrape")
+    annotations["modeldeploy.io/operator-metrics"] = "true"
+    cluster.apply(dep, namespace=namespace)
+    cluster.kubectl("rollout", "status", "deployment/metrics", "-n", namespace, "--timeout=120s",
+                    timeout=130)
+    up = cluster.wait_for_query(
+        f'up{{job="modeldeploy-operator", namespace="{namespace}"}} == 1', timeout=60)
+    assert len(up) == 1 and up[0]["metric"]["role"] == "candidate"
+    assert not cluster.query(f'up{{job="pods", namespace="{namespace}"}}')
+    info = cluster.wait_for_query(f'modeldeploy_model_info{{namespace="{namespace}"}}')
+    assert info[0]["metric"]["role"] == "candidate"
+    assert info[0]["metric"]["exported_role"] == "stable"
