@@ -18,7 +18,8 @@ Controls: kubectl annotate md NAME modeldeploy.io/control=pause|resume|promote|p
 abort|retry --overwrite (a value is applied once; add a suffix such as promote/2 to repeat).
 
 Two replicas: give each --peering NAME and a different --priority; the highest acts, the
-other waits and takes over when it goes away (needs kopf's KopfPeering CRDs).
+other waits and takes over when it goes away (needs kopf's peering CRDs and a
+KopfPeering object NAME in the namespace, or a ClusterKopfPeering with --all-namespaces).
 """
 
 
@@ -54,6 +55,9 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
                     help="peer with other replicas under this name (default: standalone)")
     op.add_argument("--priority", type=int, default=0,
                     help="peering priority; the highest acts (default 0)")
+    op.add_argument("--peering-lifetime", type=int, default=20, metavar="S",
+                    help="seconds after which a silent peer counts as gone, i.e. the "
+                         "fail-over time (default 20)")
     op.add_argument("--log-level", default="info",
                     choices=["debug", "info", "warning", "error"])
     op.set_defaults(run=run_operator)
@@ -85,7 +89,8 @@ def run_operator(args: argparse.Namespace) -> int:
                     resync_seconds=args.resync_seconds,
                     analysis_interval=args.analysis_interval,
                     metrics_port=args.metrics_port, liveness_endpoint=args.liveness,
-                    peering=args.peering, priority=args.priority, kubeconfig=args.kubeconfig)
+                    peering=args.peering, priority=args.priority,
+                    peering_lifetime=args.peering_lifetime, kubeconfig=args.kubeconfig)
     kube = ApiClientKube.from_environment(args.kubeconfig)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

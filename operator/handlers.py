@@ -50,6 +50,7 @@ class Config:
     liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
     peering: str | None = None
     priority: int = 0
+    peering_lifetime: int = 20
     kubeconfig: str | None = None
 
 
@@ -234,6 +235,8 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         settings.watching.inactivity_timeout = 600
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
+        # a dead peer is ignored after this long: the fail-over time of two replicas
+        settings.peering.lifetime = rt.config.peering_lifetime
         await start_background(rt)
 
     @kopf.on.cleanup(id="cleanup", registry=registry)

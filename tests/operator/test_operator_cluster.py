@@ -55,6 +55,7 @@ class Operator:
     cluster: Cluster
     namespace: str
     log: Path
+    extra: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     liveness_port: int = 0
@@ -66,7 +67,7 @@ class Operator:
                "--prometheus-url", self.cluster.prometheus_url,
                "--server-image", self.cluster.server_image, "--resync-seconds", "1",
                "--analysis-interval", "2", "--metrics-port", str(self.metrics_port),
-               "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz"]
+               "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz", *self.extra]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                          cwd=ROOT)
@@ -172,7 +173,7 @@ class Env:
 
 
 @contextlib.contextmanager
-def operator_env(cluster: Cluster, log: Path) -> Iterator[Env]:
+def operator_env(cluster: Cluster, log: Path, start: bool = True) -> Iterator[Env]:
     """A restricted namespace with a bundle server (v1, v2 good; v3 drifted) and an operator
     watching it; everything is deleted afterwards."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
@@ -191,7 +192,8 @@ def operator_env(cluster: Cluster, log: Path) -> Iterator[Env]:
             code, body = probe.get(f"http://{ip}/{v}.sha256", timeout=5)
             assert code == 200, body
             sha[v] = body.strip()
-        operator.start()
+        if start:
+            operator.start()
         yield Env(cluster, ns, f"http://{ip}", sha, operator)
     finally:
         cluster.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--wait=false",
