@@ -1,0 +1,210 @@
+"""A bounded traffic generator for the model Service of a ModelDeployment.
+
+It sends the example model's synthetic requests (``server.examples``) to one address inside
+the local cluster (a Service ClusterIP, a pod or the node) or to loopback, and nothing else:
+the address is checked against the cluster's own ranges before the first request. Every
+request is counted with the version that answered it, so a test can prove that no request
+was lost while traffic moved between versions. Inputs can be shifted on demand (drift).
+
+Each request opens its own connection: the ``replicas`` provider weights traffic by the share
+of pods behind one Service, and kube-proxy picks a pod per connection, so kept-alive
+connections would pin the traffic to whichever pod answered first.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from modeldeploy.server import contract as c
+
+from e2e.cluster import config
+
+# Addresses traffic may go to: loopback and the ranges of the network namespaces the harness
+# made (the node's link, pods, Services). Nothing else is ever contacted.
+ALLOWED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "127.0.0.0/8", "::1/128", config.LINK_CIDR, config.CLUSTER_CIDR, config.SERVICE_CIDR))
+
+# A connection refused or reset while a pod goes away is retried this many times: the
+# request is lost only if no version answered it at all.
+RETRIES = 5
+RETRY_PAUSE = 0.2
+
+
+def check_address(host: str) -> str:
+    """``host`` if it is loopback or inside the cluster's own networks, else ValueError."""
+    addr = ipaddress.ip_address(host)
+    if not any(addr in net for net in ALLOWED_NETWORKS):
+        raise ValueError(f"{host} is outside the local cluster's networks and loopback")
+    return host
+
+
+@dataclass
+class Second:
+    """What one second of traffic saw: answers per version and their prediction sums."""
+
+    answers: Counter[str] = field(default_factory=Counter)
+    score_sum: dict[str, float] = field(default_factory=dict)
+    score_n: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    answered: int = 0
+    lost: int = 0
+    retried: int = 0
+    rows: int = 0
+    by_version: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sent": self.sent, "answered": self.answered, "lost": self.lost,
+                "retried": self.retried, "by_version": dict(self.by_version),
+                "errors": dict(self.errors)}
+
+
+def _score(answer: dict[str, Any]) -> list[float]:
+    """The positive-class probability per row (what the server's prediction metrics sum)."""
+    probs = answer.get("probabilities")
+    if probs:
+        return [float(p[-1]) for p in probs]
+    return [float(v) for v in answer.get("predictions") or []]
+
+
+class Traffic:
+    """Steady POST /predict traffic in a background thread, bounded in count and time."""
+
+    def __init__(self, host: str, port: int = c.DEFAULT_PORT, rate: float = 20.0, batch: int = 4,
+                 max_requests: int = 20_000, max_seconds: float = 900.0, seed: int = 0,
+                 timeout: float = 2.0) -> None:
+        from modeldeploy.server.examples import records_for
+
+        self.host, self.port = check_address(host), port
+        self.rate, self.batch, self.timeout = rate, batch, timeout
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        pool = 4096
+        self._normal = records_for(pool, seed=seed)
+        self._shifted = records_for(pool, seed=seed + 1, shifted=True)
+        self.shifted = False
+        self.tally = Tally()
+        self.seconds: dict[int, Second] = {}
+        self.started = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ control
+
+    def start(self) -> "Traffic":
+        self.started = time.time()
+        self._thread = threading.Thread(target=self._loop, name="traffic", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> Tally:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout * (RETRIES + 2))
+        return self.tally
+
+    def shift(self, on: bool = True) -> None:
+        """Send the shifted inputs (drift) from the next request on."""
+        self.shifted = on
+
+    def __enter__(self) -> "Traffic":
+        return self.start()
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop()
+
+    def snapshot(self) -> Tally:
+        with self._lock:
+            return Tally(sent=self.tally.sent, answered=self.tally.answered,
+                         lost=self.tally.lost, retried=self.tally.retried, rows=self.tally.rows,
+                         by_version=Counter(self.tally.by_version),
+                         errors=Counter(self.tally.errors))
+
+    def recent_versions(self, seconds: int = 10) -> Counter[str]:
+        """Answers per version over the last ``seconds`` whole seconds."""
+        now = int(time.time())
+        out: Counter[str] = Counter()
+        with self._lock:
+            for t in range(now - seconds, now):
+                if t in self.seconds:
+                    out.update(self.seconds[t].answers)
+        return out
+
+    # ------------------------------------------------------------ the loop
+
+    def _loop(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        period = 1.0 / self.rate
+        next_at = time.monotonic()
+        i = 0
+        while not self._stop.is_set() and time.monotonic() < deadline \
+                and self.tally.sent < self.max_requests:
+            pool = self._shifted if self.shifted else self._normal
+            start = (i * self.batch) % (len(pool) - self.batch)
+            self._one(pool[start:start + self.batch])
+            i += 1
+            next_at += period
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                next_at = time.monotonic()  # behind: do not burst to catch up
+
+    def _one(self, records: list[dict[str, Any]]) -> None:
+        body = json.dumps({"instances": records}).encode()
+        with self._lock:
+            self.tally.sent += 1
+        last = ""
+        for attempt in range(RETRIES + 1):
+            try:
+                version, answer = self._post(body)
+            except (OSError, http.client.HTTPException) as exc:
+                last = type(exc).__name__
+            else:
+                if version:
+                    self._record(version, answer, retried=attempt > 0)
+                    return
+                last = "no version"
+            if attempt < RETRIES and not self._stop.is_set():
+                time.sleep(RETRY_PAUSE)
+        with self._lock:
+            self.tally.lost += 1
+            self.tally.errors[last] += 1
+
+    def _post(self, body: bytes) -> tuple[str, dict[str, Any]]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.request("POST", c.PREDICT_PATH, body=body,
+                         headers={"content-type": "application/json", "connection": "close"})
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                raise http.client.HTTPException(f"HTTP {resp.status}")
+            return resp.getheader(c.MODEL_VERSION_HEADER) or "", json.loads(data)
+        finally:
+            conn.close()
+
+    def _record(self, version: str, answer: dict[str, Any], retried: bool) -> None:
+        scores = _score(answer)
+        now = int(time.time())
+        with self._lock:
+            t = self.tally
+            t.answered += 1
+            t.retried += int(retried)
+            t.rows += len(scores)
+            t.by_version[version] += 1
+            sec = self.seconds.setdefault(now, Second())
+            sec.answers[version] += 1
+            sec.score_sum[version] = sec.score_sum.get(version, 0.0) + sum(scores)
+            sec.score_n[version] += len(scores)
