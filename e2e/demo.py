@@ -129,7 +129,7 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
     preview: Traffic | None = None
     obs: Observer | None = None
     try:
-        st.load_rules(cluster)
+        st.load_rules(cluster, ns)
         say(f"chart rules loaded into Prometheus (group interval {st.GROUP_INTERVAL}, "
             f"for {st.ALERT_FOR})")
         bundles = serve_bundles(cluster, ns, BUNDLES)
@@ -161,6 +161,10 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
 
         say("3. blue/green of v4 (drifted): preview gets live traffic; ModelFeatureDrift "
             "should stop the switch")
+        # Alerts are keyed by role, not version: wait until v3's candidate alerts (1m
+        # windows) are gone, or they would count against the next candidate.
+        say("waiting for the rolled-back candidate's alerts to clear (their 1m windows)")
+        st.wait("candidate alerts cleared", lambda: not _candidate_alerts(s), 120, interval=2)
         t = time.time()
         obs.mark("v4 blue/green")
         patch_model(s, "v4", bundles, st.blue_green(pre="40s", auto_seconds=2))
@@ -199,10 +203,14 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
                 proc.stop()
         say(f"removing namespace {ns} and the demo's rules")
         st.uninstall(s)
-        try:
-            cluster.remove_rules(st.RULES_NAME)
-        except (OSError, RuntimeError) as exc:  # the file is gone; Prometheus may be down
-            say(f"Prometheus reload after removing the rules: {exc}")
+        st.unload_rules(cluster, ns)
+
+
+def _candidate_alerts(s: Stack) -> list[dict]:
+    return [a for a in s.cluster.prometheus_api("alerts")["alerts"]
+            if a["labels"].get("namespace") == s.namespace
+            and a["labels"].get("modeldeployment") == NAME
+            and a["labels"].get("role") == "candidate"]
 
 
 def _exists(s: Stack, service: str) -> bool:

@@ -44,9 +44,18 @@ def fast_rules(text: str | None = None, interval: str = GROUP_INTERVAL,
     return re.sub(r"(?m)^(\s+for:\s*)\S+$", rf"\g<1>{for_}", text)
 
 
-def load_rules(cluster: Cluster) -> Path:
-    """Put the (fast) chart rules into the cluster's Prometheus; idempotent."""
-    return cluster.add_rules(RULES_NAME, fast_rules())
+def load_rules(cluster: Cluster, owner: str) -> Path:
+    """Put the (fast) chart rules into the cluster's Prometheus, in a file of ``owner`` (a
+    namespace), so concurrent users each remove only their own. Two loaded copies compute
+    identical series, so they do not disturb each other."""
+    return cluster.add_rules(f"{RULES_NAME}-{owner}", fast_rules())
+
+
+def unload_rules(cluster: Cluster, owner: str) -> None:
+    try:
+        cluster.remove_rules(f"{RULES_NAME}-{owner}")
+    except (OSError, RuntimeError):  # the file is gone; Prometheus may be restarting
+        pass
 
 
 def _split(ref: str) -> tuple[str, str]:

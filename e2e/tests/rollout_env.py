@@ -1,0 +1,72 @@
+"""What the rollout tests share: one chart install per test module (operator from our image
+under the chart's RBAC, watching the module's own restricted namespace), the fast chart rules
+in Prometheus, and the example bundles served from a pod. Imported by each test module, so
+each module gets (and removes) its own namespace."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from e2e import stack as st
+from e2e.cluster.api import Cluster
+from e2e.fileserver import Bundle, serve_bundles
+from e2e.stack import Stack
+from e2e.traffic import Tally, Traffic
+
+VARIANTS = {"v1": "good", "v2": "good", "v3": "diverging", "v4": "drifted"}
+
+
+@dataclass(frozen=True)
+class Env:
+    stack: Stack
+    bundles: dict[str, Bundle]
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.stack.cluster
+
+    def deploy(self, name: str, version: str, strategy: dict[str, Any], **kw: Any) -> None:
+        self.cluster.apply(st.model_deployment(name, self.stack.namespace,
+                                               self.bundles[version], strategy, **kw))
+
+    def healthy(self, name: str, version: str, timeout: float = 240) -> dict[str, Any]:
+        return st.wait_phase(self.stack, name, "Healthy", version=version, timeout=timeout)
+
+    def finished(self, name: str, version: str, timeout: float = 240) -> dict[str, Any]:
+        """The history entry of ``version``'s rollout once it has ended."""
+
+        def done() -> dict[str, Any] | None:
+            status = st.status(self.stack, name)
+            top = (status.get("history") or [{}])[0]
+            return dict(top) if top.get("version") == version and \
+                not status.get("candidateVersion") else None
+
+        return st.wait(f"rollout of {version} finished", done, timeout,
+                       detail=lambda: st.describe(self.stack, name))
+
+    def traffic(self, service: str, **kw: Any) -> Traffic:
+        return Traffic(st.service_ip(self.stack, service), **kw)
+
+
+@pytest.fixture(scope="module")
+def env(cluster: Cluster) -> Iterator[Env]:
+    ns = f"md-e2e-{uuid.uuid4().hex[:6]}"
+    s = st.install(cluster, ns)
+    try:
+        st.load_rules(cluster, ns)
+        yield Env(s, serve_bundles(cluster, ns, VARIANTS))
+    finally:
+        st.uninstall(s)
+        st.unload_rules(cluster, ns)
+
+
+def assert_none_lost(tally: Tally) -> None:
+    """Every request sent got an answer from some version."""
+    assert tally.sent > 0
+    assert tally.lost == 0, tally.as_dict()
+    assert tally.answered == tally.sent == sum(tally.by_version.values()), tally.as_dict()

@@ -1,0 +1,50 @@
+"""Blue/green on the real cluster: a good version passes pre-promotion analysis on its
+preview Service and the main Service switches to it; a drifted one is stopped by
+ModelFeatureDrift before the switch. Live traffic on both Services; none lost."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from e2e import stack as st
+
+from .rollout_env import Env, assert_none_lost, env  # noqa: F401
+
+pytestmark = pytest.mark.cluster
+
+
+def test_blue_green_promotes_a_good_version_and_stops_a_drifted_one(env: Env) -> None:  # noqa: F811
+    name = "bg"
+    strategy = st.blue_green(pre="30s", auto_seconds=2)
+    env.deploy(name, "v1", strategy, replicas=2)
+    env.healthy(name, "v1")
+    with env.traffic(name, rate=20, max_seconds=400) as traffic:
+        time.sleep(3)
+        env.deploy(name, "v2", strategy, replicas=2)
+        st.wait("preview Service", lambda: env.cluster.kubectl(
+            "get", "service", f"{name}-preview", "-n", env.stack.namespace,
+            check=False).returncode == 0, 60)
+        with env.traffic(f"{name}-preview", rate=10, max_seconds=200, seed=3) as preview:
+            promoted = env.finished(name, "v2")
+        assert promoted["outcome"] == "Promoted", promoted
+        assert set(preview.tally.by_version) == {"v2"}  # the preview served only the new one
+        assert_none_lost(preview.tally)
+        time.sleep(6)
+        assert set(traffic.recent_versions(4)) == {"v2"}  # the main Service switched
+
+        env.deploy(name, "v4", strategy, replicas=2)
+        with env.traffic(f"{name}-preview", rate=10, max_seconds=200, seed=5) as preview:
+            stopped = env.finished(name, "v4")
+        assert stopped["outcome"] == "RolledBack", stopped
+        assert "ModelFeatureDrift" in stopped["message"], stopped
+        assert preview.tally.by_version["v4"] > 0
+        assert_none_lost(preview.tally)
+        status = st.status(env.stack, name)
+        assert status["stableVersion"] == "v2" and status["phase"] == "Degraded"
+        time.sleep(3)
+    tally = traffic.tally
+    assert tally.by_version["v4"] == 0, tally.as_dict()  # the switch never happened
+    assert tally.by_version["v1"] > 0 and tally.by_version["v2"] > 0
+    assert_none_lost(tally)
