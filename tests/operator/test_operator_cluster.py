@@ -189,9 +189,13 @@ def operator_env(cluster: Cluster, log: Path, start: bool = True) -> Iterator[En
         ip = cluster.kubectl_json("get", "service", "bundles", "-n", ns)["spec"]["clusterIP"]
         sha = {}
         for v in ("v1", "v2", "v3"):
-            code, body = probe.get(f"http://{ip}/{v}.sha256", timeout=5)
-            assert code == 200, body
-            sha[v] = body.strip()
+            def fetched(v: str = v) -> str | None:
+                try:
+                    code, body = probe.get(f"http://{ip}/{v}.sha256", timeout=5)
+                except OSError:
+                    return None
+                return body.strip() if code == 200 else None
+            sha[v] = wait(f"bundle digest {v}", fetched, timeout=60)
         if start:
             operator.start()
         yield Env(cluster, ns, f"http://{ip}", sha, operator)
