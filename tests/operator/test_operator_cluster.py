@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -322,6 +323,10 @@ def test_firing_alert_rolls_back_and_records_the_rule(env: Env) -> None:
         top = st["history"][0]
         assert top["outcome"] == "RolledBack" and top["reason"] == "AnalysisFailed"
         assert "ModelFeatureDrift" in top["message"] and "0.37" in top["message"]
+        took = (datetime.fromisoformat(top["finishedAt"].replace("Z", "+00:00"))
+                - datetime.fromisoformat(top["startedAt"].replace("Z", "+00:00")))
+        print(f"rollback: {took.total_seconds():.0f}s from the start of the rollout (pods "
+              f"fetched, scraped, alert firing) to the rollback")
         assert st["stableVersion"] == "v1" and st["abortedRevision"]
         cond = {c["type"]: c for c in st["conditions"]}
         assert cond["Stalled"]["status"] == "True" and cond["Ready"]["status"] == "False"
