@@ -12,7 +12,10 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 DEBIAN_PACKAGES=(
     containerd runc containernetworking-plugins iptables conntrack iproute2 podman
-    debootstrap prometheus wrk lua5.4 openssl python3-venv
+    debootstrap wrk lua5.4 openssl python3-venv
+    # promtool for the rule unit tests (the cluster's own Prometheus is built from Go: the
+    # packaged 2.42 lacks Kubernetes discovery), and a C toolchain for the static pause image.
+    prometheus gcc libc6-dev
 )
 
 missing=()
