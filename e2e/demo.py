@@ -65,15 +65,23 @@ def live_line(obs: Observer, traffic: Traffic) -> str:
             f"{fmt(v['psi_candidate'])}")
 
 
+_printed: dict[int, int] = {}
+
+
+def print_events(obs: Observer) -> None:
+    """Print the Events the observer recorded since the last call (none twice, none missed)."""
+    shown = _printed.get(id(obs), 0)
+    for e in obs.events[shown:]:
+        print(f"    event {e['type']:<7} {e['reason']}: {e['message'][:150]}", flush=True)
+    _printed[id(obs)] = len(obs.events)
+
+
 def follow(obs: Observer, traffic: Traffic, until: object, timeout: float, what: str) -> dict:
     """Print the live view every 2 s and new events as they come, until ``until()``."""
     deadline = time.monotonic() + timeout
-    shown = len(obs.events)
     last_print = 0.0
     while time.monotonic() < deadline:
-        for e in obs.events[shown:]:
-            print(f"    event {e['type']:<7} {e['reason']}: {e['message'][:150]}", flush=True)
-        shown = len(obs.events)
+        print_events(obs)
         if time.monotonic() - last_print >= 2:
             print(live_line(obs, traffic), flush=True)
             last_print = time.monotonic()
@@ -84,9 +92,9 @@ def follow(obs: Observer, traffic: Traffic, until: object, timeout: float, what:
     raise TimeoutError(f"{what}: not reached in {timeout:g}s\n{st.describe(obs.stack, NAME)}")
 
 
-def patch_model(s: Stack, version: str, bundles: dict, strategy: dict) -> None:
+def patch_model(s: Stack, version: str, bundles: dict, strategy: dict, **kw: object) -> None:
     b = bundles[version]
-    s.cluster.apply(st.model_deployment(NAME, s.namespace, b, strategy))
+    s.cluster.apply(st.model_deployment(NAME, s.namespace, b, strategy, **kw))  # type: ignore[arg-type]
 
 
 def rollout_outcome(s: Stack, obs: Observer, version: str, strategy: str,
@@ -167,7 +175,10 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
         st.wait("candidate alerts cleared", lambda: not _candidate_alerts(s), 120, interval=2)
         t = time.time()
         obs.mark("v4 blue/green")
-        patch_model(s, "v4", bundles, st.blue_green(pre="40s", auto_seconds=2))
+        # v4's predictions also differ from v2's; it watches drift (and errors) only, so the
+        # demo shows the drift alert alone stopping the switch.
+        patch_model(s, "v4", bundles, st.blue_green(pre="40s", auto_seconds=2),
+                    analysis={"alerts": ["ModelFeatureDrift", "ModelHighErrorRate"]})
         st.wait(f"{NAME}-preview Service", lambda: _exists(s, f"{NAME}-preview"), 60)
         preview = Traffic(st.service_ip(s, f"{NAME}-preview"), rate=10, batch=4,
                           max_seconds=300, seed=7).start()
@@ -188,6 +199,7 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
         say(f"condition InputDrift={cond['status']}: {cond['message']}")
         time.sleep(3)
         obs.stop()
+        print_events(obs)
         alert = obs.first_alert("ModelFeatureDrift", "stable", t)
         drift.value = alert.value if alert else math.nan
         outcomes = [rollout_outcome(s, obs, *stage) for stage in stages] + [drift]

@@ -99,6 +99,13 @@ class Traffic:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.mirror: tuple[str, int] | None = None
+        self.mirrored = Tally()
+
+    def mirror_to(self, host: str | None, port: int = c.DEFAULT_PORT) -> None:
+        """Also send each request to ``host`` (a shadow), ignoring its answer except to count
+        it: what a router's request mirroring does, for providers that have no router."""
+        self.mirror = None if host is None else (check_address(host), port)
 
     # ------------------------------------------------------------ control
 
@@ -163,6 +170,8 @@ class Traffic:
 
     def _one(self, records: list[dict[str, Any]]) -> None:
         body = json.dumps({"instances": records}).encode()
+        if self.mirror is not None:
+            self._shadow(body, *self.mirror)
         with self._lock:
             self.tally.sent += 1
         last = ""
@@ -182,8 +191,22 @@ class Traffic:
             self.tally.lost += 1
             self.tally.errors[last] += 1
 
-    def _post(self, body: bytes) -> tuple[str, dict[str, Any]]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+    def _shadow(self, body: bytes, host: str, port: int) -> None:
+        try:
+            version, _ = self._post(body, host, port)
+        except (OSError, http.client.HTTPException) as exc:
+            version = ""
+            self.mirrored.errors[type(exc).__name__] += 1
+        with self._lock:
+            self.mirrored.sent += 1
+            if version:
+                self.mirrored.answered += 1
+                self.mirrored.by_version[version] += 1
+
+    def _post(self, body: bytes, host: str | None = None,
+              port: int | None = None) -> tuple[str, dict[str, Any]]:
+        conn = http.client.HTTPConnection(host or self.host, port or self.port,
+                                          timeout=self.timeout)
         try:
             conn.request("POST", c.PREDICT_PATH, body=body,
                          headers={"content-type": "application/json", "connection": "close"})

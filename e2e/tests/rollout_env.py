@@ -6,6 +6,7 @@ each module gets (and removes) its own namespace."""
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,16 +54,22 @@ class Env:
         return Traffic(st.service_ip(self.stack, service), **kw)
 
 
-@pytest.fixture(scope="module")
-def env(cluster: Cluster) -> Iterator[Env]:
+@contextmanager
+def make_env(cluster: Cluster, variants: dict[str, str] = VARIANTS) -> Iterator[Env]:
     ns = f"md-e2e-{uuid.uuid4().hex[:6]}"
     s = st.install(cluster, ns)
     try:
         st.load_rules(cluster, ns)
-        yield Env(s, serve_bundles(cluster, ns, VARIANTS))
+        yield Env(s, serve_bundles(cluster, ns, variants))
     finally:
         st.uninstall(s)
         st.unload_rules(cluster, ns)
+
+
+@pytest.fixture(scope="module")
+def env(cluster: Cluster) -> Iterator[Env]:
+    with make_env(cluster) as e:
+        yield e
 
 
 def assert_none_lost(tally: Tally) -> None:
