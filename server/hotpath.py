@@ -5,7 +5,7 @@ of a Python web request's cost is framework plumbing. Here they are served strai
 the ASGI messages: read the body, parse it with orjson, validate, queue the rows for the
 micro-batcher, write the JSON answer. Every other request passes through to FastAPI with
 the model and request-id headers added. Nothing raised here escapes: client mistakes
-become 4xx bodies naming the field, anything else is logged and answered 422.
+become 4xx bodies naming the field; anything else is a bug, logged and answered 500.
 """
 
 from __future__ import annotations
@@ -167,11 +167,11 @@ class HotPath:
         except ClientGone:
             state.record_request("client_error", time.perf_counter() - started)
             return
-        except Exception as exc:  # never a 5xx: log it, count it, answer plainly
-            log.exception("request %s could not be processed", request_id)
+        except Exception as exc:  # a bug, not bad input: log it, count it, answer 500
+            log.exception("request %s failed inside the server", request_id)
             outcome = "server_error"
-            status = 422
-            answer = error_json(RequestError(422, "body", f"could not be processed ({type(exc).__name__})"),
+            status = 500
+            answer = error_json(RequestError(500, "server", f"internal error ({type(exc).__name__}); see the server log"),
                                 state.identity(), request_id)
         await send({
             "type": "http.response.start",
