@@ -102,7 +102,8 @@ def test_gateway_canary_sets_route_weights_and_owns_a_prometheus_rule(routed_env
 def test_shadow_mirrors_to_the_candidate_then_promotes(routed_env: Env) -> None:
     env, name = routed_env, "shadowed"
     provider = {"gatewayAPI": {"httpRoute": f"{name}-route"}}
-    strategy = {"shadow": {"duration": "6s"}}
+    # Long enough that a busy machine's slow polls still see the mirror while it is there.
+    strategy = {"shadow": {"duration": "40s"}}
     env.apply(env.manifest(name, "v1", strategy, trafficProvider=provider))
     env.wait_phase(name, "Healthy", stableVersion="v1")
     env.apply(env.manifest(name, "v2", strategy, trafficProvider=provider))
