@@ -126,9 +126,8 @@ class Observer:
             if known is None:
                 known = Alert(labels.get("alertname", ""), role, active)
                 self.alerts.append(known)
-            if a.get("state") == "firing":
-                if known.fired_at is None:
-                    known.fired_at = now
+            if a.get("state") == "firing" and known.fired_at is None:
+                known.fired_at = now  # the value when it fired: what the operator acted on
                 known.value = float(a.get("value", "nan"))
 
     # ------------------------------------------------------------ reading the record
