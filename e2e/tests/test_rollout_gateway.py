@@ -40,13 +40,17 @@ def gw_env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     if ours:
         crd = module_dir(tmp_path_factory.mktemp("gomod")) / CRD_FILE
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+    # Poll rather than `kubectl wait`, which errors on a CRD whose status is not written yet.
+    st.wait(f"{CRD} established", lambda: cluster.kubectl(
+        "get", "crd", CRD, "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+        check=False).stdout == "True", timeout=60)
     try:
         with make_env(cluster, {"v1": "good", "v2": "good"}) as env:  # after the CRD: the
             yield env                                                # operator sees the API
     finally:
         if ours:
-            cluster.kubectl("delete", "crd", CRD, "--wait=false", check=False)
+            # Wait for it to go: a CRD still terminating would look present to the next test.
+            cluster.kubectl("delete", "crd", CRD, "--timeout=120s", check=False)
 
 
 def weights(env: Env, route: str) -> list[tuple[str, int]]:

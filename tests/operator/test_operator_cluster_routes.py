@@ -57,7 +57,8 @@ def routed_env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
             yield env
     finally:
         for crd in installed:
-            cluster.kubectl("delete", "crd", crd, "--wait=false", check=False)
+            # Wait for it to go: a CRD still terminating would look present to the next test.
+            cluster.kubectl("delete", "crd", crd, "--timeout=120s", check=False)
 
 
 def backends(env: Env, route: str) -> list[tuple[str, int]]:

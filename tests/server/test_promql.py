@@ -80,6 +80,9 @@ def test_readme_promql_agrees_with_the_statistics(serve: Callable[..., Server], 
                 != {"stable": 800.0, "candidate": 600.0}:
             assert time.monotonic() < deadline, "Prometheus did not scrape the final counters"
             time.sleep(0.3)
+        # A few more scrapes of the settled counters: ``increase`` extrapolates the last scrape
+        # gap over the sampled span, so a longer span keeps that stretch small on a slow machine.
+        time.sleep(6)
         at = max(float(r["value"][1]) for r in query(prom_url, "timestamp(modeldeploy_predictions_total)"))
         window = "10m"
 
