@@ -63,6 +63,20 @@ def cache_root() -> Path:
     return Path(os.environ.get("MODELDEPLOY_CACHE", Path.home() / ".cache" / "modeldeploy"))
 
 
+def built_tool(name: str) -> str:
+    """A tool from the pinned build (kubectl, helm, promtool, ...); a clear error when missing.
+
+    Tests use the exact versions the cluster runs, never whatever else is on PATH.
+    """
+    paths = Paths.default()
+    for folder in (paths.k8s_bin, paths.helm_bin, paths.etcd_bin, paths.prometheus_bin):
+        candidate = folder / name
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise RuntimeError(f"{name} not found in {paths.cache / 'bin'}: run "
+                       "`.venv/bin/python -m e2e.cluster build` (make test does)")
+
+
 @dataclass(frozen=True)
 class Paths:
     """Every file and folder the harness uses, derived from two roots."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from e2e.cluster.config import K8S_VERSION
+from e2e.cluster.config import K8S_VERSION, built_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "modeldeploy"
@@ -22,16 +20,8 @@ Manifest = dict[str, Any]
 
 
 def helm_path() -> str:
-    """helm from the local cluster's build cache, else PATH; a clear error when missing."""
-    cache = Path(os.environ.get("MODELDEPLOY_CACHE", Path.home() / ".cache" / "modeldeploy"))
-    for candidate in sorted((cache / "bin").glob("helm-*/helm"), reverse=True):
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which("helm")
-    if not found:
-        raise RuntimeError(f"helm not found in {cache / 'bin'} nor on PATH: run "
-                           "`.venv/bin/python -m e2e.cluster build` (make test does)")
-    return found
+    """helm from the local cluster's pinned build."""
+    return built_tool("helm")
 
 
 def _set_args(values: dict[str, Any] | None, tmp: Path | None) -> list[str]:

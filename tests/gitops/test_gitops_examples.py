@@ -11,7 +11,7 @@ import yaml
 
 from modeldeploy.operator.model import Spec
 
-from kubectlbin import kubectl_path
+from e2e.cluster.config import built_tool
 from luahealth import ROOT
 
 EXAMPLES = ROOT / "examples" / "gitops"
@@ -20,7 +20,7 @@ CHART_ALERTS = {"ModelFeatureDrift", "ModelPredictionDivergence", "ModelHighErro
 
 
 def kustomize(folder: str) -> list[dict[str, Any]]:
-    proc = subprocess.run([kubectl_path(), "kustomize", str(EXAMPLES / folder)],
+    proc = subprocess.run([built_tool("kubectl"), "kustomize", str(EXAMPLES / folder)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
