@@ -24,9 +24,10 @@ def test_blue_green_promotes_a_good_version_and_stops_a_drifted_one(env: Env) ->
     with env.traffic(name, rate=20, max_seconds=400) as traffic:
         time.sleep(3)
         env.deploy(name, "v2", strategy, replicas=2)
-        st.wait("preview Service", lambda: env.cluster.kubectl(
-            "get", "service", f"{name}-preview", "-n", env.stack.namespace,
-            check=False).returncode == 0, 60)
+        # Between rollouts the preview Service selects the stable slot: send preview traffic
+        # only once it selects the candidate's slot, so every answer there is the new version.
+        st.wait("preview Service on the candidate's ready slot", lambda: preview_ready(env, name),
+                120, detail=lambda: st.describe(env.stack, name))
         with env.traffic(f"{name}-preview", rate=10, max_seconds=200, seed=3) as preview:
             promoted = env.finished(name, "v2")
         assert promoted["outcome"] == "Promoted", promoted
@@ -53,3 +54,16 @@ def test_blue_green_promotes_a_good_version_and_stops_a_drifted_one(env: Env) ->
     assert tally.by_version["v4"] == 0, tally.as_dict()  # the switch never happened
     assert tally.by_version["v1"] > 0 and tally.by_version["v2"] > 0
     assert_none_lost(tally)
+
+
+def preview_ready(env: Env, name: str) -> bool:
+    """Whether the preview Service selects the candidate's slot and that slot has a ready pod."""
+    ns = env.stack.namespace
+    proc = env.cluster.kubectl("get", "service", f"{name}-preview", "-n", ns,
+                               "-o", "jsonpath={.spec.selector.modeldeploy\\.io/slot}", check=False)
+    slot = proc.stdout.strip() if proc.returncode == 0 else ""
+    if not slot or slot == st.status(env.stack, name).get("stableSlot"):
+        return False
+    ready = env.cluster.kubectl("get", "deployment", f"{name}-{slot}", "-n", ns,
+                                "-o", "jsonpath={.status.readyReplicas}", check=False)
+    return ready.returncode == 0 and ready.stdout.strip() not in ("", "0")
