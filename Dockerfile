@@ -17,14 +17,15 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python3 -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml ./
-# Empty packages stand in for the code, so the dependency layer depends on pyproject.toml
-# alone and survives every code change.
-RUN mkdir -p modeldeploy server operator \
- && touch README.md modeldeploy/__init__.py server/__init__.py operator/__init__.py
+# The dependency layers depend on pyproject.toml alone (an extra's requirements, read with
+# tomllib), so they survive every code change.
+ENV REQUIREMENTS='import sys, tomllib; \
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+print(*project["optional-dependencies"][sys.argv[1]], sep="\n")'
 
 FROM build-base AS build-server
-RUN /opt/venv/bin/pip install ".[server]" && /opt/venv/bin/pip uninstall -y modeldeploy \
- && rm -rf build modeldeploy.egg-info
+RUN python3 -c "$REQUIREMENTS" server > /tmp/requirements.txt \
+ && /opt/venv/bin/pip install -r /tmp/requirements.txt
 COPY README.md ./
 COPY modeldeploy/ modeldeploy/
 COPY server/ server/
@@ -33,8 +34,8 @@ RUN /opt/venv/bin/pip install --no-deps . \
  && /opt/venv/bin/pip uninstall -y pip setuptools wheel || true
 
 FROM build-base AS build-operator
-RUN /opt/venv/bin/pip install ".[operator]" && /opt/venv/bin/pip uninstall -y modeldeploy \
- && rm -rf build modeldeploy.egg-info
+RUN python3 -c "$REQUIREMENTS" operator > /tmp/requirements.txt \
+ && /opt/venv/bin/pip install -r /tmp/requirements.txt
 COPY README.md ./
 COPY modeldeploy/ modeldeploy/
 COPY server/ server/

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from modeldeploy import __version__
+from modeldeploy.server import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     from modeldeploy.server import cli as server_cli
 
     server_cli.register(commands)
-    from modeldeploy import fetch as fetch_cli
+    from modeldeploy.server import fetch as fetch_cli
 
     fetch_cli.register(commands)
     try:

@@ -40,12 +40,8 @@ stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     say "creating .venv and installing modeldeploy with its test extras"
     [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-    # `python -m X` run from the repository root puts the root first on sys.path, where the
-    # folder operator/ would shadow the standard library's `operator` module. Importing the
-    # real one at interpreter start-up (site runs .pth lines before sys.path[0] is added)
-    # keeps `python -m pytest`, `python -m e2e.cluster` and pip itself working from here.
-    site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    echo "import operator" > "$site/00-modeldeploy-stdlib-operator.pth"
+    # An earlier layout needed a start-up hook here; the current one needs none.
+    rm -f .venv/lib/python3*/site-packages/00-modeldeploy-stdlib-operator.pth
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[server,operator,test]"
     rm -f .venv/.installed-*

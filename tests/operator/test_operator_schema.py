@@ -1,4 +1,4 @@
-"""The CRD in crds/ is generated from operator/schema.py and agrees with the parser."""
+"""The CRD in crds/ is generated from modeldeploy.operator.schema and agrees with the parser."""
 
 from __future__ import annotations
 

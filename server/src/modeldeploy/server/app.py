@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modeldeploy import __version__
+from modeldeploy.server import __version__
 from modeldeploy.server import contract as c
 from modeldeploy.server.batching import MicroBatcher
 from modeldeploy.server.bundle import Bundle, load_bundle, read_card

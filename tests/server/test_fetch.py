@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.fetch import FetchError, fetch
+from modeldeploy.server.fetch import FetchError, fetch
 from modeldeploy.server.contract import CARD_FILE, MODEL_FILE
 
 
