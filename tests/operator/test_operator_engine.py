@@ -8,6 +8,7 @@ import pytest
 
 from modeldeploy.operator import engine
 from modeldeploy.operator.conditions import get_condition
+from modeldeploy.operator.routers import replica_split
 from modeldeploy.operator.model import AnalysisSample, CheckResult, Observations, Spec
 
 from opworld import SHA_A, SHA_B, SHA_C, T0, World, body, healthy, passing, run_until, spec, tick
@@ -402,10 +403,10 @@ def test_routed_canary_keeps_stable_whole_and_a_warm_candidate() -> None:
 
 def test_replica_split_matches_weights() -> None:
     sp = spec(replicas=10)
-    assert engine.replica_split(sp, 0, True) == (10, 0)
-    assert engine.replica_split(sp, 25, True) == (8, 3)
-    assert engine.replica_split(sp, 100, True) == (0, 10)
-    assert engine.replica_split(sp, 30, False) == (10, 0)
+    assert replica_split(sp, 0, True) == (10, 0)
+    assert replica_split(sp, 25, True) == (8, 3)
+    assert replica_split(sp, 100, True) == (0, 10)
+    assert replica_split(sp, 30, False) == (10, 0)
 
 
 def test_plan_of_each_strategy() -> None:
