@@ -29,6 +29,13 @@ class Target:
     binaries: tuple[Path, ...]
     version_cmd: tuple[str, ...]
     version_text: str
+    # How it is built, when the version alone cannot tell an old build from a current one:
+    # kept in a stamp beside the first binary, and a different recipe means a rebuild.
+    recipe: str = ""
+
+    @property
+    def stamp(self) -> Path:
+        return self.binaries[0].with_name(self.binaries[0].name + ".recipe")
 
 
 def go_env(paths: Paths) -> dict[str, str]:
@@ -55,6 +62,9 @@ def is_current(target: Target) -> bool:
     """All binaries exist and the first one prints the wanted version."""
     if not all(b.is_file() and os.access(b, os.X_OK) for b in target.binaries):
         return False
+    if target.recipe and not (target.stamp.is_file()
+                              and target.stamp.read_text() == target.recipe):
+        return False
     proc = run(target.version_cmd, check=False, timeout=60)
     return target.version_text in (proc.stdout + proc.stderr)
 
@@ -70,7 +80,7 @@ def targets(paths: Paths) -> dict[str, Target]:
                              (str(paths.prometheus()), "--version"),
                              f"prometheus, version {config.PROMETHEUS_VERSION}"),
         "helm": Target("helm", (paths.helm(),), (str(paths.helm()), "version", "--short"),
-                       config.HELM_VERSION),
+                       config.HELM_VERSION, recipe=HELM_RECIPE),
     }
 
 
@@ -111,17 +121,42 @@ def build_prometheus(paths: Paths, nice: bool) -> float:
                       cwd=config.GOBUILD_DIR / "prometheus")
 
 
+# helm's Makefile also sets the Kubernetes version that `helm template` and `helm lint`
+# assume without --kube-version, from the client-go it is built with (major + 1, minor);
+# without it they assume v1.20 and a chart's `kubeVersion: >=1.28` refuses to render.
+HELM_RECIPE = "ldflags: version, gitTreeState, chartutil and lint k8sVersion from client-go"
+
+
+def helm_kube_version(paths: Paths) -> tuple[str, str]:
+    """(major, minor) as helm's Makefile derives them from its go.mod's k8s.io/client-go."""
+    gomod = paths.gomodcache / f"helm.sh/helm/v3@{config.HELM_VERSION}" / "go.mod"
+    if not gomod.is_file():
+        run(["go", "mod", "download", f"helm.sh/helm/v3@{config.HELM_VERSION}"],
+            env=go_env(paths), cwd=paths.cache, timeout=600)
+    for line in gomod.read_text().splitlines():
+        parts = line.split()
+        if parts[:1] == ["k8s.io/client-go"] and len(parts) >= 2:
+            major, minor = parts[1].lstrip("v").split(".")[:2]
+            return str(int(major) + 1), minor
+    raise RuntimeError(f"{gomod} does not require k8s.io/client-go")
+
+
 def build_helm(paths: Paths, nice: bool) -> float:
     paths.helm_bin.mkdir(parents=True, exist_ok=True)
     env = go_env(paths)
     env["GOBIN"] = str(paths.helm_bin)
     ver = config.HELM_VERSION
-    ldflags = (f"-s -w -X helm.sh/helm/v3/internal/version.version={ver}"
-               " -X helm.sh/helm/v3/internal/version.gitTreeState=clean")
-    cmd = ["go", "install", "-v", "-trimpath", "-ldflags", ldflags,
+    major, minor = helm_kube_version(paths)
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={ver}",
+             "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"]
+    for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+        flags += [f"-X {pkg}.k8sVersionMajor={major}", f"-X {pkg}.k8sVersionMinor={minor}"]
+    cmd = ["go", "install", "-v", "-trimpath", "-ldflags", " ".join(flags),
            f"helm.sh/helm/v3/cmd/helm@{ver}"]
-    return run_logged(_nice(cmd, nice), paths.cache / "logs" / "build-helm.log",
-                      label=f"building helm {ver}", env=env, cwd=paths.cache)
+    seconds = run_logged(_nice(cmd, nice), paths.cache / "logs" / "build-helm.log",
+                         label=f"building helm {ver}", env=env, cwd=paths.cache)
+    paths.helm().with_name("helm.recipe").write_text(HELM_RECIPE)
+    return seconds
 
 
 BUILDERS = {"kubernetes": build_kubernetes, "etcd": build_etcd, "prometheus": build_prometheus,
