@@ -15,6 +15,7 @@ role a pod starts with (fixed for the slot's lifetime) and is overridden by the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.model import Actions, Json, SlotDeployment, Spec
 from modeldeploy.server import contract as c
@@ -34,8 +35,14 @@ class Owner:
     uid: str
 
     def reference(self) -> Json:
-        return {"apiVersion": d.API_VERSION, "kind": d.KIND, "name": self.name,
-                "uid": self.uid, "controller": True, "blockOwnerDeletion": True}
+        return {
+            "apiVersion": d.API_VERSION,
+            "kind": d.KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
 
     @classmethod
     def from_body(cls, body: Json) -> Owner:
@@ -55,38 +62,61 @@ def selector(owner: Owner, slot: str | None = None) -> dict[str, str]:
 
 
 def common_labels(owner: Owner, component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": owner.name,
-            "app.kubernetes.io/part-of": "modeldeploy",
-            "app.kubernetes.io/managed-by": "modeldeploy",
-            "app.kubernetes.io/component": component,
-            d.LABEL_NAME: owner.name}
+    return {
+        "app.kubernetes.io/name": owner.name,
+        "app.kubernetes.io/part-of": "modeldeploy",
+        "app.kubernetes.io/managed-by": "modeldeploy",
+        "app.kubernetes.io/component": component,
+        d.LABEL_NAME: owner.name,
+    }
 
 
 def metadata(owner: Owner, name: str, component: str, **labels: str) -> Json:
-    return {"name": name, "namespace": owner.namespace,
-            "labels": {**common_labels(owner, component), **labels},
-            "ownerReferences": [owner.reference()]}
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": {**common_labels(owner, component), **labels},
+        "ownerReferences": [owner.reference()],
+    }
 
 
 def restricted_container_security() -> Json:
     """The restricted Pod Security Standard, container level."""
-    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
-            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def restricted_pod_security() -> Json:
-    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "fsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def serve_args(dep: SlotDeployment) -> list[str]:
     """``modeldeploy serve BUNDLE --sha256 ... --role ...``, flags from the server contract."""
-    return [*c.SERVE_COMMAND, BUNDLE_DIR,
-            c.FLAG_SHA256, dep.template.model.sha256,
-            c.FLAG_ROLE, dep.serve_role,
-            c.FLAG_HOST, "0.0.0.0",
-            c.FLAG_PORT, str(c.DEFAULT_PORT)]
+    return [
+        *c.SERVE_COMMAND,
+        BUNDLE_DIR,
+        c.FLAG_SHA256,
+        dep.template.model.sha256,
+        c.FLAG_ROLE,
+        dep.serve_role,
+        c.FLAG_HOST,
+        "0.0.0.0",
+        c.FLAG_PORT,
+        str(c.DEFAULT_PORT),
+    ]
 
 
 def fetch_args(dep: SlotDeployment) -> list[str]:
@@ -96,13 +126,22 @@ def fetch_args(dep: SlotDeployment) -> list[str]:
 def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
     """Deployment ``NAME-SLOT`` running the slot's model (init container fetches it)."""
     tmpl = dep.template
-    slot_labels = {d.LABEL_SLOT: dep.slot, d.LABEL_SCRAPE: "true",
-                   "app.kubernetes.io/instance": slot_name(owner.name, dep.slot),
-                   "app.kubernetes.io/version": tmpl.model.version[:63]}
-    probe = {"httpGet": {"path": c.READY_PATH, "port": HTTP_PORT_NAME},
-             "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3}
-    volume_mounts = [{"name": "bundle", "mountPath": BUNDLE_MOUNT},
-                     {"name": "tmp", "mountPath": "/tmp"}]
+    slot_labels = {
+        d.LABEL_SLOT: dep.slot,
+        d.LABEL_SCRAPE: "true",
+        "app.kubernetes.io/instance": slot_name(owner.name, dep.slot),
+        "app.kubernetes.io/version": tmpl.model.version[:63],
+    }
+    probe = {
+        "httpGet": {"path": c.READY_PATH, "port": HTTP_PORT_NAME},
+        "periodSeconds": 5,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
+    volume_mounts = [
+        {"name": "bundle", "mountPath": BUNDLE_MOUNT},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
     server: Json = {
         "name": "server",
         "image": tmpl.image,
@@ -110,11 +149,18 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
         "command": serve_args(dep),
         "ports": [{"name": HTTP_PORT_NAME, "containerPort": c.DEFAULT_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,
-        "livenessProbe": {"httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
-                          "initialDelaySeconds": 10, "periodSeconds": 10,
-                          "timeoutSeconds": 3, "failureThreshold": 3},
-        "startupProbe": {"httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
-                         "periodSeconds": 2, "failureThreshold": 90},
+        "livenessProbe": {
+            "httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        "startupProbe": {
+            "httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
+            "periodSeconds": 2,
+            "failureThreshold": 90,
+        },
         "securityContext": restricted_container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{**m, "readOnly": m["name"] == "bundle"} for m in volume_mounts],
@@ -133,15 +179,20 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {**metadata(owner, slot_name(owner.name, dep.slot), "model-server",
-                                **{d.LABEL_SLOT: dep.slot}),
-                     "annotations": {d.ANNOTATION_REVISION: dep.revision}},
+        "metadata": {
+            **metadata(
+                owner, slot_name(owner.name, dep.slot), "model-server", **{d.LABEL_SLOT: dep.slot}
+            ),
+            "annotations": {d.ANNOTATION_REVISION: dep.revision},
+        },
         "spec": {
             "replicas": dep.replicas,
             "revisionHistoryLimit": 2,
             "selector": {"matchLabels": selector(owner, dep.slot)},
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
             "template": {
                 "metadata": {
                     "labels": {**common_labels(owner, "model-server"), **slot_labels},
@@ -159,8 +210,10 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
                     "terminationGracePeriodSeconds": 30,
                     "initContainers": [fetch],
                     "containers": [server],
-                    "volumes": [{"name": "bundle", "emptyDir": {"sizeLimit": "2Gi"}},
-                                {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                    "volumes": [
+                        {"name": "bundle", "emptyDir": {"sizeLimit": "2Gi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                    ],
                 },
             },
         },
@@ -172,9 +225,18 @@ def service(owner: Owner, name: str, sel: dict[str, str], role: str) -> Json:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(owner, name, "model-service", **{f"{d.GROUP}/service": role}),
-        "spec": {"type": "ClusterIP", "selector": sel,
-                 "ports": [{"name": HTTP_PORT_NAME, "port": c.DEFAULT_PORT,
-                            "targetPort": HTTP_PORT_NAME, "protocol": "TCP"}]},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": sel,
+            "ports": [
+                {
+                    "name": HTTP_PORT_NAME,
+                    "port": c.DEFAULT_PORT,
+                    "targetPort": HTTP_PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
     }
 
 
@@ -195,9 +257,15 @@ def services(owner: Owner, spec: Spec, actions: Actions) -> list[Json]:
         main = selector(owner)
     else:
         main = selector(owner, stable)
-    out = [service(owner, owner.name, main, "stable"),
-           service(owner, candidate_service_name(spec, owner),
-                   selector(owner, actions.candidate_slot or stable), "candidate")]
+    out = [
+        service(owner, owner.name, main, "stable"),
+        service(
+            owner,
+            candidate_service_name(spec, owner),
+            selector(owner, actions.candidate_slot or stable),
+            "candidate",
+        ),
+    ]
     out += [service(owner, slot_name(owner.name, s), selector(owner, s), s) for s in d.SLOTS]
     return out
 
@@ -213,34 +281,60 @@ def _split(owner: Owner, actions: Actions) -> list[tuple[str, int]]:
 def http_route(owner: Owner, spec: Spec, actions: Actions) -> Json:
     """Gateway API HTTPRoute: backend weights, and a RequestMirror filter for shadow."""
     cfg = spec.provider_spec
-    rule: Json = {"backendRefs": [{"name": n, "port": c.DEFAULT_PORT, "weight": w}
-                                  for n, w in _split(owner, actions)]}
+    rule: Json = {
+        "backendRefs": [
+            {"name": n, "port": c.DEFAULT_PORT, "weight": w} for n, w in _split(owner, actions)
+        ]
+    }
     if actions.mirror and actions.candidate_slot:
-        rule["filters"] = [{"type": "RequestMirror", "requestMirror": {"backendRef": {
-            "name": slot_name(owner.name, actions.candidate_slot), "port": c.DEFAULT_PORT}}}]
+        rule["filters"] = [
+            {
+                "type": "RequestMirror",
+                "requestMirror": {
+                    "backendRef": {
+                        "name": slot_name(owner.name, actions.candidate_slot),
+                        "port": c.DEFAULT_PORT,
+                    }
+                },
+            }
+        ]
     route_spec: Json = {"rules": [rule]}
     if cfg.get("parentRefs"):
         route_spec["parentRefs"] = cfg["parentRefs"]
     if cfg.get("hostnames"):
         route_spec["hostnames"] = cfg["hostnames"]
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": metadata(owner, cfg["httpRoute"], "traffic"), "spec": route_spec}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": metadata(owner, cfg["httpRoute"], "traffic"),
+        "spec": route_spec,
+    }
 
 
 def virtual_service(owner: Owner, spec: Spec, actions: Actions) -> Json:
     """Istio VirtualService: route weights, and ``mirror`` for shadow."""
     cfg = spec.provider_spec
-    route: Json = {"route": [{"destination": {"host": n, "port": {"number": c.DEFAULT_PORT}},
-                              "weight": w} for n, w in _split(owner, actions)]}
+    route: Json = {
+        "route": [
+            {"destination": {"host": n, "port": {"number": c.DEFAULT_PORT}}, "weight": w}
+            for n, w in _split(owner, actions)
+        ]
+    }
     if actions.mirror and actions.candidate_slot:
-        route["mirror"] = {"host": slot_name(owner.name, actions.candidate_slot),
-                           "port": {"number": c.DEFAULT_PORT}}
+        route["mirror"] = {
+            "host": slot_name(owner.name, actions.candidate_slot),
+            "port": {"number": c.DEFAULT_PORT},
+        }
         route["mirrorPercentage"] = {"value": 100.0}
     vs_spec: Json = {"hosts": cfg.get("hosts") or [owner.name], "http": [route]}
     if cfg.get("gateways"):
         vs_spec["gateways"] = cfg["gateways"]
-    return {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
-            "metadata": metadata(owner, cfg["virtualService"], "traffic"), "spec": vs_spec}
+    return {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": metadata(owner, cfg["virtualService"], "traffic"),
+        "spec": vs_spec,
+    }
 
 
 def pod_role_patch(role: str) -> Json:
