@@ -1,4 +1,4 @@
-"""Pure builders of the objects a ModelDeployment owns.
+"""Pure builders of the objects a ModelDeployment owns (the traffic routers render the rest).
 
 Each function takes the parsed spec and the engine's ``Actions`` and returns a plain dict,
 ready for server-side apply. Nothing here reads the cluster, so every object can be checked
@@ -14,9 +14,11 @@ role a pod starts with (fixed for the slot's lifetime) and is overridden by the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.model import Actions, Json, SlotDeployment, Spec
+from modeldeploy.operator.owned import Owner as Owner  # re-exported: callers import it here
+from modeldeploy.operator.owned import common_labels, metadata, selector, slot_name
+from modeldeploy.operator.routers import router_for
 from modeldeploy.server import contract as c
 
 UID = 10001
@@ -25,68 +27,43 @@ BUNDLE_DIR = f"{BUNDLE_MOUNT}/bundle"
 HTTP_PORT_NAME = "http"
 
 
-@dataclass(frozen=True)
-class Owner:
-    """The ModelDeployment that owns a child (garbage collection deletes children with it)."""
-
-    name: str
-    namespace: str
-    uid: str
-
-    def reference(self) -> Json:
-        return {"apiVersion": d.API_VERSION, "kind": d.KIND, "name": self.name,
-                "uid": self.uid, "controller": True, "blockOwnerDeletion": True}
-
-    @classmethod
-    def from_body(cls, body: Json) -> Owner:
-        meta = body.get("metadata") or {}
-        return cls(name=meta["name"], namespace=meta.get("namespace", ""), uid=meta["uid"])
-
-
-def slot_name(name: str, slot: str) -> str:
-    return f"{name}-{slot}"
-
-
-def selector(owner: Owner, slot: str | None = None) -> dict[str, str]:
-    out = {d.LABEL_NAME: owner.name}
-    if slot:
-        out[d.LABEL_SLOT] = slot
-    return out
-
-
-def common_labels(owner: Owner, component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": owner.name,
-            "app.kubernetes.io/part-of": "modeldeploy",
-            "app.kubernetes.io/managed-by": "modeldeploy",
-            "app.kubernetes.io/component": component,
-            d.LABEL_NAME: owner.name}
-
-
-def metadata(owner: Owner, name: str, component: str, **labels: str) -> Json:
-    return {"name": name, "namespace": owner.namespace,
-            "labels": {**common_labels(owner, component), **labels},
-            "ownerReferences": [owner.reference()]}
-
-
 def restricted_container_security() -> Json:
     """The restricted Pod Security Standard, container level."""
-    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
-            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def restricted_pod_security() -> Json:
-    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
-            "seccompProfile": {"type": "RuntimeDefault"}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "fsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def serve_args(dep: SlotDeployment) -> list[str]:
     """``modeldeploy serve BUNDLE --sha256 ... --role ...``, flags from the server contract."""
-    return [*c.SERVE_COMMAND, BUNDLE_DIR,
-            c.FLAG_SHA256, dep.template.model.sha256,
-            c.FLAG_ROLE, dep.serve_role,
-            c.FLAG_HOST, "0.0.0.0",
-            c.FLAG_PORT, str(c.DEFAULT_PORT)]
+    return [
+        *c.SERVE_COMMAND,
+        BUNDLE_DIR,
+        c.FLAG_SHA256,
+        dep.template.model.sha256,
+        c.FLAG_ROLE,
+        dep.serve_role,
+        c.FLAG_HOST,
+        "0.0.0.0",
+        c.FLAG_PORT,
+        str(c.DEFAULT_PORT),
+    ]
 
 
 def fetch_args(dep: SlotDeployment) -> list[str]:
@@ -96,13 +73,22 @@ def fetch_args(dep: SlotDeployment) -> list[str]:
 def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
     """Deployment ``NAME-SLOT`` running the slot's model (init container fetches it)."""
     tmpl = dep.template
-    slot_labels = {d.LABEL_SLOT: dep.slot, d.LABEL_SCRAPE: "true",
-                   "app.kubernetes.io/instance": slot_name(owner.name, dep.slot),
-                   "app.kubernetes.io/version": tmpl.model.version[:63]}
-    probe = {"httpGet": {"path": c.READY_PATH, "port": HTTP_PORT_NAME},
-             "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3}
-    volume_mounts = [{"name": "bundle", "mountPath": BUNDLE_MOUNT},
-                     {"name": "tmp", "mountPath": "/tmp"}]
+    slot_labels = {
+        d.LABEL_SLOT: dep.slot,
+        d.LABEL_SCRAPE: "true",
+        "app.kubernetes.io/instance": slot_name(owner.name, dep.slot),
+        "app.kubernetes.io/version": tmpl.model.version[:63],
+    }
+    probe = {
+        "httpGet": {"path": c.READY_PATH, "port": HTTP_PORT_NAME},
+        "periodSeconds": 5,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
+    }
+    volume_mounts = [
+        {"name": "bundle", "mountPath": BUNDLE_MOUNT},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
     server: Json = {
         "name": "server",
         "image": tmpl.image,
@@ -110,11 +96,18 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
         "command": serve_args(dep),
         "ports": [{"name": HTTP_PORT_NAME, "containerPort": c.DEFAULT_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,
-        "livenessProbe": {"httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
-                          "initialDelaySeconds": 10, "periodSeconds": 10,
-                          "timeoutSeconds": 3, "failureThreshold": 3},
-        "startupProbe": {"httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
-                         "periodSeconds": 2, "failureThreshold": 90},
+        "livenessProbe": {
+            "httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        "startupProbe": {
+            "httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
+            "periodSeconds": 2,
+            "failureThreshold": 90,
+        },
         "securityContext": restricted_container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [{**m, "readOnly": m["name"] == "bundle"} for m in volume_mounts],
@@ -133,15 +126,20 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {**metadata(owner, slot_name(owner.name, dep.slot), "model-server",
-                                **{d.LABEL_SLOT: dep.slot}),
-                     "annotations": {d.ANNOTATION_REVISION: dep.revision}},
+        "metadata": {
+            **metadata(
+                owner, slot_name(owner.name, dep.slot), "model-server", **{d.LABEL_SLOT: dep.slot}
+            ),
+            "annotations": {d.ANNOTATION_REVISION: dep.revision},
+        },
         "spec": {
             "replicas": dep.replicas,
             "revisionHistoryLimit": 2,
             "selector": {"matchLabels": selector(owner, dep.slot)},
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
             "template": {
                 "metadata": {
                     "labels": {**common_labels(owner, "model-server"), **slot_labels},
@@ -159,8 +157,10 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
                     "terminationGracePeriodSeconds": 30,
                     "initContainers": [fetch],
                     "containers": [server],
-                    "volumes": [{"name": "bundle", "emptyDir": {"sizeLimit": "2Gi"}},
-                                {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                    "volumes": [
+                        {"name": "bundle", "emptyDir": {"sizeLimit": "2Gi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                    ],
                 },
             },
         },
@@ -172,9 +172,18 @@ def service(owner: Owner, name: str, sel: dict[str, str], role: str) -> Json:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(owner, name, "model-service", **{f"{d.GROUP}/service": role}),
-        "spec": {"type": "ClusterIP", "selector": sel,
-                 "ports": [{"name": HTTP_PORT_NAME, "port": c.DEFAULT_PORT,
-                            "targetPort": HTTP_PORT_NAME, "protocol": "TCP"}]},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": sel,
+            "ports": [
+                {
+                    "name": HTTP_PORT_NAME,
+                    "port": c.DEFAULT_PORT,
+                    "targetPort": HTTP_PORT_NAME,
+                    "protocol": "TCP",
+                }
+            ],
+        },
     }
 
 
@@ -187,60 +196,22 @@ def services(owner: Owner, spec: Spec, actions: Actions) -> list[Json]:
     """The Services: ``NAME`` (what clients call), ``NAME-canary``/``NAME-preview`` (the
     candidate only) and one per slot (the routed providers' backends).
 
-    With the ``replicas`` provider a canary's ``NAME`` selects both slots, so the weight is
-    the share of ready pods; otherwise it selects the stable slot and a route splits.
+    The router says what ``NAME`` selects: with ``replicas`` a canary's selects both slots,
+    so the weight is the share of ready pods; otherwise the stable slot, and a route splits.
     """
     stable = actions.stable_slot or "blue"
-    if spec.provider == "replicas" and spec.strategy == "canary":
-        main = selector(owner)
-    else:
-        main = selector(owner, stable)
-    out = [service(owner, owner.name, main, "stable"),
-           service(owner, candidate_service_name(spec, owner),
-                   selector(owner, actions.candidate_slot or stable), "candidate")]
+    main = router_for(spec).main_service_selector(owner, spec.strategy, stable)
+    out = [
+        service(owner, owner.name, main, "stable"),
+        service(
+            owner,
+            candidate_service_name(spec, owner),
+            selector(owner, actions.candidate_slot or stable),
+            "candidate",
+        ),
+    ]
     out += [service(owner, slot_name(owner.name, s), selector(owner, s), s) for s in d.SLOTS]
     return out
-
-
-def _split(owner: Owner, actions: Actions) -> list[tuple[str, int]]:
-    stable = slot_name(owner.name, actions.stable_slot or "blue")
-    if not actions.candidate_slot or actions.mirror:
-        return [(stable, 100)]
-    cand = slot_name(owner.name, actions.candidate_slot)
-    return [(stable, 100 - actions.weight), (cand, actions.weight)]
-
-
-def http_route(owner: Owner, spec: Spec, actions: Actions) -> Json:
-    """Gateway API HTTPRoute: backend weights, and a RequestMirror filter for shadow."""
-    cfg = spec.provider_spec
-    rule: Json = {"backendRefs": [{"name": n, "port": c.DEFAULT_PORT, "weight": w}
-                                  for n, w in _split(owner, actions)]}
-    if actions.mirror and actions.candidate_slot:
-        rule["filters"] = [{"type": "RequestMirror", "requestMirror": {"backendRef": {
-            "name": slot_name(owner.name, actions.candidate_slot), "port": c.DEFAULT_PORT}}}]
-    route_spec: Json = {"rules": [rule]}
-    if cfg.get("parentRefs"):
-        route_spec["parentRefs"] = cfg["parentRefs"]
-    if cfg.get("hostnames"):
-        route_spec["hostnames"] = cfg["hostnames"]
-    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": metadata(owner, cfg["httpRoute"], "traffic"), "spec": route_spec}
-
-
-def virtual_service(owner: Owner, spec: Spec, actions: Actions) -> Json:
-    """Istio VirtualService: route weights, and ``mirror`` for shadow."""
-    cfg = spec.provider_spec
-    route: Json = {"route": [{"destination": {"host": n, "port": {"number": c.DEFAULT_PORT}},
-                              "weight": w} for n, w in _split(owner, actions)]}
-    if actions.mirror and actions.candidate_slot:
-        route["mirror"] = {"host": slot_name(owner.name, actions.candidate_slot),
-                           "port": {"number": c.DEFAULT_PORT}}
-        route["mirrorPercentage"] = {"value": 100.0}
-    vs_spec: Json = {"hosts": cfg.get("hosts") or [owner.name], "http": [route]}
-    if cfg.get("gateways"):
-        vs_spec["gateways"] = cfg["gateways"]
-    return {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
-            "metadata": metadata(owner, cfg["virtualService"], "traffic"), "spec": vs_spec}
 
 
 def pod_role_patch(role: str) -> Json:

@@ -5,14 +5,21 @@ from __future__ import annotations
 from modeldeploy.operator.builders import Owner, deployment, services
 from modeldeploy.operator.model import Actions, Json, Spec
 from modeldeploy.operator.promrules import prometheus_rule
-from modeldeploy.operator.providers import traffic_objects
+from modeldeploy.operator.routers import router_for
 
 
-def children(owner: Owner, spec: Spec, actions: Actions, *, with_rule: bool) -> list[Json]:
-    """Deployments first (a route never points at a Service without pods behind it)."""
+def children(
+    owner: Owner, spec: Spec, actions: Actions, *, with_rule: bool, with_traffic: bool = True
+) -> list[Json]:
+    """Deployments first (a route never points at a Service without pods behind it).
+
+    ``with_traffic=False`` leaves out the router's objects (the cluster lacks their API),
+    ``with_rule=False`` the PrometheusRule.
+    """
     objs: list[Json] = [deployment(owner, spec, dep) for dep in actions.deployments]
     objs += services(owner, spec, actions)
-    objs += traffic_objects(owner, spec, actions)
+    if with_traffic:
+        objs += router_for(spec).objects(owner, spec, actions)
     if with_rule and actions.prometheus_rule:
         objs.append(prometheus_rule(owner, spec))
     return objs

@@ -29,7 +29,8 @@ from modeldeploy.operator.kube import Kube, KubeError, merge_patch
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import AnalysisSample, Observations, Spec, SpecError, parse_time
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
-from modeldeploy.operator.providers import PROMETHEUS_RULE_API, REQUIRED_API
+from modeldeploy.operator.promrules import PROMETHEUS_RULE_API
+from modeldeploy.operator.routers import router_for
 
 log = logging.getLogger("modeldeploy.operator")
 
@@ -129,16 +130,15 @@ async def apply_children(rt: Runtime, body: kopf.Body, spec: Spec, actions: Any)
     key = (spec.namespace, spec.name)
     owner = Owner.from_body(body)
     with_rule = await rt.kube.has_api(*PROMETHEUS_RULE_API)
-    objs = children(owner, spec, actions, with_rule=with_rule)
-    needed = REQUIRED_API[spec.provider]
-    if needed and not await rt.kube.has_api(*needed):
-        objs = [o for o in objs if o["kind"] not in ("HTTPRoute", "VirtualService")]
-        warn = (spec.namespace, spec.name, spec.provider)
+    router = router_for(spec)
+    api = router.required_api
+    with_traffic = api is None or await rt.kube.has_api(api.group, api.version, api.plural)
+    objs = children(owner, spec, actions, with_rule=with_rule, with_traffic=with_traffic)
+    if api is not None and not with_traffic:  # the router's objects are left out
+        warn = (spec.namespace, spec.name, router.name)
         if warn not in rt.warned:
             rt.warned.add(warn)
-            kopf.warn(body, reason="ProviderMissing",
-                      message=f"trafficProvider {spec.provider} needs {needed[0]}/{needed[1]} "
-                              f"{needed[2]}, which this cluster does not serve")
+            kopf.warn(body, reason="ProviderMissing", message=api.missing_message(router.name))
     digest = _digest(objs)
     last = rt.applied.get(key)
     if last and last[0] == digest and time.monotonic() - last[1] < REAPPLY_SECONDS:

@@ -11,8 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from modeldeploy.operator import defaults as d
-from modeldeploy.operator.builders import Owner, metadata
 from modeldeploy.operator.model import Json, Spec
+from modeldeploy.operator.owned import Owner, metadata
+
+# (group, version, plural): the rule is only applied when the cluster serves it.
+PROMETHEUS_RULE_API = ("monitoring.coreos.com", "v1", "prometheusrules")
 
 
 def _sel(owner: Owner, extra: str = "") -> str:

@@ -1,26 +1,52 @@
-"""Traffic routers: how a candidate weight becomes replica counts and routing objects."""
+"""Traffic routers: how a candidate weight becomes replica counts and routing objects.
+
+One module per provider, each implementing ``TrafficRouter`` (``base``): ``replicas``
+(weight by pod share, no dependencies), ``gatewayAPI`` (HTTPRoute) and ``istio``
+(VirtualService). ``router_for(spec)`` picks the one ``spec.trafficProvider`` names.
+"""
 
 from __future__ import annotations
 
-import math
+from modeldeploy.operator.model import Spec, SpecError
+from modeldeploy.operator.routers import gatewayapi, istio, replicas
+from modeldeploy.operator.routers.base import (
+    ApiRequirement,
+    Backend,
+    ReplicaSplit,
+    TrafficRouter,
+)
 
-from modeldeploy.operator.model import Spec
+__all__ = [
+    "ROUTERS",
+    "ApiRequirement",
+    "Backend",
+    "ReplicaSplit",
+    "TrafficRouter",
+    "replica_split",
+    "router_for",
+]
+
+# Typed as the protocol: mypy checks that each module's router implements it.
+_ALL: tuple[TrafficRouter, ...] = (replicas.ROUTER, gatewayapi.ROUTER, istio.ROUTER)
+ROUTERS: dict[str, TrafficRouter] = {r.name: r for r in _ALL}
+
+
+def router_for(spec: Spec) -> TrafficRouter:
+    """The router of ``spec.trafficProvider``; SpecError for a provider none implements."""
+    try:
+        return ROUTERS[spec.provider]
+    except KeyError:
+        known = ", ".join(sorted(ROUTERS))
+        raise SpecError(f"unknown trafficProvider {spec.provider!r} (known: {known})") from None
 
 
 def replica_split(spec: Spec, weight: int, with_candidate: bool) -> tuple[int, int]:
-    """(stable, candidate) replica counts for a candidate weight.
+    """(stable, candidate) replica counts for a candidate weight: the spec's router decides.
 
-    The ``replicas`` provider has no router: the weight *is* the share of pods behind the
-    one Service, so the candidate gets ceil(R*w/100) pods and the stable gives up
-    floor(R*w/100). Routed providers keep the stable whole and give the candidate at least
-    one warm pod (it is ready-checked and analysed before it gets traffic). Blue/green and
-    shadow run a full-size candidate.
+    With ``replicas`` the weight *is* the share of pods behind the one Service, so the
+    candidate gets ceil(R*w/100) pods and the stable gives up floor(R*w/100). Routed
+    providers keep the stable whole and give the candidate at least one warm pod (it is
+    ready-checked and analysed before it gets traffic). Blue/green and shadow run a
+    full-size candidate.
     """
-    total = spec.replicas
-    if not with_candidate:
-        return total, 0
-    if spec.strategy != "canary":
-        return total, total
-    if spec.provider == "replicas":
-        return total - (total * weight) // 100, math.ceil(total * weight / 100)
-    return total, max(1, math.ceil(total * weight / 100))
+    return router_for(spec).replicas(spec.replicas, spec.strategy, weight, with_candidate)
