@@ -12,7 +12,7 @@ an observation (pods ready, time passed, analysis passed) or a control. Analysis
 background of every rollout: a failed sample rolls back at once; inconclusive samples never
 promote and, after ``consecutiveErrorLimit`` in a row, roll back or pause.
 
-Modules: ``status`` (the typed status and its JSON), ``strategy`` with ``canary``,
+Modules: ``status`` and ``records`` (the typed status and its JSON), ``strategy`` with ``canary``,
 ``bluegreen`` and ``shadow`` (the schedules), ``rollout`` (what they share: slots, steps,
 promotion, rollback, history), ``controls``, ``judging`` (analysis), ``summary`` (phase and
 conditions) and ``reconcile`` (the order of the passes and the desired state).

@@ -15,232 +15,33 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from datetime import datetime
 
-from modeldeploy.operator import defaults as d
-from modeldeploy.operator.model import Json, Slot, SpecError, Template, format_time, parse_time
+from modeldeploy.operator.engine.records import (
+    AnalysisResult,
+    AnalysisState,
+    Condition,
+    HistoryEntry,
+    Outcome,
+    SlotRecord,
+    put,
+    read_int,
+    read_slot,
+    read_time,
+    second,
+)
+from modeldeploy.operator.model import Json, Slot, SpecError
 
-Outcome = Literal["Passed", "Failed", "Inconclusive"]
-_OUTCOMES: tuple[str, ...] = ("Passed", "Failed", "Inconclusive")
-
-
-def second(at: datetime) -> datetime:
-    """``at`` as the status stores it (UTC, whole seconds)."""
-    return at.astimezone(UTC).replace(microsecond=0)
-
-
-def _time(raw: Any) -> datetime | None:
-    if not raw or not isinstance(raw, str):
-        return None
-    try:
-        return parse_time(raw)
-    except ValueError:
-        try:  # written by hand or by another tool: still a time, just not ours
-            return second(datetime.fromisoformat(raw.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-
-
-def _put(out: Json, key: str, value: Any) -> None:
-    """Set ``key`` unless the value means "absent" (see the module docstring)."""
-    if isinstance(value, datetime):
-        out[key] = format_time(value)
-    elif value not in (None, "", False):
-        out[key] = value
-
-
-def _slot(raw: Any) -> Slot | None:
-    return cast(Slot, raw) if raw in d.SLOTS else None
-
-
-def _str(raw: Json, key: str) -> str:
-    value = raw.get(key)
-    return "" if value is None else str(value)
-
-
-def _int(raw: Json, key: str) -> int:
-    try:
-        return int(raw.get(key) or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-@dataclass
-class Condition:
-    """One entry of ``conditions`` in the Kubernetes API conventions."""
-
-    type: str
-    status: str = "Unknown"
-    reason: str = ""
-    message: str = ""
-    last_transition_time: datetime | None = None
-    observed_generation: int = 0
-
-    @classmethod
-    def from_json(cls, raw: Json) -> Condition:
-        return cls(
-            type=_str(raw, "type"),
-            status=_str(raw, "status") or "Unknown",
-            reason=_str(raw, "reason"),
-            message=_str(raw, "message"),
-            last_transition_time=_time(raw.get("lastTransitionTime")),
-            observed_generation=_int(raw, "observedGeneration"),
-        )
-
-    def to_json(self) -> Json:
-        # Every key, always: "message" may be empty, and kstatus reads all of them.
-        out: Json = {
-            "type": self.type,
-            "status": self.status,
-            "reason": self.reason,
-            "message": self.message,
-            "observedGeneration": self.observed_generation,
-        }
-        _put(out, "lastTransitionTime", self.last_transition_time)
-        return out
-
-
-@dataclass
-class SlotRecord:
-    """What a slot runs. Recorded when the slot is filled, so the Deployment can be rebuilt
-    from the status alone even after the spec moved on."""
-
-    template: Template
-    revision: str
-    serve_role: str = d.ROLE_STABLE
-
-    @property
-    def version(self) -> str:
-        return self.template.model.version
-
-    @classmethod
-    def from_json(cls, raw: Json) -> SlotRecord:
-        return cls(
-            template=Template.from_json(raw),
-            revision=_str(raw, "revision"),
-            serve_role=_str(raw, "serveRole") or d.ROLE_STABLE,
-        )
-
-    def to_json(self) -> Json:
-        return {
-            **self.template.to_json(),
-            "version": self.version,
-            "revision": self.revision,
-            "serveRole": self.serve_role,
-        }
-
-
-@dataclass
-class AnalysisResult:
-    """One alert or check that decided (or would have decided) a sample."""
-
-    kind: Literal["alert", "check"]
-    name: str
-    value: str
-    outcome: Outcome
-    at: datetime | None = None
-
-    @classmethod
-    def from_json(cls, raw: Json) -> AnalysisResult:
-        kind: Literal["alert", "check"] = "alert" if raw.get("kind") == "alert" else "check"
-        outcome = raw.get("outcome") if raw.get("outcome") in _OUTCOMES else "Inconclusive"
-        return cls(
-            kind=kind,
-            name=_str(raw, "name"),
-            value=_str(raw, "value"),
-            outcome=cast(Outcome, outcome),
-            at=_time(raw.get("at")),
-        )
-
-    def to_json(self) -> Json:
-        out: Json = {
-            "kind": self.kind,
-            "name": self.name,
-            "value": self.value,
-            "outcome": self.outcome,
-        }
-        _put(out, "at", self.at)
-        return out
-
-
-@dataclass
-class AnalysisState:
-    """The background analysis of the current (or last) rollout.
-
-    ``consecutive_errors`` belongs here (it counts inconclusive samples) although the JSON
-    keeps it at the top level as ``consecutiveErrors``. The four sample keys are written
-    together, once a sample was taken; ``results`` may then be an empty list.
-    """
-
-    passed_samples: int = 0
-    consecutive_errors: int = 0
-    last_sample_at: datetime | None = None
-    outcome: Outcome | None = None
-    message: str = ""
-    results: list[AnalysisResult] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, raw: Json, consecutive_errors: int) -> AnalysisState:
-        outcome = raw.get("outcome")
-        return cls(
-            passed_samples=_int(raw, "passedSamples"),
-            consecutive_errors=consecutive_errors,
-            last_sample_at=_time(raw.get("lastSampleAt")),
-            outcome=cast(Outcome, outcome) if outcome in _OUTCOMES else None,
-            message=_str(raw, "message"),
-            results=[
-                AnalysisResult.from_json(r) for r in raw.get("results") or [] if isinstance(r, dict)
-            ],
-        )
-
-    def to_json(self) -> Json:
-        out: Json = {"passedSamples": self.passed_samples}
-        if self.last_sample_at is not None:
-            out.update(
-                lastSampleAt=format_time(self.last_sample_at),
-                message=self.message,
-                results=[r.to_json() for r in self.results],
-            )
-            _put(out, "outcome", self.outcome)
-        return out
-
-
-@dataclass
-class HistoryEntry:
-    """How one rollout ended."""
-
-    version: str
-    revision: str
-    outcome: str
-    reason: str
-    message: str
-    started_at: datetime | None
-    finished_at: datetime | None
-
-    @classmethod
-    def from_json(cls, raw: Json) -> HistoryEntry:
-        return cls(
-            version=_str(raw, "version"),
-            revision=_str(raw, "revision"),
-            outcome=_str(raw, "outcome"),
-            reason=_str(raw, "reason"),
-            message=_str(raw, "message"),
-            started_at=_time(raw.get("startedAt")),
-            finished_at=_time(raw.get("finishedAt")),
-        )
-
-    def to_json(self) -> Json:
-        out: Json = {
-            "version": self.version,
-            "revision": self.revision,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "message": self.message,
-        }
-        _put(out, "startedAt", self.started_at)
-        _put(out, "finishedAt", self.finished_at)
-        return out
+__all__ = [
+    "AnalysisResult",
+    "AnalysisState",
+    "Condition",
+    "HistoryEntry",
+    "Outcome",
+    "RolloutStatus",
+    "SlotRecord",
+    "second",
+]
 
 
 # (attribute, JSON key) of the scalar fields, in the order the JSON lists them.
@@ -344,18 +145,21 @@ class RolloutStatus:
         for attr, key in _SCALARS:
             value = raw.get(key)
             if attr.endswith("_slot"):
-                setattr(st, attr, _slot(value))
+                setattr(st, attr, read_slot(value))
             elif attr.endswith("_at"):
-                setattr(st, attr, _time(value))
+                setattr(st, attr, read_time(value))
             elif attr in ("stable_served", "paused", "promoted"):
                 setattr(st, attr, bool(value))
             else:
                 setattr(st, attr, "" if value is None else str(value))
         if raw.get("observedGeneration") is not None:
-            st.observed_generation = _int(raw, "observedGeneration")
-        st.canary_weight, st.current_step = _int(raw, "canaryWeight"), _int(raw, "currentStep")
+            st.observed_generation = read_int(raw, "observedGeneration")
+        st.canary_weight, st.current_step = (
+            read_int(raw, "canaryWeight"),
+            read_int(raw, "currentStep"),
+        )
         for name, record in (raw.get("slots") or {}).items():
-            slot = _slot(name)
+            slot = read_slot(name)
             if slot is not None and isinstance(record, dict):
                 try:
                     st.slots[slot] = SlotRecord.from_json(record)
@@ -363,7 +167,7 @@ class RolloutStatus:
                     continue  # not a slot this operator wrote; the next rollout refills it
         if "analysis" in raw or "consecutiveErrors" in raw:
             st.analysis = AnalysisState.from_json(
-                raw.get("analysis") or {}, _int(raw, "consecutiveErrors")
+                raw.get("analysis") or {}, read_int(raw, "consecutiveErrors")
             )
         st.history = [
             HistoryEntry.from_json(h) for h in raw.get("history") or [] if isinstance(h, dict)
@@ -376,7 +180,7 @@ class RolloutStatus:
     def to_json(self) -> Json:
         out: Json = copy.deepcopy(self.extra)
         for attr, key in _SCALARS:
-            _put(out, key, getattr(self, attr))
+            put(out, key, getattr(self, attr))
         if self.observed_generation is not None:
             out["observedGeneration"] = self.observed_generation
         if self.stable_slot is not None:
