@@ -6,11 +6,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opworld import SHA_B, World, body, healthy, passing, tick
 
 from modeldeploy.operator import engine
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.model import AnalysisSample, SetWeight, Spec
-from opworld import SHA_B, World, body, healthy, passing, tick
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
