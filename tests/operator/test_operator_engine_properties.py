@@ -8,9 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opworld import SHA_B, World, body, healthy, passing, tick
 
+from modeldeploy.operator import defaults as d
 from modeldeploy.operator import engine
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import AnalysisSample, SetWeight, Spec
+from modeldeploy.operator.model import AnalysisSample, SetWeight, Spec, other_slot
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -137,3 +138,63 @@ def test_any_interleaving_of_restarts_gives_the_same_final_state(
         [(h.version, h.outcome) for h in ref.history]
     # every weight change happened, in order, once
     assert world.applied_weights == ref_world.applied_weights
+
+
+all_strategies = st.one_of(
+    strategies,
+    st.builds(lambda dur, auto: {"shadow": {"duration": f"{dur}s", "autoPromote": auto}},
+              st.integers(1, 90), st.booleans()),
+)
+controls = st.sampled_from([None, None, None, "pause", "resume", "promote", "promote-full",
+                            "abort", "retry"])
+
+
+def check_invariants(status: RolloutStatus, actions: Any, plan: list[Any]) -> None:
+    """What every status the engine writes satisfies, whatever led to it."""
+    assert status.phase in d.PHASES and status.stable_slot is not None
+    assert 0 <= status.canary_weight <= 100 and 0 <= actions.weight <= 100
+    assert len(status.history) <= d.HISTORY_LIMIT
+    if status.paused:
+        assert status.pause_started_at is not None
+    if status.active:
+        assert status.candidate_slot is not None and status.current_step < len(plan)
+        assert status.aborted_revision != status.candidate_revision
+        assert status.step_started_at is not None and status.analysis is not None
+        if status.promoted:  # the pointer moved; the previous slot still runs
+            assert status.candidate_slot == status.stable_slot
+            assert status.previous_slot == other_slot(status.stable_slot)
+            assert actions.candidate_slot is None and actions.weight == 0
+            assert actions.pod_roles[status.previous_slot] == d.ROLE_PREVIOUS
+        else:
+            assert status.candidate_slot == other_slot(status.stable_slot)
+            assert status.previous_slot is None
+            assert actions.candidate_slot == status.candidate_slot
+    else:
+        assert status.candidate_slot is None and status.previous_slot is None
+        assert not status.promoted and status.step_started_at is None
+        assert status.canary_weight == 0 and status.current_step == 0
+        assert actions.candidate_slot is None and actions.weight == 0
+    assert actions.mirror == (status.strategy == "shadow" and actions.candidate_slot is not None)
+    assert actions.stable_slot == status.stable_slot
+    assert actions.pod_roles[status.stable_slot] == d.ROLE_STABLE
+    assert {a.slot for a in actions.deployments} == set(status.slots)
+    ready = status.condition("Ready")
+    assert ready is not None and (ready.status == "True") == (status.phase == "Healthy")
+    stalled = status.condition("Stalled")
+    assert stalled is not None and (stalled.status == "True") == (status.phase == "Degraded")
+
+
+@SETTINGS
+@given(strategy=all_strategies, provider=providers, replicas=st.integers(1, 6),
+       script=st.lists(st.tuples(samples, controls, st.sampled_from([5, 10, 30, 700])),
+                       min_size=1, max_size=40))
+def test_every_status_satisfies_the_invariants_whatever_the_controls(
+        strategy: dict[str, Any], provider: dict[str, Any], replicas: int,
+        script: list[tuple[str, str | None, int]]) -> None:
+    v1, v2 = v2_of(strategy, provider, replicas)
+    world, status = healthy(v1)
+    plan = engine.plan(v2)
+    for i, (kind, control, dt) in enumerate(script):
+        status, actions = tick(world, v2, status, sample=make_sample(kind, world),
+                               control=f"{control}/{i}" if control else None, dt=dt)
+        check_invariants(status, actions, plan)

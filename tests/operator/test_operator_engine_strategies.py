@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
 from opworld import SHA_B, healthy, passing, run_until, spec, tick
 
 from modeldeploy.operator import engine
-from modeldeploy.operator.model import AnalysisSample
+from modeldeploy.operator.engine.bluegreen import BLUE_GREEN
+from modeldeploy.operator.engine.canary import CANARY
+from modeldeploy.operator.engine.shadow import SHADOW
+from modeldeploy.operator.model import (
+    Analysis,
+    AnalysisSample,
+    Pause,
+    Promote,
+    ScaleDownPrevious,
+    SetWeight,
+    SpecError,
+    WaitReady,
+)
 from modeldeploy.operator.routers import replica_split
 
 
@@ -110,3 +123,55 @@ def test_plan_of_each_strategy() -> None:
         "virtualService": "x"}})
     assert engine.plan(sh) == [WaitReady(), Analysis(300.0), Pause(None), Promote(),
                          ScaleDownPrevious(0.0)]
+
+
+# --- each strategy module's plan, on its own -----------------------------------------------
+
+
+def test_canary_plan_reads_the_user_steps_then_promotes() -> None:
+    steps = {"canary": {"steps": [{"setWeight": 5}, {"pause": {}}, {"pause": None},
+                                  {"analysis": {}}, {"analysis": {"duration": "1m30s"}}]}}
+    assert CANARY.plan(spec(strategy=steps)) == [
+        SetWeight(5), Pause(None), Pause(None), Analysis(60.0), Analysis(90.0),
+        SetWeight(100), Promote(), ScaleDownPrevious(0.0)]
+    assert CANARY.plan(spec(strategy={"canary": {"steps": []}})) == [
+        SetWeight(100), Promote(), ScaleDownPrevious(0.0)]
+    with pytest.raises(SpecError, match="unknown canary step"):
+        CANARY.plan(spec(strategy={"canary": {"steps": [{"setReplicas": 1}]}}))
+    assert CANARY.traffic(40) == (40, False)
+
+
+def test_blue_green_plan_defaults_and_options() -> None:
+    assert BLUE_GREEN.plan(spec(strategy={"blueGreen": {}})) == [
+        WaitReady(), Pause(0.0), Promote(), ScaleDownPrevious(30.0)]
+    full = {"blueGreen": {"prePromotionAnalysis": {"duration": "2m"},
+                          "postPromotionAnalysis": {}, "autoPromotionEnabled": False,
+                          "autoPromotionSeconds": 99, "scaleDownDelaySeconds": 5}}
+    assert BLUE_GREEN.plan(spec(strategy=full)) == [
+        WaitReady(), Analysis(120.0), Pause(None), Promote(), Analysis(60.0, role="stable"),
+        ScaleDownPrevious(5.0)]
+    auto = {"blueGreen": {"autoPromotionSeconds": 45}}
+    assert BLUE_GREEN.plan(spec(strategy=auto))[1] == Pause(45.0)
+    assert BLUE_GREEN.traffic(70) == (0, False)  # only the preview Service reaches it
+
+
+def test_shadow_plan_analyses_then_promotes_or_waits() -> None:
+    gw = {"gatewayAPI": {"httpRoute": "r"}}
+    assert SHADOW.plan(spec(strategy={"shadow": {}}, provider=gw)) == [
+        WaitReady(), Analysis(300.0), Promote(), ScaleDownPrevious(0.0)]
+    manual = {"shadow": {"duration": "10m", "autoPromote": False}}
+    assert SHADOW.plan(spec(strategy=manual, provider=gw)) == [
+        WaitReady(), Analysis(600.0), Pause(None), Promote(), ScaleDownPrevious(0.0)]
+    assert SHADOW.traffic(0) == (0, True)
+
+
+def test_every_strategy_of_the_spec_has_a_module_and_one_promotion() -> None:
+    assert set(engine.STRATEGIES) == {"canary", "blueGreen", "shadow"}
+    for name, section in (("canary", {"steps": [{"setWeight": 1}]}), ("blueGreen", {}),
+                          ("shadow", {})):
+        sp = spec(strategy={name: section})
+        assert engine.strategy_of(sp).name == name
+        steps = engine.plan(sp)
+        # the step machine relies on this: one Promote, and ScaleDownPrevious last
+        assert sum(isinstance(s, Promote) for s in steps) == 1
+        assert isinstance(steps[-1], ScaleDownPrevious)
