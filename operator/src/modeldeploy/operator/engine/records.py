@@ -34,7 +34,7 @@ def read_time(raw: Any) -> datetime | None:
 
 
 def put(out: Json, key: str, value: Any) -> None:
-    """Set ``key`` unless the value means "absent" (see the module docstring)."""
+    """Set ``key`` unless the value means "absent" ("", False, None; see ``status``)."""
     if isinstance(value, datetime):
         out[key] = format_time(value)
     elif value not in (None, "", False):

@@ -27,6 +27,7 @@ from modeldeploy.operator.engine.records import (
     put,
     read_int,
     read_slot,
+    read_str,
     read_time,
     second,
 )
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 
-# (attribute, JSON key) of the scalar fields, in the order the JSON lists them.
+# (attribute, JSON key) of the scalar fields: written unless "absent".
 _SCALARS: tuple[tuple[str, str], ...] = (
     ("phase", "phase"),
     ("message", "message"),
@@ -140,40 +141,59 @@ class RolloutStatus:
 
     @classmethod
     def from_json(cls, raw: Json | None) -> RolloutStatus:
-        raw = raw or {}
-        st = cls(extra={k: copy.deepcopy(v) for k, v in raw.items() if k not in _KNOWN})
-        for attr, key in _SCALARS:
-            value = raw.get(key)
-            if attr.endswith("_slot"):
-                setattr(st, attr, read_slot(value))
-            elif attr.endswith("_at"):
-                setattr(st, attr, read_time(value))
-            elif attr in ("stable_served", "paused", "promoted"):
-                setattr(st, attr, bool(value))
-            else:
-                setattr(st, attr, "" if value is None else str(value))
-        if raw.get("observedGeneration") is not None:
-            st.observed_generation = read_int(raw, "observedGeneration")
-        st.canary_weight, st.current_step = (
-            read_int(raw, "canaryWeight"),
-            read_int(raw, "currentStep"),
+        src: Json = raw or {}
+
+        def text(key: str) -> str:
+            return read_str(src, key)
+
+        def time(key: str) -> datetime | None:
+            return read_time(src.get(key))
+
+        def flag(key: str) -> bool:
+            return bool(src.get(key))
+
+        generation = src.get("observedGeneration")
+        st = cls(
+            phase=text("phase"),
+            message=text("message"),
+            strategy=text("strategy"),
+            observed_generation=None if generation is None else read_int(src, "observedGeneration"),
+            stable_slot=read_slot(src.get("stableSlot")),
+            stable_version=text("stableVersion"),
+            stable_revision=text("stableRevision"),
+            stable_served=flag("stableServed"),
+            canary_weight=read_int(src, "canaryWeight"),
+            current_step=read_int(src, "currentStep"),
+            candidate_slot=read_slot(src.get("candidateSlot")),
+            candidate_version=text("candidateVersion"),
+            candidate_revision=text("candidateRevision"),
+            step_started_at=time("stepStartedAt"),
+            rollout_started_at=time("rolloutStartedAt"),
+            promoted=flag("promoted"),
+            previous_slot=read_slot(src.get("previousSlot")),
+            scale_down_at=time("scaleDownAt"),
+            aborted_revision=text("abortedRevision"),
+            paused=flag("paused"),
+            pause_started_at=time("pauseStartedAt"),
+            last_control=text("lastControl"),
+            extra={k: copy.deepcopy(v) for k, v in src.items() if k not in _KNOWN},
         )
-        for name, record in (raw.get("slots") or {}).items():
+        for name, record in (src.get("slots") or {}).items():
             slot = read_slot(name)
             if slot is not None and isinstance(record, dict):
                 try:
                     st.slots[slot] = SlotRecord.from_json(record)
                 except SpecError:
                     continue  # not a slot this operator wrote; the next rollout refills it
-        if "analysis" in raw or "consecutiveErrors" in raw:
+        if "analysis" in src or "consecutiveErrors" in src:
             st.analysis = AnalysisState.from_json(
-                raw.get("analysis") or {}, read_int(raw, "consecutiveErrors")
+                src.get("analysis") or {}, read_int(src, "consecutiveErrors")
             )
         st.history = [
-            HistoryEntry.from_json(h) for h in raw.get("history") or [] if isinstance(h, dict)
+            HistoryEntry.from_json(h) for h in src.get("history") or [] if isinstance(h, dict)
         ]
         st.conditions = [
-            Condition.from_json(c) for c in raw.get("conditions") or [] if isinstance(c, dict)
+            Condition.from_json(c) for c in src.get("conditions") or [] if isinstance(c, dict)
         ]
         return st
 
