@@ -4,7 +4,7 @@ writes the result once as a merge patch against what it read (no cluster: a fake
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -16,7 +16,7 @@ from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import AnalysisSample, Observations, Spec
 
-NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 class FakeKube:

@@ -3,7 +3,7 @@ the JSON keeps the shape the CRD's schema, the plugin and the e2e tests read."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -131,7 +131,7 @@ def test_foreign_values_are_tolerated() -> None:
         "slots": {"blue": {"model": {}}, "red": {}}, "conditions": [{"type": "Ready"}],
         "analysis": {"outcome": "Maybe", "results": [{"kind": "?"}]}})
     assert parsed.stable_slot is None and parsed.current_step == 0
-    assert parsed.step_started_at == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert parsed.step_started_at == datetime(2026, 1, 1, tzinfo=UTC)
     assert len(parsed.history) == 1 and parsed.slots == {}
     assert parsed.condition("Ready") is not None
     assert parsed.analysis is not None and parsed.analysis.outcome is None
