@@ -18,6 +18,10 @@ from modeldeploy.operator import defaults as d
 
 Json = dict[str, Any]
 Slot = Literal["blue", "green"]
+StrategyName = Literal["canary", "blueGreen", "shadow"]
+ProviderName = Literal["replicas", "gatewayAPI", "istio"]
+STRATEGY_NAMES: tuple[StrategyName, ...] = ("canary", "blueGreen", "shadow")
+PROVIDER_NAMES: tuple[ProviderName, ...] = ("replicas", "gatewayAPI", "istio")
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -199,9 +203,9 @@ class Spec:
     namespace: str
     template: Template
     replicas: int
-    strategy: Literal["canary", "blueGreen", "shadow"]
+    strategy: StrategyName
     strategy_spec: Json
-    provider: Literal["replicas", "gatewayAPI", "istio"]
+    provider: ProviderName
     provider_spec: Json
     analysis: AnalysisSpec
     progress_deadline: float
@@ -219,13 +223,11 @@ class Spec:
                     "spec.server.image is empty and the operator has no --server-image default"
                 )
             server["image"] = default_image
-        strategies = [
-            k for k in ("canary", "blueGreen", "shadow") if k in (spec.get("strategy") or {})
-        ]
+        strategies = [k for k in STRATEGY_NAMES if k in (spec.get("strategy") or {})]
         if len(strategies) != 1:
             raise SpecError("exactly one of canary, blueGreen, shadow must be set")
         traffic = spec.get("trafficProvider") or {"replicas": {}}
-        providers = [k for k in ("replicas", "gatewayAPI", "istio") if k in traffic]
+        providers = [k for k in PROVIDER_NAMES if k in traffic]
         if len(providers) != 1:
             raise SpecError("exactly one traffic provider must be set")
         strategy = strategies[0]
@@ -234,9 +236,9 @@ class Spec:
             namespace=meta.get("namespace", ""),
             template=Template.from_json({"model": spec.get("model") or {}, "server": server}),
             replicas=int(spec.get("replicas", d.REPLICAS)),
-            strategy=strategy,  # type: ignore[arg-type]
+            strategy=strategy,
             strategy_spec=dict(spec["strategy"][strategy] or {}),
-            provider=providers[0],  # type: ignore[arg-type]
+            provider=providers[0],
             provider_spec=dict(traffic[providers[0]] or {}),
             analysis=AnalysisSpec.from_json(spec.get("analysis") or {}),
             progress_deadline=float(
