@@ -201,3 +201,14 @@ def test_history_is_bounded() -> None:
         status, _ = tick(world, v, status, control=f"abort/{i}")
     assert len(status.history) == 10
     assert status.history[0].version == "v16"
+
+
+def test_fewer_steps_mid_rollout_resume_at_the_last_one() -> None:
+    # Editing the steps is not a new revision: the rollout goes on, clamped to the new plan.
+    world, status = healthy()
+    v2 = spec(version="v2", sha=SHA_B)
+    status = run_until(world, v2, status, lambda s: s.current_step == 4)
+    short = spec(version="v2", sha=SHA_B, strategy={"canary": {"steps": [{"setWeight": 10}]}})
+    assert short.template.revision == v2.template.revision
+    status = run_until(world, short, status, lambda s: s.phase == "Healthy")
+    assert status.stable_version == "v2" and status.history[0].outcome == "Promoted"
