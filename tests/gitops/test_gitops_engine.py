@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.operator.engine import reconcile
+from modeldeploy.operator.engine import RolloutStatus, reconcile
 from modeldeploy.operator.model import (Actions, AnalysisSample, Observations, SlotObservation,
                                         Spec)
 
@@ -56,7 +56,7 @@ class Rollout:
 
     def __init__(self) -> None:
         self.now = START
-        self.status: dict[str, Any] = {}
+        self.status = RolloutStatus()
         self.slots: dict[str, SlotObservation] = {}
         self.seen: list[dict[str, Any]] = []
 
@@ -68,7 +68,7 @@ class Rollout:
         obs = Observations(slots=self.slots, analysis=sample, control=control)
         self.status, actions = reconcile(Spec.from_body(body), self.status, obs, self.now)
         self.slots = _cluster(actions)
-        obj = {**body, "status": self.status}
+        obj = {**body, "status": self.status.to_json()}
         self.seen.append(obj)
         return obj
 
@@ -77,7 +77,7 @@ class Rollout:
             obj = self.step(body, **kw)
             if obj["status"]["phase"] == phase:
                 return obj
-        raise AssertionError(f"never reached {phase}: {self.status.get('message')}")
+        raise AssertionError(f"never reached {phase}: {self.status.message}")
 
 
 def _check(obj: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modeldeploy.operator.engine import plan
 from modeldeploy.operator.model import Spec
 
 from e2e.cluster.config import built_tool
@@ -33,7 +34,7 @@ def test_builds_one_model_deployment_per_strategy(folder: str) -> None:
     specs = [Spec.from_body(d, default_image="localhost/modeldeploy-server:dev") for d in docs]
     assert sorted(s.strategy for s in specs) == ["blueGreen", "canary", "shadow"]
     for spec, doc in zip(specs, docs):
-        assert spec.plan(), doc["metadata"]["name"]
+        assert plan(spec), doc["metadata"]["name"]
         assert spec.template.model.name == doc["metadata"]["name"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "models"
         # Every alert the chart's rules define exists; the others are the operator's own.

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from modeldeploy.operator import engine
+from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.model import (
     Actions,
     AnalysisSample,
@@ -83,10 +84,12 @@ class World:
         self.events.extend(actions.events)
 
 
-def tick(world: World, sp: Spec, status: dict[str, Any], *, sample: AnalysisSample | None = None,
+def tick(world: World, sp: Spec, status: RolloutStatus, *, sample: AnalysisSample | None = None,
          control: str | None = None, dt: float = 10.0, write_status: bool = True,
-         apply: bool = True) -> tuple[dict[str, Any], Actions]:
-    """One reconcile: observe, decide, apply, (maybe) persist; then the clock moves."""
+         apply: bool = True) -> tuple[RolloutStatus, Actions]:
+    """One reconcile: observe, decide, apply, (maybe) persist; then the clock moves.
+
+    A persisted status goes through its JSON, as it does through the apiserver."""
     obs = Observations(slots=world.observe(), analysis=sample, control=control)
     before = copy.deepcopy(status)
     new, actions = engine.reconcile(sp, status, obs, world.now)
@@ -94,11 +97,15 @@ def tick(world: World, sp: Spec, status: dict[str, Any], *, sample: AnalysisSamp
     if apply:
         world.apply(actions)
     world.now += timedelta(seconds=dt)
-    return (new if write_status else status), actions
+    if not write_status:
+        return status, actions
+    written = RolloutStatus.from_json(new.to_json())
+    assert written == new, "the status must survive its JSON"
+    return written, actions
 
 
-def run_until(world: World, sp: Spec, status: dict[str, Any], pred: Any, limit: int = 200,
-              **kw: Any) -> dict[str, Any]:
+def run_until(world: World, sp: Spec, status: RolloutStatus, pred: Any, limit: int = 200,
+              **kw: Any) -> RolloutStatus:
     for _ in range(limit):
         status, _ = tick(world, sp, status, sample=passing(world.now), **kw)
         if pred(status):
@@ -106,9 +113,9 @@ def run_until(world: World, sp: Spec, status: dict[str, Any], pred: Any, limit: 
     raise AssertionError(f"condition not reached; status={status}")
 
 
-def healthy(sp: Spec | None = None) -> tuple[World, dict[str, Any]]:
+def healthy(sp: Spec | None = None) -> tuple[World, RolloutStatus]:
     """A world where v1 is deployed and Healthy."""
     world = World()
     sp = sp or spec()
-    status = run_until(world, sp, {}, lambda s: s.get("phase") == "Healthy")
+    status = run_until(world, sp, RolloutStatus(), lambda s: s.phase == "Healthy")
     return world, status

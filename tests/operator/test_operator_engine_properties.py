@@ -6,9 +6,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from modeldeploy.operator.model import AnalysisSample, Spec
 from opworld import SHA_B, World, body, healthy, passing, tick
+
+from modeldeploy.operator import defaults as d
+from modeldeploy.operator import engine
+from modeldeploy.operator.engine import RolloutStatus
+from modeldeploy.operator.model import AnalysisSample, SetWeight, Spec, other_slot
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -65,21 +68,22 @@ def test_weight_never_exceeds_the_current_step_and_inconclusive_never_promotes(
         kinds: list[str]) -> None:
     v1, v2 = v2_of(strategy, provider, replicas)
     world, status = healthy(v1)
-    plan = v2.plan()
+    plan = engine.plan(v2)
     for kind in kinds:
-        before_outcome = (status.get("analysis") or {}).get("outcome")
-        was_promoted = status.get("stableVersion") == "v2"
+        before_outcome = status.analysis.outcome if status.analysis else None
+        was_promoted = status.stable_version == "v2"
         status, actions = tick(world, v2, status, sample=make_sample(kind, world))
         # the weight applied is at most the weight of the step the rollout is at
-        if status.get("candidateRevision") and not status.get("promoted"):
-            allowed = max([0] + [s.weight for s in plan[:status["currentStep"] + 1]
-                                 if hasattr(s, "weight")])
+        if status.active and not status.promoted:
+            allowed = max([0] + [s.weight for s in plan[:status.current_step + 1]
+                                 if isinstance(s, SetWeight)])
             assert actions.weight <= allowed
-            assert status["canaryWeight"] <= allowed
-        promoted_now = status.get("stableVersion") == "v2" and not was_promoted
+            assert status.canary_weight <= allowed
+        promoted_now = status.stable_version == "v2" and not was_promoted
         if promoted_now:
             # promotion happened on a Passed sample taken at this tick or before
-            assert status["analysis"]["outcome"] == "Passed" or before_outcome == "Passed"
+            assert status.analysis is not None
+            assert status.analysis.outcome == "Passed" or before_outcome == "Passed"
             assert kind == "pass" or before_outcome == "Passed"
         assert 0 <= actions.weight <= 100
         total = sum(a.replicas for a in actions.deployments)
@@ -97,10 +101,11 @@ def test_never_promotes_while_analysis_is_inconclusive(
     for _ in range(80):
         status, _ = tick(world, v2, status, sample=make_sample(always_inconclusive, world),
                          dt=30)
-    assert status["stableVersion"] == "v1"
+    assert status.stable_version == "v1"
 
 
-def _drive(v1: Spec, v2: Spec, crashes: set[int], lost_apply: set[int]) -> tuple[dict, World]:
+def _drive(v1: Spec, v2: Spec, crashes: set[int],
+           lost_apply: set[int]) -> tuple[RolloutStatus, World]:
     """Roll v2 out; at tick i in ``crashes`` the status write is lost (operator killed after
     applying), at tick i in ``lost_apply`` it is killed before applying anything."""
     world, status = healthy(v1)
@@ -109,7 +114,7 @@ def _drive(v1: Spec, v2: Spec, crashes: set[int], lost_apply: set[int]) -> tuple
         lost = i in lost_apply
         status, _ = tick(world, v2, status, sample=passing(world.now),
                          write_status=not crashed and not lost, apply=not lost)
-        if status.get("phase") == "Healthy" and status.get("stableVersion") == "v2":
+        if status.phase == "Healthy" and status.stable_version == "v2":
             break
     return status, world
 
@@ -124,10 +129,72 @@ def test_any_interleaving_of_restarts_gives_the_same_final_state(
     v1, v2 = v2_of(strategy, provider, replicas)
     ref, ref_world = _drive(v1, v2, set(), set())
     got, world = _drive(v1, v2, crashes, lost)
-    keys = ("phase", "stableSlot", "stableVersion", "stableRevision", "canaryWeight",
-            "currentStep", "observedGeneration")
-    assert {k: got.get(k) for k in keys} == {k: ref.get(k) for k in keys}
-    assert [(h["version"], h["outcome"]) for h in got["history"]] == \
-        [(h["version"], h["outcome"]) for h in ref["history"]]
+    def pointer(s: RolloutStatus) -> tuple[object, ...]:
+        return (s.phase, s.stable_slot, s.stable_version, s.stable_revision, s.canary_weight,
+                s.current_step, s.observed_generation)
+
+    assert pointer(got) == pointer(ref)
+    assert [(h.version, h.outcome) for h in got.history] == \
+        [(h.version, h.outcome) for h in ref.history]
     # every weight change happened, in order, once
     assert world.applied_weights == ref_world.applied_weights
+
+
+all_strategies = st.one_of(
+    strategies,
+    st.builds(lambda dur, auto: {"shadow": {"duration": f"{dur}s", "autoPromote": auto}},
+              st.integers(1, 90), st.booleans()),
+)
+controls = st.sampled_from([None, None, None, "pause", "resume", "promote", "promote-full",
+                            "abort", "retry"])
+
+
+def check_invariants(status: RolloutStatus, actions: Any, plan: list[Any]) -> None:
+    """What every status the engine writes satisfies, whatever led to it."""
+    assert status.phase in d.PHASES and status.stable_slot is not None
+    assert 0 <= status.canary_weight <= 100 and 0 <= actions.weight <= 100
+    assert len(status.history) <= d.HISTORY_LIMIT
+    if status.paused:
+        assert status.pause_started_at is not None
+    if status.active:
+        assert status.candidate_slot is not None and status.current_step < len(plan)
+        assert status.aborted_revision != status.candidate_revision
+        assert status.step_started_at is not None and status.analysis is not None
+        if status.promoted:  # the pointer moved; the previous slot still runs
+            assert status.candidate_slot == status.stable_slot
+            assert status.previous_slot == other_slot(status.stable_slot)
+            assert actions.candidate_slot is None and actions.weight == 0
+            assert actions.pod_roles[status.previous_slot] == d.ROLE_PREVIOUS
+        else:
+            assert status.candidate_slot == other_slot(status.stable_slot)
+            assert status.previous_slot is None
+            assert actions.candidate_slot == status.candidate_slot
+    else:
+        assert status.candidate_slot is None and status.previous_slot is None
+        assert not status.promoted and status.step_started_at is None
+        assert status.canary_weight == 0 and status.current_step == 0
+        assert actions.candidate_slot is None and actions.weight == 0
+    assert actions.mirror == (status.strategy == "shadow" and actions.candidate_slot is not None)
+    assert actions.stable_slot == status.stable_slot
+    assert actions.pod_roles[status.stable_slot] == d.ROLE_STABLE
+    assert {a.slot for a in actions.deployments} == set(status.slots)
+    ready = status.condition("Ready")
+    assert ready is not None and (ready.status == "True") == (status.phase == "Healthy")
+    stalled = status.condition("Stalled")
+    assert stalled is not None and (stalled.status == "True") == (status.phase == "Degraded")
+
+
+@SETTINGS
+@given(strategy=all_strategies, provider=providers, replicas=st.integers(1, 6),
+       script=st.lists(st.tuples(samples, controls, st.sampled_from([5, 10, 30, 700])),
+                       min_size=1, max_size=40))
+def test_every_status_satisfies_the_invariants_whatever_the_controls(
+        strategy: dict[str, Any], provider: dict[str, Any], replicas: int,
+        script: list[tuple[str, str | None, int]]) -> None:
+    v1, v2 = v2_of(strategy, provider, replicas)
+    world, status = healthy(v1)
+    plan = engine.plan(v2)
+    for i, (kind, control, dt) in enumerate(script):
+        status, actions = tick(world, v2, status, sample=make_sample(kind, world),
+                               control=f"{control}/{i}" if control else None, dt=dt)
+        check_invariants(status, actions, plan)

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from modeldeploy.operator import crdgen, defaults as d
+from modeldeploy.operator.engine import plan
 from modeldeploy.operator.model import Spec, parse_duration
 from modeldeploy.operator.schema import DURATION_PATTERN, crd
 
@@ -84,7 +85,7 @@ def test_schema_defaults_match_what_the_parser_assumes() -> None:
     body = {"metadata": {"name": "x", "namespace": "y"}}
     a = Spec.from_body({**body, "spec": minimal})
     b = Spec.from_body({**body, "spec": defaulted})
-    assert a.plan() == b.plan()
+    assert plan(a) == plan(b)
     assert replace(a, strategy_spec={}, analysis=replace(a.analysis, thresholds={})) == \
         replace(b, strategy_spec={}, analysis=replace(b.analysis, thresholds={}))
     found = _walk_defaults(spec_schema)
@@ -109,11 +110,11 @@ def test_status_schema_declares_every_field_the_engine_writes() -> None:
     status_props = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
         "properties"]["status"]["properties"]
     world, status = healthy()
-    seen = set(status)
+    seen = set(status.to_json())
     v2 = spec(version="v2", sha=SHA_B)
-    status = run_until(world, v2, status, lambda s: s.get("promoted") or s.get("paused")
-                       or s.get("currentStep") == 4, control="pause/x")
-    seen |= set(status)
-    status = run_until(world, v2, status, lambda s: s["phase"] == "Healthy", control="resume")
-    seen |= set(status)
+    status = run_until(world, v2, status, lambda s: s.promoted or s.paused
+                       or s.current_step == 4, control="pause/x")
+    seen |= set(status.to_json())
+    status = run_until(world, v2, status, lambda s: s.phase == "Healthy", control="resume")
+    seen |= set(status.to_json())
     assert seen - set(status_props) == set()

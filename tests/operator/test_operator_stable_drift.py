@@ -7,25 +7,24 @@ from datetime import timedelta
 from typing import Any
 
 from modeldeploy.operator import engine
-from modeldeploy.operator.conditions import get_condition
+from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.model import AnalysisSample, Observations, SlotObservation
 
 from opworld import T0, spec
-
 
 
 def _healthy() -> dict[str, Any]:
     s = spec()
     slots = {"blue": SlotObservation(exists=True, revision=s.template.revision, replicas=4,
                                      ready_replicas=4, updated_replicas=4, up_to_date=True)}
-    status, _ = engine.reconcile(s, {}, Observations(slots=slots), T0)
+    status, _ = engine.reconcile(s, RolloutStatus(), Observations(slots=slots), T0)
     status, _ = engine.reconcile(s, status, Observations(slots=slots), T0)
-    assert status["phase"] == "Healthy"
+    assert status.phase == "Healthy"
     return {"status": status, "slots": slots}
 
 
 def _step(state: dict[str, Any], sample: AnalysisSample | None, seconds: int) -> tuple[
-        dict[str, Any], list[Any], Any]:
+        RolloutStatus, list[Any], Any]:
     s = spec()
     status, actions = engine.reconcile(s, state["status"],
                                        Observations(slots=state["slots"], analysis=sample),
@@ -40,16 +39,16 @@ def test_stable_drift_sets_the_condition_and_posts_one_event() -> None:
     sample = AnalysisSample(at=T0 + timedelta(seconds=10), firing=firing,
                             scraped=frozenset({"stable"}))
     status, events, actions = _step(state, sample, 10)
-    cond = get_condition(status, "InputDrift")
-    assert cond is not None and cond["status"] == "True"
-    assert cond["reason"] == "ModelFeatureDrift" and "0.87" in cond["message"]
+    cond = status.condition("InputDrift")
+    assert cond is not None and cond.status == "True"
+    assert cond.reason == "ModelFeatureDrift" and "0.87" in cond.message
     assert [(e.type, e.reason) for e in events] == [("Warning", "StableDrift")]
     assert "0.87" in events[0].message and "v1" in events[0].message
-    assert status["phase"] == "Healthy" and actions.weight == 0  # no rollout, no traffic change
+    assert status.phase == "Healthy" and actions.weight == 0  # no rollout, no traffic change
     # Still firing: the condition stays, no second Event.
     status, events, _ = _step(state, AnalysisSample(at=T0 + timedelta(seconds=20),
                                                     firing=firing), 20)
-    assert get_condition(status, "InputDrift")["status"] == "True"
+    assert status.condition("InputDrift").status == "True"
     assert events == []
 
 
@@ -58,12 +57,12 @@ def test_drift_clears_and_errors_change_nothing() -> None:
     firing = {"stable": (("ModelFeatureDrift", 0.5),)}
     _step(state, AnalysisSample(at=T0, firing=firing), 10)
     status, events, _ = _step(state, AnalysisSample(at=T0, error="connection refused"), 20)
-    assert get_condition(status, "InputDrift")["status"] == "True" and events == []
+    assert status.condition("InputDrift").status == "True" and events == []
     status, events, _ = _step(state, None, 25)
-    assert get_condition(status, "InputDrift")["status"] == "True" and events == []
+    assert status.condition("InputDrift").status == "True" and events == []
     status, events, _ = _step(state, AnalysisSample(at=T0), 30)
-    cond = get_condition(status, "InputDrift")
-    assert cond["status"] == "False" and cond["reason"] == "NoDrift"
+    cond = status.condition("InputDrift")
+    assert cond.status == "False" and cond.reason == "NoDrift"
     assert [e.reason for e in events] == ["StableDriftCleared"]
 
 
@@ -71,4 +70,4 @@ def test_other_alerts_and_candidate_drift_do_not_set_it() -> None:
     state = _healthy()
     firing = {"stable": (("ModelHighLatency", 2.0),), "candidate": (("ModelFeatureDrift", 1.0),)}
     status, events, _ = _step(state, AnalysisSample(at=T0, firing=firing), 10)
-    assert get_condition(status, "InputDrift") is None and events == []
+    assert status.condition("InputDrift") is None and events == []

@@ -25,9 +25,10 @@ from modeldeploy.operator import engine
 from modeldeploy.operator.analysis import Poller, PrometheusClient, Snapshot
 from modeldeploy.operator.builders import Owner
 from modeldeploy.operator.desired import children
+from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import Kube, KubeError, merge_patch
 from modeldeploy.operator.metrics import OperatorMetrics
-from modeldeploy.operator.model import AnalysisSample, Observations, Spec, SpecError, parse_time
+from modeldeploy.operator.model import AnalysisSample, Observations, Spec, SpecError
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
 from modeldeploy.operator.promrules import PROMETHEUS_RULE_API
 from modeldeploy.operator.routers import router_for
@@ -91,7 +92,8 @@ def observations(body: kopf.Body, deployments: Any, pods: Any) -> Observations:
     return Observations(slots=slots, control=control)
 
 
-async def analysis_sample(rt: Runtime, spec: Spec, status: dict[str, Any]) -> AnalysisSample | None:
+async def analysis_sample(rt: Runtime, spec: Spec,
+                          status: RolloutStatus) -> AnalysisSample | None:
     """The latest batched snapshot for this ModelDeployment, plus its checks when due.
 
     Also between rollouts: the engine watches the stable's drift alert in every sample."""
@@ -114,7 +116,8 @@ async def analysis_sample(rt: Runtime, spec: Spec, status: dict[str, Any]) -> An
 
 
 async def current_status(rt: Runtime, body: kopf.Body) -> dict[str, Any]:
-    """The status to decide on: the watch's, unless our own last write has not arrived yet."""
+    """The status to decide on, as JSON (the base of the merge patch): the watch's, unless
+    our own last write has not arrived yet."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     status = dict(body.get("status") or {})
     written = rt.written.get(key)
@@ -162,19 +165,17 @@ async def label_pods(rt: Runtime, spec: Spec, roles: dict[str, str], pods: Any) 
                         raise
 
 
-def record_outcomes(rt: Runtime, old: dict[str, Any], new: dict[str, Any]) -> None:
-    old_top = (old.get("history") or [{}])[0]
-    new_top = (new.get("history") or [{}])[0]
-    if not new_top or new_top == old_top:
+def record_outcomes(rt: Runtime, old: RolloutStatus, new: RolloutStatus) -> None:
+    """Count a rollout when it ends (a new history entry) and observe how long it took."""
+    top = new.history[0] if new.history else None
+    if top is None or (old.history and old.history[0] == top):
         return
-    outcome = new_top.get("outcome", "")
-    rt.metrics.rollouts.labels(outcome=outcome).inc()
-    started, finished = parse_time(new_top.get("startedAt")), parse_time(new_top.get("finishedAt"))
-    if started and finished:
-        seconds = (finished - started).total_seconds()
-        if outcome in ("RolledBack", "Aborted"):
+    rt.metrics.rollouts.labels(outcome=top.outcome).inc()
+    if top.started_at and top.finished_at:
+        seconds = (top.finished_at - top.started_at).total_seconds()
+        if top.outcome in ("RolledBack", "Aborted"):
             rt.metrics.time_to_rollback.observe(seconds)
-        elif outcome == "Promoted":
+        elif top.outcome == "Promoted":
             rt.metrics.rollout_duration.observe(seconds)
 
 
@@ -184,16 +185,17 @@ async def reconcile(rt: Runtime, body: kopf.Body, deployments: Any, pods: Any,
     lock = rt.locks.setdefault((ns, name), asyncio.Lock())
     async with lock:
         rt.metrics.reconciles.labels(trigger=trigger).inc()
-        status = await current_status(rt, body)
+        raw = await current_status(rt, body)
         try:
             spec = Spec.from_body(dict(body), default_image=rt.config.server_image)
         except SpecError as exc:
             rt.metrics.errors.labels(kind="spec").inc()
-            if status.get("message") != f"invalid spec: {exc}":
+            if raw.get("message") != f"invalid spec: {exc}":
                 kopf.warn(body, reason="InvalidSpec", message=str(exc))
                 await rt.kube.patch_status(d.KIND, ns, name, {"message": f"invalid spec: {exc}",
                                                              "phase": "Degraded"})
             return
+        status = RolloutStatus.from_json(raw)  # parsed once, written once (below)
         obs = observations(body, deployments, pods)
         sample = await analysis_sample(rt, spec, status)
         obs = Observations(slots=obs.slots, control=obs.control, analysis=sample)
@@ -201,11 +203,12 @@ async def reconcile(rt: Runtime, body: kopf.Body, deployments: Any, pods: Any,
         try:
             await apply_children(rt, body, spec, actions)
             await label_pods(rt, spec, actions.pod_roles, pods)
-            patch = merge_patch(status, new_status)
+            new_raw = new_status.to_json()
+            patch = merge_patch(raw, new_raw)
             if patch:
                 res = await rt.kube.patch_status(d.KIND, ns, name, patch)
                 rt.written[(ns, name)] = (res.get("metadata", {}).get("resourceVersion", ""),
-                                          new_status)
+                                          new_raw)
         except KubeError as exc:
             rt.metrics.errors.labels(kind="api").inc()
             raise kopf.TemporaryError(f"{exc}", delay=5) from None

@@ -11,13 +11,17 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from modeldeploy.operator import defaults as d
 
 Json = dict[str, Any]
 Slot = Literal["blue", "green"]
+StrategyName = Literal["canary", "blueGreen", "shadow"]
+ProviderName = Literal["replicas", "gatewayAPI", "istio"]
+STRATEGY_NAMES: tuple[StrategyName, ...] = ("canary", "blueGreen", "shadow")
+PROVIDER_NAMES: tuple[ProviderName, ...] = ("replicas", "gatewayAPI", "istio")
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -39,13 +43,13 @@ def parse_duration(text: str | int | float) -> float:
 
 def format_time(at: datetime) -> str:
     """RFC 3339 in UTC, seconds precision: what Kubernetes writes."""
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def other_slot(slot: str) -> Slot:
@@ -63,14 +67,22 @@ class ModelRef:
     sha256: str
 
     def to_json(self) -> Json:
-        return {"name": self.name, "version": self.version, "bundleURI": self.bundle_uri,
-                "sha256": self.sha256}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "bundleURI": self.bundle_uri,
+            "sha256": self.sha256,
+        }
 
     @classmethod
     def from_json(cls, raw: Json) -> ModelRef:
         try:
-            return cls(name=raw["name"], version=str(raw["version"]),
-                       bundle_uri=raw["bundleURI"], sha256=raw["sha256"])
+            return cls(
+                name=raw["name"],
+                version=str(raw["version"]),
+                bundle_uri=raw["bundleURI"],
+                sha256=raw["sha256"],
+            )
         except KeyError as exc:
             raise SpecError(f"spec.model.{exc.args[0]} is required") from None
 
@@ -93,10 +105,12 @@ class Template:
     @classmethod
     def from_json(cls, raw: Json) -> Template:
         server = raw.get("server") or {}
-        return cls(model=ModelRef.from_json(raw.get("model") or {}),
-                   image=server.get("image", ""),
-                   image_pull_policy=server.get("imagePullPolicy", d.IMAGE_PULL_POLICY),
-                   resources=dict(server.get("resources") or {}))
+        return cls(
+            model=ModelRef.from_json(raw.get("model") or {}),
+            image=server.get("image", ""),
+            image_pull_policy=server.get("imagePullPolicy", d.IMAGE_PULL_POLICY),
+            resources=dict(server.get("resources") or {}),
+        )
 
     @property
     def revision(self) -> str:
@@ -159,18 +173,26 @@ class AnalysisSpec:
 
     @classmethod
     def from_json(cls, raw: Json) -> AnalysisSpec:
-        checks = tuple(Check(name=c["name"], query=c["query"],
-                             success=c.get("successCondition"),
-                             failure=c.get("failureCondition"))
-                       for c in raw.get("checks") or [])
-        return cls(interval=parse_duration(raw.get("interval", d.ANALYSIS_INTERVAL)),
-                   prometheus_url=raw.get("prometheusURL"),
-                   alerts=tuple(raw.get("alerts", d.DEFAULT_ALERTS)),
-                   checks=checks,
-                   consecutive_error_limit=int(raw.get("consecutiveErrorLimit",
-                                                       d.CONSECUTIVE_ERROR_LIMIT)),
-                   on_error_limit=raw.get("onErrorLimit", d.ON_ERROR_LIMIT),
-                   thresholds=dict(raw.get("thresholds") or {}))
+        checks = tuple(
+            Check(
+                name=c["name"],
+                query=c["query"],
+                success=c.get("successCondition"),
+                failure=c.get("failureCondition"),
+            )
+            for c in raw.get("checks") or []
+        )
+        return cls(
+            interval=parse_duration(raw.get("interval", d.ANALYSIS_INTERVAL)),
+            prometheus_url=raw.get("prometheusURL"),
+            alerts=tuple(raw.get("alerts", d.DEFAULT_ALERTS)),
+            checks=checks,
+            consecutive_error_limit=int(
+                raw.get("consecutiveErrorLimit", d.CONSECUTIVE_ERROR_LIMIT)
+            ),
+            on_error_limit=raw.get("onErrorLimit", d.ON_ERROR_LIMIT),
+            thresholds=dict(raw.get("thresholds") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -181,9 +203,9 @@ class Spec:
     namespace: str
     template: Template
     replicas: int
-    strategy: Literal["canary", "blueGreen", "shadow"]
+    strategy: StrategyName
     strategy_spec: Json
-    provider: Literal["replicas", "gatewayAPI", "istio"]
+    provider: ProviderName
     provider_spec: Json
     analysis: AnalysisSpec
     progress_deadline: float
@@ -197,75 +219,33 @@ class Spec:
         server = dict(spec.get("server") or {})
         if not server.get("image"):
             if not default_image:
-                raise SpecError("spec.server.image is empty and the operator has no "
-                                "--server-image default")
+                raise SpecError(
+                    "spec.server.image is empty and the operator has no --server-image default"
+                )
             server["image"] = default_image
-        strategies = [k for k in ("canary", "blueGreen", "shadow")
-                      if k in (spec.get("strategy") or {})]
+        strategies = [k for k in STRATEGY_NAMES if k in (spec.get("strategy") or {})]
         if len(strategies) != 1:
             raise SpecError("exactly one of canary, blueGreen, shadow must be set")
         traffic = spec.get("trafficProvider") or {"replicas": {}}
-        providers = [k for k in ("replicas", "gatewayAPI", "istio") if k in traffic]
+        providers = [k for k in PROVIDER_NAMES if k in traffic]
         if len(providers) != 1:
             raise SpecError("exactly one traffic provider must be set")
         strategy = strategies[0]
         return cls(
-            name=meta.get("name", ""), namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", ""),
             template=Template.from_json({"model": spec.get("model") or {}, "server": server}),
             replicas=int(spec.get("replicas", d.REPLICAS)),
-            strategy=strategy,  # type: ignore[arg-type]
+            strategy=strategy,
             strategy_spec=dict(spec["strategy"][strategy] or {}),
-            provider=providers[0],  # type: ignore[arg-type]
+            provider=providers[0],
             provider_spec=dict(traffic[providers[0]] or {}),
             analysis=AnalysisSpec.from_json(spec.get("analysis") or {}),
-            progress_deadline=float(spec.get("progressDeadlineSeconds",
-                                              d.PROGRESS_DEADLINE_SECONDS)),
+            progress_deadline=float(
+                spec.get("progressDeadlineSeconds", d.PROGRESS_DEADLINE_SECONDS)
+            ),
             generation=int(meta.get("generation") or 0),
         )
-
-    def plan(self) -> list[Step]:
-        """The rollout as a list of steps; ``status.currentStep`` indexes it.
-
-        For a canary the user's steps come first, so the index is the user's step number.
-        """
-        s = self.strategy_spec
-        steps: list[Step] = []
-        if self.strategy == "canary":
-            for raw in s.get("steps") or []:
-                if "setWeight" in raw:
-                    steps.append(SetWeight(int(raw["setWeight"])))
-                elif "pause" in raw:
-                    dur = (raw["pause"] or {}).get("duration")
-                    steps.append(Pause(None if dur is None else parse_duration(dur)))
-                elif "analysis" in raw:
-                    steps.append(Analysis(parse_duration((raw["analysis"] or {}).get(
-                        "duration", d.STEP_ANALYSIS_DURATION))))
-                else:
-                    raise SpecError(f"unknown canary step {raw!r}")
-            steps += [SetWeight(100), Promote(), ScaleDownPrevious(0.0)]
-        elif self.strategy == "blueGreen":
-            steps.append(WaitReady())
-            if "prePromotionAnalysis" in s:
-                steps.append(Analysis(parse_duration(s["prePromotionAnalysis"].get(
-                    "duration", d.STEP_ANALYSIS_DURATION))))
-            if s.get("autoPromotionEnabled", d.AUTO_PROMOTION_ENABLED):
-                steps.append(Pause(float(s.get("autoPromotionSeconds",
-                                               d.AUTO_PROMOTION_SECONDS))))
-            else:
-                steps.append(Pause(None))
-            steps.append(Promote())
-            if "postPromotionAnalysis" in s:
-                steps.append(Analysis(parse_duration(s["postPromotionAnalysis"].get(
-                    "duration", d.STEP_ANALYSIS_DURATION)), role=d.ROLE_STABLE))
-            steps.append(ScaleDownPrevious(float(s.get("scaleDownDelaySeconds",
-                                                       d.SCALE_DOWN_DELAY_SECONDS))))
-        else:
-            steps.append(WaitReady())
-            steps.append(Analysis(parse_duration(s.get("duration", d.SHADOW_DURATION))))
-            if not s.get("autoPromote", d.SHADOW_AUTO_PROMOTE):
-                steps.append(Pause(None))
-            steps += [Promote(), ScaleDownPrevious(0.0)]
-        return steps
 
 
 # --- observations -----------------------------------------------------------------------
@@ -289,9 +269,14 @@ class SlotObservation:
         "At least": after a restart that lost a status write the slot may already be
         scaled for a later step; that step is then reached again instead of undone.
         """
-        return (self.exists and self.revision == revision and self.up_to_date
-                and self.replicas >= replicas and self.ready_replicas >= replicas
-                and self.updated_replicas >= replicas)
+        return (
+            self.exists
+            and self.revision == revision
+            and self.up_to_date
+            and self.replicas >= replicas
+            and self.ready_replicas >= replicas
+            and self.updated_replicas >= replicas
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,89 @@
+"""The handler's side of the typed status: it parses ``.status`` once, calls the engine, and
+writes the result once as a merge patch against what it read (no cluster: a fake client)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import pytest
+from opworld import body
+
+from modeldeploy.operator import engine, handlers
+from modeldeploy.operator.engine import RolloutStatus
+from modeldeploy.operator.metrics import OperatorMetrics
+from modeldeploy.operator.model import AnalysisSample, Observations, Spec
+
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.status_patches: list[dict[str, Any]] = []
+        self.applied: list[dict[str, Any]] = []
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.applied.append(obj)
+        return obj
+
+    async def has_api(self, group: str, version: str, plural: str) -> bool:
+        return True
+
+    async def patch_status(self, kind: str, namespace: str, name: str,
+                           patch: dict[str, Any]) -> dict[str, Any]:
+        self.status_patches.append(patch)
+        return {"metadata": {"resourceVersion": str(len(self.status_patches))}}
+
+
+@pytest.fixture
+def rt(monkeypatch: pytest.MonkeyPatch) -> handlers.Runtime:
+    monkeypatch.setattr(handlers.kopf, "event", lambda *a, **kw: None)
+    monkeypatch.setattr(handlers.kopf, "warn", lambda *a, **kw: None)
+    runtime = handlers.Runtime(config=handlers.Config(), kube=FakeKube(),  # type: ignore[arg-type]
+                               metrics=OperatorMetrics.create())
+    runtime.now = lambda: NOW  # type: ignore[method-assign]
+    return runtime
+
+
+def _body(status: dict[str, Any], **kw: Any) -> kopf.Body:
+    raw = body(**kw)
+    raw["metadata"].update(uid="u-1", resourceVersion="7")
+    return kopf.Body({**raw, "status": status})
+
+
+def test_one_status_write_equal_to_the_engine_json(rt: handlers.Runtime) -> None:
+    asyncio.run(handlers.reconcile(rt, _body({}), None, None, trigger="test"))
+    kube: FakeKube = rt.kube  # type: ignore[assignment]
+    assert len(kube.status_patches) == 1
+    sp = Spec.from_body(body())
+    sample = AnalysisSample(at=NOW, error="no Prometheus: set spec.analysis.prometheusURL "
+                                           "or --prometheus-url")
+    expected, _ = engine.reconcile(sp, RolloutStatus(), Observations(analysis=sample), NOW)
+    assert kube.status_patches[0] == expected.to_json()
+    assert rt.written[("ml", "iris")] == ("1", expected.to_json())
+
+
+def test_unknown_keys_are_kept_and_an_unchanged_status_is_not_written(
+        rt: handlers.Runtime) -> None:
+    asyncio.run(handlers.reconcile(rt, _body({}), None, None, trigger="test"))
+    kube: FakeKube = rt.kube  # type: ignore[assignment]
+    written = {**kube.status_patches[0], "fromAnotherVersion": "kept"}
+    rt.written.clear()
+    asyncio.run(handlers.reconcile(rt, _body(written), None, None, trigger="test"))
+    assert len(kube.status_patches) == 1, "the same decision writes nothing"
+
+
+def test_record_outcomes_counts_a_finished_rollout_once(rt: handlers.Runtime) -> None:
+    started = NOW - timedelta(seconds=90)
+    entry = {"version": "v2", "revision": "r", "outcome": "RolledBack", "reason": "Aborted",
+             "message": "m", "startedAt": "2026-02-28T23:58:30Z",
+             "finishedAt": "2026-03-01T00:00:00Z"}
+    old = RolloutStatus.from_json({})
+    new = RolloutStatus.from_json({"history": [entry]})
+    assert new.history[0].started_at == started
+    handlers.record_outcomes(rt, old, new)
+    handlers.record_outcomes(rt, new, new)
+    assert rt.metrics.rollouts.labels(outcome="RolledBack")._value.get() == 1
+    assert rt.metrics.time_to_rollback._sum.get() == 90.0
