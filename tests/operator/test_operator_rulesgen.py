@@ -29,6 +29,10 @@ def test_readme_promql_is_not_stale() -> None:
     assert rulesgen.update_readme(text) == text, "README.md is stale: run `modeldeploy rules`"
 
 
+def test_rules_command_writes_the_repositorys_files() -> None:
+    assert rulesgen.repository_root() == ROOT
+
+
 def test_check_mode_detects_a_stale_file(tmp_path: Path) -> None:
     target = tmp_path / "rules.yaml"
     cmd = [sys.executable, "-m", "modeldeploy.operator.rulesgen", "--output", str(target)]
