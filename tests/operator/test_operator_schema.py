@@ -22,6 +22,10 @@ def test_crds_folder_is_not_stale() -> None:
     assert path.read_text() == crdgen.render(), "crds/ is stale: run `modeldeploy crds`"
 
 
+def test_crds_command_writes_the_repositorys_crds_folder() -> None:
+    assert crdgen.default_path() == ROOT / "crds" / crdgen.FILE_NAME
+
+
 def test_check_mode_detects_a_stale_file(tmp_path: Path) -> None:
     target = tmp_path / "crd.yaml"
     cmd = [sys.executable, "-m", "modeldeploy.operator.crdgen", "--output", str(target)]

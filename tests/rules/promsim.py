@@ -114,9 +114,12 @@ class UnitTest:
                 "alert_rule_test": self.alert_tests, "promql_expr_test": self.expr_tests}
 
 
-def run_promtool_tests(tmp_path: Path, tests: Sequence[UnitTest]) -> str:
-    """Write a promtool test file for the chart's rules, run it, fail with its output."""
-    doc = {"rule_files": [str(RULES_FILE)], "evaluation_interval": f"{STEP}s",
+def run_promtool_tests(tmp_path: Path, tests: Sequence[UnitTest],
+                       extra_rule_files: Sequence[Path] = ()) -> str:
+    """Write a promtool test file for the chart's rules (and ``extra_rule_files``), run it,
+    fail with its output."""
+    doc = {"rule_files": [str(RULES_FILE), *map(str, extra_rule_files)],
+           "evaluation_interval": f"{STEP}s",
            "tests": [t.to_promtool() for t in tests]}
     path = tmp_path / "rules_test.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -10,6 +10,7 @@ from the servers' own ``/metrics``.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import subprocess
 import time
@@ -144,3 +145,9 @@ def test_readme_prints_the_expressions_that_are_tested() -> None:
     text = README.read_text()
     for expr in (promql.psi(), promql.ks(), promql.ks_critical(), promql.chi_square(), promql.divergence_z()):
         assert expr in text
+    # Each marked block holds exactly its expression (`modeldeploy rules` writes them), and
+    # the README prints every expression of the contract once.
+    blocks = re.findall(r"^<!-- promql: (\w+) -->\n```promql\n(.*?)\n```$", text, re.M | re.S)
+    assert [name for name, _ in blocks] == list(promql.README_BLOCKS)
+    for name, body in blocks:
+        assert body == promql.README_BLOCKS[name](), f"README block {name} is stale: run `modeldeploy rules`"

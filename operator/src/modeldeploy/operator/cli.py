@@ -1,4 +1,4 @@
-"""Subcommands of the operator half: operator, crds.
+"""Subcommands of the operator half: operator, crds, rules.
 
 Registered without importing kopf or the Kubernetes client.
 """
@@ -67,6 +67,10 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
 
     crdgen.add_arguments(crds)
     crds.set_defaults(run=crdgen.run)
+
+    from modeldeploy.operator import rulesgen
+
+    rulesgen.register(commands)
 
 
 def run_operator(args: argparse.Namespace) -> int:

@@ -33,8 +33,8 @@ def render() -> str:
 
 
 def default_path() -> Path:
-    """``crds/`` next to the operator's source folder (the repository root)."""
-    return Path(__file__).resolve().parent.parent / "crds" / FILE_NAME
+    """``crds/`` at the repository root (operator/src/modeldeploy/operator/ is four below)."""
+    return Path(__file__).resolve().parents[4] / "crds" / FILE_NAME
 
 
 def main(argv: Sequence[str] | None = None) -> int:

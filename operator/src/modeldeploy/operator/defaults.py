@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from modeldeploy.server.contract import rules as _rules
+
 GROUP: Final = "modeldeploy.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
@@ -40,21 +42,21 @@ CONSECUTIVE_ERROR_LIMIT: Final = 4
 ON_ERROR_LIMIT: Final = "rollback"
 ON_ERROR_LIMIT_CHOICES: Final = ("rollback", "pause")
 
-# thresholds of the generated PrometheusRule
-# (the same values as the chart's rules, charts/modeldeploy/rules/modeldeploy-rules.yaml)
-THRESHOLD_DRIFT_PSI: Final = 0.25
-THRESHOLD_DIVERGENCE_STD_ERRORS: Final = 2.0
-THRESHOLD_ERROR_RATE: Final = 0.05
-THRESHOLD_LATENCY_P99_SECONDS: Final = 1.0
-THRESHOLD_FOR: Final = "30s"
+# Thresholds of the generated PrometheusRule: the chart's, from the one definition of the
+# rules (modeldeploy.server.contract.rules, which charts/modeldeploy/rules/ is generated from).
+THRESHOLD_DRIFT_PSI: Final = _rules.DEFAULT_THRESHOLDS.drift_psi
+THRESHOLD_DIVERGENCE_STD_ERRORS: Final = _rules.DEFAULT_THRESHOLDS.divergence_std_errors
+THRESHOLD_ERROR_RATE: Final = _rules.DEFAULT_THRESHOLDS.error_rate
+THRESHOLD_LATENCY_P99_SECONDS: Final = _rules.DEFAULT_THRESHOLDS.latency_p99_seconds
+THRESHOLD_FOR: Final = _rules.DEFAULT_FOR
 
 # The alert names of the chart's rules and of the generated PrometheusRule; the default
 # ``analysis.alerts``.
-ALERT_DRIFT: Final = "ModelFeatureDrift"
-ALERT_DIVERGENCE: Final = "ModelPredictionDivergence"
-ALERT_ERROR_RATE: Final = "ModelHighErrorRate"
-ALERT_LATENCY: Final = "ModelHighLatency"
-DEFAULT_ALERTS: Final = (ALERT_DRIFT, ALERT_DIVERGENCE, ALERT_ERROR_RATE, ALERT_LATENCY)
+ALERT_DRIFT: Final = _rules.ALERT_DRIFT
+ALERT_DIVERGENCE: Final = _rules.ALERT_DIVERGENCE
+ALERT_ERROR_RATE: Final = _rules.ALERT_ERROR_RATE
+ALERT_LATENCY: Final = _rules.ALERT_LATENCY
+DEFAULT_ALERTS: Final = _rules.ALERTS
 
 HISTORY_LIMIT: Final = 10
 ANALYSIS_RESULTS_LIMIT: Final = 20

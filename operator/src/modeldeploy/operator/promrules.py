@@ -3,7 +3,8 @@
 The chart's rule file records PSI, prediction divergence, error ratio and latency per
 (namespace, modeldeployment, role) and alerts at its default thresholds. A ModelDeployment's
 ``analysis.thresholds`` add alerts of the same names restricted to it, so the operator's
-default ``analysis.alerts`` watch both. Only created when the Prometheus Operator's CRDs exist.
+default ``analysis.alerts`` watch both. Both come from one definition,
+``modeldeploy.server.contract.rules``. Only created when the Prometheus Operator's CRDs exist.
 """
 
 from __future__ import annotations
@@ -13,60 +14,44 @@ from typing import Any
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.model import Json, Spec
 from modeldeploy.operator.owned import Owner, metadata
+from modeldeploy.server.contract import rules
 
 # (group, version, plural): the rule is only applied when the cluster serves it.
 PROMETHEUS_RULE_API = ("monitoring.coreos.com", "v1", "prometheusrules")
+# Marks the alerts of a ModelDeployment's own rule (the chart's carry no such label).
+LABEL_THRESHOLDS = "modeldeploy_thresholds"
 
 
-def _sel(owner: Owner, extra: str = "") -> str:
-    return f'{{namespace="{owner.namespace}", modeldeployment="{owner.name}"{extra}}}'
+def thresholds(spec: Spec) -> rules.Thresholds:
+    """``spec.analysis.thresholds`` with the defaults the CRD publishes."""
+    t: dict[str, Any] = spec.analysis.thresholds
+    return rules.Thresholds(
+        drift_psi=float(t.get("driftPSI", d.THRESHOLD_DRIFT_PSI)),
+        divergence_std_errors=float(
+            t.get("divergenceStdErrors", d.THRESHOLD_DIVERGENCE_STD_ERRORS)
+        ),
+        error_rate=float(t.get("errorRate", d.THRESHOLD_ERROR_RATE)),
+        latency_p99_seconds=float(t.get("latencyP99Seconds", d.THRESHOLD_LATENCY_P99_SECONDS)),
+    )
 
 
 def rule_groups(owner: Owner, spec: Spec) -> list[Json]:
     """Rule groups (the same shape in a PrometheusRule and in a plain rule file)."""
-    t: dict[str, Any] = spec.analysis.thresholds
-    psi = float(t.get("driftPSI", d.THRESHOLD_DRIFT_PSI))
-    zscore = float(t.get("divergenceStdErrors", d.THRESHOLD_DIVERGENCE_STD_ERRORS))
-    errors = float(t.get("errorRate", d.THRESHOLD_ERROR_RATE))
-    latency = float(t.get("latencyP99Seconds", d.THRESHOLD_LATENCY_P99_SECONDS))
-    hold = str(t.get("for", d.THRESHOLD_FOR))
-    s = _sel(owner)
-    cand = _sel(owner, ', role="candidate"')
-    labels = {"severity": "warning", "modeldeploy_thresholds": owner.name}
-    on_md = "on (namespace, modeldeployment, role)"
-    rules = [
-        {"alert": d.ALERT_DRIFT,
-         "expr": f"modeldeploy:feature_psi:1m{s} > {psi:g} and on (namespace, modeldeployment,"
-                 f" role, feature) modeldeploy:feature_observations:increase1m{s} >= 100",
-         "for": hold, "labels": labels,
-         "annotations": {"summary": f"Input drift on {{{{ $labels.feature }}}} of "
-                                    f"{owner.namespace}/{owner.name} ({{{{ $labels.role }}}})",
-                         "description": f"PSI {{{{ $value }}}} exceeds {psi:g}."}},
-        {"alert": d.ALERT_DIVERGENCE,
-         "expr": f"abs(modeldeploy:prediction_divergence_zscore:1m{s}) > {zscore:g} "
-                 f"and {on_md} modeldeploy:predictions:increase1m{cand} >= 30",
-         "for": hold, "labels": labels,
-         "annotations": {"summary": f"Candidate of {owner.namespace}/{owner.name} diverges",
-                         "description": f"{{{{ $value }}}} standard errors (threshold "
-                                        f"{zscore:g})."}},
-        {"alert": d.ALERT_ERROR_RATE,
-         "expr": f"modeldeploy:request_server_errors:ratio_rate1m{s} > {errors:g} "
-                 f"and {on_md} modeldeploy:requests:rate1m{s} * 60 >= 10",
-         "for": hold, "labels": {**labels, "severity": "critical"},
-         "annotations": {"summary": f"Server errors of {owner.namespace}/{owner.name}",
-                         "description": f"error ratio {{{{ $value }}}} above {errors:g}."}},
-        {"alert": d.ALERT_LATENCY,
-         "expr": f"modeldeploy:request_duration_seconds:p99_1m{s} > {latency:g} "
-                 f"and {on_md} modeldeploy:requests:rate1m{s} * 60 >= 10",
-         "for": hold, "labels": labels,
-         "annotations": {"summary": f"Slow answers from {owner.namespace}/{owner.name}",
-                         "description": f"p99 {{{{ $value }}}}s above {latency:g}s."}},
-    ]
-    return [{"name": f"modeldeploy.{owner.namespace}.{owner.name}", "interval": "15s",
-             "rules": rules}]
+    hold = str(spec.analysis.thresholds.get("for", d.THRESHOLD_FOR))
+    groups = rules.modeldeployment_groups(
+        owner.namespace,
+        owner.name,
+        thresholds(spec),
+        hold=hold,
+        labels={LABEL_THRESHOLDS: owner.name},
+    )
+    return [g.as_dict() for g in groups]
 
 
 def prometheus_rule(owner: Owner, spec: Spec) -> Json:
-    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": metadata(owner, f"{owner.name}-modeldeploy", "alerts"),
-            "spec": {"groups": rule_groups(owner, spec)}}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": metadata(owner, f"{owner.name}-modeldeploy", "alerts"),
+        "spec": {"groups": rule_groups(owner, spec)},
+    }

@@ -3,7 +3,10 @@
 Everything another component relies on lives here, so that a rename is one edit and a
 test can check the chart's Prometheus rules, the operator's pod specs and the server agree:
 metric and label names, the bundle's file names, the model card's schema version, the HTTP
-paths probes and scrapers use, and the flags of ``modeldeploy serve``.
+paths probes and scrapers use, and the flags of ``modeldeploy serve``. Its submodules build
+on these names: ``rules`` holds the Prometheus recording rules and alerts (the one source of
+the chart's rule file and of every ModelDeployment's PrometheusRule) and ``promql`` the
+ad-hoc PromQL the README prints.
 
 Standard library only: the operator image has no scikit-learn, FastAPI or numpy.
 """
@@ -72,7 +75,8 @@ METRIC_FEEDBACK_ABS_ERROR: Final = "modeldeploy_feedback_abs_error_sum_total"
 METRIC_MODEL_INFO: Final = "modeldeploy_model_info"  # gauge, 1 per loaded model {sha256}
 # Cumulative twins of the bin counts (bin b counts values in bins <= b), so KS is PromQL too.
 METRIC_FEATURE_CUMULATIVE: Final = "modeldeploy_feature_cumulative_total"  # {feature, bin}
-METRIC_FEATURE_REFERENCE_CUMULATIVE: Final = "modeldeploy_feature_reference_cumulative_fraction"  # gauge
+# gauge {feature, bin}
+METRIC_FEATURE_REFERENCE_CUMULATIVE: Final = "modeldeploy_feature_reference_cumulative_fraction"
 METRIC_BATCH_ROWS: Final = "modeldeploy_batch_rows"  # histogram: rows per model call
 # Rows of the reference data (gauge): the KS test's second sample size.
 METRIC_REFERENCE_ROWS: Final = "modeldeploy_reference_rows"

@@ -1,0 +1,191 @@
+"""The vocabulary of modeldeploy's Prometheus rules: labels, series and alert names, default
+thresholds, and the data types a rule set is made of (``Rule``, ``Group``).
+
+``rules`` builds the rule sets from these (and re-exports them); ``recording`` holds the
+recording rules. A rule's ``text`` is its expression as laid out in the rule file, where it
+is written as a YAML folded block (``expr: >-``); ``Rule.expr`` is what Prometheus reads
+(``fold``). Standard library only, like the rest of the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from modeldeploy.server.contract import LABEL_ROLE
+
+# --- Labels -----------------------------------------------------------------------------
+# Target labels the scrape configuration adds from the pod (see the chart's README):
+# namespace, modeldeployment (pod label modeldeploy.io/name) and role (modeldeploy.io/role,
+# which wins over the server's own `role`).
+NAMESPACE: Final = "namespace"
+MODELDEPLOYMENT: Final = "modeldeployment"
+ROLE: Final = LABEL_ROLE
+ROLE_STABLE: Final = "stable"
+ROLE_CANDIDATE: Final = "candidate"
+# One ModelDeployment.
+TARGET: Final = (NAMESPACE, MODELDEPLOYMENT)
+# What every recorded series is aggregated by and every alert carries: the labels the
+# operator matches alerts on. A new label (such as the model's version) is added here.
+BY_ROLE: Final = (*TARGET, ROLE)
+
+# --- Names ------------------------------------------------------------------------------
+ALERT_DRIFT: Final = "ModelFeatureDrift"
+ALERT_DIVERGENCE: Final = "ModelPredictionDivergence"
+ALERT_ERROR_RATE: Final = "ModelHighErrorRate"
+ALERT_LATENCY: Final = "ModelHighLatency"
+ALERTS: Final = (ALERT_DRIFT, ALERT_DIVERGENCE, ALERT_ERROR_RATE, ALERT_LATENCY)
+
+WINDOW: Final = "1m"
+WINDOW_SECONDS: Final = 60
+FEATURE_BIN: Final = "modeldeploy:feature_bin:increase1m"
+FEATURE_OBSERVATIONS: Final = "modeldeploy:feature_observations:increase1m"
+FEATURE_REFERENCE_FRACTION: Final = "modeldeploy:feature_reference_fraction"
+FEATURE_BIN_FRACTION: Final = "modeldeploy:feature_bin_fraction:1m"
+FEATURE_PSI_TERM: Final = "modeldeploy:feature_psi_term:1m"
+FEATURE_PSI: Final = "modeldeploy:feature_psi:1m"
+FEATURE_PSI_MAX: Final = "modeldeploy:feature_psi_max:1m"
+PREDICTIONS: Final = "modeldeploy:predictions:increase1m"
+PREDICTION_SUM: Final = "modeldeploy:prediction_sum:increase1m"
+PREDICTION_SUM_SQUARES: Final = "modeldeploy:prediction_sum_squares:increase1m"
+PREDICTION_MEAN: Final = "modeldeploy:prediction_mean:1m"
+PREDICTION_VARIANCE: Final = "modeldeploy:prediction_variance:1m"
+PREDICTION_MEAN_STDERR: Final = "modeldeploy:prediction_mean_stderr:1m"
+PREDICTION_DIVERGENCE_ZSCORE: Final = "modeldeploy:prediction_divergence_zscore:1m"
+REQUESTS_RATE: Final = "modeldeploy:requests:rate1m"
+REQUEST_SERVER_ERRORS_RATIO: Final = "modeldeploy:request_server_errors:ratio_rate1m"
+REQUEST_DURATION_P99: Final = "modeldeploy:request_duration_seconds:p99_1m"
+REQUEST_DURATION_P50: Final = "modeldeploy:request_duration_seconds:p50_1m"
+
+GROUP_DRIFT: Final = "modeldeploy.drift"
+GROUP_PREDICTIONS: Final = "modeldeploy.predictions"
+GROUP_REQUESTS: Final = "modeldeploy.requests"
+
+# --- Defaults ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What the alerts compare with (a ModelDeployment's ``analysis.thresholds``)."""
+
+    drift_psi: float = 0.25
+    divergence_std_errors: float = 2.0
+    error_rate: float = 0.05
+    latency_p99_seconds: float = 1.0
+
+
+DEFAULT_THRESHOLDS: Final = Thresholds()
+DEFAULT_INTERVAL: Final = "15s"
+# How long a condition holds before its alert fires; latency is noisier and waits longer.
+DEFAULT_FOR: Final = "30s"
+DEFAULT_FOR_BY_ALERT: Final[Mapping[str, str]] = {
+    ALERT_DRIFT: DEFAULT_FOR,
+    ALERT_DIVERGENCE: DEFAULT_FOR,
+    ALERT_ERROR_RATE: DEFAULT_FOR,
+    ALERT_LATENCY: "1m",
+}
+# Sample sizes below which an alert does not judge (per window).
+MIN_FEATURE_OBSERVATIONS: Final = 100
+MIN_PREDICTIONS: Final = 30
+MIN_REQUESTS: Final = 10
+
+# --- Data -------------------------------------------------------------------------------
+
+
+def fold(text: str) -> str:
+    """The string a YAML folded block (``>-``) holding ``text`` loads as.
+
+    A line break between two lines that start without white space becomes a space; one next
+    to a more-indented line stays. ``text`` has no empty lines and no trailing spaces.
+    """
+    lines = text.split("\n")
+    out = lines[0]
+    for prev, line in zip(lines, lines[1:], strict=False):
+        out += ("\n" if prev[:1].isspace() or line[:1].isspace() else " ") + line
+    return out
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A recording rule (``record``) or an alert (``alert``), with a comment for readers."""
+
+    text: str
+    record: str = ""
+    alert: str = ""
+    hold: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.record) == bool(self.alert):
+            raise ValueError("a rule is either a recording rule or an alert")
+        lines = self.text.split("\n")
+        if lines[0][:1].isspace() or any(not x.strip() or x != x.rstrip() for x in lines):
+            raise ValueError(
+                f"{self.name}: expression lines must not start indented, be empty or end in spaces"
+            )
+
+    @property
+    def name(self) -> str:
+        return self.record or self.alert
+
+    @property
+    def expr(self) -> str:
+        """The expression Prometheus evaluates."""
+        return fold(self.text)
+
+    def as_dict(self) -> dict[str, object]:
+        """The rule as Prometheus reads it (in a rule file or a PrometheusRule)."""
+        if self.record:
+            return {"record": self.record, "expr": self.expr}
+        return {
+            "alert": self.alert,
+            "expr": self.expr,
+            "for": self.hold,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+        }
+
+
+@dataclass(frozen=True)
+class Group:
+    """A rule group: its rules run in order at the same instant, every ``interval``."""
+
+    name: str
+    interval: str
+    rules: tuple[Rule, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "interval": self.interval,
+            "rules": [r.as_dict() for r in self.rules],
+        }
+
+
+# --- PromQL helpers ---------------------------------------------------------------------
+
+
+def join(labels: Sequence[str]) -> str:
+    return ", ".join(labels)
+
+
+def number(value: float) -> str:
+    """A threshold as PromQL and the annotations print it: 0.25, 2, 1e-05."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
+def quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def series(name: str, *matchers: Mapping[str, str]) -> str:
+    """``name{label="value", ...}`` with the matchers of every mapping, in order; the bare
+    name without any."""
+    labels = {k: v for m in matchers for k, v in m.items()}
+    if not labels:
+        return name
+    return name + "{" + ", ".join(f"{k}={quote(v)}" for k, v in labels.items()) + "}"

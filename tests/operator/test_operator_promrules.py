@@ -1,0 +1,122 @@
+"""A ModelDeployment's PrometheusRule is the chart's alerts with its selector and thresholds:
+both come from ``modeldeploy.server.contract.rules``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from opworld import spec
+
+from modeldeploy.operator import defaults as d
+from modeldeploy.operator import promrules
+from modeldeploy.operator.builders import Owner
+from modeldeploy.server.contract import rules
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART_RULES = ROOT / "charts" / "modeldeploy" / "rules" / "modeldeploy-rules.yaml"
+OWNER = Owner(name="iris", namespace="ml", uid="1234")
+SELECTOR = 'namespace="ml", modeldeployment="iris"'
+
+
+def _chart_alerts() -> dict[str, dict[str, Any]]:
+    """The alerts of the committed chart file, as Prometheus reads them."""
+    doc = yaml.safe_load(CHART_RULES.read_text())
+    return {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
+
+
+def _md_alerts(thresholds: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    sp = spec(analysis={"thresholds": thresholds} if thresholds else None)
+    groups = promrules.rule_groups(OWNER, sp)
+    assert len(groups) == 1
+    return {r["alert"]: r for r in groups[0]["rules"]}
+
+
+def _without_selector(expr: str) -> str:
+    return expr.replace("{" + SELECTOR + ", ", "{").replace("{" + SELECTOR + "}", "")
+
+
+def test_every_alert_of_a_modeldeployment_is_the_charts_with_its_selector() -> None:
+    chart, md = _chart_alerts(), _md_alerts()
+    assert list(md) == list(chart) == list(d.DEFAULT_ALERTS)
+    for name, alert in md.items():
+        # Every series the alert reads is restricted to this ModelDeployment.
+        assert alert["expr"].count("modeldeploy:") == alert["expr"].count(SELECTOR), name
+        assert _without_selector(alert["expr"]) == chart[name]["expr"], name
+        assert alert["labels"] == {
+            **chart[name]["labels"],
+            promrules.LABEL_THRESHOLDS: OWNER.name,
+        }, name
+        assert alert["annotations"] == chart[name]["annotations"], name
+        assert alert["for"] == d.THRESHOLD_FOR
+
+
+def test_every_alert_of_a_modeldeployment_takes_its_thresholds() -> None:
+    chart = _chart_alerts()
+    md = _md_alerts(
+        {
+            "driftPSI": 0.1,
+            "divergenceStdErrors": 3,
+            "errorRate": 0.02,
+            "latencyP99Seconds": 0.5,
+            "for": "1m",
+        }
+    )
+    # (chart text, ModelDeployment text) in the expression and in the description.
+    swaps = {
+        d.ALERT_DRIFT: [("> 0.25", "> 0.1"), ("exceeds 0.25.", "exceeds 0.1.")],
+        d.ALERT_DIVERGENCE: [("> 2", "> 3"), ("(threshold 2)", "(threshold 3)")],
+        d.ALERT_ERROR_RATE: [("> 0.05", "> 0.02"), ("(threshold 5%)", "(threshold 2%)")],
+        d.ALERT_LATENCY: [("> 1", "> 0.5"), ("exceeds 1s.", "exceeds 0.5s.")],
+    }
+    for name, alert in md.items():
+        (expr_old, expr_new), (text_old, text_new) = swaps[name]
+        assert chart[name]["expr"].count(expr_old + " ") == 1, name
+        assert _without_selector(alert["expr"]) == chart[name]["expr"].replace(
+            expr_old + " ", expr_new + " "
+        ), name
+        description = chart[name]["annotations"]["description"]
+        assert text_old in description, name
+        assert alert["annotations"] == {
+            **chart[name]["annotations"],
+            "description": description.replace(text_old, text_new),
+        }
+        assert alert["for"] == "1m"
+
+
+def test_divergence_of_a_modeldeployment_needs_30_stable_predictions() -> None:
+    """The guard the per-ModelDeployment alert once lacked."""
+    expr = _md_alerts()[d.ALERT_DIVERGENCE]["expr"]
+    assert (
+        f'modeldeploy:predictions:increase1m{{{SELECTOR}, role="stable"}} '
+        f">= {rules.MIN_PREDICTIONS}"
+    ) in expr
+    assert f'modeldeploy:predictions:increase1m{{{SELECTOR}, role="candidate"}}' in expr
+
+
+def test_operator_defaults_are_the_contracts() -> None:
+    assert promrules.thresholds(spec()) == rules.DEFAULT_THRESHOLDS
+    assert (
+        d.THRESHOLD_DRIFT_PSI,
+        d.THRESHOLD_DIVERGENCE_STD_ERRORS,
+        d.THRESHOLD_ERROR_RATE,
+        d.THRESHOLD_LATENCY_P99_SECONDS,
+    ) == (0.25, 2.0, 0.05, 1.0)
+    assert d.THRESHOLD_FOR == rules.DEFAULT_FOR == "30s"
+    assert d.DEFAULT_ALERTS == rules.ALERTS
+
+
+def test_thresholds_print_as_promql_numbers() -> None:
+    assert [rules.number(x) for x in (0.25, 2.0, 1, 1e-5, 0.1234567891)] == [
+        "0.25",
+        "2",
+        "1",
+        "1e-05",
+        "0.1234567891",
+    ]
+
+
+def test_selector_values_are_quoted() -> None:
+    assert rules.series("m", {"a": 'x"y\\z'}) == 'm{a="x\\"y\\\\z"}'
+    assert rules.series("m") == "m"
