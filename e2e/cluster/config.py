@@ -73,8 +73,10 @@ def built_tool(name: str) -> str:
         candidate = folder / name
         if os.access(candidate, os.X_OK):
             return str(candidate)
-    raise RuntimeError(f"{name} not found in {paths.cache / 'bin'}: run "
-                       "`.venv/bin/python -m e2e.cluster build` (make test does)")
+    raise RuntimeError(
+        f"{name} not found in {paths.cache / 'bin'}: run "
+        "`.venv/bin/python -m e2e.cluster build` (make test does)"
+    )
 
 
 @dataclass(frozen=True)

@@ -53,14 +53,24 @@ def in_node(argv: Sequence[str]) -> list[str]:
     return ["nsenter", f"--net={NETNS_PATH}", "--", *argv]
 
 
-def start(paths: Paths, name: str, argv: Sequence[str | os.PathLike[str]],
-          env: Mapping[str, str] | None = None) -> Tracked:
+def start(
+    paths: Paths,
+    name: str,
+    argv: Sequence[str | os.PathLike[str]],
+    env: Mapping[str, str] | None = None,
+) -> Tracked:
     paths.logs.mkdir(parents=True, exist_ok=True)
     paths.pids.mkdir(parents=True, exist_ok=True)
     log = open(paths.logs / f"{name}.log", "ab")
-    proc = subprocess.Popen(in_node([str(a) for a in argv]), stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=paths.state, env=dict(env) if env is not None else None)
+    proc = subprocess.Popen(
+        in_node([str(a) for a in argv]),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=paths.state,
+        env=dict(env) if env is not None else None,
+    )
     log.close()
     start_time = None
     for _ in range(50):

@@ -41,7 +41,13 @@ class Server:
         out = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("model", "version", "role")))
+                labels = tuple(
+                    sorted(
+                        (k, v)
+                        for k, v in sample.labels.items()
+                        if k not in ("model", "version", "role")
+                    )
+                )
                 out[(sample.name, labels)] = sample.value
         return out
 
@@ -55,14 +61,33 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def start_server(bundle: Path, sha: str | None, log_path: Path, *extra: str,
-                 env: dict[str, str] | None = None, wait_ready: bool = True) -> Server:
+def start_server(
+    bundle: Path,
+    sha: str | None,
+    log_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    wait_ready: bool = True,
+) -> Server:
     port = free_port()
-    cmd = [sys.executable, "-m", "modeldeploy", "serve", str(bundle), "--port", str(port), "--host", "127.0.0.1", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modeldeploy",
+        "serve",
+        str(bundle),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        *extra,
+    ]
     if sha is not None:
         cmd += ["--sha256", sha]
     fh = open(log_path, "wb")
-    process = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    process = subprocess.Popen(
+        cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
     fh.close()
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     if not wait_ready:
@@ -92,7 +117,9 @@ async def _exchange(reader: "asyncio.StreamReader") -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def burst(url: str, bodies: list[bytes], connections: int, path: str = "/predict") -> list[tuple[int, bytes]]:
+async def burst(
+    url: str, bodies: list[bytes], connections: int, path: str = "/predict"
+) -> list[tuple[int, bytes]]:
     """Send ``bodies`` over ``connections`` keep-alive sockets in waves: in each wave every
     connection writes its request before any answer is read, so the server really sees them
     arrive together (an HTTP client library in one Python process is too slow for that)."""
@@ -103,11 +130,18 @@ async def burst(url: str, bodies: list[bytes], connections: int, path: str = "/p
     answers: list[tuple[int, bytes]] = []
     try:
         for start in range(0, len(bodies), connections):
-            wave = bodies[start:start + connections]
+            wave = bodies[start : start + connections]
             for (_, writer), body in zip(streams, wave):
-                writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + host.encode()
-                             + b"\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+                writer.write(
+                    b"POST "
+                    + path.encode()
+                    + b" HTTP/1.1\r\nHost: "
+                    + host.encode()
+                    + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
+                )
             for (reader, _), _body in zip(streams, wave):
                 answers.append(await asyncio.wait_for(_exchange(reader), 30))
     finally:

@@ -138,8 +138,12 @@ def _condition_line(status: Json) -> str:
 
 
 def _event_time(event: Json) -> str:
-    return (event.get("lastTimestamp") or event.get("eventTime")
-            or (event.get("metadata") or {}).get("creationTimestamp") or "")
+    return (
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
 
 
 def render_status(obj: Json, events: Sequence[Json], now: datetime) -> str:
@@ -148,8 +152,10 @@ def render_status(obj: Json, events: Sequence[Json], now: datetime) -> str:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     strategy = status.get("strategy") or next(iter(spec.get("strategy") or {}), "-")
-    lines = [f"ModelDeployment {meta.get('namespace', '-')}/{meta.get('name', '-')}"
-             f"   strategy {strategy}   model {(spec.get('model') or {}).get('name', '-')}"]
+    lines = [
+        f"ModelDeployment {meta.get('namespace', '-')}/{meta.get('name', '-')}"
+        f"   strategy {strategy}   model {(spec.get('model') or {}).get('name', '-')}"
+    ]
     if not status:
         lines.append("Phase:       (no status yet: is the operator running?)")
         return "\n".join(lines) + "\n"
@@ -159,46 +165,81 @@ def render_status(obj: Json, events: Sequence[Json], now: datetime) -> str:
     generation, observed = meta.get("generation"), status.get("observedGeneration")
     if generation is not None and observed is not None and observed != generation:
         lines.append(f"Generation:  {generation} (the operator has seen {observed}: catching up)")
-    lines.append(f"Stable:      {status.get('stableVersion', '-')} in slot "
-                 f"{status.get('stableSlot', '-')}")
+    lines.append(
+        f"Stable:      {status.get('stableVersion', '-')} in slot {status.get('stableSlot', '-')}"
+    )
     if status.get("candidateVersion"):
         weight = int(status.get("canaryWeight") or 0)
-        lines.append(f"Candidate:   {status['candidateVersion']} in slot "
-                     f"{status.get('candidateSlot', '-')}")
+        lines.append(
+            f"Candidate:   {status['candidateVersion']} in slot {status.get('candidateSlot', '-')}"
+        )
         lines.append(f"Weight:      {weight_bar(weight)} {weight}% to the candidate")
-        lines.append(f"Step:        {status.get('currentStep', 0)}"
-                     + (f" (started {age(status.get('stepStartedAt'), now)} ago)"
-                        if status.get("stepStartedAt") else "")
-                     + ("  PAUSED" if status.get("paused") else ""))
+        lines.append(
+            f"Step:        {status.get('currentStep', 0)}"
+            + (
+                f" (started {age(status.get('stepStartedAt'), now)} ago)"
+                if status.get("stepStartedAt")
+                else ""
+            )
+            + ("  PAUSED" if status.get("paused") else "")
+        )
     lines.append(f"Conditions:  {_condition_line(status)}")
     slots = _slot_rows(status)
     if slots:
         lines += ["", *table(["SLOT", "ROLE", "VERSION", "REVISION"], slots)]
     analysis = status.get("analysis") or {}
     if analysis:
-        lines += ["", f"Analysis:    {analysis.get('outcome', '-')} "
-                      f"{age(analysis.get('lastSampleAt'), now)} ago"
-                      + (f", {analysis['passedSamples']} passed in a row"
-                         if analysis.get("passedSamples") else "")
-                      + (f": {analysis['message']}" if analysis.get("message") else "")]
+        lines += [
+            "",
+            f"Analysis:    {analysis.get('outcome', '-')} "
+            f"{age(analysis.get('lastSampleAt'), now)} ago"
+            + (
+                f", {analysis['passedSamples']} passed in a row"
+                if analysis.get("passedSamples")
+                else ""
+            )
+            + (f": {analysis['message']}" if analysis.get("message") else ""),
+        ]
         results = analysis.get("results") or []
         if results:
-            lines += table(["KIND", "NAME", "VALUE", "OUTCOME", "AGE"],
-                           [[r.get("kind", "-"), r.get("name", "-"), r.get("value") or "-",
-                             r.get("outcome", "-"), age(r.get("at"), now)] for r in results],
-                           indent="  ")
+            lines += table(
+                ["KIND", "NAME", "VALUE", "OUTCOME", "AGE"],
+                [
+                    [
+                        r.get("kind", "-"),
+                        r.get("name", "-"),
+                        r.get("value") or "-",
+                        r.get("outcome", "-"),
+                        age(r.get("at"), now),
+                    ]
+                    for r in results
+                ],
+                indent="  ",
+            )
     last = (status.get("history") or [None])[0]
     if last:
-        lines += ["", f"Last rollout: {last.get('version', '-')} {last.get('outcome', '-')}"
-                      f" {age(last.get('finishedAt'), now)} ago"
-                      + (f" ({last['reason']}: {last['message']})" if last.get("message") else "")]
+        lines += [
+            "",
+            f"Last rollout: {last.get('version', '-')} {last.get('outcome', '-')}"
+            f" {age(last.get('finishedAt'), now)} ago"
+            + (f" ({last['reason']}: {last['message']})" if last.get("message") else ""),
+        ]
     recent = sorted(events, key=_event_time)[-EVENTS_SHOWN:]
     if recent:
         lines += ["", "Events:"]
-        lines += table(["AGE", "TYPE", "REASON", "MESSAGE"],
-                       [[age(_event_time(e), now), e.get("type", "-"), e.get("reason", "-"),
-                         (e.get("message") or "").replace("\n", " ")] for e in recent],
-                       indent="  ")
+        lines += table(
+            ["AGE", "TYPE", "REASON", "MESSAGE"],
+            [
+                [
+                    age(_event_time(e), now),
+                    e.get("type", "-"),
+                    e.get("reason", "-"),
+                    (e.get("message") or "").replace("\n", " "),
+                ]
+                for e in recent
+            ],
+            indent="  ",
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -208,11 +249,21 @@ def render_history(obj: Json) -> str:
     name = (obj.get("metadata") or {}).get("name", "-")
     if not history:
         return f"{name}: no rollouts recorded yet\n"
-    rows = [[h.get("version", "-"), h.get("outcome", "-"), h.get("reason", "-"),
-             h.get("startedAt", "-"), duration(h.get("startedAt"), h.get("finishedAt")),
-             h.get("message", "")] for h in history]
-    return "\n".join(table(["VERSION", "OUTCOME", "REASON", "STARTED", "TOOK", "MESSAGE"],
-                           rows)) + "\n"
+    rows = [
+        [
+            h.get("version", "-"),
+            h.get("outcome", "-"),
+            h.get("reason", "-"),
+            h.get("startedAt", "-"),
+            duration(h.get("startedAt"), h.get("finishedAt")),
+            h.get("message", ""),
+        ]
+        for h in history
+    ]
+    return (
+        "\n".join(table(["VERSION", "OUTCOME", "REASON", "STARTED", "TOOK", "MESSAGE"], rows))
+        + "\n"
+    )
 
 
 def control_value(verb: str, now: datetime, nonce: str) -> str:
@@ -227,9 +278,11 @@ def check_control(verb: str, obj: Json) -> None:
     status = obj.get("status") or {}
     name = (obj.get("metadata") or {}).get("name", "")
     if verb in NEEDS_ROLLOUT and not status.get("candidateVersion"):
-        raise PluginError(f"{name}: no rollout in progress (stable "
-                          f"{status.get('stableVersion', '-')}, phase {status.get('phase', '-')})"
-                          f": nothing to {verb}")
+        raise PluginError(
+            f"{name}: no rollout in progress (stable "
+            f"{status.get('stableVersion', '-')}, phase {status.get('phase', '-')})"
+            f": nothing to {verb}"
+        )
     if verb in NEEDS_ROLLBACK and not status.get("abortedRevision"):
         raise PluginError(f"{name}: nothing to retry: no rolled-back version")
 
@@ -256,23 +309,31 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str | None) 
     paths = [kubeconfig] if kubeconfig else os.environ.get("KUBECONFIG", "").split(os.pathsep)
     paths = [p for p in paths if p] or [os.path.expanduser("~/.kube/config")]
     if not any(os.path.exists(p) for p in paths):
-        raise PluginError(f"no kubeconfig at {os.pathsep.join(paths)}; set KUBECONFIG or pass "
-                          "--kubeconfig")
+        raise PluginError(
+            f"no kubeconfig at {os.pathsep.join(paths)}; set KUBECONFIG or pass --kubeconfig"
+        )
     try:
         contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
         chosen = next((c for c in contexts if c["name"] == context), None) if context else active
         if context and chosen is None:
-            raise PluginError(f"context {context!r} is not in your kubeconfig; it has: "
-                              + ", ".join(c["name"] for c in contexts))
-        api_client = config.new_client_from_config(config_file=kubeconfig, context=context,
-                                                   persist_config=False)
+            raise PluginError(
+                f"context {context!r} is not in your kubeconfig; it has: "
+                + ", ".join(c["name"] for c in contexts)
+            )
+        api_client = config.new_client_from_config(
+            config_file=kubeconfig, context=context, persist_config=False
+        )
     except ConfigException as exc:
         raise PluginError(f"no usable kubeconfig ({exc}); set KUBECONFIG or pass --kubeconfig")
     api_client.configuration.retries = 0
     ns = namespace or (chosen or {}).get("context", {}).get("namespace") or "default"
-    return Cluster(custom=client.CustomObjectsApi(api_client), core=client.CoreV1Api(api_client),
-                   host=api_client.configuration.host, namespace=ns,
-                   context=(chosen or {}).get("name", ""))
+    return Cluster(
+        custom=client.CustomObjectsApi(api_client),
+        core=client.CoreV1Api(api_client),
+        host=api_client.configuration.host,
+        namespace=ns,
+        context=(chosen or {}).get("name", ""),
+    )
 
 
 def explain(exc: Exception, cluster: Cluster, name: str) -> PluginError:
@@ -287,17 +348,23 @@ def explain(exc: Exception, cluster: Cluster, name: str) -> PluginError:
         if exc.status == 404:
             return _not_found(cluster, name)
         if exc.status == 401:
-            return PluginError(f"the API server at {cluster.host} refused your credentials "
-                               f"(401 Unauthorized): renew them in your kubeconfig")
+            return PluginError(
+                f"the API server at {cluster.host} refused your credentials "
+                f"(401 Unauthorized): renew them in your kubeconfig"
+            )
         if exc.status == 403:
-            return PluginError(f"forbidden: {detail or exc.reason}; ask for RBAC access to "
-                               f"{d.PLURAL}.{d.GROUP} in namespace {cluster.namespace}")
+            return PluginError(
+                f"forbidden: {detail or exc.reason}; ask for RBAC access to "
+                f"{d.PLURAL}.{d.GROUP} in namespace {cluster.namespace}"
+            )
         return PluginError(f"the API server answered {exc.status} {exc.reason}: {detail}")
     if isinstance(exc, (HTTPError, OSError)):
         reason = getattr(exc, "reason", None) or exc
-        return PluginError(f"cannot reach the Kubernetes API server at {cluster.host} "
-                           f"({_short(reason)}); is the cluster up, and is the kubeconfig "
-                           f"context ({cluster.context or 'current'}) the right one?")
+        return PluginError(
+            f"cannot reach the Kubernetes API server at {cluster.host} "
+            f"({_short(reason)}); is the cluster up, and is the kubeconfig "
+            f"context ({cluster.context or 'current'}) the right one?"
+        )
     return PluginError(f"{type(exc).__name__}: {exc}")
 
 
@@ -342,15 +409,19 @@ def _not_found(cluster: Cluster, name: str) -> PluginError:
         return missing_api(cluster)
     try:
         items = cluster.custom.list_namespaced_custom_object(
-            d.GROUP, d.VERSION, cluster.namespace, d.PLURAL,
-            _request_timeout=REQUEST_TIMEOUT).get("items", [])
+            d.GROUP, d.VERSION, cluster.namespace, d.PLURAL, _request_timeout=REQUEST_TIMEOUT
+        ).get("items", [])
         names = sorted(i["metadata"]["name"] for i in items)
     except ApiException:
         names = []
-    hint = (f"; it has: {', '.join(names)}" if names
-            else "; it has none (use -n NAMESPACE for another one)")
-    return PluginError(f'modeldeployment "{name}" not found in namespace '
-                       f'"{cluster.namespace}"{hint}')
+    hint = (
+        f"; it has: {', '.join(names)}"
+        if names
+        else "; it has none (use -n NAMESPACE for another one)"
+    )
+    return PluginError(
+        f'modeldeployment "{name}" not found in namespace "{cluster.namespace}"{hint}'
+    )
 
 
 def missing_api(cluster: Cluster) -> PluginError:
@@ -358,21 +429,24 @@ def missing_api(cluster: Cluster) -> PluginError:
     return PluginError(
         f"the ModelDeployment API ({d.API_VERSION}) is not installed in the cluster at "
         f"{cluster.host}: install it with `helm install modeldeploy charts/modeldeploy` "
-        f"(or `kubectl apply -f crds/`)")
+        f"(or `kubectl apply -f crds/`)"
+    )
 
 
 def fetch(cluster: Cluster, name: str) -> Json:
     return cluster.custom.get_namespaced_custom_object(
-        d.GROUP, d.VERSION, cluster.namespace, d.PLURAL, name,
-        _request_timeout=REQUEST_TIMEOUT)
+        d.GROUP, d.VERSION, cluster.namespace, d.PLURAL, name, _request_timeout=REQUEST_TIMEOUT
+    )
 
 
 def fetch_events(cluster: Cluster, name: str) -> list[Json]:
     """Events about the ModelDeployment (the operator's transitions and reasons)."""
     resp = cluster.core.list_namespaced_event(
-        cluster.namespace, field_selector=f"involvedObject.kind={d.KIND},"
-                                          f"involvedObject.name={name}",
-        _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+        cluster.namespace,
+        field_selector=f"involvedObject.kind={d.KIND},involvedObject.name={name}",
+        _preload_content=False,
+        _request_timeout=REQUEST_TIMEOUT,
+    )
     return list(json.loads(resp.data).get("items", []))
 
 
@@ -381,9 +455,14 @@ def request_control(cluster: Cluster, name: str, verb: str) -> str:
     check_control(verb, obj)
     value = control_value(verb, datetime.now(timezone.utc), secrets.token_hex(2))
     cluster.custom.patch_namespaced_custom_object(
-        d.GROUP, d.VERSION, cluster.namespace, d.PLURAL, name,
+        d.GROUP,
+        d.VERSION,
+        cluster.namespace,
+        d.PLURAL,
+        name,
         {"metadata": {"annotations": {d.ANNOTATION_CONTROL: value}}},
-        _request_timeout=REQUEST_TIMEOUT)
+        _request_timeout=REQUEST_TIMEOUT,
+    )
     return value
 
 
@@ -410,36 +489,43 @@ def _history(cluster: Cluster, args: argparse.Namespace, out: Callable[[str], No
 def _control(cluster: Cluster, args: argparse.Namespace, out: Callable[[str], None]) -> int:
     verb = "promote-full" if args.command == "promote" and args.full else args.command
     value = request_control(cluster, args.name, verb)
-    out(f"{args.name}: {verb} requested ({d.ANNOTATION_CONTROL}={value}); "
-        f"follow it with: kubectl modeldeploy status {args.name} --watch\n")
+    out(
+        f"{args.name}: {verb} requested ({d.ANNOTATION_CONTROL}={value}); "
+        f"follow it with: kubectl modeldeploy status {args.name} --watch\n"
+    )
     return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kubectl modeldeploy",
-        description="Watch and steer modeldeploy.io ModelDeployments.")
+        prog="kubectl modeldeploy", description="Watch and steer modeldeploy.io ModelDeployments."
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("name", help="the ModelDeployment")
     common.add_argument("-n", "--namespace", help="default: the kubeconfig context's")
     common.add_argument("--kubeconfig", help="default: $KUBECONFIG or ~/.kube/config")
     common.add_argument("--context", help="default: the current context")
     sub = parser.add_subparsers(dest="command", required=True)
-    status = sub.add_parser("status", parents=[common], help="phase, slots, weight, step, "
-                            "analysis and recent events")
+    status = sub.add_parser(
+        "status", parents=[common], help="phase, slots, weight, step, analysis and recent events"
+    )
     status.add_argument("-w", "--watch", action="store_true", help="redraw until Ctrl-C")
     status.add_argument("--interval", type=float, default=2.0, help="seconds between redraws")
     status.set_defaults(run=_status)
-    sub.add_parser("history", parents=[common], help="past rollouts and their outcome"
-                   ).set_defaults(run=_history)
-    promote = sub.add_parser("promote", parents=[common],
-                             help="go to the next step (--full: straight to 100%%)")
+    sub.add_parser(
+        "history", parents=[common], help="past rollouts and their outcome"
+    ).set_defaults(run=_history)
+    promote = sub.add_parser(
+        "promote", parents=[common], help="go to the next step (--full: straight to 100%%)"
+    )
     promote.add_argument("--full", action="store_true", help="skip the remaining steps")
     promote.set_defaults(run=_control)
-    for verb, text in (("abort", "roll the candidate back now"),
-                       ("retry", "roll out the rolled-back version again"),
-                       ("pause", "hold the rollout where it is"),
-                       ("resume", "continue a paused rollout")):
+    for verb, text in (
+        ("abort", "roll the candidate back now"),
+        ("retry", "roll out the rolled-back version again"),
+        ("pause", "hold the rollout where it is"),
+        ("resume", "continue a paused rollout"),
+    ):
         sub.add_parser(verb, parents=[common], help=text).set_defaults(run=_control)
     return parser
 
@@ -459,8 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every failure becomes one readable line
-        error = (exc if cluster is None or isinstance(exc, PluginError)
-                 else explain(exc, cluster, args.name))
+        error = (
+            exc
+            if cluster is None or isinstance(exc, PluginError)
+            else explain(exc, cluster, args.name)
+        )
         if not isinstance(error, PluginError):
             raise
         sys.stderr.write(f"error: {error}\n")

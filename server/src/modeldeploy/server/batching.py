@@ -40,7 +40,9 @@ class Slice(Generic[R]):
 class MicroBatcher(Generic[R]):
     """Collects row blocks from concurrent requests and predicts them in one call."""
 
-    def __init__(self, predict: Callable[[np.ndarray], R], max_rows: int = 256, max_wait: float = 0.002) -> None:
+    def __init__(
+        self, predict: Callable[[np.ndarray], R], max_rows: int = 256, max_wait: float = 0.002
+    ) -> None:
         self._predict = predict
         self.max_rows = max_rows
         self.max_wait = max_wait

@@ -118,7 +118,9 @@ class Monitor:
         out += self._offsets
         return out
 
-    def observe_batch(self, rows: np.ndarray, scores: np.ndarray, class_index: np.ndarray | None) -> None:
+    def observe_batch(
+        self, rows: np.ndarray, scores: np.ndarray, class_index: np.ndarray | None
+    ) -> None:
         """Account for one model call: prediction moments, class counts, and (if on) drift bins."""
         n = len(rows)
         self.batch_rows.observe(n)
@@ -140,14 +142,14 @@ class Monitor:
         n = len(rows)
         end = self._window_pos + n
         if end <= size:
-            self.window_rows[self._window_pos:end] = rows
-            self.window_scores[self._window_pos:end] = scores
+            self.window_rows[self._window_pos : end] = rows
+            self.window_scores[self._window_pos : end] = scores
         else:
             first = size - self._window_pos
-            self.window_rows[self._window_pos:] = rows[:first]
-            self.window_rows[:n - first] = rows[first:]
-            self.window_scores[self._window_pos:] = scores[:first]
-            self.window_scores[:n - first] = scores[first:]
+            self.window_rows[self._window_pos :] = rows[:first]
+            self.window_rows[: n - first] = rows[first:]
+            self.window_scores[self._window_pos :] = scores[:first]
+            self.window_scores[: n - first] = scores[first:]
         self._window_pos = end % size
         self.window_filled = min(self.window_filled + n, size)
 
@@ -155,7 +157,9 @@ class Monitor:
         self.requests[outcome] += 1
         self.latency.observe(seconds)
 
-    def observe_feedback(self, labels: Sequence[float], classes: Sequence[Any], scores: Sequence[float]) -> tuple[int, int]:
+    def observe_feedback(
+        self, labels: Sequence[float], classes: Sequence[Any], scores: Sequence[float]
+    ) -> tuple[int, int]:
         """Record ground truth for earlier predictions; return (correct, incorrect)."""
         right = sum(1 for y, k in zip(labels, classes) if y == k)
         wrong = len(labels) - right
@@ -173,7 +177,9 @@ class Monitor:
 
     def window(self) -> tuple[np.ndarray, np.ndarray]:
         n = self.window_filled
-        return self.window_rows[:n] if n < len(self.window_scores) else self.window_rows, self.window_scores[:n]
+        return self.window_rows[:n] if n < len(
+            self.window_scores
+        ) else self.window_rows, self.window_scores[:n]
 
     def drift_report(self, alpha: float = 0.05, min_rows: int = 50) -> dict[str, Any]:
         """Per-feature PSI, KS or chi-square over the recent window, Bonferroni-corrected."""
@@ -188,32 +194,45 @@ class Monitor:
             report.update(verdict="disabled", drift=None, features=[])
             return report
         if n < min_rows:
-            report.update(verdict="insufficient_data", drift=None, features=[],
-                          message=f"{n} rows in the window, at least {min_rows} needed")
+            report.update(
+                verdict="insufficient_data",
+                drift=None,
+                features=[],
+                message=f"{n} rows in the window, at least {min_rows} needed",
+            )
             return report
         flat = np.bincount(self.bin_indices(rows).ravel(), minlength=self._total_bins)
         features: list[dict[str, Any]] = []
         p_values: list[float] = []
         for j, spec in enumerate(self.card.features):
             ref = self.card.reference_for(spec.name)
-            counts = flat[self._offsets[j]:self._offsets[j] + len(self.bin_labels[j])]
+            counts = flat[self._offsets[j] : self._offsets[j] + len(self.bin_labels[j])]
             if self._categorical[j]:
                 test, result = "chi_square", stats.chi_square(counts, ref.fractions)
             else:
-                test, result = "ks", stats.ks_binned(counts, ref.fractions, self.card.reference_size)
+                test, result = (
+                    "ks",
+                    stats.ks_binned(counts, ref.fractions, self.card.reference_size),
+                )
             value = stats.psi(counts, ref.fractions)
             p_values.append(result.p_value)
-            features.append({
-                "feature": spec.name,
-                "kind": spec.kind,
-                "test": test,
-                "statistic": _finite(result.statistic),
-                "p_value": _finite(result.p_value),
-                "psi": _finite(value),
-                "psi_level": "major" if value > stats.PSI_MAJOR else "moderate" if value > stats.PSI_MODERATE else "stable",
-                "live_mean": float(rows[:, j].mean()),
-                "reference_mean": ref.mean,
-            })
+            features.append(
+                {
+                    "feature": spec.name,
+                    "kind": spec.kind,
+                    "test": test,
+                    "statistic": _finite(result.statistic),
+                    "p_value": _finite(result.p_value),
+                    "psi": _finite(value),
+                    "psi_level": "major"
+                    if value > stats.PSI_MAJOR
+                    else "moderate"
+                    if value > stats.PSI_MODERATE
+                    else "stable",
+                    "live_mean": float(rows[:, j].mean()),
+                    "reference_mean": ref.mean,
+                }
+            )
         rejected = stats.bonferroni_reject(p_values, alpha)
         for entry, drifted in zip(features, rejected):
             entry["drift"] = bool(drifted or entry["psi_level"] == "major")
@@ -263,28 +282,40 @@ class MonitorCollector(Collector):
         base = list(c.COMMON_LABELS)
         lv = list(m.labels)
 
-        info = GaugeMetricFamily(c.METRIC_MODEL_INFO, "The loaded model (always 1), with its sha256.",
-                                 labels=base + [c.LABEL_SHA256])
+        info = GaugeMetricFamily(
+            c.METRIC_MODEL_INFO,
+            "The loaded model (always 1), with its sha256.",
+            labels=base + [c.LABEL_SHA256],
+        )
         info.add_metric(lv + [self.sha256], 1.0)
         yield info
 
-        requests = CounterMetricFamily(_counter_name(c.METRIC_REQUESTS), "Prediction requests by outcome.",
-                                       labels=base + [c.LABEL_OUTCOME])
+        requests = CounterMetricFamily(
+            _counter_name(c.METRIC_REQUESTS),
+            "Prediction requests by outcome.",
+            labels=base + [c.LABEL_OUTCOME],
+        )
         for outcome, count in m.requests.items():
             requests.add_metric(lv + [outcome], count)
         yield requests
 
-        latency = HistogramMetricFamily(c.METRIC_REQUEST_DURATION,
-                                        "Prediction request latency from body received to response sent.", labels=base)
+        latency = HistogramMetricFamily(
+            c.METRIC_REQUEST_DURATION,
+            "Prediction request latency from body received to response sent.",
+            labels=base,
+        )
         latency.add_metric(lv, m.latency.cumulative(), m.latency.total)
         yield latency
 
-        batches = HistogramMetricFamily(c.METRIC_BATCH_ROWS, "Rows per model call (micro-batch size).", labels=base)
+        batches = HistogramMetricFamily(
+            c.METRIC_BATCH_ROWS, "Rows per model call (micro-batch size).", labels=base
+        )
         batches.add_metric(lv, m.batch_rows.cumulative(), m.batch_rows.total)
         yield batches
 
-        reference_rows = GaugeMetricFamily(c.METRIC_REFERENCE_ROWS, "Rows of the reference data the bins come from.",
-                                           labels=base)
+        reference_rows = GaugeMetricFamily(
+            c.METRIC_REFERENCE_ROWS, "Rows of the reference data the bins come from.", labels=base
+        )
         reference_rows.add_metric(lv, float(m.card.reference_size))
         yield reference_rows
 
@@ -292,38 +323,65 @@ class MonitorCollector(Collector):
 
         for name, doc, value in (
             (c.METRIC_PREDICTIONS, "Predicted rows.", m.predictions),
-            (c.METRIC_PREDICTION_SUM, "Sum of the predicted value (P(positive class) for classifiers).", m.prediction_sum),
-            (c.METRIC_PREDICTION_SUM_SQUARES, "Sum of squares of the predicted value.", m.prediction_sum_squares),
+            (
+                c.METRIC_PREDICTION_SUM,
+                "Sum of the predicted value (P(positive class) for classifiers).",
+                m.prediction_sum,
+            ),
+            (
+                c.METRIC_PREDICTION_SUM_SQUARES,
+                "Sum of squares of the predicted value.",
+                m.prediction_sum_squares,
+            ),
         ):
             fam = CounterMetricFamily(_counter_name(name), doc, labels=base)
             fam.add_metric(lv, value)
             yield fam
         if m.classification:
-            classes = CounterMetricFamily(_counter_name(c.METRIC_PREDICTION_CLASS), "Predicted rows by class.",
-                                          labels=base + [c.LABEL_CLASS])
+            classes = CounterMetricFamily(
+                _counter_name(c.METRIC_PREDICTION_CLASS),
+                "Predicted rows by class.",
+                labels=base + [c.LABEL_CLASS],
+            )
             for cls, count in zip(m.classes, m.class_counts.tolist()):
                 classes.add_metric(lv + [str(cls)], count)
             yield classes
 
-        feedback = CounterMetricFamily(_counter_name(c.METRIC_FEEDBACK), "Labelled outcomes received on /feedback.",
-                                       labels=base + [c.LABEL_OUTCOME])
+        feedback = CounterMetricFamily(
+            _counter_name(c.METRIC_FEEDBACK),
+            "Labelled outcomes received on /feedback.",
+            labels=base + [c.LABEL_OUTCOME],
+        )
         for outcome, count in m.feedback.items():
             feedback.add_metric(lv + [outcome], count)
         yield feedback
-        abs_err = CounterMetricFamily(_counter_name(c.METRIC_FEEDBACK_ABS_ERROR),
-                                      "Sum of |label - predicted value| over feedback rows.", labels=base)
+        abs_err = CounterMetricFamily(
+            _counter_name(c.METRIC_FEEDBACK_ABS_ERROR),
+            "Sum of |label - predicted value| over feedback rows.",
+            labels=base,
+        )
         abs_err.add_metric(lv, m.feedback_abs_error)
         yield abs_err
 
     def _feature_families(self, base: list[str], lv: list[str]) -> Iterator[Metric]:
         m = self.monitor
         labels = base + [c.LABEL_FEATURE, c.LABEL_BIN]
-        counts = CounterMetricFamily(_counter_name(c.METRIC_FEATURE_BIN), "Live values per reference bin.", labels=labels)
-        cumulative = CounterMetricFamily(_counter_name(c.METRIC_FEATURE_CUMULATIVE),
-                                         "Live values in this reference bin or any below it (for KS).", labels=labels)
-        ref = GaugeMetricFamily(c.METRIC_FEATURE_REFERENCE_FRACTION, "Reference share of each bin.", labels=labels)
-        ref_cum = GaugeMetricFamily(c.METRIC_FEATURE_REFERENCE_CUMULATIVE,
-                                    "Reference share of this bin and all below it (for KS).", labels=labels)
+        counts = CounterMetricFamily(
+            _counter_name(c.METRIC_FEATURE_BIN), "Live values per reference bin.", labels=labels
+        )
+        cumulative = CounterMetricFamily(
+            _counter_name(c.METRIC_FEATURE_CUMULATIVE),
+            "Live values in this reference bin or any below it (for KS).",
+            labels=labels,
+        )
+        ref = GaugeMetricFamily(
+            c.METRIC_FEATURE_REFERENCE_FRACTION, "Reference share of each bin.", labels=labels
+        )
+        ref_cum = GaugeMetricFamily(
+            c.METRIC_FEATURE_REFERENCE_CUMULATIVE,
+            "Reference share of this bin and all below it (for KS).",
+            labels=labels,
+        )
         flat = m.bin_counts.tolist()
         for j, spec in enumerate(m.card.features):
             fractions = m.card.reference_for(spec.name).fractions

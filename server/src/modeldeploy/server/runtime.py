@@ -53,7 +53,12 @@ class ModelRuntime:
             if self.classification:
                 proba = self.bundle.model.predict_proba(rows)
                 index = proba.argmax(axis=1)
-                result = BatchResult(self._classes[index], np.ascontiguousarray(proba[:, self._positive]), proba, index)
+                result = BatchResult(
+                    self._classes[index],
+                    np.ascontiguousarray(proba[:, self._positive]),
+                    proba,
+                    index,
+                )
             else:
                 values = np.asarray(self.bundle.model.predict(rows), dtype=np.float64)
                 result = BatchResult(values, values, None, None)
@@ -85,4 +90,4 @@ class FeedbackStore:
 def slice_values(part: Slice[BatchResult]) -> tuple[list[Any], list[float]]:
     """A request's predicted values and exported scores as plain lists."""
     r = part.result
-    return r.values[part.start:part.stop].tolist(), r.scores[part.start:part.stop].tolist()
+    return r.values[part.start : part.stop].tolist(), r.scores[part.start : part.stop].tolist()

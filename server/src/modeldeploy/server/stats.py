@@ -44,8 +44,11 @@ def fractions(counts: Sequence[float] | np.ndarray) -> np.ndarray:
     return arr / total if total > 0 else np.zeros_like(arr)
 
 
-def psi(live_counts: Sequence[float] | np.ndarray, reference_fractions: Sequence[float] | np.ndarray,
-        epsilon: float = PSI_EPSILON) -> float:
+def psi(
+    live_counts: Sequence[float] | np.ndarray,
+    reference_fractions: Sequence[float] | np.ndarray,
+    epsilon: float = PSI_EPSILON,
+) -> float:
     """Population stability index of live counts against the reference fractions.
 
     ``sum((p_live - p_ref) * ln(p_live / p_ref))`` with ``epsilon`` added to both fractions so
@@ -66,8 +69,11 @@ class StatResult:
     p_value: float
 
 
-def ks_binned(live_counts: Sequence[float] | np.ndarray, reference_fractions: Sequence[float] | np.ndarray,
-              reference_size: int) -> StatResult:
+def ks_binned(
+    live_counts: Sequence[float] | np.ndarray,
+    reference_fractions: Sequence[float] | np.ndarray,
+    reference_size: int,
+) -> StatResult:
     """Two-sample Kolmogorov-Smirnov test on binned data.
 
     The statistic is the largest gap between the live and reference cumulative fractions
@@ -89,8 +95,9 @@ def ks_binned(live_counts: Sequence[float] | np.ndarray, reference_fractions: Se
     return StatResult(d, min(max(p, 0.0), 1.0))
 
 
-def chi_square(live_counts: Sequence[float] | np.ndarray,
-               reference_fractions: Sequence[float] | np.ndarray) -> StatResult:
+def chi_square(
+    live_counts: Sequence[float] | np.ndarray, reference_fractions: Sequence[float] | np.ndarray
+) -> StatResult:
     """Pearson's chi-square goodness of fit of live counts to the reference fractions.
 
     Categories the reference never saw get a tiny expected share (``PSI_EPSILON``) so that a
