@@ -168,8 +168,8 @@ def measure(name: str, url: str, script: Path, duration: float, warmup: float) -
         rps, p50, p99, errors = run_wrk(url, script, connections, duration)
         results.append(Result(name, connections, rps, p50, p99, errors))
         print(
-            f"  {name:14s} c={connections:<3d} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
-            + (f"  ERRORS {errors}" if errors else ""),
+            f"  {name:14s} c={connections:<3d} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 "
+            f"{p99:7.2f} ms" + (f"  ERRORS {errors}" if errors else ""),
             flush=True,
         )
     return results
@@ -310,7 +310,8 @@ def main() -> int:
         v2_lua = lua_script(tmp / "v2.lua", v2_body)
         print(
             f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-            f"Python {platform.python_version()}; wrk -t1, {args.duration:g} s per point after {args.warmup:g} s warm-up",
+            f"Python {platform.python_version()}; wrk -t1, {args.duration:g} s per point after "
+            f"{args.warmup:g} s warm-up",
             flush=True,
         )
 
@@ -410,10 +411,10 @@ def main() -> int:
 
         batch_at_16 = 1.0
         for name, cmd, ready, url, script, body, extra_env in servers:
-            log = open(tmp / f"{name}.log", "wb")
-            process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra_env}, cwd=tmp
-            )
+            with open(tmp / f"{name}.log", "wb") as log:
+                process = subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra_env}, cwd=tmp
+                )
             try:
                 wait_http(ready, process)
                 probe_request = urllib.request.Request(
@@ -429,7 +430,6 @@ def main() -> int:
                 raise
             finally:
                 stop(process)
-                log.close()
 
         monitoring = monitoring_cost(
             ours_cmd, predict_lua, tmp, env, args.duration / 2, args.rounds
@@ -467,16 +467,14 @@ def monitoring_cost(
     try:
         for key, extra in (("on", ()), ("off", ("--no-drift",))):
             port = free_port()
-            processes[key] = (
-                subprocess.Popen(
-                    ours_cmd(port, *extra),
-                    stdout=subprocess.DEVNULL,
-                    stderr=open(tmp / f"monitoring-{key}.log", "wb"),
-                    env=env,
-                ),
-                port,
-            )
-        for key, (process, port) in processes.items():
+            with open(tmp / f"monitoring-{key}.log", "wb") as log:
+                processes[key] = (
+                    subprocess.Popen(
+                        ours_cmd(port, *extra), stdout=subprocess.DEVNULL, stderr=log, env=env
+                    ),
+                    port,
+                )
+        for process, port in processes.values():
             wait_http(f"http://127.0.0.1:{port}/v2/health/ready", process)
             run_wrk(f"http://127.0.0.1:{port}/predict", script, 16, 2)
         for _ in range(rounds):
@@ -509,7 +507,8 @@ def report(
             r, ours = by[(name, c)], by[("ours", c)]
             ratio = ours.requests_per_s / r.requests_per_s if r.requests_per_s else float("nan")
             print(
-                f"| {name} | {c} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {ratio:.2f}x |"
+                f"| {name} | {c} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+                f"{ratio:.2f}x |"
             )
     ours = by[("ours", 16)]
     print("\nat 16 connections:")
@@ -518,7 +517,8 @@ def report(
             other = by[(name, 16)]
             ratio = ours.requests_per_s / other.requests_per_s
             print(
-                f"  ours / {name}: {ratio:.1f}x req/s (goal >= {goal:g}x), p99 {ours.p99_ms:.2f} ms vs {other.p99_ms:.2f} ms"
+                f"  ours / {name}: {ratio:.1f}x req/s (goal >= {goal:g}x), p99 "
+                f"{ours.p99_ms:.2f} ms vs {other.p99_ms:.2f} ms"
                 f" ({'lower' if ours.p99_ms < other.p99_ms else 'NOT lower'})"
             )
     const = by[("constant", 16)]
@@ -527,19 +527,23 @@ def report(
     )
     on, off = monitoring
     print(
-        f"  monitoring cost (medians of alternating runs): drift bookkeeping on {on:,.0f} req/s vs off {off:,.0f} req/s "
+        f"  monitoring cost (medians of alternating runs): drift bookkeeping on {on:,.0f} "
+        f"req/s vs off {off:,.0f} req/s "
         f"({(1 - on / off) * 100:.1f}% of throughput)"
     )
     per_request = (bookkeeping[0] - bookkeeping[1]) / batch_rows
     print(
-        f"  drift bookkeeping in process: {bookkeeping[0] * 1e6:.1f} us per batch of {batch_rows:.0f} rows with it, "
+        f"  drift bookkeeping in process: {bookkeeping[0] * 1e6:.1f} us per batch of "
+        f"{batch_rows:.0f} rows with it, "
         f"{bookkeeping[1] * 1e6:.1f} us without: {per_request * 1e6:.2f} us per request "
         f"({per_request * on * 100:.1f}% of a request's time at {on:,.0f} req/s)"
     )
     floor_s = 1.0 / const.requests_per_s + model_call_s / batch_rows
     print(
-        f"  floor: constant endpoint {1e6 / const.requests_per_s:.0f} us + model {model_call_s * 1e6:.0f} us per call "
-        f"/ {batch_rows:.1f} rows per call = {floor_s * 1e6:.0f} us per request = {1 / floor_s:,.0f} req/s; "
+        f"  floor: constant endpoint {1e6 / const.requests_per_s:.0f} us + model "
+        f"{model_call_s * 1e6:.0f} us per call "
+        f"/ {batch_rows:.1f} rows per call = {floor_s * 1e6:.0f} us per request = "
+        f"{1 / floor_s:,.0f} req/s; "
         f"ours reaches {ours.requests_per_s * floor_s * 100:.0f}% of it"
     )
 

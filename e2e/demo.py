@@ -60,7 +60,8 @@ def live_line(obs: Observer, traffic: Traffic) -> str:
     fmt = lambda x: "  -  " if math.isnan(x) else f"{x:5.2f}"  # noqa: E731
     tally = traffic.snapshot()
     return (
-        f"  {tally.sent:>6} sent {tally.lost} lost {s.phase:<11} stable={s.stable:<3} cand={s.candidate or '-':<3} "
+        f"  {tally.sent:>6} sent {tally.lost} lost {s.phase:<11} stable={s.stable:<3} "
+        f"cand={s.candidate or '-':<3} "
         f"weight={s.weight:>3}% | answers {split:<16} | mean s/c {fmt(v['mean_stable'])}/"
         f"{fmt(v['mean_candidate'])} z {fmt(v['zscore'])} psi s/c {fmt(v['psi_stable'])}/"
         f"{fmt(v['psi_candidate'])}"

@@ -16,11 +16,23 @@ from e2e.stack import Stack
 
 # Prometheus values shown and plotted: (label, PromQL with {ns} and {name}).
 SERIES = {
-    "mean_stable": 'modeldeploy:prediction_mean:1m{{namespace="{ns}",modeldeployment="{name}",role="stable"}}',
-    "mean_candidate": 'modeldeploy:prediction_mean:1m{{namespace="{ns}",modeldeployment="{name}",role="candidate"}}',
-    "zscore": 'modeldeploy:prediction_divergence_zscore:1m{{namespace="{ns}",modeldeployment="{name}"}}',
-    "psi_stable": 'modeldeploy:feature_psi_max:1m{{namespace="{ns}",modeldeployment="{name}",role="stable"}}',
-    "psi_candidate": 'modeldeploy:feature_psi_max:1m{{namespace="{ns}",modeldeployment="{name}",role="candidate"}}',
+    "mean_stable": (
+        'modeldeploy:prediction_mean:1m{{namespace="{ns}",modeldeployment="{name}",role="stable"}}'
+    ),
+    "mean_candidate": (
+        'modeldeploy:prediction_mean:1m{{namespace="{ns}",'
+        'modeldeployment="{name}",role="candidate"}}'
+    ),
+    "zscore": (
+        'modeldeploy:prediction_divergence_zscore:1m{{namespace="{ns}",modeldeployment="{name}"}}'
+    ),
+    "psi_stable": (
+        'modeldeploy:feature_psi_max:1m{{namespace="{ns}",modeldeployment="{name}",role="stable"}}'
+    ),
+    "psi_candidate": (
+        'modeldeploy:feature_psi_max:1m{{namespace="{ns}",'
+        'modeldeployment="{name}",role="candidate"}}'
+    ),
 }
 
 
@@ -69,7 +81,7 @@ class Observer:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> "Observer":
+    def start(self) -> Observer:
         self._thread = threading.Thread(target=self._loop, name="observer", daemon=True)
         self._thread.start()
         return self

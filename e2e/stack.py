@@ -9,11 +9,12 @@ rollout reacts in seconds rather than minutes (the expressions and thresholds ar
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,10 +54,9 @@ def load_rules(cluster: Cluster, owner: str) -> Path:
 
 
 def unload_rules(cluster: Cluster, owner: str) -> None:
-    try:
+    # the file is gone; Prometheus may be restarting
+    with contextlib.suppress(OSError, RuntimeError):
         cluster.remove_rules(f"{RULES_NAME}-{owner}")
-    except (OSError, RuntimeError):  # the file is gone; Prometheus may be restarting
-        pass
 
 
 def _split(ref: str) -> tuple[str, str]:
@@ -195,7 +195,7 @@ def parse_ts(text: str | None) -> float:
     """Seconds since the epoch of a Kubernetes time (0 when absent)."""
     if not text:
         return 0.0
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def get(stack: Stack, name: str) -> dict[str, Any]:

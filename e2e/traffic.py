@@ -22,9 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from modeldeploy.server import contract as c
-
 from e2e.cluster import config
+from modeldeploy.server import contract as c
 
 # Addresses traffic may go to: loopback and the ranges of the network namespaces the harness
 # made (the node's link, pods, Services). Nothing else is ever contacted.
@@ -124,7 +123,7 @@ class Traffic:
 
     # ------------------------------------------------------------ control
 
-    def start(self) -> "Traffic":
+    def start(self) -> Traffic:
         self.started = time.time()
         self._thread = threading.Thread(target=self._loop, name="traffic", daemon=True)
         self._thread.start()
@@ -140,7 +139,7 @@ class Traffic:
         """Send the shifted inputs (drift) from the next request on."""
         self.shifted = on
 
-    def __enter__(self) -> "Traffic":
+    def __enter__(self) -> Traffic:
         return self.start()
 
     def __exit__(self, *_: Any) -> None:

@@ -82,13 +82,15 @@ def metric_values(base: str) -> dict[str, float]:
 
 def print_drift(report: dict[str, Any]) -> None:
     print(
-        f"window {report['window']['rows']} rows; Bonferroni alpha {report.get('corrected_alpha', 0):.3g}; "
+        f"window {report['window']['rows']} rows; Bonferroni alpha "
+        f"{report.get('corrected_alpha', 0):.3g}; "
         f"verdict: {report['verdict']}"
     )
     print(f"  {'feature':16s} {'test':10s} {'statistic':>10s} {'p-value':>10s} {'PSI':>8s}  drift")
     for f in report["features"]:
         print(
-            f"  {f['feature']:16s} {f['test']:10s} {f['statistic']:10.4f} {f['p_value']:10.2e} {f['psi']:8.3f}  "
+            f"  {f['feature']:16s} {f['test']:10s} {f['statistic']:10.4f} {f['p_value']:10.2e} "
+            f"{f['psi']:8.3f}  "
             f"{'YES' if f['drift'] else 'no'}"
         )
     p = report.get("predictions", {})
@@ -118,7 +120,8 @@ def main() -> int:
             cards[key] = build_example(tmp / key, key, variant, seed=seed)
             print(
                 f"  {key:14s} {variant:10s} sha256 {cards[key].sha256[:16]}...  "
-                f"accuracy {cards[key].metrics['accuracy']:.3f}  roc_auc {cards[key].metrics['roc_auc']:.3f}"
+                f"accuracy {cards[key].metrics['accuracy']:.3f}  roc_auc "
+                f"{cards[key].metrics['roc_auc']:.3f}"
             )
 
         say("promotion gate on held-out labelled data: v2 vs v1, then v2-diverging vs v1")
@@ -168,11 +171,13 @@ def main() -> int:
                     as_records(generate_traffic(WINDOW, seed=7)),
                     first["predictions"],
                     first["probabilities"],
+                    strict=False,
                 )
             )[:4]:
                 print(f"  {record} -> incident={pred} P={proba[1]:.3f}")
             print(
-                f"  (model {first['model_name']} {first['model_version']}, request id {first['request_id']})"
+                f"  (model {first['model_name']} {first['model_version']}, request id "
+                f"{first['request_id']})"
             )
             print_drift(call(base + "/drift"))
 
@@ -203,7 +208,8 @@ def main() -> int:
             mean = values["modeldeploy_prediction_sum_total"] / n
             var = max(values["modeldeploy_prediction_sum_squares_total"] / n - mean**2, 0.0)
             print(
-                f"  mean P(incident) {mean:.3f}, standard error {(var / n) ** 0.5:.4f} over {n:.0f} predictions"
+                f"  mean P(incident) {mean:.3f}, standard error {(var / n) ** 0.5:.4f} over "
+                f"{n:.0f} predictions"
             )
         finally:
             server.send_signal(signal.SIGTERM)
@@ -213,7 +219,8 @@ def main() -> int:
                 server.kill()
                 server.wait()
         say(
-            f"server stopped (exit status {server.returncode}: it shut down on SIGTERM); nothing left running"
+            f"server stopped (exit status {server.returncode}: it shut down on SIGTERM); "
+            "nothing left running"
         )
     return 0
 

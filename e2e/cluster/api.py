@@ -36,7 +36,7 @@ class Cluster:
     pause_image: str
 
     @classmethod
-    def from_paths(cls, paths: Paths) -> "Cluster":
+    def from_paths(cls, paths: Paths) -> Cluster:
         images = current_image_set(paths)
         return cls(
             paths=paths,

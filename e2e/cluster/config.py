@@ -87,7 +87,7 @@ class Paths:
     state: Path
 
     @classmethod
-    def default(cls) -> "Paths":
+    def default(cls) -> Paths:
         cache = cache_root()
         state = Path(os.environ.get("MODELDEPLOY_CLUSTER_DIR", cache / "cluster"))
         return cls(cache=cache, state=state)

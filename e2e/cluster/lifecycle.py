@@ -22,7 +22,6 @@ from .images import ImageSet, current_image_set
 from .pki import make_pki
 from .sh import CommandError, run, say, write
 
-
 # ---------------------------------------------------------------- status
 
 

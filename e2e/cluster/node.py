@@ -8,6 +8,7 @@ and Service ranges through the veth; its own ip_forward is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -182,10 +183,8 @@ def remove_kubepods_cgroups() -> None:
     for top in kubepods_cgroups():
         dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
         for d in [*dirs, top]:
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(d)
-            except OSError:
-                pass
 
 
 def kill_kubepods_processes() -> int:

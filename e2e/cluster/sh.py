@@ -89,7 +89,8 @@ def run_logged(
 
         def beat() -> None:
             while not stop.wait(every):
-                lines = sum(1 for _ in open(log, errors="replace"))
+                with open(log, errors="replace") as fh:
+                    lines = sum(1 for _ in fh)
                 say(f"{label}: {time.monotonic() - start:.0f}s, {lines} log lines ({log})")
 
         ticker = threading.Thread(target=beat, daemon=True)

@@ -6,8 +6,8 @@ each module gets (and removes) its own namespace."""
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 

@@ -64,7 +64,7 @@ def test_blue_green_promotes_a_good_version_and_stops_a_drifted_one(env: Env) ->
     assert_none_lost(tally)
 
 
-def preview_ready(env: Env, name: str) -> bool:
+def preview_ready(env: Env, name: str) -> bool:  # noqa: F811
     """Whether the preview Service selects the candidate's slot and that slot has a ready pod."""
     ns = env.stack.namespace
     proc = env.cluster.kubectl(

@@ -101,13 +101,15 @@ def test_http_route_weights_follow_each_canary_step(gw_env: Env) -> None:
     for step, weight in ((1, 20), (3, 60)):
         st.wait(
             f"pause at step {step}",
-            lambda: at_pause(step),
+            lambda step=step: at_pause(step),
             180,
             detail=lambda: st.describe(env.stack, name),
         )
         assert st.wait(
             f"route at {weight}%",
-            lambda: weights(env, route) == [("gw-blue", 100 - weight), ("gw-green", weight)],
+            lambda weight=weight: (
+                weights(env, route) == [("gw-blue", 100 - weight), ("gw-green", weight)]
+            ),
             30,
         )
         env.cluster.kubectl(

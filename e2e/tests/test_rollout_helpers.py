@@ -89,7 +89,7 @@ def test_fast_rules_change_only_intervals_and_for() -> None:
     original = yaml.safe_load(st.CHART_RULES.read_text())
     fast = yaml.safe_load(st.fast_rules())
     assert [g["name"] for g in fast["groups"]] == [g["name"] for g in original["groups"]]
-    for g_fast, g_orig in zip(fast["groups"], original["groups"]):
+    for g_fast, g_orig in zip(fast["groups"], original["groups"], strict=True):
         assert g_fast["interval"] == st.GROUP_INTERVAL
         for r_fast, r_orig in zip(g_fast["rules"], g_orig["rules"], strict=True):
             assert r_fast["expr"] == r_orig["expr"]

@@ -2,8 +2,8 @@
 requests, its answers are only compared. Shadow needs a routed provider (the CRD refuses it
 with ``replicas``); the ModelDeployment uses ``gatewayAPI``, whose HTTPRoute would carry a
 RequestMirror filter, but no Gateway runs here, so the traffic generator mirrors each request
-to the candidate's Service itself, the way the gateway would. A diverging candidate is rolled back by
-ModelPredictionDivergence, a good one is promoted; clients only ever get the stable's
+to the candidate's Service itself, the way the gateway would. A diverging candidate is rolled
+back by ModelPredictionDivergence, a good one is promoted; clients only ever get the stable's
 answers while a candidate is in shadow."""
 
 from __future__ import annotations

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import helmchart as hc
 import pytest
 import yaml
 
 from e2e.cluster import probe, workloads
 from e2e.cluster.api import Cluster
-
 from modeldeploy.operator import plugin
-
-import helmchart as hc
 
 pytestmark = pytest.mark.cluster
 ROOT = hc.ROOT

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import helmchart as hc
+import pytest
 
 READ = {"get", "list", "watch"}
 OWN = READ | {"create", "patch", "delete"}

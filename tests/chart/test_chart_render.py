@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import helmchart as hc
 import pytest
 import yaml
-
-import helmchart as hc
 from podsecurity import restricted_violations
 
 ROOT = hc.ROOT

@@ -36,7 +36,8 @@ def compute(obj: dict[str, Any]) -> tuple[str, str]:
     if generation is not None and observed is not None and observed != generation:
         return (
             IN_PROGRESS,
-            f"{obj['kind']} generation is {generation}, but latest observed generation is {observed}",
+            f"{obj['kind']} generation is {generation}, but latest observed generation is "
+            f"{observed}",
         )
     reconciling = _condition(status, "Reconciling")
     if reconciling and reconciling.get("status") == "True":

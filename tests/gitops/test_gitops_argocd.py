@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import kstatus
 import pytest
 import yaml
-
-import kstatus
 from luahealth import GITOPS, HEALTH_LUA, health, to_lua
 
 CASES: list[dict[str, Any]] = yaml.safe_load((GITOPS / "health_test.yaml").read_text())["tests"]

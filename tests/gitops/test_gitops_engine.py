@@ -7,18 +7,17 @@ health check, which must agree with the phase.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import kstatus
 import pytest
+from luahealth import health
 
 from modeldeploy.operator.engine import reconcile
 from modeldeploy.operator.model import Actions, AnalysisSample, Observations, SlotObservation, Spec
 
-import kstatus
-from luahealth import health
-
-START = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 EXPECTED = {  # phase -> (kstatus, Argo CD health)
     "Progressing": (kstatus.IN_PROGRESS, "Progressing"),
     "Paused": (kstatus.IN_PROGRESS, "Suspended"),

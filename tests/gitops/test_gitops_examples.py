@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-
-from modeldeploy.operator.model import Spec
+from luahealth import ROOT
 
 from e2e.cluster.config import built_tool
-from luahealth import ROOT
+from modeldeploy.operator.model import Spec
 
 EXAMPLES = ROOT / "examples" / "gitops"
 CHART_ALERTS = {
@@ -40,7 +39,7 @@ def test_builds_one_model_deployment_per_strategy(folder: str) -> None:
     assert {d["kind"] for d in docs} == {"ModelDeployment"}
     specs = [Spec.from_body(d, default_image="localhost/modeldeploy-server:dev") for d in docs]
     assert sorted(s.strategy for s in specs) == ["blueGreen", "canary", "shadow"]
-    for spec, doc in zip(specs, docs):
+    for spec, doc in zip(specs, docs, strict=True):
         assert spec.plan(), doc["metadata"]["name"]
         assert spec.template.model.name == doc["metadata"]["name"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "models"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from modeldeploy.operator import plugin
 from modeldeploy.operator.engine import parse_control
 
 SAMPLES = Path(__file__).resolve().parents[2] / "gitops" / "testdata"
-NOW = datetime(2026, 11, 23, 9, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 
 
 def sample(name: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -84,11 +85,10 @@ def start_server(
     ]
     if sha is not None:
         cmd += ["--sha256", sha]
-    fh = open(log_path, "wb")
-    process = subprocess.Popen(
-        cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-    )
-    fh.close()
+    with open(log_path, "wb") as fh:
+        process = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     if not wait_ready:
         return server
@@ -106,7 +106,7 @@ def start_server(
     raise RuntimeError(f"server not ready within 60 s:\n{server.log()}")
 
 
-async def _exchange(reader: "asyncio.StreamReader") -> tuple[int, bytes]:
+async def _exchange(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = 0
@@ -123,15 +123,13 @@ async def burst(
     """Send ``bodies`` over ``connections`` keep-alive sockets in waves: in each wave every
     connection writes its request before any answer is read, so the server really sees them
     arrive together (an HTTP client library in one Python process is too slow for that)."""
-    import asyncio
-
     host, port = url.removeprefix("http://").split(":")
     streams = [await asyncio.open_connection(host, int(port)) for _ in range(connections)]
     answers: list[tuple[int, bytes]] = []
     try:
         for start in range(0, len(bodies), connections):
             wave = bodies[start : start + connections]
-            for (_, writer), body in zip(streams, wave):
+            for (_, writer), body in zip(streams, wave, strict=False):
                 writer.write(
                     b"POST "
                     + path.encode()
@@ -142,7 +140,7 @@ async def burst(
                     + b"\r\n\r\n"
                     + body
                 )
-            for (reader, _), _body in zip(streams, wave):
+            for (reader, _), _body in zip(streams, wave, strict=False):
                 answers.append(await asyncio.wait_for(_exchange(reader), 30))
     finally:
         for _, writer in streams:

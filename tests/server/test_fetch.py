@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.server.fetch import FetchError, fetch
 from modeldeploy.server.contract import CARD_FILE, MODEL_FILE
+from modeldeploy.server.fetch import FetchError, fetch
 
 
 def make_bundle(folder: Path, content: bytes = b"model") -> Path:

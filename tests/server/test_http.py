@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 import orjson
+import pytest
 from server_process import Server, burst
 
 from modeldeploy.server.bundle import load_bundle, pack_bundle, sha256_bytes
@@ -133,13 +133,15 @@ BAD_REQUESTS: list[tuple[dict[str, str], bytes, int, str]] = [
     (JSON, json.dumps({"instances": [{"request_rate": 1}] * 1025}).encode(), 413, "instances"),
     (
         JSON,
-        b'{"instances": [{"request_rate": 1, "error_pct": 1, "p99_latency_ms": 1, "deploy_hour": 1}]}',
+        b'{"instances": [{"request_rate": 1, "error_pct": 1, "p99_latency_ms": 1, '
+        b'"deploy_hour": 1}]}',
         422,
         "instances[0].is_weekend",
     ),
     (
         JSON,
-        b'{"instances": [{"request_rate": 1, "error_pct": 1, "p99_latency_ms": 1, "deploy_hour": 1, "is_weekend": 7}]}',
+        b'{"instances": [{"request_rate": 1, "error_pct": 1, "p99_latency_ms": 1, '
+        b'"deploy_hour": 1, "is_weekend": 7}]}',
         422,
         "instances[0].is_weekend",
     ),
@@ -287,7 +289,7 @@ def test_feedback_scores_earlier_predictions(good_server: Server) -> None:
         before, "modeldeploy_feedback_abs_error_sum_total"
     )
     p1 = [p[1] for p in answer["probabilities"]]
-    assert err == pytest.approx(sum(abs(y - p) for y, p in zip(labels, p1)), rel=1e-9)
+    assert err == pytest.approx(sum(abs(y - p) for y, p in zip(labels, p1, strict=True)), rel=1e-9)
 
 
 def test_drift_report_sees_shifted_traffic(
@@ -371,8 +373,8 @@ def test_archive_digest_from_env_candidate_role_and_drift_off(
         assert http.get("/drift").json()["verdict"] == "disabled"
         text = http.get("/metrics").text
     assert (
-        f'modeldeploy_model_info{{model="{NAME}",role="candidate",sha256="{built.sha256}",version="1.0.0-diverging"}} 1.0'
-        in text
+        f'modeldeploy_model_info{{model="{NAME}",role="candidate",sha256="{built.sha256}",'
+        f'version="1.0.0-diverging"}} 1.0' in text
     )
     samples = server.metrics()
     assert total(samples, "modeldeploy_predictions_total") == 3
@@ -383,7 +385,8 @@ def test_archive_digest_from_env_candidate_role_and_drift_off(
 def test_not_ready_until_a_model_is_loaded(
     serve: Callable[..., Server], bundles: dict[str, Any], tmp_path: Path
 ) -> None:
-    """A model file that matches its digest but is not a model: live, never ready, no predictions."""
+    """A model file that matches its digest but is not a model: live, never ready, no
+    predictions."""
     folder = tmp_path / "broken"
     folder.mkdir()
     junk = b"definitely not a pickle"

@@ -46,6 +46,7 @@ def test_bin_counts_equal_per_feature_numpy(monitor: Monitor) -> None:
 
 def bisect_bucket(value: float) -> int:
     from bisect import bisect_left
+
     from modeldeploy.server.monitor import BATCH_BUCKETS
 
     return bisect_left(BATCH_BUCKETS, value)

@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from modeldeploy.operator import defaults as d
@@ -89,7 +89,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = ""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     out = []
     for row in [header, *rows]:
-        cells = [str(c).ljust(w) for c, w in zip(row[:-1], widths)] + [str(row[-1])]
+        cells = [str(c).ljust(w) for c, w in zip(row[:-1], widths, strict=False)] + [str(row[-1])]
         out.append((indent + "  ".join(cells)).rstrip())
     return out
 
@@ -324,7 +324,9 @@ def connect(kubeconfig: str | None, context: str | None, namespace: str | None) 
             config_file=kubeconfig, context=context, persist_config=False
         )
     except ConfigException as exc:
-        raise PluginError(f"no usable kubeconfig ({exc}); set KUBECONFIG or pass --kubeconfig")
+        raise PluginError(
+            f"no usable kubeconfig ({exc}); set KUBECONFIG or pass --kubeconfig"
+        ) from exc
     api_client.configuration.retries = 0
     ns = namespace or (chosen or {}).get("context", {}).get("namespace") or "default"
     return Cluster(
@@ -453,7 +455,7 @@ def fetch_events(cluster: Cluster, name: str) -> list[Json]:
 def request_control(cluster: Cluster, name: str, verb: str) -> str:
     obj = fetch(cluster, name)
     check_control(verb, obj)
-    value = control_value(verb, datetime.now(timezone.utc), secrets.token_hex(2))
+    value = control_value(verb, datetime.now(UTC), secrets.token_hex(2))
     cluster.custom.patch_namespaced_custom_object(
         d.GROUP,
         d.VERSION,
@@ -472,7 +474,7 @@ def request_control(cluster: Cluster, name: str, verb: str) -> str:
 def _status(cluster: Cluster, args: argparse.Namespace, out: Callable[[str], None]) -> int:
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
     while True:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         text = render_status(fetch(cluster, args.name), fetch_events(cluster, args.name), now)
         if not args.watch:
             out(text)

@@ -394,7 +394,8 @@ def spec_schema() -> Schema:
         rules=[
             (
                 "!has(self.strategy.shadow) || !has(self.trafficProvider.replicas)",
-                "strategy shadow needs trafficProvider gatewayAPI or istio (replicas cannot mirror)",
+                "strategy shadow needs trafficProvider gatewayAPI or istio (replicas cannot "
+                "mirror)",
             ),
         ],
     )
@@ -476,7 +477,7 @@ def status_schema() -> Schema:
             "scaleDownAt": _str(format="date-time"),
             "lastControl": _str("The last control annotation value applied."),
             "consecutiveErrors": _int(),
-            "slots": _obj({s: slot for s in d.SLOTS}),
+            "slots": _obj(dict.fromkeys(d.SLOTS, slot)),
             "analysis": _obj(
                 {
                     "lastSampleAt": _str(format="date-time"),

@@ -16,12 +16,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar, Union
+from typing import Generic, TypeAlias, TypeVar
 
 import numpy as np
 
 R = TypeVar("R")
-Rows = Union[np.ndarray, list[list[float | int]]]
+Rows: TypeAlias = np.ndarray | list[list[float | int]]
 
 # Loop turns without a new arrival after which the drainer stops waiting: a request needs
 # one turn for its bytes to be read and one for its handler to run.
@@ -51,7 +51,8 @@ class MicroBatcher(Generic[R]):
         self._draining = False
 
     async def submit(self, rows: Rows) -> Slice[R]:
-        """Queue ``rows`` (an array, or a list of rows of numbers) and wait for their predictions."""
+        """Queue ``rows`` (an array, or a list of rows of numbers) and wait for their
+        predictions."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Slice[R]] = loop.create_future()
         self._pending.append((rows, future))

@@ -16,7 +16,7 @@ import re
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def profile_features(
     if data.ndim != 2 or data.shape[1] != len(specs):
         raise ValueError(f"reference data has shape {data.shape}, expected (rows, {len(specs)})")
     profiles = []
-    for column, spec in zip(data.T, specs):
+    for column, spec in zip(data.T, specs, strict=True):
         column = np.asarray(column, dtype=np.float64)
         if spec.kind == CATEGORICAL:
             cats = np.asarray(spec.categories, dtype=np.float64)
@@ -192,7 +192,7 @@ def write_bundle(
     card = ModelCard(
         name=name,
         version=version,
-        created=(created or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        created=(created or datetime.now(UTC)).isoformat(timespec="seconds"),
         algorithm=f"{type(final).__module__}.{type(final).__name__}",
         hyperparameters=_json_safe(final.get_params(deep=False)),
         training_data={
@@ -322,7 +322,8 @@ def load_bundle(path: Path, sha256: str) -> Bundle:
         classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
         if list(classes) != list(card.output.classes):
             raise BundleError(
-                f"{path}: the model's classes {classes} differ from the card's {list(card.output.classes)}"
+                f"{path}: the model's classes {classes} differ from the card's "
+                f"{list(card.output.classes)}"
             )
     log.info(
         "loaded model %s version %s from %s (sha256 %s verified)",

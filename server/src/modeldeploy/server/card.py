@@ -141,12 +141,13 @@ class ModelCard:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
         """Parse a card, failing with the name of the first missing or wrong field."""
         try:
             if data.get("schema_version") != CARD_SCHEMA_VERSION:
                 raise CardError(
-                    f"schema_version is {data.get('schema_version')!r}, expected {CARD_SCHEMA_VERSION!r}"
+                    f"schema_version is {data.get('schema_version')!r}, expected "
+                    f"{CARD_SCHEMA_VERSION!r}"
                 )
             features = tuple(
                 FeatureSpec(**{**f, "categories": tuple(f.get("categories", ()))})
@@ -189,7 +190,7 @@ class ModelCard:
         return card
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelCard":
+    def from_json(cls, text: str) -> ModelCard:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -212,12 +213,14 @@ class ModelCard:
             bins = len(spec.categories) if spec.kind == CATEGORICAL else len(ref.edges) + 1
             if len(ref.fractions) != bins:
                 raise CardError(
-                    f"feature {spec.name!r}: reference has {len(ref.fractions)} fractions for {bins} bins"
+                    f"feature {spec.name!r}: reference has {len(ref.fractions)} fractions for "
+                    f"{bins} bins"
                 )
         for check in self.directional_checks:
             if check.feature not in names:
                 raise CardError(f"directional check on unknown feature {check.feature!r}")
             if check.direction not in ("increasing", "decreasing"):
                 raise CardError(
-                    f"directional check on {check.feature!r}: direction must be increasing or decreasing"
+                    f"directional check on {check.feature!r}: direction must be increasing or "
+                    "decreasing"
                 )

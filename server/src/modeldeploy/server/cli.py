@@ -24,7 +24,7 @@ def _setup_logging(level: str = "info") -> None:
     )
 
 
-def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the server's subcommands to the ``modeldeploy`` parser."""
     serve = commands.add_parser(
         "serve",

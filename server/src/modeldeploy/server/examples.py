@@ -111,7 +111,7 @@ def as_records(x: np.ndarray) -> list[dict[str, float | int]]:
         out.append(
             {
                 name: (int(v) if spec.kind != NUMERIC else float(v))
-                for name, spec, v in zip(FEATURE_NAMES, FEATURES, row)
+                for name, spec, v in zip(FEATURE_NAMES, FEATURES, row, strict=True)
             }
         )
     return out
@@ -184,7 +184,8 @@ def build_example(
     model = build_pipeline(seed).fit(x_train, y_train)
     caveats = [
         "Trained on synthetic telemetry; a demonstration model, not an operational one.",
-        "Probabilities are calibrated only on the training distribution; check /drift before trusting them.",
+        "Probabilities are calibrated only on the training distribution; check /drift before "
+        "trusting them.",
     ]
     if variant == "drifted":
         caveats.append("Trained on shifted (busier, slower) traffic.")
@@ -201,7 +202,10 @@ def build_example(
         training_y=y_train,
         reference_x=x_ref,
         metrics=evaluate(model, x_ref, y_ref),
-        intended_use="Rank services by the risk of an incident in the next hour from their current telemetry.",
+        intended_use=(
+            "Rank services by the risk of an incident in the next hour from their "
+            "current telemetry."
+        ),
         out_of_scope=[
             "Paging decisions without a human in the loop.",
             "Services with fewer than 1 request/s.",

@@ -163,7 +163,7 @@ def fetch(uri: str, dest: Path, **download_options: float) -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``fetch`` to the ``modeldeploy`` parser."""
     parser = commands.add_parser(
         "fetch",

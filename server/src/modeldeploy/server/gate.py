@@ -193,7 +193,8 @@ def decide(
     cand, curr = candidate.card, current.card
     if cand.feature_names != curr.feature_names:
         raise GateError(
-            f"candidate features {list(cand.feature_names)} differ from current {list(curr.feature_names)}"
+            f"candidate features {list(cand.feature_names)} differ from current "
+            f"{list(curr.feature_names)}"
         )
     if cand.output.kind != curr.output.kind:
         raise GateError("candidate and current predict different kinds of output")
@@ -303,7 +304,7 @@ def render(decision: Decision) -> str:
         f"candidate {decision.candidate} vs current {decision.current} on {decision.rows} rows"
     ]
     for i, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     failed = [c.name for c in decision.checks if c.passed is False]

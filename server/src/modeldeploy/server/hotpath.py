@@ -90,7 +90,7 @@ class HotPath:
     """ASGI middleware serving the prediction endpoints itself."""
 
     def __init__(
-        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], state: "ServerState"
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], state: ServerState
     ) -> None:
         self.app = app
         self.state = state

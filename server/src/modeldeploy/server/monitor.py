@@ -50,7 +50,7 @@ class Histogram:
     def cumulative(self) -> list[tuple[str, float]]:
         """Buckets as Prometheus wants them: ``(le, count of values <= le)``, ending in +Inf."""
         out, running = [], 0
-        for bound, count in zip(self.bounds, self.counts):
+        for bound, count in zip(self.bounds, self.counts, strict=False):
             running += count
             out.append((_le(bound), running))
         out.append(("+Inf", running + self.counts[-1]))
@@ -97,14 +97,14 @@ class Monitor:
 
         self.classification = card.output.kind == CLASSIFICATION
         self.classes = tuple(card.output.classes)
-        self.requests = {outcome: 0 for outcome in c.OUTCOMES}
+        self.requests = dict.fromkeys(c.OUTCOMES, 0)
         self.latency = Histogram(LATENCY_BUCKETS)
         self.batch_rows = Histogram(BATCH_BUCKETS)
         self.predictions = 0
         self.prediction_sum = 0.0
         self.prediction_sum_squares = 0.0
         self.class_counts = np.zeros(max(len(self.classes), 1), dtype=np.int64)
-        self.feedback = {outcome: 0 for outcome in FEEDBACK_OUTCOMES}
+        self.feedback = dict.fromkeys(FEEDBACK_OUTCOMES, 0)
         self.feedback_abs_error = 0.0
 
     # --- updates (hot path) -------------------------------------------------------------
@@ -161,15 +161,18 @@ class Monitor:
         self, labels: Sequence[float], classes: Sequence[Any], scores: Sequence[float]
     ) -> tuple[int, int]:
         """Record ground truth for earlier predictions; return (correct, incorrect)."""
-        right = sum(1 for y, k in zip(labels, classes) if y == k)
+        right = sum(1 for y, k in zip(labels, classes, strict=True) if y == k)
         wrong = len(labels) - right
         if self.classification:
             self.feedback["correct"] += right
             self.feedback["incorrect"] += wrong
             positive = self.card.output.positive_class
-            errors = [abs((1.0 if y == positive else 0.0) - s) for y, s in zip(labels, scores)]
+            errors = [
+                abs((1.0 if y == positive else 0.0) - s)
+                for y, s in zip(labels, scores, strict=True)
+            ]
         else:
-            errors = [abs(y - s) for y, s in zip(labels, scores)]
+            errors = [abs(y - s) for y, s in zip(labels, scores, strict=True)]
         self.feedback_abs_error += float(sum(errors))
         return right, wrong
 
@@ -234,7 +237,7 @@ class Monitor:
                 }
             )
         rejected = stats.bonferroni_reject(p_values, alpha)
-        for entry, drifted in zip(features, rejected):
+        for entry, drifted in zip(features, rejected, strict=True):
             entry["drift"] = bool(drifted or entry["psi_level"] == "major")
         pref = self.card.prediction_reference
         ref_n = float(self.card.reference_size)
@@ -343,7 +346,7 @@ class MonitorCollector(Collector):
                 "Predicted rows by class.",
                 labels=base + [c.LABEL_CLASS],
             )
-            for cls, count in zip(m.classes, m.class_counts.tolist()):
+            for cls, count in zip(m.classes, m.class_counts.tolist(), strict=False):
                 classes.add_metric(lv + [str(cls)], count)
             yield classes
 

@@ -134,7 +134,7 @@ class Moments:
     total_squares: float
 
     @classmethod
-    def of(cls, values: Sequence[float] | np.ndarray) -> "Moments":
+    def of(cls, values: Sequence[float] | np.ndarray) -> Moments:
         arr = np.asarray(values, dtype=np.float64)
         return cls(float(arr.size), float(arr.sum()), float(np.dot(arr, arr)))
 

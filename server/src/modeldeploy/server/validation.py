@@ -105,7 +105,7 @@ class InputSchema:
     columns: tuple[tuple[float, float, bool, frozenset[float] | None], ...] = ()
 
     @classmethod
-    def from_card(cls, card: ModelCard, max_rows: int) -> "InputSchema":
+    def from_card(cls, card: ModelCard, max_rows: int) -> InputSchema:
         specs = card.features
         return cls(
             names=card.feature_names,
@@ -173,7 +173,7 @@ class InputSchema:
             if len(inst) != width or inst.keys() != name_set:
                 self._raise_keys(inst, f"instances[{i}]")
             row = [inst[n] for n in names]
-            for v, (low, high, integral, categories) in zip(row, columns):
+            for v, (low, high, integral, categories) in zip(row, columns, strict=True):
                 t = type(v)
                 if t is float:
                     # v - v is 0.0 only for finite v; NaN and infinities fail here.
@@ -188,7 +188,9 @@ class InputSchema:
 
     def _raise_row(self, row: list[Any], i: int) -> None:
         """Name the first bad value of a row that failed the quick checks."""
-        for name, v, (low, high, integral, categories) in zip(self.names, row, self.columns):
+        for name, v, (low, high, integral, categories) in zip(
+            self.names, row, self.columns, strict=True
+        ):
             where = f"instances[{i}].{name}"
             if type(v) is not float and type(v) is not int:
                 raise RequestError(422, where, f"must be a number, got {_json_type(v)}")
@@ -228,7 +230,8 @@ class InputSchema:
     # --- value checks shared by both request shapes -------------------------------------
 
     def check_values(self, arr: np.ndarray, where: Callable[[int, int], str]) -> None:
-        """Finite, inside the declared range, integral where integer, in vocabulary where categorical."""
+        """Finite, inside the declared range, integral where integer, in vocabulary where
+        categorical."""
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(arr) | (arr < self.minimum) | (arr > self.maximum)
         if self.integer_columns.size:
@@ -295,9 +298,10 @@ class InputSchema:
                 )
             self._check_count(shape[0], "inputs[0].shape")
             arr = np.asarray(data, dtype=np.float64).reshape(shape[0], width)
-            where: Callable[[int, int], str] = lambda r, c: (
-                f"inputs[0].data[{r * width + c}] ({self.names[c]}, row {r})"
-            )
+
+            def where(r: int, c: int) -> str:
+                return f"inputs[0].data[{r * width + c}] ({self.names[c]}, row {r})"
+
         else:
             by_name: dict[str, tuple[int, list[int], list[Any]]] = {}
             for i, (name, shape, data) in enumerate(tensors):
@@ -305,7 +309,8 @@ class InputSchema:
                     raise RequestError(
                         422,
                         f"inputs[{i}].name",
-                        f"{name!r} is not a feature of this model (features: {', '.join(self.names)})",
+                        f"{name!r} is not a feature of this model (features: "
+                        f"{', '.join(self.names)})",
                     )
                 if name in by_name:
                     raise RequestError(422, f"inputs[{i}].name", f"{name!r} is given twice")
@@ -334,7 +339,10 @@ class InputSchema:
             self._check_count(rows, "inputs[0].shape")
             arr = np.column_stack([np.asarray(by_name[n][2], dtype=np.float64) for n in self.names])
             order = [by_name[n][0] for n in self.names]
-            where = lambda r, c: f"inputs[{order[c]}].data[{r}] ({self.names[c]})"
+
+            def where(r: int, c: int) -> str:
+                return f"inputs[{order[c]}].data[{r}] ({self.names[c]})"
+
         self.check_values(arr, where)
         return arr, req_id
 
@@ -365,7 +373,8 @@ class InputSchema:
             raise RequestError(
                 422,
                 f"{where}.datatype",
-                f"must be a numeric tensor type ({', '.join(sorted(NUMERIC_DATATYPES))}), got {datatype!r}",
+                f"must be a numeric tensor type ({', '.join(sorted(NUMERIC_DATATYPES))}), got "
+                f"{datatype!r}",
             )
         flat = _flatten(data, f"{where}.data")
         expected = math.prod(shape)
