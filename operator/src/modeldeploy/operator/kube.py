@@ -111,7 +111,7 @@ class ApiClientKube:
         query: list[tuple[str, str]] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-    ) -> Any:
+    ) -> Json:
         from kubernetes.client.exceptions import ApiException
 
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -135,12 +135,13 @@ class ApiClientKube:
             raise KubeError(0, f"{type(exc).__name__}: {exc}") from None
         if resp.status >= 400:
             raise KubeError(resp.status, _message(raw, resp.reason))
-        return json.loads(raw) if raw else {}
+        answer: Json = json.loads(raw) if raw else {}
+        return answer
 
-    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+    async def _call(self, method: str, path: str, **kw: Any) -> Json:
         return await asyncio.to_thread(self._call_sync, method, path, **kw)
 
-    async def _with_conflict_retry(self, method: str, path: str, **kw: Any) -> Any:
+    async def _with_conflict_retry(self, method: str, path: str, **kw: Any) -> Json:
         for attempt in range(CONFLICT_RETRIES):
             try:
                 return await self._call(method, path, **kw)

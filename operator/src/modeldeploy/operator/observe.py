@@ -17,10 +17,11 @@ Json = dict[str, Any]
 
 def deployment_summary(body: Json) -> Json:
     """The fields of a slot Deployment the engine needs, as a small dict for an index."""
-    meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    status = body.get("status") or {}
-    replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
+    meta: Json = body.get("metadata") or {}
+    spec: Json = body.get("spec") or {}
+    status: Json = body.get("status") or {}
+    wanted = spec.get("replicas")
+    replicas = int(wanted) if wanted is not None else 1
     updated = int(status.get("updatedReplicas") or 0)
     up_to_date = (
         int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)

@@ -20,8 +20,10 @@ from typing import Generic, TypeAlias, TypeVar
 
 import numpy as np
 
+from modeldeploy.server.arrays import FloatArray
+
 R = TypeVar("R")
-Rows: TypeAlias = np.ndarray | list[list[float | int]]
+Rows: TypeAlias = FloatArray | list[list[float | int]]
 
 # Loop turns without a new arrival after which the drainer stops waiting: a request needs
 # one turn for its bytes to be read and one for its handler to run.
@@ -41,7 +43,7 @@ class MicroBatcher(Generic[R]):
     """Collects row blocks from concurrent requests and predicts them in one call."""
 
     def __init__(
-        self, predict: Callable[[np.ndarray], R], max_rows: int = 256, max_wait: float = 0.002
+        self, predict: Callable[[FloatArray], R], max_rows: int = 256, max_wait: float = 0.002
     ) -> None:
         self._predict = predict
         self.max_rows = max_rows
@@ -107,7 +109,7 @@ class MicroBatcher(Generic[R]):
             self._draining = False
 
 
-def _stack(blocks: list[Rows]) -> np.ndarray:
+def _stack(blocks: list[Rows]) -> FloatArray:
     """One float64 array of all the rows of a batch, built once."""
     if len(blocks) == 1:
         return np.asarray(blocks[0], dtype=np.float64)

@@ -23,6 +23,7 @@ from typing import Any
 import joblib
 import numpy as np
 
+from modeldeploy.server.arrays import FloatArray, ValueArray
 from modeldeploy.server.card import (
     CATEGORICAL,
     CLASSIFICATION,
@@ -87,7 +88,7 @@ def normalise_sha256(value: str) -> str:
 
 
 def profile_features(
-    data: np.ndarray, specs: Sequence[FeatureSpec], bins: int = DEFAULT_BINS
+    data: FloatArray, specs: Sequence[FeatureSpec], bins: int = DEFAULT_BINS
 ) -> tuple[FeatureReference, ...]:
     """The reference profile of each feature: quantile bin edges or category frequencies."""
     if data.ndim != 2 or data.shape[1] != len(specs):
@@ -122,7 +123,7 @@ def profile_features(
     return tuple(profiles)
 
 
-def fingerprint(features: np.ndarray, labels: np.ndarray) -> str:
+def fingerprint(features: FloatArray, labels: ValueArray) -> str:
     """A digest of the training data (shape, dtype and bytes), so lineage can be checked later."""
     digest = hashlib.sha256()
     for arr in (np.ascontiguousarray(features, dtype=np.float64), np.ascontiguousarray(labels)):
@@ -142,7 +143,7 @@ def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
     return safe
 
 
-def positive_scores(model: Any, rows: np.ndarray, output: Output) -> np.ndarray:
+def positive_scores(model: Any, rows: FloatArray, output: Output) -> FloatArray:
     """The numeric value the server exports per row: ``P(positive)`` or the regression value."""
     if output.kind == CLASSIFICATION:
         proba = model.predict_proba(rows)
@@ -159,9 +160,9 @@ def write_bundle(
     version: str,
     features: Sequence[FeatureSpec],
     output: Output,
-    training_x: np.ndarray,
-    training_y: np.ndarray,
-    reference_x: np.ndarray,
+    training_x: FloatArray,
+    training_y: ValueArray,
+    reference_x: FloatArray,
     metrics: dict[str, float],
     intended_use: str,
     out_of_scope: Sequence[str] = (),

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from modeldeploy.server.arrays import FloatArray, IntArray, ValueArray
 from modeldeploy.server.card import (
     CATEGORICAL,
     CLASSIFICATION,
@@ -64,7 +65,7 @@ _HOUR_WEIGHTS = np.array(
 )
 
 
-def generate_traffic(rows: int, seed: int = 0, shifted: bool = False) -> np.ndarray:
+def generate_traffic(rows: int, seed: int = 0, shifted: bool = False) -> FloatArray:
     """``rows`` feature vectors, columns in ``FEATURE_NAMES`` order.
 
     Shifted traffic: 2.5x the request rate, 3x the error level, 1.8x the latency, deploys
@@ -82,11 +83,11 @@ def generate_traffic(rows: int, seed: int = 0, shifted: bool = False) -> np.ndar
     )
 
 
-def incident_logit(x: np.ndarray, shift: float = 0.0) -> np.ndarray:
+def incident_logit(x: FloatArray, shift: float = 0.0) -> FloatArray:
     """The true log-odds of an incident: errors, latency, load, off-hours and weekend deploys."""
     rate, errors, latency, hour, weekend = x.T
     off_hours = ((hour >= 18) | (hour < 6)).astype(np.float64)
-    return (
+    logit: FloatArray = (
         -3.2
         + 1.1 * errors
         + 0.012 * (latency - 180.0)
@@ -95,16 +96,17 @@ def incident_logit(x: np.ndarray, shift: float = 0.0) -> np.ndarray:
         + 0.5 * weekend
         + shift
     )
+    return logit
 
 
-def incident_labels(x: np.ndarray, seed: int = 0, shift: float = 0.0) -> np.ndarray:
+def incident_labels(x: FloatArray, seed: int = 0, shift: float = 0.0) -> IntArray:
     """Incident outcomes (0/1) drawn from the true probability."""
     rng = np.random.default_rng(seed)
     p = 1.0 / (1.0 + np.exp(-incident_logit(x, shift)))
     return (rng.random(len(x)) < p).astype(np.int64)
 
 
-def as_records(x: np.ndarray) -> list[dict[str, float | int]]:
+def as_records(x: FloatArray) -> list[dict[str, float | int]]:
     """Rows as JSON-ready records (integers stay integers) for ``POST /predict``."""
     out: list[dict[str, float | int]] = []
     for row in x.tolist():
@@ -117,7 +119,7 @@ def as_records(x: np.ndarray) -> list[dict[str, float | int]]:
     return out
 
 
-def write_csv(path: Path, x: np.ndarray, y: np.ndarray | None = None) -> Path:
+def write_csv(path: Path, x: FloatArray, y: ValueArray | None = None) -> Path:
     """Features (and the target column when given) as CSV, the format ``modeldeploy gate`` reads."""
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -146,7 +148,7 @@ def build_pipeline(seed: int) -> Any:
     )
 
 
-def evaluate(model: Any, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def evaluate(model: Any, x: FloatArray, y: ValueArray) -> dict[str, float]:
     """Accuracy, ROC AUC, log loss and Brier score of a classifier on labelled data."""
     from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
 
@@ -220,7 +222,7 @@ def build_example(
 
 def example_eval_data(
     rows: int, seed: int = 0, shifted: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[FloatArray, IntArray]:
     """Labelled data from the true relation, for the gate and for feedback."""
     x = generate_traffic(rows, seed=seed, shifted=shifted)
     return x, incident_labels(x, seed=seed + 7919)

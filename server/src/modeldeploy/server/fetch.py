@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from modeldeploy.server.contract import MODEL_FILE
 
@@ -55,6 +56,15 @@ def local_path(uri: str) -> Path | None:
     raise FetchError(
         f"{uri}: unsupported scheme {parsed.scheme!r} (use http(s)://, file:// or a path)"
     )
+
+
+class DownloadOptions(TypedDict, total=False):
+    """The keyword arguments ``fetch`` passes on to ``download``."""
+
+    attempts: int
+    backoff: float
+    timeout: float
+    sleep: Callable[[float], None]
 
 
 def download(
@@ -130,7 +140,7 @@ def bundle_root(folder: Path) -> Path:
     )
 
 
-def fetch(uri: str, dest: Path, **download_options: float) -> Path:
+def fetch(uri: str, dest: Path, **download_options: Unpack[DownloadOptions]) -> Path:
     """Fetch the bundle at ``uri`` into ``dest`` atomically; returns ``dest``."""
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +153,7 @@ def fetch(uri: str, dest: Path, **download_options: float) -> Path:
             if not _is_tar(name):
                 raise FetchError(f"{uri}: an http(s) bundle must be a .tar.gz")
             archive = work / "bundle.tar.gz"
-            download(uri, archive, **download_options)  # type: ignore[arg-type]
+            download(uri, archive, **download_options)
             unpack(archive, staged)
         elif source.is_dir():
             shutil.copytree(source, staged, symlinks=False)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from modeldeploy.server import stats
+from modeldeploy.server.arrays import FloatArray, ValueArray
 from modeldeploy.server.bundle import Bundle, load_bundle, positive_scores, read_card
 from modeldeploy.server.card import CLASSIFICATION, ModelCard
 from modeldeploy.server.validation import InputSchema, RequestError
@@ -83,7 +84,7 @@ def parse_minimums(items: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def read_labelled_csv(path: Path, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
+def read_labelled_csv(path: Path, card: ModelCard) -> tuple[FloatArray, FloatArray]:
     """Feature matrix (in the card's order) and target vector from a CSV with a header row."""
     target = card.output.target
     try:
@@ -111,8 +112,8 @@ def read_labelled_csv(path: Path, card: ModelCard) -> tuple[np.ndarray, np.ndarr
 
 
 def evaluate(
-    bundle: Bundle, x: np.ndarray, y: np.ndarray
-) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    bundle: Bundle, x: FloatArray, y: FloatArray
+) -> tuple[dict[str, float], ValueArray, FloatArray]:
     """Metrics, predictions and exported scores of a bundle on labelled data."""
     from sklearn.metrics import (
         accuracy_score,
@@ -144,7 +145,7 @@ def evaluate(
     return metrics, predicted, scores
 
 
-def directional_checks(bundle: Bundle, x: np.ndarray) -> list[Check]:
+def directional_checks(bundle: Bundle, x: FloatArray) -> list[Check]:
     """Raise each declared feature by one reference standard deviation; the output must follow.
 
     Tree ensembles are step functions, so a few rows may move the other way; the check
@@ -184,8 +185,8 @@ def _fmt(value: float) -> str:
 def decide(
     candidate: Bundle,
     current: Bundle,
-    x: np.ndarray,
-    y: np.ndarray,
+    x: FloatArray,
+    y: FloatArray,
     minimums: dict[str, float],
     max_regression: float,
 ) -> Decision:

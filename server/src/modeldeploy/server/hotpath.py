@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from modeldeploy.server import contract as c
+from modeldeploy.server.batching import Rows
 from modeldeploy.server.runtime import BatchResult
 from modeldeploy.server.validation import RequestError, check_content_type, error_json, parse_json
 
@@ -66,7 +67,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientGone()
-    body = message.get("body", b"")
+    body: bytes = message.get("body", b"")
     if not message.get("more_body"):
         if len(body) > limit:
             raise RequestError(413, "body", f"is larger than {limit} bytes")
@@ -165,6 +166,7 @@ class HotPath:
             check_content_type(content_type)
             body = await read_body(receive, state.settings.max_body_bytes)
             payload = parse_json(body)
+            rows: Rows
             if infer is None:
                 rows = state.schema.rows_from_predict(payload)
                 part = await state.batcher.submit(rows)
@@ -280,10 +282,10 @@ def _requested_outputs(payload: dict[str, Any], classification: bool) -> tuple[s
         return available
     if type(asked) is not list:
         raise RequestError(422, "outputs", 'must be an array of {"name": ...} objects')
-    names = []
+    names: list[str] = []
     for i, item in enumerate(asked):
         name = item.get("name") if type(item) is dict else None
-        if name not in available:
+        if not isinstance(name, str) or name not in available:
             raise RequestError(
                 422, f"outputs[{i}].name", f"must be one of {', '.join(available)}, got {name!r}"
             )

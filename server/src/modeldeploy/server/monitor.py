@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from prometheus_client.core import (
@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from modeldeploy.server import contract as c
 from modeldeploy.server import stats
+from modeldeploy.server.arrays import FloatArray, IndexArray
 from modeldeploy.server.card import CATEGORICAL, CLASSIFICATION, ModelCard
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -49,7 +50,8 @@ class Histogram:
 
     def cumulative(self) -> list[tuple[str, float]]:
         """Buckets as Prometheus wants them: ``(le, count of values <= le)``, ending in +Inf."""
-        out, running = [], 0
+        out: list[tuple[str, float]] = []
+        running = 0
         for bound, count in zip(self.bounds, self.counts, strict=False):
             running += count
             out.append((_le(bound), running))
@@ -75,7 +77,7 @@ class Monitor:
         self.labels = (card.name, card.version, role)
         features = card.features
         self._categorical = [f.kind == CATEGORICAL for f in features]
-        self._cuts: list[np.ndarray] = []
+        self._cuts: list[FloatArray] = []
         self.bin_labels: list[list[str]] = []
         for spec in features:
             ref = card.reference_for(spec.name)
@@ -109,17 +111,17 @@ class Monitor:
 
     # --- updates (hot path) -------------------------------------------------------------
 
-    def bin_indices(self, rows: np.ndarray) -> np.ndarray:
+    def bin_indices(self, rows: FloatArray) -> IndexArray:
         """Each value's reference bin, ``(rows, features)``, offset into one flat bin vector."""
         out = np.empty(rows.shape, dtype=np.intp)
         for j, cuts in enumerate(self._cuts):
-            side = "left" if self._categorical[j] else "right"
+            side: Literal["left", "right"] = "left" if self._categorical[j] else "right"
             out[:, j] = np.searchsorted(cuts, rows[:, j], side=side)
         out += self._offsets
         return out
 
     def observe_batch(
-        self, rows: np.ndarray, scores: np.ndarray, class_index: np.ndarray | None
+        self, rows: FloatArray, scores: FloatArray, class_index: IndexArray | None
     ) -> None:
         """Account for one model call: prediction moments, class counts, and (if on) drift bins."""
         n = len(rows)
@@ -134,7 +136,7 @@ class Monitor:
         self.bin_counts += np.bincount(self.bin_indices(rows).ravel(), minlength=self._total_bins)
         self._remember(rows, scores)
 
-    def _remember(self, rows: np.ndarray, scores: np.ndarray) -> None:
+    def _remember(self, rows: FloatArray, scores: FloatArray) -> None:
         """Keep the last ``window`` rows and scores in a ring buffer for ``/drift``."""
         size = len(self.window_scores)
         if len(rows) >= size:
@@ -178,7 +180,7 @@ class Monitor:
 
     # --- the drift report ---------------------------------------------------------------
 
-    def window(self) -> tuple[np.ndarray, np.ndarray]:
+    def window(self) -> tuple[FloatArray, FloatArray]:
         n = self.window_filled
         return self.window_rows[:n] if n < len(
             self.window_scores

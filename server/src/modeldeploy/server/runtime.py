@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import sklearn
 
+from modeldeploy.server.arrays import FloatArray, IndexArray, ValueArray
 from modeldeploy.server.batching import Slice
 from modeldeploy.server.bundle import Bundle
 from modeldeploy.server.card import CLASSIFICATION
@@ -25,10 +26,10 @@ from modeldeploy.server.monitor import Monitor
 class BatchResult:
     """Predictions for one batch. ``proba`` and ``class_index`` are ``None`` for regressors."""
 
-    values: np.ndarray
-    scores: np.ndarray
-    proba: np.ndarray | None
-    class_index: np.ndarray | None
+    values: ValueArray
+    scores: FloatArray
+    proba: FloatArray | None
+    class_index: IndexArray | None
 
 
 class ModelRuntime:
@@ -47,7 +48,7 @@ class ModelRuntime:
         else:
             self.classes = []
 
-    def predict(self, rows: np.ndarray) -> BatchResult:
+    def predict(self, rows: FloatArray) -> BatchResult:
         """One model call for all rows. Inputs were validated, so sklearn's re-checks are off."""
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             if self.classification:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from modeldeploy.server.arrays import FloatArray, IndexArray
 from modeldeploy.server.card import CATEGORICAL, INTEGER, ModelCard
 
 # The largest finite float: integers beyond it cannot become numbers.
@@ -95,10 +96,10 @@ class InputSchema:
 
     names: tuple[str, ...]
     name_set: frozenset[str]
-    minimum: np.ndarray
-    maximum: np.ndarray
-    integer_columns: np.ndarray
-    categorical: tuple[tuple[int, np.ndarray], ...]
+    minimum: FloatArray
+    maximum: FloatArray
+    integer_columns: IndexArray
+    categorical: tuple[tuple[int, FloatArray], ...]
     max_rows: int
     index: dict[str, int] = field(default_factory=dict)
     # Per column (minimum, maximum, integral, categories or None) for the per-value checks.
@@ -229,7 +230,7 @@ class InputSchema:
 
     # --- value checks shared by both request shapes -------------------------------------
 
-    def check_values(self, arr: np.ndarray, where: Callable[[int, int], str]) -> None:
+    def check_values(self, arr: FloatArray, where: Callable[[int, int], str]) -> None:
         """Finite, inside the declared range, integral where integer, in vocabulary where
         categorical."""
         with np.errstate(invalid="ignore"):
@@ -258,7 +259,7 @@ class InputSchema:
 
     # --- the Open Inference Protocol shape ----------------------------------------------
 
-    def rows_from_infer(self, payload: Any) -> tuple[np.ndarray, str | None]:
+    def rows_from_infer(self, payload: Any) -> tuple[FloatArray, str | None]:
         """An OIP v2 inference request to rows, plus the client's ``id`` if it sent one.
 
         Two layouts are accepted: one tensor of shape ``[rows, features]`` (features in the
