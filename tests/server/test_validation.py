@@ -10,13 +10,8 @@ import orjson
 import pytest
 
 from modeldeploy.server.bundle import read_card
-from modeldeploy.server.validation import (
-    InputSchema,
-    RequestError,
-    check_content_type,
-    parse_feedback,
-    parse_json,
-)
+from modeldeploy.server.validation import InputSchema
+from modeldeploy.server.wire import RequestError, check_content_type, parse_feedback, parse_json
 
 GOOD_ROW = {
     "request_rate": 400.0,

@@ -31,8 +31,8 @@ from modeldeploy.server.hotpath import HotPath, new_request_id
 from modeldeploy.server.monitor import Monitor, MonitorCollector
 from modeldeploy.server.runtime import BatchResult, FeedbackStore, ModelRuntime, slice_values
 from modeldeploy.server.settings import Settings
-from modeldeploy.server.validation import (
-    InputSchema,
+from modeldeploy.server.validation import InputSchema
+from modeldeploy.server.wire import (
     RequestError,
     check_content_type,
     error_json,

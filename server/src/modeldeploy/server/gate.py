@@ -22,7 +22,8 @@ from modeldeploy.server import stats
 from modeldeploy.server.arrays import FloatArray, ValueArray
 from modeldeploy.server.bundle import Bundle, load_bundle, positive_scores, read_card
 from modeldeploy.server.card import CLASSIFICATION, ModelCard
-from modeldeploy.server.validation import InputSchema, RequestError
+from modeldeploy.server.validation import InputSchema
+from modeldeploy.server.wire import RequestError
 
 # Metric name -> True when higher is better.
 HIGHER_IS_BETTER = {

@@ -23,7 +23,7 @@ import orjson
 from modeldeploy.server import contract as c
 from modeldeploy.server.batching import Rows
 from modeldeploy.server.runtime import BatchResult
-from modeldeploy.server.validation import RequestError, check_content_type, error_json, parse_json
+from modeldeploy.server.wire import RequestError, check_content_type, error_json, parse_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from modeldeploy.server.app import ServerState

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
 from modeldeploy.server.arrays import FloatArray, IndexArray
 from modeldeploy.server.card import CATEGORICAL, INTEGER, ModelCard
+from modeldeploy.server.wire import RequestError, json_type
 
 # The largest finite float: integers beyond it cannot become numbers.
 _LARGEST = float(np.finfo(np.float64).max)
@@ -40,54 +40,6 @@ NUMERIC_DATATYPES = frozenset(
         "FP64",
     }
 )
-
-
-class RequestError(Exception):
-    """A request the server refuses, with the HTTP status, the field and the problem."""
-
-    def __init__(self, status: int, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}" if field else problem)
-        self.status = status
-        self.field = field
-        self.problem = problem
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def parse_json(body: bytes) -> Any:
-    """Parse a request body; malformed JSON (including NaN and Infinity literals) is a 400."""
-    if not body:
-        raise RequestError(400, "body", "is empty; expected a JSON object")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(400, "body", f"is not valid JSON: {exc}") from None
-
-
-def check_content_type(value: bytes | None) -> None:
-    """Only ``application/json`` (with any parameters) is accepted."""
-    if value is None:
-        raise RequestError(415, "content-type", "header is missing; send application/json")
-    media = value.split(b";", 1)[0].strip().lower()
-    if media != b"application/json":
-        raise RequestError(
-            415, "content-type", f"is {value.decode('latin-1')!r}; send application/json"
-        )
 
 
 @dataclass(frozen=True)
@@ -145,7 +97,7 @@ class InputSchema:
         """
         if type(payload) is not dict:
             raise RequestError(
-                422, "body", f"must be a JSON object with 'instances', got {_json_type(payload)}"
+                422, "body", f"must be a JSON object with 'instances', got {json_type(payload)}"
             )
         if len(payload) != 1 or "instances" not in payload:
             if "instances" not in payload:
@@ -155,7 +107,7 @@ class InputSchema:
         instances = payload["instances"]
         if type(instances) is not list:
             raise RequestError(
-                422, "instances", f"must be an array of objects, got {_json_type(instances)}"
+                422, "instances", f"must be an array of objects, got {json_type(instances)}"
             )
         self._check_count(len(instances), "instances")
         names = self.names
@@ -169,7 +121,7 @@ class InputSchema:
                 raise RequestError(
                     422,
                     f"instances[{i}]",
-                    f"must be an object of feature values, got {_json_type(inst)}",
+                    f"must be an object of feature values, got {json_type(inst)}",
                 )
             if len(inst) != width or inst.keys() != name_set:
                 self._raise_keys(inst, f"instances[{i}]")
@@ -194,7 +146,7 @@ class InputSchema:
         ):
             where = f"instances[{i}].{name}"
             if type(v) is not float and type(v) is not int:
-                raise RequestError(422, where, f"must be a number, got {_json_type(v)}")
+                raise RequestError(422, where, f"must be a number, got {json_type(v)}")
             if type(v) is int and abs(v) > _LARGEST:
                 raise RequestError(422, where, "is too large to be a number")
             value = float(v)
@@ -268,7 +220,7 @@ class InputSchema:
         """
         if type(payload) is not dict:
             raise RequestError(
-                422, "body", f"must be a JSON object with 'inputs', got {_json_type(payload)}"
+                422, "body", f"must be a JSON object with 'inputs', got {json_type(payload)}"
             )
         allowed = {"id", "inputs", "outputs", "parameters"}
         for key in payload:
@@ -276,7 +228,7 @@ class InputSchema:
                 raise RequestError(422, str(key), "is not a field of an inference request")
         req_id = payload.get("id")
         if req_id is not None and type(req_id) is not str:
-            raise RequestError(422, "id", f"must be a string, got {_json_type(req_id)}")
+            raise RequestError(422, "id", f"must be a string, got {json_type(req_id)}")
         inputs = payload.get("inputs")
         if inputs is None:
             raise RequestError(422, "inputs", "is missing")
@@ -351,7 +303,7 @@ class InputSchema:
         """Check one OIP tensor: name, shape, datatype, and data matching the shape."""
         where = f"inputs[{i}]"
         if type(tensor) is not dict:
-            raise RequestError(422, where, f"must be a tensor object, got {_json_type(tensor)}")
+            raise RequestError(422, where, f"must be a tensor object, got {json_type(tensor)}")
         for key in ("name", "shape", "datatype", "data"):
             if key not in tensor:
                 raise RequestError(422, f"{where}.{key}", "is missing")
@@ -365,7 +317,7 @@ class InputSchema:
             tensor["data"],
         )
         if type(name) is not str:
-            raise RequestError(422, f"{where}.name", f"must be a string, got {_json_type(name)}")
+            raise RequestError(422, f"{where}.name", f"must be a string, got {json_type(name)}")
         if type(shape) is not list or not shape or any(type(d) is not int or d < 0 for d in shape):
             raise RequestError(
                 422, f"{where}.shape", f"must be an array of non-negative integers, got {shape!r}"
@@ -388,7 +340,7 @@ class InputSchema:
             t = type(v)
             if t is not float and t is not int and not (allow_bool and t is bool):
                 raise RequestError(
-                    422, f"{where}.data[{k}]", f"must be a number, got {_json_type(v)}"
+                    422, f"{where}.data[{k}]", f"must be a number, got {json_type(v)}"
                 )
         return name, shape, flat
 
@@ -396,7 +348,7 @@ class InputSchema:
 def _flatten(data: Any, where: str, max_depth: int = 4) -> list[Any]:
     """OIP data may be flat or nested in row-major order; return it flat."""
     if type(data) is not list:
-        raise RequestError(422, where, f"must be an array, got {_json_type(data)}")
+        raise RequestError(422, where, f"must be an array, got {json_type(data)}")
     if not data or type(data[0]) is not list:
         return data
     out: list[Any] = []
@@ -412,52 +364,3 @@ def _flatten(data: Any, where: str, max_depth: int = 4) -> list[Any]:
 
     walk(data, 1)
     return out
-
-
-def parse_feedback(payload: Any, classes: tuple[Any, ...] | None) -> tuple[str, list[float]]:
-    """``{"request_id": ID, "labels": [...]}`` (or ``"label": x`` for one row) to its parts."""
-    if type(payload) is not dict:
-        raise RequestError(422, "body", f"must be a JSON object, got {_json_type(payload)}")
-    for key in payload:
-        if key not in ("request_id", "labels", "label"):
-            raise RequestError(
-                422, str(key), "is not an accepted field (request_id, labels or label)"
-            )
-    request_id = payload.get("request_id")
-    if request_id is None:
-        raise RequestError(422, "request_id", "is missing")
-    if type(request_id) is not str or not request_id:
-        raise RequestError(
-            422, "request_id", f"must be a non-empty string, got {_json_type(request_id)}"
-        )
-    if ("labels" in payload) == ("label" in payload):
-        raise RequestError(
-            422, "labels", "give either 'labels' (one per instance) or 'label' (one instance)"
-        )
-    labels = payload["labels"] if "labels" in payload else [payload["label"]]
-    field_name = "labels" if "labels" in payload else "label"
-    if type(labels) is not list or not labels:
-        raise RequestError(422, field_name, "must be a non-empty array")
-    out: list[float] = []
-    for k, v in enumerate(labels):
-        where = f"labels[{k}]" if field_name == "labels" else "label"
-        if type(v) not in (int, float) or not math.isfinite(v):
-            raise RequestError(422, where, f"must be a finite number, got {_json_type(v)}")
-        if classes is not None and v not in classes:
-            raise RequestError(
-                422, where, f"{v!r} is not a class of this model ({', '.join(map(str, classes))})"
-            )
-        out.append(float(v))
-    return request_id, out
-
-
-def error_json(error: RequestError, model: tuple[str, str], request_id: str) -> bytes:
-    """The error body every 4xx carries: field, problem, model and request id."""
-    return orjson.dumps(
-        {
-            "error": {"field": error.field, "problem": error.problem, "message": str(error)},
-            "model_name": model[0],
-            "model_version": model[1],
-            "request_id": request_id,
-        }
-    )
