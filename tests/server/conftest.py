@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 import pytest
-from server_process import Server, start_server
+from server_process import Server, StartOptions, start_server
 
 from modeldeploy.server.examples import build_example
 
@@ -43,14 +44,16 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start servers for one test; all are stopped when it ends."""
     started: list[Server] = []
 
-    def _serve(bundle: Built, *extra: str, sha: str | None = "pinned", **kwargs: object) -> Server:
+    def _serve(
+        bundle: Built, *extra: str, sha: str | None = "pinned", **kwargs: Unpack[StartOptions]
+    ) -> Server:
         server = start_server(
             bundle.path,
             bundle.sha256 if sha == "pinned" else sha,
             tmp_path / f"server-{len(started)}.log",
             *extra,
             **kwargs,
-        )  # type: ignore[arg-type]
+        )
         started.append(server)
         return server
 

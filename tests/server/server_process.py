@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -60,6 +61,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+class StartOptions(TypedDict, total=False):
+    """The keyword arguments of ``start_server``, for fixtures that pass them on."""
+
+    env: dict[str, str] | None
+    wait_ready: bool
 
 
 def start_server(
