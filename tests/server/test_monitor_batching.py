@@ -14,7 +14,8 @@ from modeldeploy.server import stats
 from modeldeploy.server.batching import MicroBatcher
 from modeldeploy.server.bundle import read_card
 from modeldeploy.server.examples import generate_traffic
-from modeldeploy.server.monitor import Histogram, Monitor, MonitorCollector
+from modeldeploy.server.exposition import MonitorCollector
+from modeldeploy.server.monitor import Histogram, Monitor
 
 
 @pytest.fixture

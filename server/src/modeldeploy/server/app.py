@@ -27,8 +27,9 @@ from modeldeploy.server import contract as c
 from modeldeploy.server.batching import MicroBatcher
 from modeldeploy.server.bundle import Bundle, load_bundle, read_card
 from modeldeploy.server.card import ModelCard
+from modeldeploy.server.exposition import MonitorCollector
 from modeldeploy.server.hotpath import HotPath, new_request_id
-from modeldeploy.server.monitor import Monitor, MonitorCollector
+from modeldeploy.server.monitor import Monitor
 from modeldeploy.server.runtime import BatchResult, FeedbackStore, ModelRuntime, slice_values
 from modeldeploy.server.settings import Settings
 from modeldeploy.server.validation import InputSchema
