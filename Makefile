@@ -5,7 +5,7 @@ demo: setup
 	.venv/bin/python -m e2e.demo
 
 test: setup
-	scripts/lint_imports.sh
+	$(MAKE) --no-print-directory lint
 	.venv/bin/python -m pytest tests e2e/tests
 
 setup:
@@ -16,7 +16,12 @@ unit:
 	MODELDEPLOY_SKIP_CLUSTER_BUILD=1 scripts/setup.sh
 	.venv/bin/python -m pytest tests -m "not cluster"
 
+# Static checks (needs .venv from scripts/setup.sh): ruff on the whole tree, mypy --strict on
+# the package code (the files of [tool.mypy] in pyproject.toml), and the import boundaries.
 lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 	scripts/lint_imports.sh
 
 clean:

@@ -43,7 +43,13 @@ BENCH = Path(__file__).resolve().parent
 MLSERVER_VENV = Path.home() / ".cache" / "modeldeploy" / "bench-mlserver-venv"
 MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
 CONNECTIONS = (1, 16, 64)
-ROW = {"request_rate": 412.5, "error_pct": 0.8, "p99_latency_ms": 190.2, "deploy_hour": 14, "is_weekend": 0}
+ROW = {
+    "request_rate": 412.5,
+    "error_pct": 0.8,
+    "p99_latency_ms": 190.2,
+    "deploy_hour": 14,
+    "is_weekend": 0,
+}
 MODEL_NAME = "incident-predictor"
 
 
@@ -104,14 +110,17 @@ def ensure_pandas() -> None:
         import pandas  # noqa: F401
     except ImportError:
         print("installing the bench extra (pandas) for the textbook server ...", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[bench]"], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[bench]"], check=True
+        )
 
 
 def lua_script(path: Path, body: bytes) -> Path:
     path.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body.decode())}\n")
+        f"wrk.body = {json.dumps(body.decode())}\n"
+    )
     return path
 
 
@@ -122,14 +131,30 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, script: Path, connections: int, duration: float) -> tuple[float, float, float, int]:
+def run_wrk(
+    url: str, script: Path, connections: int, duration: float
+) -> tuple[float, float, float, int]:
     """One wrk run: (requests/s, p50 ms, p99 ms, non-2xx or socket errors)."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(script), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=duration + 60, check=True
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {p: _ms(v, u) for p, v, u in _LAT.findall(out)}
     errors = 0
-    for pattern in (r"Non-2xx or 3xx responses:\s+(\d+)", r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"):
+    for pattern in (
+        r"Non-2xx or 3xx responses:\s+(\d+)",
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+    ):
         m = re.search(pattern, out)
         if m:
             errors += sum(int(g) for g in m.groups())
@@ -142,21 +167,45 @@ def measure(name: str, url: str, script: Path, duration: float, warmup: float) -
         run_wrk(url, script, connections, warmup)
         rps, p50, p99, errors = run_wrk(url, script, connections, duration)
         results.append(Result(name, connections, rps, p50, p99, errors))
-        print(f"  {name:14s} c={connections:<3d} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
-              + (f"  ERRORS {errors}" if errors else ""), flush=True)
+        print(
+            f"  {name:14s} c={connections:<3d} {rps:9.0f} req/s  p50 {p50:7.2f} ms  p99 "
+            f"{p99:7.2f} ms" + (f"  ERRORS {errors}" if errors else ""),
+            flush=True,
+        )
     return results
 
 
 def uvicorn_cmd(python: str, app: str, port: int) -> list[str]:
-    return [python, "-m", "uvicorn", "--app-dir", str(BENCH), app, "--host", "127.0.0.1", "--port", str(port),
-            "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"]
+    return [
+        python,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(BENCH),
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+    ]
 
 
 def mean_batch_rows(url: str) -> float:
     """Rows per model call, from our own metrics."""
     text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
-    total = sum(float(v) for v in re.findall(r"^modeldeploy_batch_rows_sum\{[^}]*\} (\S+)$", text, re.M))
-    count = sum(float(v) for v in re.findall(r"^modeldeploy_batch_rows_count\{[^}]*\} (\S+)$", text, re.M))
+    total = sum(
+        float(v) for v in re.findall(r"^modeldeploy_batch_rows_sum\{[^}]*\} (\S+)$", text, re.M)
+    )
+    count = sum(
+        float(v) for v in re.findall(r"^modeldeploy_batch_rows_count\{[^}]*\} (\S+)$", text, re.M)
+    )
     return total / count if count else 1.0
 
 
@@ -179,7 +228,9 @@ def model_seconds_per_call(bundle: Path, sha: str, rows: int, repeat: int = 300)
     return (time.perf_counter() - start) / repeat
 
 
-def bookkeeping_seconds_per_batch(bundle: Path, rows: int, repeat: int = 5000) -> tuple[float, float]:
+def bookkeeping_seconds_per_batch(
+    bundle: Path, rows: int, repeat: int = 5000
+) -> tuple[float, float]:
     """In-process cost of one batch's bookkeeping (drift on, drift off): the noise-free view."""
     import numpy as np
 
@@ -202,15 +253,31 @@ def bookkeeping_seconds_per_batch(bundle: Path, rows: int, repeat: int = 5000) -
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per server and connection count")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating on/off runs for the monitoring cost")
-    parser.add_argument("--skip-mlserver", action="store_true", help="leave MLServer out (no venv install)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=8.0,
+        help="seconds measured per server and connection count",
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of load before each measurement"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating on/off runs for the monitoring cost"
+    )
+    parser.add_argument(
+        "--skip-mlserver", action="store_true", help="leave MLServer out (no venv install)"
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        print("wrk is not installed (Debian package wrk; scripts/setup.sh installs it)", file=sys.stderr)
+        print(
+            "wrk is not installed (Debian package wrk; scripts/setup.sh installs it)",
+            file=sys.stderr,
+        )
         return 2
     ensure_pandas()
     mlserver = None if args.skip_mlserver else ensure_mlserver()
@@ -226,52 +293,133 @@ def main() -> int:
         card = build_example(tmp / "bundle", "1", "good", seed=0)
         bundle, sha = tmp / "bundle", card.sha256
         ours_body = json.dumps({"instances": [ROW]}).encode()
-        v2_body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 5], "datatype": "FP64",
-                                          "data": list(ROW.values())}],
-                              "outputs": [{"name": "predict_proba"}]}).encode()
+        v2_body = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "input-0",
+                        "shape": [1, 5],
+                        "datatype": "FP64",
+                        "data": list(ROW.values()),
+                    }
+                ],
+                "outputs": [{"name": "predict_proba"}],
+            }
+        ).encode()
         predict_lua = lua_script(tmp / "predict.lua", ours_body)
         v2_lua = lua_script(tmp / "v2.lua", v2_body)
-        print(f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-              f"Python {platform.python_version()}; wrk -t1, {args.duration:g} s per point after {args.warmup:g} s warm-up",
-              flush=True)
+        print(
+            f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+            f"Python {platform.python_version()}; wrk -t1, {args.duration:g} s per point after "
+            f"{args.warmup:g} s warm-up",
+            flush=True,
+        )
 
         servers: list[tuple[str, list[str], str, str, Path, bytes, dict[str, str]]] = []
+
         def ours_cmd(port: int, *extra: str) -> list[str]:
-            return [python, "-m", "modeldeploy", "serve", str(bundle), "--sha256", sha, "--port", str(port),
-                    "--log-level", "warning", *extra]
+            return [
+                python,
+                "-m",
+                "modeldeploy",
+                "serve",
+                str(bundle),
+                "--sha256",
+                sha,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                *extra,
+            ]
 
         port = free_port()
-        servers.append(("ours", ours_cmd(port), f"http://127.0.0.1:{port}/v2/health/ready",
-                        f"http://127.0.0.1:{port}/predict", predict_lua, ours_body, {}))
+        servers.append(
+            (
+                "ours",
+                ours_cmd(port),
+                f"http://127.0.0.1:{port}/v2/health/ready",
+                f"http://127.0.0.1:{port}/predict",
+                predict_lua,
+                ours_body,
+                {},
+            )
+        )
         port = free_port()
-        servers.append(("textbook", uvicorn_cmd(python, "textbook_server:app", port), f"http://127.0.0.1:{port}/health",
-                        f"http://127.0.0.1:{port}/predict", predict_lua, ours_body, {"MODEL_PATH": str(bundle / MODEL_FILE)}))
+        servers.append(
+            (
+                "textbook",
+                uvicorn_cmd(python, "textbook_server:app", port),
+                f"http://127.0.0.1:{port}/health",
+                f"http://127.0.0.1:{port}/predict",
+                predict_lua,
+                ours_body,
+                {"MODEL_PATH": str(bundle / MODEL_FILE)},
+            )
+        )
         if mlserver is not None:
             port = free_port()
             folder = tmp / "mlserver"
             (folder / MODEL_NAME).mkdir(parents=True)
             shutil.copy(bundle / MODEL_FILE, folder / MODEL_NAME / MODEL_FILE)
-            (folder / "settings.json").write_text(json.dumps({
-                "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
-                "parallel_workers": 0, "debug": False, "host": "127.0.0.1"}))
-            (folder / MODEL_NAME / "model-settings.json").write_text(json.dumps({
-                "name": MODEL_NAME, "implementation": "mlserver_sklearn.SKLearnModel",
-                "max_batch_size": 64, "max_batch_time": 0.002,
-                "parameters": {"uri": f"./{MODEL_FILE}", "version": "1"}}))
-            servers.append(("mlserver", [str(mlserver), "start", str(folder)],
-                            f"http://127.0.0.1:{port}/v2/health/ready",
-                            f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer", v2_lua, v2_body, {}))
+            (folder / "settings.json").write_text(
+                json.dumps(
+                    {
+                        "http_port": port,
+                        "grpc_port": free_port(),
+                        "metrics_port": free_port(),
+                        "parallel_workers": 0,
+                        "debug": False,
+                        "host": "127.0.0.1",
+                    }
+                )
+            )
+            (folder / MODEL_NAME / "model-settings.json").write_text(
+                json.dumps(
+                    {
+                        "name": MODEL_NAME,
+                        "implementation": "mlserver_sklearn.SKLearnModel",
+                        "max_batch_size": 64,
+                        "max_batch_time": 0.002,
+                        "parameters": {"uri": f"./{MODEL_FILE}", "version": "1"},
+                    }
+                )
+            )
+            servers.append(
+                (
+                    "mlserver",
+                    [str(mlserver), "start", str(folder)],
+                    f"http://127.0.0.1:{port}/v2/health/ready",
+                    f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer",
+                    v2_lua,
+                    v2_body,
+                    {},
+                )
+            )
         port = free_port()
-        servers.append(("constant", uvicorn_cmd(python, "constant_server:app", port), f"http://127.0.0.1:{port}/health",
-                        f"http://127.0.0.1:{port}/predict", predict_lua, ours_body, {}))
+        servers.append(
+            (
+                "constant",
+                uvicorn_cmd(python, "constant_server:app", port),
+                f"http://127.0.0.1:{port}/health",
+                f"http://127.0.0.1:{port}/predict",
+                predict_lua,
+                ours_body,
+                {},
+            )
+        )
 
         batch_at_16 = 1.0
         for name, cmd, ready, url, script, body, extra_env in servers:
-            log = open(tmp / f"{name}.log", "wb")
-            process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra_env}, cwd=tmp)
+            with open(tmp / f"{name}.log", "wb") as log:
+                process = subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra_env}, cwd=tmp
+                )
             try:
                 wait_http(ready, process)
-                probe_request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+                probe_request = urllib.request.Request(
+                    url, data=body, headers={"Content-Type": "application/json"}
+                )
                 with urllib.request.urlopen(probe_request, timeout=10) as probe:
                     assert probe.status == 200, f"{name}: probe answered {probe.status}"
                 results += measure(name, url, script, args.duration, args.warmup)
@@ -282,19 +430,31 @@ def main() -> int:
                 raise
             finally:
                 stop(process)
-                log.close()
 
-        monitoring = monitoring_cost(ours_cmd, predict_lua, tmp, env, args.duration / 2, args.rounds)
+        monitoring = monitoring_cost(
+            ours_cmd, predict_lua, tmp, env, args.duration / 2, args.rounds
+        )
         rows = max(int(round(batch_at_16)), 1)
-        report(results, batch_at_16, model_seconds_per_call(bundle, sha, rows), monitoring,
-               bookkeeping_seconds_per_batch(bundle, rows))
+        report(
+            results,
+            batch_at_16,
+            model_seconds_per_call(bundle, sha, rows),
+            monitoring,
+            bookkeeping_seconds_per_batch(bundle, rows),
+        )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0
 
 
-def monitoring_cost(ours_cmd: Callable[..., list[str]], script: Path, tmp: Path, env: dict[str, str],
-                    duration: float, rounds: int) -> tuple[float, float]:
+def monitoring_cost(
+    ours_cmd: Callable[..., list[str]],
+    script: Path,
+    tmp: Path,
+    env: dict[str, str],
+    duration: float,
+    rounds: int,
+) -> tuple[float, float]:
     """Median req/s at 16 connections with drift bookkeeping on and off.
 
     Both servers run side by side (idle while the other is measured) and the runs
@@ -307,14 +467,21 @@ def monitoring_cost(ours_cmd: Callable[..., list[str]], script: Path, tmp: Path,
     try:
         for key, extra in (("on", ()), ("off", ("--no-drift",))):
             port = free_port()
-            processes[key] = (subprocess.Popen(ours_cmd(port, *extra), stdout=subprocess.DEVNULL,
-                                               stderr=open(tmp / f"monitoring-{key}.log", "wb"), env=env), port)
-        for key, (process, port) in processes.items():
+            with open(tmp / f"monitoring-{key}.log", "wb") as log:
+                processes[key] = (
+                    subprocess.Popen(
+                        ours_cmd(port, *extra), stdout=subprocess.DEVNULL, stderr=log, env=env
+                    ),
+                    port,
+                )
+        for process, port in processes.values():
             wait_http(f"http://127.0.0.1:{port}/v2/health/ready", process)
             run_wrk(f"http://127.0.0.1:{port}/predict", script, 16, 2)
         for _ in range(rounds):
             for key, (_, port) in processes.items():
-                rps, _, _, errors = run_wrk(f"http://127.0.0.1:{port}/predict", script, 16, duration)
+                rps, _, _, errors = run_wrk(
+                    f"http://127.0.0.1:{port}/predict", script, 16, duration
+                )
                 assert errors == 0, f"monitoring {key}: {errors} errors"
                 runs[key].append(rps)
     finally:
@@ -324,8 +491,13 @@ def monitoring_cost(ours_cmd: Callable[..., list[str]], script: Path, tmp: Path,
     return statistics.median(runs["on"]), statistics.median(runs["off"])
 
 
-def report(results: list[Result], batch_rows: float, model_call_s: float, monitoring: tuple[float, float],
-           bookkeeping: tuple[float, float]) -> None:
+def report(
+    results: list[Result],
+    batch_rows: float,
+    model_call_s: float,
+    monitoring: tuple[float, float],
+    bookkeeping: tuple[float, float],
+) -> None:
     by = {(r.server, r.connections): r for r in results}
     names = list(dict.fromkeys(r.server for r in results))
     print("\n| server | conns | req/s | p50 ms | p99 ms | ours / this (req/s) |")
@@ -334,28 +506,46 @@ def report(results: list[Result], batch_rows: float, model_call_s: float, monito
         for c in CONNECTIONS:
             r, ours = by[(name, c)], by[("ours", c)]
             ratio = ours.requests_per_s / r.requests_per_s if r.requests_per_s else float("nan")
-            print(f"| {name} | {c} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {ratio:.2f}x |")
+            print(
+                f"| {name} | {c} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+                f"{ratio:.2f}x |"
+            )
     ours = by[("ours", 16)]
     print("\nat 16 connections:")
     for name, goal in (("textbook", 8.0), ("mlserver", 4.0)):
         if (name, 16) in by:
             other = by[(name, 16)]
             ratio = ours.requests_per_s / other.requests_per_s
-            print(f"  ours / {name}: {ratio:.1f}x req/s (goal >= {goal:g}x), p99 {ours.p99_ms:.2f} ms vs {other.p99_ms:.2f} ms"
-                  f" ({'lower' if ours.p99_ms < other.p99_ms else 'NOT lower'})")
+            print(
+                f"  ours / {name}: {ratio:.1f}x req/s (goal >= {goal:g}x), p99 "
+                f"{ours.p99_ms:.2f} ms vs {other.p99_ms:.2f} ms"
+                f" ({'lower' if ours.p99_ms < other.p99_ms else 'NOT lower'})"
+            )
     const = by[("constant", 16)]
-    print(f"  ours / constant: {ours.requests_per_s / const.requests_per_s:.2f}x req/s (goal >= 0.4x)")
+    print(
+        f"  ours / constant: {ours.requests_per_s / const.requests_per_s:.2f}x req/s (goal >= 0.4x)"
+    )
     on, off = monitoring
-    print(f"  monitoring cost (medians of alternating runs): drift bookkeeping on {on:,.0f} req/s vs off {off:,.0f} req/s "
-          f"({(1 - on / off) * 100:.1f}% of throughput)")
+    print(
+        f"  monitoring cost (medians of alternating runs): drift bookkeeping on {on:,.0f} "
+        f"req/s vs off {off:,.0f} req/s "
+        f"({(1 - on / off) * 100:.1f}% of throughput)"
+    )
     per_request = (bookkeeping[0] - bookkeeping[1]) / batch_rows
-    print(f"  drift bookkeeping in process: {bookkeeping[0] * 1e6:.1f} us per batch of {batch_rows:.0f} rows with it, "
-          f"{bookkeeping[1] * 1e6:.1f} us without: {per_request * 1e6:.2f} us per request "
-          f"({per_request * on * 100:.1f}% of a request's time at {on:,.0f} req/s)")
+    print(
+        f"  drift bookkeeping in process: {bookkeeping[0] * 1e6:.1f} us per batch of "
+        f"{batch_rows:.0f} rows with it, "
+        f"{bookkeeping[1] * 1e6:.1f} us without: {per_request * 1e6:.2f} us per request "
+        f"({per_request * on * 100:.1f}% of a request's time at {on:,.0f} req/s)"
+    )
     floor_s = 1.0 / const.requests_per_s + model_call_s / batch_rows
-    print(f"  floor: constant endpoint {1e6 / const.requests_per_s:.0f} us + model {model_call_s * 1e6:.0f} us per call "
-          f"/ {batch_rows:.1f} rows per call = {floor_s * 1e6:.0f} us per request = {1 / floor_s:,.0f} req/s; "
-          f"ours reaches {ours.requests_per_s * floor_s * 100:.0f}% of it")
+    print(
+        f"  floor: constant endpoint {1e6 / const.requests_per_s:.0f} us + model "
+        f"{model_call_s * 1e6:.0f} us per call "
+        f"/ {batch_rows:.1f} rows per call = {floor_s * 1e6:.0f} us per request = "
+        f"{1 / floor_s:,.0f} req/s; "
+        f"ours reaches {ours.requests_per_s * floor_s * 100:.0f}% of it"
+    )
 
 
 if __name__ == "__main__":

@@ -52,17 +52,26 @@ class Run:
 def _alert(s: Stack) -> dict | None:
     for a in s.cluster.prometheus_api("alerts")["alerts"]:
         lab = a["labels"]
-        if (lab.get("alertname"), lab.get("namespace"), lab.get("modeldeployment"),
-                lab.get("role")) == ("ModelPredictionDivergence", s.namespace, NAME, "candidate"):
+        if (
+            lab.get("alertname"),
+            lab.get("namespace"),
+            lab.get("modeldeployment"),
+            lab.get("role"),
+        ) == ("ModelPredictionDivergence", s.namespace, NAME, "candidate"):
             return dict(a)
     return None
 
 
 def _candidate_endpoints(s: Stack, slot: str) -> int:
-    slices = s.cluster.kubectl_json("get", "endpointslices", "-n", s.namespace, "-l",
-                                    f"kubernetes.io/service-name={NAME}")["items"]
-    pods = [ep.get("targetRef", {}).get("name", "") for sl in slices
-            for ep in sl.get("endpoints") or [] if (ep.get("conditions") or {}).get("ready")]
+    slices = s.cluster.kubectl_json(
+        "get", "endpointslices", "-n", s.namespace, "-l", f"kubernetes.io/service-name={NAME}"
+    )["items"]
+    pods = [
+        ep.get("targetRef", {}).get("name", "")
+        for sl in slices
+        for ep in sl.get("endpoints") or []
+        if (ep.get("conditions") or {}).get("ready")
+    ]
     return sum(1 for p in pods if f"-{slot}-" in p)
 
 
@@ -100,21 +109,28 @@ def report(runs: list[Run], interval: float, for_: float) -> None:
     def row(label: str, xs: list[float]) -> None:
         print(f"  {label:<42} median {statistics.median(xs):5.1f} s   max {max(xs):5.1f} s")
 
-    print(f"\n{len(runs)} rollbacks (analysis interval {interval:g} s, rule for {for_:g} s, "
-          f"evaluation every {st.GROUP_INTERVAL}, scrape every 2 s)")
+    print(
+        f"\n{len(runs)} rollbacks (analysis interval {interval:g} s, rule for {for_:g} s, "
+        f"evaluation every {st.GROUP_INTERVAL}, scrape every 2 s)"
+    )
     row("condition true -> weight 0 (total)", [r.total for r in runs])
     row("  condition true -> alert firing (for + eval)", [r.fired_at - r.active_at for r in runs])
     row("  firing -> weight 0 in status (operator)", [r.zero_at - r.fired_at for r in runs])
     row("weight 0 -> candidate out of the Service", [r.endpoints_at - r.zero_at for r in runs])
     goal = interval + for_ + 2
-    print(f"  goal: total <= interval + for + 2 s = {goal:g} s; "
-          f"met in {sum(r.total <= goal for r in runs)}/{len(runs)} runs")
+    print(
+        f"  goal: total <= interval + for + 2 s = {goal:g} s; "
+        f"met in {sum(r.total <= goal for r in runs)}/{len(runs)} runs"
+    )
     print(f"  (polls every {POLL:g} s; alert firing is seen by polling Prometheus' API)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m e2e.bench_rollback", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m e2e.bench_rollback",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
     cluster = Cluster.from_paths(Paths.default())
@@ -133,10 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.runs):
             run = one_run(s, bundles, strategy)
             runs.append(run)
-            print(f"run {i + 1}: condition->firing {run.fired_at - run.active_at:.1f} s, "
-                  f"firing->weight 0 {run.zero_at - run.fired_at:.1f} s, total "
-                  f"{run.total:.1f} s, endpoints +{run.endpoints_at - run.zero_at:.1f} s",
-                  flush=True)
+            print(
+                f"run {i + 1}: condition->firing {run.fired_at - run.active_at:.1f} s, "
+                f"firing->weight 0 {run.zero_at - run.fired_at:.1f} s, total "
+                f"{run.total:.1f} s, endpoints +{run.endpoints_at - run.zero_at:.1f} s",
+                flush=True,
+            )
         report(runs, float(st.ANALYSIS_INTERVAL.rstrip("s")), float(st.ALERT_FOR.rstrip("s")))
         tally = traffic.stop()
         print(f"  traffic: {tally.sent} sent, {tally.lost} lost")

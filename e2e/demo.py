@@ -59,10 +59,13 @@ def live_line(obs: Observer, traffic: Traffic) -> str:
     split = " ".join(f"{k}:{100 * n / total:.0f}%" for k, n in sorted(recent.items()))
     fmt = lambda x: "  -  " if math.isnan(x) else f"{x:5.2f}"  # noqa: E731
     tally = traffic.snapshot()
-    return (f"  {tally.sent:>6} sent {tally.lost} lost {s.phase:<11} stable={s.stable:<3} cand={s.candidate or '-':<3} "
-            f"weight={s.weight:>3}% | answers {split:<16} | mean s/c {fmt(v['mean_stable'])}/"
-            f"{fmt(v['mean_candidate'])} z {fmt(v['zscore'])} psi s/c {fmt(v['psi_stable'])}/"
-            f"{fmt(v['psi_candidate'])}")
+    return (
+        f"  {tally.sent:>6} sent {tally.lost} lost {s.phase:<11} stable={s.stable:<3} "
+        f"cand={s.candidate or '-':<3} "
+        f"weight={s.weight:>3}% | answers {split:<16} | mean s/c {fmt(v['mean_stable'])}/"
+        f"{fmt(v['mean_candidate'])} z {fmt(v['zscore'])} psi s/c {fmt(v['psi_stable'])}/"
+        f"{fmt(v['psi_candidate'])}"
+    )
 
 
 _printed: dict[int, int] = {}
@@ -97,15 +100,22 @@ def patch_model(s: Stack, version: str, bundles: dict, strategy: dict, **kw: obj
     s.cluster.apply(st.model_deployment(NAME, s.namespace, b, strategy, **kw))  # type: ignore[arg-type]
 
 
-def rollout_outcome(s: Stack, obs: Observer, version: str, strategy: str,
-                    started: float) -> Outcome:
-    hist = next((h for h in st.status(s, NAME).get("history") or []
-                 if h.get("version") == version and st.parse_ts(h.get("finishedAt")) >= started - 1),
-                {})
-    out = Outcome(version, strategy, hist.get("outcome", "?"),
-                  seconds=time.time() - started)
-    for rule, role in (("ModelPredictionDivergence", "candidate"),
-                       ("ModelFeatureDrift", "candidate")):
+def rollout_outcome(
+    s: Stack, obs: Observer, version: str, strategy: str, started: float
+) -> Outcome:
+    hist = next(
+        (
+            h
+            for h in st.status(s, NAME).get("history") or []
+            if h.get("version") == version and st.parse_ts(h.get("finishedAt")) >= started - 1
+        ),
+        {},
+    )
+    out = Outcome(version, strategy, hist.get("outcome", "?"), seconds=time.time() - started)
+    for rule, role in (
+        ("ModelPredictionDivergence", "candidate"),
+        ("ModelFeatureDrift", "candidate"),
+    ):
         alert = obs.first_alert(rule, role, started)
         if alert is not None and rule in hist.get("message", ""):
             out.rule, out.value = rule, alert.value
@@ -138,11 +148,15 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
     obs: Observer | None = None
     try:
         st.load_rules(cluster, ns)
-        say(f"chart rules loaded into Prometheus (group interval {st.GROUP_INTERVAL}, "
-            f"for {st.ALERT_FOR})")
+        say(
+            f"chart rules loaded into Prometheus (group interval {st.GROUP_INTERVAL}, "
+            f"for {st.ALERT_FOR})"
+        )
         bundles = serve_bundles(cluster, ns, BUNDLES)
-        say("bundles served from a pod in the cluster: " + ", ".join(
-            f"{v} ({BUNDLES[v]}, sha256 {b.sha256[:12]})" for v, b in bundles.items()))
+        say(
+            "bundles served from a pod in the cluster: "
+            + ", ".join(f"{v} ({BUNDLES[v]}, sha256 {b.sha256[:12]})" for v, b in bundles.items())
+        )
         canary = st.canary(25, 50, 75, analysis="8s")
         patch_model(s, "v1", bundles, canary)
         st.wait_phase(s, NAME, "Healthy", version="v1", timeout=240)
@@ -167,8 +181,10 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
         follow(obs, traffic, lambda: finished(s, "v3"), 240, "v3 rollout finished")
         stages.append(("v3", "canary", t))
 
-        say("3. blue/green of v4 (drifted): preview gets live traffic; ModelFeatureDrift "
-            "should stop the switch")
+        say(
+            "3. blue/green of v4 (drifted): preview gets live traffic; ModelFeatureDrift "
+            "should stop the switch"
+        )
         # Alerts are keyed by role, not version: wait until v3's candidate alerts (1m
         # windows) are gone, or they would count against the next candidate.
         say("waiting for the rolled-back candidate's alerts to clear (their 1m windows)")
@@ -177,25 +193,34 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
         obs.mark("v4 blue/green")
         # v4's predictions also differ from v2's; it watches drift (and errors) only, so the
         # demo shows the drift alert alone stopping the switch.
-        patch_model(s, "v4", bundles, st.blue_green(pre="40s", auto_seconds=2),
-                    analysis={"alerts": ["ModelFeatureDrift", "ModelHighErrorRate"]})
+        patch_model(
+            s,
+            "v4",
+            bundles,
+            st.blue_green(pre="40s", auto_seconds=2),
+            analysis={"alerts": ["ModelFeatureDrift", "ModelHighErrorRate"]},
+        )
         st.wait(f"{NAME}-preview Service", lambda: _exists(s, f"{NAME}-preview"), 60)
-        preview = Traffic(st.service_ip(s, f"{NAME}-preview"), rate=10, batch=4,
-                          max_seconds=300, seed=7).start()
+        preview = Traffic(
+            st.service_ip(s, f"{NAME}-preview"), rate=10, batch=4, max_seconds=300, seed=7
+        ).start()
         follow(obs, traffic, lambda: finished(s, "v4"), 240, "v4 rollout finished")
         preview.stop()
         stages.append(("v4", "blueGreen", t))
 
-        say("4. back to v2 in the spec; then the live inputs shift: the stable's drift "
-            "shows on the ModelDeployment")
+        say(
+            "4. back to v2 in the spec; then the live inputs shift: the stable's drift "
+            "shows on the ModelDeployment"
+        )
         patch_model(s, "v2", bundles, canary)
         st.wait_phase(s, NAME, "Healthy", version="v2", timeout=60)
         t = time.time()
         obs.mark("inputs shift")
         traffic.shift(True)
         cond = follow(obs, traffic, lambda: _drift_condition(s), 180, "InputDrift condition")
-        drift = Outcome("v2", "stable", "InputDrift", rule="ModelFeatureDrift",
-                        seconds=time.time() - t)
+        drift = Outcome(
+            "v2", "stable", "InputDrift", rule="ModelFeatureDrift", seconds=time.time() - t
+        )
         say(f"condition InputDrift={cond['status']}: {cond['message']}")
         time.sleep(3)
         obs.stop()
@@ -204,8 +229,10 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
         drift.value = alert.value if alert else math.nan
         outcomes = [rollout_outcome(s, obs, *stage) for stage in stages] + [drift]
         tally = traffic.stop()
-        say(f"traffic: {tally.sent} requests sent, {tally.answered} answered "
-            f"({dict(tally.by_version)}), {tally.lost} lost, {tally.retried} needed a retry")
+        say(
+            f"traffic: {tally.sent} requests sent, {tally.answered} answered "
+            f"({dict(tally.by_version)}), {tally.lost} lost, {tally.retried} needed a retry"
+        )
         write_plot(obs, traffic, plot, t0)
         print_summary(outcomes, time.time() - t0, tally.as_dict())
         return outcomes
@@ -219,15 +246,19 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
 
 
 def _candidate_alerts(s: Stack) -> list[dict]:
-    return [a for a in s.cluster.prometheus_api("alerts")["alerts"]
-            if a["labels"].get("namespace") == s.namespace
-            and a["labels"].get("modeldeployment") == NAME
-            and a["labels"].get("role") == "candidate"]
+    return [
+        a
+        for a in s.cluster.prometheus_api("alerts")["alerts"]
+        if a["labels"].get("namespace") == s.namespace
+        and a["labels"].get("modeldeployment") == NAME
+        and a["labels"].get("role") == "candidate"
+    ]
 
 
 def _exists(s: Stack, service: str) -> bool:
-    return s.cluster.kubectl("get", "service", service, "-n", s.namespace,
-                             check=False).returncode == 0
+    return (
+        s.cluster.kubectl("get", "service", service, "-n", s.namespace, check=False).returncode == 0
+    )
 
 
 def _drift_condition(s: Stack) -> dict | None:
@@ -239,14 +270,18 @@ def _drift_condition(s: Stack) -> dict | None:
 
 def print_summary(outcomes: list[Outcome], seconds: float, tally: dict) -> None:
     print("\nSummary")
-    print(f"  {'rollout':<8} {'strategy':<10} {'outcome':<11} {'rule fired (value)':<40} "
-          f"{'fired -> weight 0':>17}")
+    print(
+        f"  {'rollout':<8} {'strategy':<10} {'outcome':<11} {'rule fired (value)':<40} "
+        f"{'fired -> weight 0':>17}"
+    )
     for o in outcomes:
         rule = f"{o.rule} ({o.value:.2f})" if o.rule else "none"
         zero = f"{o.seconds_to_zero:.1f} s" if o.seconds_to_zero is not None else "-"
         print(f"  {o.version:<8} {o.strategy:<10} {o.outcome:<11} {rule:<40} {zero:>17}")
-    print(f"  requests: {tally['sent']} sent, {tally['answered']} answered, {tally['lost']} lost;"
-          f" by version {tally['by_version']}")
+    print(
+        f"  requests: {tally['sent']} sent, {tally['answered']} answered, {tally['lost']} lost;"
+        f" by version {tally['by_version']}"
+    )
     print(f"  demo took {seconds:.0f} s\n", flush=True)
 
 
@@ -263,10 +298,19 @@ def write_plot(obs: Observer, traffic: Traffic, path: Path, t0: float) -> None:
     secs = sorted(traffic.seconds.items())
     versions = sorted({v for _, sec in secs for v in sec.answers})
     for v in versions:
-        pts = [(t - start, 100 * sec.answers[v] / max(1, sum(sec.answers.values())))
-               for t, sec in secs if t >= start]
-        ax1.plot([p[0] for p in pts], [p[1] for p in pts], ".", ms=2, alpha=0.5,
-                 label=f"answered by {v} (%/s)")
+        pts = [
+            (t - start, 100 * sec.answers[v] / max(1, sum(sec.answers.values())))
+            for t, sec in secs
+            if t >= start
+        ]
+        ax1.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            ".",
+            ms=2,
+            alpha=0.5,
+            label=f"answered by {v} (%/s)",
+        )
     ax1.set_ylabel("traffic %")
     ax1.legend(loc="upper right", fontsize=7, ncol=3)
     for key, label in (("mean_stable", "stable"), ("mean_candidate", "candidate")):
@@ -288,8 +332,10 @@ def write_plot(obs: Observer, traffic: Traffic, path: Path, t0: float) -> None:
             ax.axvline(t - start, c="k", lw=0.6, alpha=0.5)
             if ax is ax1:
                 ax.text(t - start + 1, 103, label, fontsize=7)
-    fig.suptitle("modeldeploy demo: v2 promoted, v3 rolled back (divergence), "
-                 "v4 stopped (drift), stable drift")
+    fig.suptitle(
+        "modeldeploy demo: v2 promoted, v3 rolled back (divergence), "
+        "v4 stopped (drift), stable drift"
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

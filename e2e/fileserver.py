@@ -22,14 +22,21 @@ class Bundle:
     sha256: str
 
 
-def serve_bundles(cluster: Cluster, namespace: str, variants: dict[str, str],
-                  name: str = "bundles", timeout: int = 240) -> dict[str, Bundle]:
+def serve_bundles(
+    cluster: Cluster,
+    namespace: str,
+    variants: dict[str, str],
+    name: str = "bundles",
+    timeout: int = 240,
+) -> dict[str, Bundle]:
     """Deploy the file server with ``{version: variant}`` bundles; their URIs and digests."""
-    cluster.apply(workloads.bundle_server(cluster.server_image, variants, name=name),
-                  namespace=namespace)
+    cluster.apply(
+        workloads.bundle_server(cluster.server_image, variants, name=name), namespace=namespace
+    )
     wait_rollout(cluster, f"deployment/{name}", namespace, timeout=timeout)
-    ip = check_address(cluster.kubectl_json("get", "service", name, "-n", namespace)
-                       ["spec"]["clusterIP"])
+    ip = check_address(
+        cluster.kubectl_json("get", "service", name, "-n", namespace)["spec"]["clusterIP"]
+    )
 
     def digest(version: str) -> str | None:
         try:
@@ -38,7 +45,11 @@ def serve_bundles(cluster: Cluster, namespace: str, variants: dict[str, str],
             return None  # kube-proxy programs a new Service a moment later
         return body.strip() if code == 200 and len(body.strip()) == 64 else None
 
-    return {v: Bundle(v, f"http://{ip}/{v}.tar.gz",
-                      probe.wait_for(f"sha256 of bundle {v}", lambda v=v: digest(v), 60,
-                                     interval=0.5))
-            for v in variants}
+    return {
+        v: Bundle(
+            v,
+            f"http://{ip}/{v}.tar.gz",
+            probe.wait_for(f"sha256 of bundle {v}", lambda v=v: digest(v), 60, interval=0.5),
+        )
+        for v in variants
+    }

@@ -16,11 +16,23 @@ from e2e.stack import Stack
 
 # Prometheus values shown and plotted: (label, PromQL with {ns} and {name}).
 SERIES = {
-    "mean_stable": 'modeldeploy:prediction_mean:1m{{namespace="{ns}",modeldeployment="{name}",role="stable"}}',
-    "mean_candidate": 'modeldeploy:prediction_mean:1m{{namespace="{ns}",modeldeployment="{name}",role="candidate"}}',
-    "zscore": 'modeldeploy:prediction_divergence_zscore:1m{{namespace="{ns}",modeldeployment="{name}"}}',
-    "psi_stable": 'modeldeploy:feature_psi_max:1m{{namespace="{ns}",modeldeployment="{name}",role="stable"}}',
-    "psi_candidate": 'modeldeploy:feature_psi_max:1m{{namespace="{ns}",modeldeployment="{name}",role="candidate"}}',
+    "mean_stable": (
+        'modeldeploy:prediction_mean:1m{{namespace="{ns}",modeldeployment="{name}",role="stable"}}'
+    ),
+    "mean_candidate": (
+        'modeldeploy:prediction_mean:1m{{namespace="{ns}",'
+        'modeldeployment="{name}",role="candidate"}}'
+    ),
+    "zscore": (
+        'modeldeploy:prediction_divergence_zscore:1m{{namespace="{ns}",modeldeployment="{name}"}}'
+    ),
+    "psi_stable": (
+        'modeldeploy:feature_psi_max:1m{{namespace="{ns}",modeldeployment="{name}",role="stable"}}'
+    ),
+    "psi_candidate": (
+        'modeldeploy:feature_psi_max:1m{{namespace="{ns}",'
+        'modeldeployment="{name}",role="candidate"}}'
+    ),
 }
 
 
@@ -32,7 +44,7 @@ def _ts(text: str | None) -> float | None:
     if "." in text:  # Prometheus: nanoseconds; fromisoformat takes at most microseconds
         head, _, tail = text.partition(".")
         digits = "".join(ch for ch in tail if ch.isdigit())
-        zone = tail[len(digits):]
+        zone = tail[len(digits) :]
         text = f"{head}.{digits[:6]}{zone}"
     return datetime.fromisoformat(text).timestamp()
 
@@ -69,7 +81,7 @@ class Observer:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> "Observer":
+    def start(self) -> Observer:
         self._thread = threading.Thread(target=self._loop, name="observer", daemon=True)
         self._thread.start()
         return self
@@ -88,25 +100,44 @@ class Observer:
             try:
                 self.poll()
             except Exception as exc:  # a slow apiserver or Prometheus must not end the record
-                self.events.append({"t": time.time(), "type": "Observer", "reason": "Error",
-                                    "message": str(exc)[:200]})
+                self.events.append(
+                    {
+                        "t": time.time(),
+                        "type": "Observer",
+                        "reason": "Error",
+                        "message": str(exc)[:200],
+                    }
+                )
             self._stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
 
     def poll(self) -> None:
         now = time.time()
         s = st.status(self.stack, self.name)
         values = {key: self._value(q) for key, q in SERIES.items()}
-        self.samples.append(Sample(now, s.get("phase", ""), s.get("stableVersion", ""),
-                                   s.get("candidateVersion", ""), int(s.get("canaryWeight") or 0),
-                                   int(s.get("currentStep") or 0), values))
+        self.samples.append(
+            Sample(
+                now,
+                s.get("phase", ""),
+                s.get("stableVersion", ""),
+                s.get("candidateVersion", ""),
+                int(s.get("canaryWeight") or 0),
+                int(s.get("currentStep") or 0),
+                values,
+            )
+        )
         self._poll_alerts(now)
         for e in st.events(self.stack, self.name):
             key = f"{e['metadata']['uid']}/{e.get('count', 1)}"
             if key not in self._seen_events:
                 self._seen_events.add(key)
-                self.events.append({"t": now, "type": e.get("type", ""),
-                                    "reason": e.get("reason", ""),
-                                    "message": e.get("message", "")})
+                self.events.append(
+                    {
+                        "t": now,
+                        "type": e.get("type", ""),
+                        "reason": e.get("reason", ""),
+                        "message": e.get("message", ""),
+                    }
+                )
 
     def _value(self, template: str) -> float:
         q = template.format(ns=self.stack.namespace, name=self.name)
@@ -116,13 +147,23 @@ class Observer:
     def _poll_alerts(self, now: float) -> None:
         for a in self.stack.cluster.prometheus_api("alerts")["alerts"]:
             labels = a.get("labels") or {}
-            if labels.get("namespace") != self.stack.namespace or \
-                    labels.get("modeldeployment") != self.name:
+            if (
+                labels.get("namespace") != self.stack.namespace
+                or labels.get("modeldeployment") != self.name
+            ):
                 continue
             active = _ts(a.get("activeAt")) or now
             role = labels.get("role", "")
-            known = next((x for x in self.alerts if x.name == labels.get("alertname")
-                          and x.role == role and abs(x.active_at - active) < 0.5), None)
+            known = next(
+                (
+                    x
+                    for x in self.alerts
+                    if x.name == labels.get("alertname")
+                    and x.role == role
+                    and abs(x.active_at - active) < 0.5
+                ),
+                None,
+            )
             if known is None:
                 known = Alert(labels.get("alertname", ""), role, active)
                 self.alerts.append(known)
@@ -140,6 +181,9 @@ class Observer:
         return None
 
     def first_alert(self, name: str, role: str, after: float) -> Alert | None:
-        found = [a for a in self.alerts if a.name == name and a.role == role
-                 and (a.fired_at or a.active_at) >= after]
+        found = [
+            a
+            for a in self.alerts
+            if a.name == name and a.role == role and (a.fired_at or a.active_at) >= after
+        ]
         return min(found, key=lambda a: a.active_at) if found else None

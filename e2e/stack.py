@@ -9,11 +9,12 @@ rollout reacts in seconds rather than minutes (the expressions and thresholds ar
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,8 +37,9 @@ KIND = "modeldeployment"
 T = TypeVar("T")
 
 
-def fast_rules(text: str | None = None, interval: str = GROUP_INTERVAL,
-               for_: str = ALERT_FOR) -> str:
+def fast_rules(
+    text: str | None = None, interval: str = GROUP_INTERVAL, for_: str = ALERT_FOR
+) -> str:
     """The chart's rule file with every group's interval and every alert's ``for`` shortened."""
     text = CHART_RULES.read_text() if text is None else text
     text = re.sub(r"(?m)^(\s+interval:\s*)\S+$", rf"\g<1>{interval}", text)
@@ -52,10 +54,9 @@ def load_rules(cluster: Cluster, owner: str) -> Path:
 
 
 def unload_rules(cluster: Cluster, owner: str) -> None:
-    try:
+    # the file is gone; Prometheus may be restarting
+    with contextlib.suppress(OSError, RuntimeError):
         cluster.remove_rules(f"{RULES_NAME}-{owner}")
-    except (OSError, RuntimeError):  # the file is gone; Prometheus may be restarting
-        pass
 
 
 def _split(ref: str) -> tuple[str, str]:
@@ -70,8 +71,13 @@ class Stack:
     release: str
 
 
-def install(cluster: Cluster, namespace: str, release: str | None = None,
-            replicas: int = 1, timeout: int = 240) -> Stack:
+def install(
+    cluster: Cluster,
+    namespace: str,
+    release: str | None = None,
+    replicas: int = 1,
+    timeout: int = 240,
+) -> Stack:
     """A restricted namespace with the chart installed into it, watching only it.
 
     The release is named after the namespace: the chart's cluster-wide RBAC objects carry the
@@ -80,22 +86,44 @@ def install(cluster: Cluster, namespace: str, release: str | None = None,
     cluster.apply(workloads.namespace(namespace))
     repo, tag = _split(cluster.operator_image)
     server_repo, server_tag = _split(cluster.server_image)
-    cluster.helm("upgrade", "--install", release, str(CHART), "-n", namespace,
-                 "--set", "watch.scope=namespaces", "--set", f"watch.namespaces={{{namespace}}}",
-                 "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
-                 "--set", f"serverImage.repository={server_repo}",
-                 "--set", f"serverImage.tag={server_tag}",
-                 "--set", f"prometheus.url={cluster.prometheus_url}",
-                 "--set", f"replicaCount={replicas}",
-                 "--set-string", "extraArgs={--analysis-interval,1,--resync-seconds,1}",
-                 "--wait", "--timeout", f"{timeout}s", timeout=timeout + 30)
+    cluster.helm(
+        "upgrade",
+        "--install",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        "--set",
+        "watch.scope=namespaces",
+        "--set",
+        f"watch.namespaces={{{namespace}}}",
+        "--set",
+        f"image.repository={repo}",
+        "--set",
+        f"image.tag={tag}",
+        "--set",
+        f"serverImage.repository={server_repo}",
+        "--set",
+        f"serverImage.tag={server_tag}",
+        "--set",
+        f"prometheus.url={cluster.prometheus_url}",
+        "--set",
+        f"replicaCount={replicas}",
+        "--set-string",
+        "extraArgs={--analysis-interval,1,--resync-seconds,1}",
+        "--wait",
+        "--timeout",
+        f"{timeout}s",
+        timeout=timeout + 30,
+    )
     return Stack(cluster, namespace, release)
 
 
 def uninstall(stack: Stack) -> None:
     c, ns = stack.cluster, stack.namespace
-    c.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--timeout=60s", check=False,
-              timeout=90)
+    c.kubectl(
+        "delete", "modeldeployments", "--all", "-n", ns, "--timeout=60s", check=False, timeout=90
+    )
     c.helm("uninstall", stack.release, "-n", ns, "--wait", "--timeout", "60s", check=False)
     c.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
@@ -108,35 +136,56 @@ def canary(*weights: int, analysis: str = "10s") -> dict[str, Any]:
     return {"canary": {"steps": steps}}
 
 
-def blue_green(pre: str = "20s", auto_seconds: int = 2, post: str | None = None,
-               scale_down: int = 0) -> dict[str, Any]:
-    spec: dict[str, Any] = {"prePromotionAnalysis": {"duration": pre},
-                            "autoPromotionEnabled": True, "autoPromotionSeconds": auto_seconds,
-                            "scaleDownDelaySeconds": scale_down}
+def blue_green(
+    pre: str = "20s", auto_seconds: int = 2, post: str | None = None, scale_down: int = 0
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "prePromotionAnalysis": {"duration": pre},
+        "autoPromotionEnabled": True,
+        "autoPromotionSeconds": auto_seconds,
+        "scaleDownDelaySeconds": scale_down,
+    }
     if post:
         spec["postPromotionAnalysis"] = {"duration": post}
     return {"blueGreen": spec}
 
 
-def model_deployment(name: str, namespace: str, bundle: Bundle, strategy: dict[str, Any],
-                     replicas: int = 4, sha256: str | None = None,
-                     provider: dict[str, Any] | None = None,
-                     analysis: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_deployment(
+    name: str,
+    namespace: str,
+    bundle: Bundle,
+    strategy: dict[str, Any],
+    replicas: int = 4,
+    sha256: str | None = None,
+    provider: dict[str, Any] | None = None,
+    analysis: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
-        "apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "model": {"name": MODEL, "version": bundle.version, "bundleURI": bundle.uri,
-                      "sha256": sha256 or bundle.sha256},
+            "model": {
+                "name": MODEL,
+                "version": bundle.version,
+                "bundleURI": bundle.uri,
+                "sha256": sha256 or bundle.sha256,
+            },
             "replicas": replicas,
-            "server": {"resources": {"requests": {"cpu": "10m", "memory": "96Mi"},
-                                     "limits": {"memory": "512Mi"}}},
+            "server": {
+                "resources": {
+                    "requests": {"cpu": "10m", "memory": "96Mi"},
+                    "limits": {"memory": "512Mi"},
+                }
+            },
             "strategy": strategy,
             "trafficProvider": provider or {"replicas": {}},
-            "analysis": {"interval": ANALYSIS_INTERVAL,
-                         "alerts": ["ModelFeatureDrift", "ModelPredictionDivergence",
-                                    "ModelHighErrorRate"],
-                         "consecutiveErrorLimit": ERROR_LIMIT, **(analysis or {})},
+            "analysis": {
+                "interval": ANALYSIS_INTERVAL,
+                "alerts": ["ModelFeatureDrift", "ModelPredictionDivergence", "ModelHighErrorRate"],
+                "consecutiveErrorLimit": ERROR_LIMIT,
+                **(analysis or {}),
+            },
             "progressDeadlineSeconds": 300,
         },
     }
@@ -146,7 +195,7 @@ def parse_ts(text: str | None) -> float:
     """Seconds since the epoch of a Kubernetes time (0 when absent)."""
     if not text:
         return 0.0
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
 
 
 def get(stack: Stack, name: str) -> dict[str, Any]:
@@ -158,21 +207,39 @@ def status(stack: Stack, name: str) -> dict[str, Any]:
 
 
 def service_ip(stack: Stack, name: str) -> str:
-    return str(stack.cluster.kubectl_json("get", "service", name, "-n", stack.namespace)
-               ["spec"]["clusterIP"])
+    return str(
+        stack.cluster.kubectl_json("get", "service", name, "-n", stack.namespace)["spec"][
+            "clusterIP"
+        ]
+    )
 
 
 def events(stack: Stack, name: str) -> list[dict[str, Any]]:
     """Events about the ModelDeployment, oldest first."""
     items = stack.cluster.kubectl_json(
-        "get", "events", "-n", stack.namespace, "--field-selector",
-        f"involvedObject.name={name},involvedObject.kind=ModelDeployment")["items"]
-    return sorted(items, key=lambda e: (e.get("lastTimestamp") or e.get("eventTime") or "",
-                                        e["metadata"].get("creationTimestamp", "")))
+        "get",
+        "events",
+        "-n",
+        stack.namespace,
+        "--field-selector",
+        f"involvedObject.name={name},involvedObject.kind=ModelDeployment",
+    )["items"]
+    return sorted(
+        items,
+        key=lambda e: (
+            e.get("lastTimestamp") or e.get("eventTime") or "",
+            e["metadata"].get("creationTimestamp", ""),
+        ),
+    )
 
 
-def wait(what: str, check: Callable[[], T | None], timeout: float = 180,
-         interval: float = 1.0, detail: Callable[[], str] | None = None) -> T:
+def wait(
+    what: str,
+    check: Callable[[], T | None],
+    timeout: float = 180,
+    interval: float = 1.0,
+    detail: Callable[[], str] | None = None,
+) -> T:
     """Poll ``check`` until it returns something truthy (bounded in time)."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -182,12 +249,12 @@ def wait(what: str, check: Callable[[], T | None], timeout: float = 180,
             return last
         time.sleep(interval)
     extra = f"\n{detail()}" if detail else ""
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})"
-                         f"{extra}")
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r}){extra}")
 
 
-def wait_phase(stack: Stack, name: str, *phases: str, timeout: float = 180,
-               version: str | None = None) -> dict[str, Any]:
+def wait_phase(
+    stack: Stack, name: str, *phases: str, timeout: float = 180, version: str | None = None
+) -> dict[str, Any]:
     """The status once its phase is one of ``phases`` (and the stable is ``version``)."""
 
     def ok() -> dict[str, Any] | None:
@@ -196,8 +263,9 @@ def wait_phase(stack: Stack, name: str, *phases: str, timeout: float = 180,
             return st
         return None
 
-    return wait(f"{name} phase {phases} stable {version}", ok, timeout,
-                detail=lambda: describe(stack, name))
+    return wait(
+        f"{name} phase {phases} stable {version}", ok, timeout, detail=lambda: describe(stack, name)
+    )
 
 
 def describe(stack: Stack, name: str) -> str:

@@ -22,14 +22,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from modeldeploy.server import contract as c
-
 from e2e.cluster import config
+from modeldeploy.server import contract as c
 
 # Addresses traffic may go to: loopback and the ranges of the network namespaces the harness
 # made (the node's link, pods, Services). Nothing else is ever contacted.
-ALLOWED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "127.0.0.0/8", "::1/128", config.LINK_CIDR, config.CLUSTER_CIDR, config.SERVICE_CIDR))
+ALLOWED_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("127.0.0.0/8", "::1/128", config.LINK_CIDR, config.CLUSTER_CIDR, config.SERVICE_CIDR)
+)
 
 # A connection refused or reset while a pod goes away is retried this many times: the
 # request is lost only if no version answered it at all.
@@ -65,9 +66,14 @@ class Tally:
     errors: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sent": self.sent, "answered": self.answered, "lost": self.lost,
-                "retried": self.retried, "by_version": dict(self.by_version),
-                "errors": dict(self.errors)}
+        return {
+            "sent": self.sent,
+            "answered": self.answered,
+            "lost": self.lost,
+            "retried": self.retried,
+            "by_version": dict(self.by_version),
+            "errors": dict(self.errors),
+        }
 
 
 def _score(answer: dict[str, Any]) -> list[float]:
@@ -81,9 +87,17 @@ def _score(answer: dict[str, Any]) -> list[float]:
 class Traffic:
     """Steady POST /predict traffic in a background thread, bounded in count and time."""
 
-    def __init__(self, host: str, port: int = c.DEFAULT_PORT, rate: float = 20.0, batch: int = 4,
-                 max_requests: int = 20_000, max_seconds: float = 900.0, seed: int = 0,
-                 timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = c.DEFAULT_PORT,
+        rate: float = 20.0,
+        batch: int = 4,
+        max_requests: int = 20_000,
+        max_seconds: float = 900.0,
+        seed: int = 0,
+        timeout: float = 2.0,
+    ) -> None:
         from modeldeploy.server.examples import records_for
 
         self.host, self.port = check_address(host), port
@@ -109,7 +123,7 @@ class Traffic:
 
     # ------------------------------------------------------------ control
 
-    def start(self) -> "Traffic":
+    def start(self) -> Traffic:
         self.started = time.time()
         self._thread = threading.Thread(target=self._loop, name="traffic", daemon=True)
         self._thread.start()
@@ -125,7 +139,7 @@ class Traffic:
         """Send the shifted inputs (drift) from the next request on."""
         self.shifted = on
 
-    def __enter__(self) -> "Traffic":
+    def __enter__(self) -> Traffic:
         return self.start()
 
     def __exit__(self, *_: Any) -> None:
@@ -133,10 +147,15 @@ class Traffic:
 
     def snapshot(self) -> Tally:
         with self._lock:
-            return Tally(sent=self.tally.sent, answered=self.tally.answered,
-                         lost=self.tally.lost, retried=self.tally.retried, rows=self.tally.rows,
-                         by_version=Counter(self.tally.by_version),
-                         errors=Counter(self.tally.errors))
+            return Tally(
+                sent=self.tally.sent,
+                answered=self.tally.answered,
+                lost=self.tally.lost,
+                retried=self.tally.retried,
+                rows=self.tally.rows,
+                by_version=Counter(self.tally.by_version),
+                errors=Counter(self.tally.errors),
+            )
 
     def recent_versions(self, seconds: int = 10) -> Counter[str]:
         """Answers per version over the last ``seconds`` whole seconds."""
@@ -155,11 +174,14 @@ class Traffic:
         period = 1.0 / self.rate
         next_at = time.monotonic()
         i = 0
-        while not self._stop.is_set() and time.monotonic() < deadline \
-                and self.tally.sent < self.max_requests:
+        while (
+            not self._stop.is_set()
+            and time.monotonic() < deadline
+            and self.tally.sent < self.max_requests
+        ):
             pool = self._shifted if self.shifted else self._normal
             start = (i * self.batch) % (len(pool) - self.batch)
-            self._one(pool[start:start + self.batch])
+            self._one(pool[start : start + self.batch])
             i += 1
             next_at += period
             delay = next_at - time.monotonic()
@@ -203,13 +225,19 @@ class Traffic:
                 self.mirrored.answered += 1
                 self.mirrored.by_version[version] += 1
 
-    def _post(self, body: bytes, host: str | None = None,
-              port: int | None = None) -> tuple[str, dict[str, Any]]:
-        conn = http.client.HTTPConnection(host or self.host, port or self.port,
-                                          timeout=self.timeout)
+    def _post(
+        self, body: bytes, host: str | None = None, port: int | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        conn = http.client.HTTPConnection(
+            host or self.host, port or self.port, timeout=self.timeout
+        )
         try:
-            conn.request("POST", c.PREDICT_PATH, body=body,
-                         headers={"content-type": "application/json", "connection": "close"})
+            conn.request(
+                "POST",
+                c.PREDICT_PATH,
+                body=body,
+                headers={"content-type": "application/json", "connection": "close"},
+            )
             resp = conn.getresponse()
             data = resp.read()
             if resp.status != 200:

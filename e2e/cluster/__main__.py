@@ -14,8 +14,9 @@ def _build(args: argparse.Namespace) -> int:
 
     paths = Paths.default()
     with locked(paths.lock):
-        build_all(paths, only=tuple(args.only or ()), nice=args.nice,
-                  binaries_only=args.binaries_only)
+        build_all(
+            paths, only=tuple(args.only or ()), nice=args.nice, binaries_only=args.binaries_only
+        )
     return 0
 
 
@@ -57,15 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.cluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build binaries and images (cached)")
-    b.add_argument("--only", action="append", choices=["kubernetes", "etcd", "prometheus", "helm"],
-                   help="build only these Go targets (repeatable)")
+    b.add_argument(
+        "--only",
+        action="append",
+        choices=["kubernetes", "etcd", "prometheus", "helm"],
+        help="build only these Go targets (repeatable)",
+    )
     b.add_argument("--binaries-only", action="store_true", help="skip the images")
     b.add_argument("--nice", action="store_true", help="run Go builds at the lowest priority")
     b.set_defaults(run=_build)
     sub.add_parser("up", help="start the cluster (reuses a healthy one)").set_defaults(run=_up)
     sub.add_parser("down", help="stop it and undo every change").set_defaults(run=_down)
     sub.add_parser("status", help="what runs; exit 1 unless healthy").set_defaults(run=_status)
-    sub.add_parser("env", help="shell export lines for KUBECONFIG, PATH, ...").set_defaults(run=_env)
+    sub.add_parser("env", help="shell export lines for KUBECONFIG, PATH, ...").set_defaults(
+        run=_env
+    )
     args = parser.parse_args(argv)
     return int(args.run(args))
 

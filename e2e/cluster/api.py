@@ -36,12 +36,19 @@ class Cluster:
     pause_image: str
 
     @classmethod
-    def from_paths(cls, paths: Paths) -> "Cluster":
+    def from_paths(cls, paths: Paths) -> Cluster:
         images = current_image_set(paths)
-        return cls(paths=paths, kubeconfig=paths.kubeconfig, apiserver_url=config.APISERVER_URL,
-                   prometheus_url=config.PROMETHEUS_URL, node_ip=config.NODE_IP,
-                   node_name=config.NODE_NAME, server_image=images.server.ref,
-                   operator_image=images.operator.ref, pause_image=images.pause.ref)
+        return cls(
+            paths=paths,
+            kubeconfig=paths.kubeconfig,
+            apiserver_url=config.APISERVER_URL,
+            prometheus_url=config.PROMETHEUS_URL,
+            node_ip=config.NODE_IP,
+            node_name=config.NODE_NAME,
+            server_image=images.server.ref,
+            operator_image=images.operator.ref,
+            pause_image=images.pause.ref,
+        )
 
     # ------------------------------------------------------------ tools
 
@@ -49,30 +56,40 @@ class Cluster:
         """Environment for a subprocess that should talk to this cluster (kubectl, helm, ...)."""
         env = dict(os.environ)
         env["KUBECONFIG"] = str(self.kubeconfig)
-        env["PATH"] = os.pathsep.join([str(self.paths.k8s_bin), str(self.paths.helm_bin),
-                                       env.get("PATH", "")])
+        env["PATH"] = os.pathsep.join(
+            [str(self.paths.k8s_bin), str(self.paths.helm_bin), env.get("PATH", "")]
+        )
         env["PROMETHEUS_URL"] = self.prometheus_url
         return env
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
-                timeout: float = 120) -> CompletedProcess[str]:
-        return run([str(self.paths.kubectl()), "--kubeconfig", str(self.kubeconfig), *args],
-                   check=check, input=input.encode() if input is not None else None,
-                   timeout=timeout)
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> CompletedProcess[str]:
+        return run(
+            [str(self.paths.kubectl()), "--kubeconfig", str(self.kubeconfig), *args],
+            check=check,
+            input=input.encode() if input is not None else None,
+            timeout=timeout,
+        )
 
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
-    def apply(self, manifest: dict[str, Any] | list[dict[str, Any]], namespace: str | None = None
-              ) -> CompletedProcess[str]:
+    def apply(
+        self, manifest: dict[str, Any] | list[dict[str, Any]], namespace: str | None = None
+    ) -> CompletedProcess[str]:
         items = manifest if isinstance(manifest, list) else [manifest]
         doc = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         ns = ["-n", namespace] if namespace else []
         return self.kubectl("apply", *ns, "-f", "-", input=doc)
 
     def helm(self, *args: str, check: bool = True, timeout: float = 300) -> CompletedProcess[str]:
-        return run([str(self.paths.helm()), "--kubeconfig", str(self.kubeconfig), *args],
-                   check=check, env=self.env(), timeout=timeout)
+        return run(
+            [str(self.paths.helm()), "--kubeconfig", str(self.kubeconfig), *args],
+            check=check,
+            env=self.env(),
+            timeout=timeout,
+        )
 
     # ------------------------------------------------------------ Prometheus
 
@@ -123,11 +140,18 @@ class Cluster:
 
     def wait_for_query(self, promql: str, timeout: float = 60) -> list[dict[str, Any]]:
         """Poll until an instant query returns a non-empty vector (bounded in time)."""
-        return probe.wait_for(f"Prometheus query {promql}", lambda: self.query(promql), timeout,
-                              interval=1.0)
+        return probe.wait_for(
+            f"Prometheus query {promql}", lambda: self.query(promql), timeout, interval=1.0
+        )
 
 
 def wait_rollout(cluster: Cluster, kind_name: str, namespace: str, timeout: int = 120) -> None:
-    cluster.kubectl("rollout", "status", kind_name, "-n", namespace, f"--timeout={timeout}s",
-                    timeout=timeout + 10)
-
+    cluster.kubectl(
+        "rollout",
+        "status",
+        kind_name,
+        "-n",
+        namespace,
+        f"--timeout={timeout}s",
+        timeout=timeout + 10,
+    )

@@ -8,8 +8,9 @@ from .config import Paths
 from .sh import say
 
 
-def build_all(paths: Paths, only: tuple[str, ...] = (), nice: bool = False,
-              binaries_only: bool = False) -> None:
+def build_all(
+    paths: Paths, only: tuple[str, ...] = (), nice: bool = False, binaries_only: bool = False
+) -> None:
     from .gobuild import build_binaries
 
     start = time.monotonic()

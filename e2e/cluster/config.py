@@ -73,8 +73,10 @@ def built_tool(name: str) -> str:
         candidate = folder / name
         if os.access(candidate, os.X_OK):
             return str(candidate)
-    raise RuntimeError(f"{name} not found in {paths.cache / 'bin'}: run "
-                       "`.venv/bin/python -m e2e.cluster build` (make test does)")
+    raise RuntimeError(
+        f"{name} not found in {paths.cache / 'bin'}: run "
+        "`.venv/bin/python -m e2e.cluster build` (make test does)"
+    )
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class Paths:
     state: Path
 
     @classmethod
-    def default(cls) -> "Paths":
+    def default(cls) -> Paths:
         cache = cache_root()
         state = Path(os.environ.get("MODELDEPLOY_CLUSTER_DIR", cache / "cluster"))
         return cls(cache=cache, state=state)

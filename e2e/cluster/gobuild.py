@@ -17,8 +17,14 @@ from . import config
 from .config import Paths
 from .sh import run, run_logged, say
 
-K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
-                "kube-proxy", "kubectl")
+K8S_BINARIES = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "kubectl",
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,14 @@ class Target:
 def go_env(paths: Paths) -> dict[str, str]:
     """The same Go settings for every build, so all of them share one module and build cache."""
     env = dict(os.environ)
-    env.update(GOMODCACHE=str(paths.gomodcache), GOCACHE=str(paths.gocache),
-               GOTOOLCHAIN="local", GOWORK="off", CGO_ENABLED="0", GOFLAGS="-buildvcs=false")
+    env.update(
+        GOMODCACHE=str(paths.gomodcache),
+        GOCACHE=str(paths.gocache),
+        GOTOOLCHAIN="local",
+        GOWORK="off",
+        CGO_ENABLED="0",
+        GOFLAGS="-buildvcs=false",
+    )
     return env
 
 
@@ -52,9 +64,13 @@ def version_ldflags(version: str) -> str:
     date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     flags = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        flags += [f"-X {pkg}.gitVersion={version}", f"-X {pkg}.gitMajor={major}",
-                  f"-X {pkg}.gitMinor={minor}", f"-X {pkg}.gitTreeState=clean",
-                  f"-X {pkg}.buildDate={date}"]
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate={date}",
+        ]
     return " ".join(flags)
 
 
@@ -62,8 +78,7 @@ def is_current(target: Target) -> bool:
     """All binaries exist and the first one prints the wanted version."""
     if not all(b.is_file() and os.access(b, os.X_OK) for b in target.binaries):
         return False
-    if target.recipe and not (target.stamp.is_file()
-                              and target.stamp.read_text() == target.recipe):
+    if target.recipe and not (target.stamp.is_file() and target.stamp.read_text() == target.recipe):
         return False
     proc = run(target.version_cmd, check=False, timeout=60)
     return target.version_text in (proc.stdout + proc.stderr)
@@ -72,53 +87,108 @@ def is_current(target: Target) -> bool:
 def targets(paths: Paths) -> dict[str, Target]:
     k8s = tuple(paths.k8s(n) for n in K8S_BINARIES)
     return {
-        "kubernetes": Target("kubernetes", k8s, (str(k8s[0]), "--version"),
-                             f"Kubernetes {config.K8S_VERSION}"),
-        "etcd": Target("etcd", (paths.etcd(),), (str(paths.etcd()), "--version"),
-                       f"etcd Version: {config.ETCD_VERSION.lstrip('v')}"),
-        "prometheus": Target("prometheus", (paths.prometheus(), paths.promtool()),
-                             (str(paths.prometheus()), "--version"),
-                             f"prometheus, version {config.PROMETHEUS_VERSION}"),
-        "helm": Target("helm", (paths.helm(),), (str(paths.helm()), "version", "--short"),
-                       config.HELM_VERSION, recipe=HELM_RECIPE),
+        "kubernetes": Target(
+            "kubernetes", k8s, (str(k8s[0]), "--version"), f"Kubernetes {config.K8S_VERSION}"
+        ),
+        "etcd": Target(
+            "etcd",
+            (paths.etcd(),),
+            (str(paths.etcd()), "--version"),
+            f"etcd Version: {config.ETCD_VERSION.lstrip('v')}",
+        ),
+        "prometheus": Target(
+            "prometheus",
+            (paths.prometheus(), paths.promtool()),
+            (str(paths.prometheus()), "--version"),
+            f"prometheus, version {config.PROMETHEUS_VERSION}",
+        ),
+        "helm": Target(
+            "helm",
+            (paths.helm(),),
+            (str(paths.helm()), "version", "--short"),
+            config.HELM_VERSION,
+            recipe=HELM_RECIPE,
+        ),
     }
 
 
 def build_kubernetes(paths: Paths, nice: bool) -> float:
     paths.k8s_bin.mkdir(parents=True, exist_ok=True)
     pkgs = [f"k8s.io/kubernetes/cmd/{n}" for n in K8S_BINARIES]
-    cmd = ["go", "build", "-v", "-trimpath", "-ldflags", version_ldflags(config.K8S_VERSION),
-           "-o", f"{paths.k8s_bin}/", *pkgs]
-    return run_logged(_nice(cmd, nice), paths.cache / "logs" / "build-kubernetes.log",
-                      label=f"building Kubernetes {config.K8S_VERSION}", env=go_env(paths),
-                      cwd=config.GOBUILD_DIR / "kubernetes")
+    cmd = [
+        "go",
+        "build",
+        "-v",
+        "-trimpath",
+        "-ldflags",
+        version_ldflags(config.K8S_VERSION),
+        "-o",
+        f"{paths.k8s_bin}/",
+        *pkgs,
+    ]
+    return run_logged(
+        _nice(cmd, nice),
+        paths.cache / "logs" / "build-kubernetes.log",
+        label=f"building Kubernetes {config.K8S_VERSION}",
+        env=go_env(paths),
+        cwd=config.GOBUILD_DIR / "kubernetes",
+    )
 
 
 def build_etcd(paths: Paths, nice: bool) -> float:
     paths.etcd_bin.mkdir(parents=True, exist_ok=True)
-    cmd = ["go", "build", "-v", "-trimpath", "-ldflags", "-s -w", "-o", str(paths.etcd()),
-           "go.etcd.io/etcd/server/v3"]
-    return run_logged(_nice(cmd, nice), paths.cache / "logs" / "build-etcd.log",
-                      label=f"building etcd {config.ETCD_VERSION}", env=go_env(paths),
-                      cwd=config.GOBUILD_DIR / "etcd")
+    cmd = [
+        "go",
+        "build",
+        "-v",
+        "-trimpath",
+        "-ldflags",
+        "-s -w",
+        "-o",
+        str(paths.etcd()),
+        "go.etcd.io/etcd/server/v3",
+    ]
+    return run_logged(
+        _nice(cmd, nice),
+        paths.cache / "logs" / "build-etcd.log",
+        label=f"building etcd {config.ETCD_VERSION}",
+        env=go_env(paths),
+        cwd=config.GOBUILD_DIR / "etcd",
+    )
 
 
 def build_prometheus(paths: Paths, nice: bool) -> float:
     paths.prometheus_bin.mkdir(parents=True, exist_ok=True)
     pkg = "github.com/prometheus/common/version"
     date = time.strftime("%Y%m%d-%H:%M:%S", time.gmtime())
-    ldflags = (f"-s -w -X {pkg}.Version={config.PROMETHEUS_VERSION} -X {pkg}.Branch=HEAD"
-               f" -X {pkg}.Revision={config.PROMETHEUS_MODULE_VERSION} -X {pkg}.BuildUser=modeldeploy"
-               f" -X {pkg}.BuildDate={date}")
+    ldflags = (
+        f"-s -w -X {pkg}.Version={config.PROMETHEUS_VERSION} -X {pkg}.Branch=HEAD"
+        f" -X {pkg}.Revision={config.PROMETHEUS_MODULE_VERSION} -X {pkg}.BuildUser=modeldeploy"
+        f" -X {pkg}.BuildDate={date}"
+    )
     # Only the Kubernetes service discovery (plus file and http, always in): the other
     # providers' modules are large, and some are not on the module proxy at all.
-    cmd = ["go", "build", "-v", "-trimpath", "-tags", "remove_all_sd,enable_kubernetes_sd",
-           "-ldflags", ldflags, "-o", f"{paths.prometheus_bin}/",
-           "github.com/prometheus/prometheus/cmd/prometheus",
-           "github.com/prometheus/prometheus/cmd/promtool"]
-    return run_logged(_nice(cmd, nice), paths.cache / "logs" / "build-prometheus.log",
-                      label=f"building prometheus {config.PROMETHEUS_VERSION}", env=go_env(paths),
-                      cwd=config.GOBUILD_DIR / "prometheus")
+    cmd = [
+        "go",
+        "build",
+        "-v",
+        "-trimpath",
+        "-tags",
+        "remove_all_sd,enable_kubernetes_sd",
+        "-ldflags",
+        ldflags,
+        "-o",
+        f"{paths.prometheus_bin}/",
+        "github.com/prometheus/prometheus/cmd/prometheus",
+        "github.com/prometheus/prometheus/cmd/promtool",
+    ]
+    return run_logged(
+        _nice(cmd, nice),
+        paths.cache / "logs" / "build-prometheus.log",
+        label=f"building prometheus {config.PROMETHEUS_VERSION}",
+        env=go_env(paths),
+        cwd=config.GOBUILD_DIR / "prometheus",
+    )
 
 
 # helm's Makefile also sets the Kubernetes version that `helm template` and `helm lint`
@@ -131,8 +201,12 @@ def helm_kube_version(paths: Paths) -> tuple[str, str]:
     """(major, minor) as helm's Makefile derives them from its go.mod's k8s.io/client-go."""
     gomod = paths.gomodcache / f"helm.sh/helm/v3@{config.HELM_VERSION}" / "go.mod"
     if not gomod.is_file():
-        run(["go", "mod", "download", f"helm.sh/helm/v3@{config.HELM_VERSION}"],
-            env=go_env(paths), cwd=paths.cache, timeout=600)
+        run(
+            ["go", "mod", "download", f"helm.sh/helm/v3@{config.HELM_VERSION}"],
+            env=go_env(paths),
+            cwd=paths.cache,
+            timeout=600,
+        )
     for line in gomod.read_text().splitlines():
         parts = line.split()
         if parts[:1] == ["k8s.io/client-go"] and len(parts) >= 2:
@@ -147,23 +221,45 @@ def build_helm(paths: Paths, nice: bool) -> float:
     env["GOBIN"] = str(paths.helm_bin)
     ver = config.HELM_VERSION
     major, minor = helm_kube_version(paths)
-    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={ver}",
-             "-X helm.sh/helm/v3/internal/version.gitTreeState=clean"]
+    flags = [
+        "-s",
+        "-w",
+        f"-X helm.sh/helm/v3/internal/version.version={ver}",
+        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+    ]
     for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
         flags += [f"-X {pkg}.k8sVersionMajor={major}", f"-X {pkg}.k8sVersionMinor={minor}"]
-    cmd = ["go", "install", "-v", "-trimpath", "-ldflags", " ".join(flags),
-           f"helm.sh/helm/v3/cmd/helm@{ver}"]
-    seconds = run_logged(_nice(cmd, nice), paths.cache / "logs" / "build-helm.log",
-                         label=f"building helm {ver}", env=env, cwd=paths.cache)
+    cmd = [
+        "go",
+        "install",
+        "-v",
+        "-trimpath",
+        "-ldflags",
+        " ".join(flags),
+        f"helm.sh/helm/v3/cmd/helm@{ver}",
+    ]
+    seconds = run_logged(
+        _nice(cmd, nice),
+        paths.cache / "logs" / "build-helm.log",
+        label=f"building helm {ver}",
+        env=env,
+        cwd=paths.cache,
+    )
     paths.helm().with_name("helm.recipe").write_text(HELM_RECIPE)
     return seconds
 
 
-BUILDERS = {"kubernetes": build_kubernetes, "etcd": build_etcd, "prometheus": build_prometheus,
-            "helm": build_helm}
+BUILDERS = {
+    "kubernetes": build_kubernetes,
+    "etcd": build_etcd,
+    "prometheus": build_prometheus,
+    "helm": build_helm,
+}
 
 
-def build_binaries(paths: Paths, only: tuple[str, ...] = (), nice: bool = False) -> dict[str, float]:
+def build_binaries(
+    paths: Paths, only: tuple[str, ...] = (), nice: bool = False
+) -> dict[str, float]:
     """Build whatever is missing or of the wrong version; returns seconds per build done."""
     if shutil.which("go") is None:
         raise RuntimeError("the go command is missing: install Go >= 1.24 to build the cluster")
@@ -177,8 +273,10 @@ def build_binaries(paths: Paths, only: tuple[str, ...] = (), nice: bool = False)
         say(f"{name}: building (first time on this machine: minutes, see README)")
         done[name] = BUILDERS[name](paths, nice)
         if not is_current(target):
-            raise RuntimeError(f"{name} built but `{' '.join(target.version_cmd)}` "
-                               f"does not print {target.version_text!r}")
+            raise RuntimeError(
+                f"{name} built but `{' '.join(target.version_cmd)}` "
+                f"does not print {target.version_text!r}"
+            )
         say(f"{name}: built in {done[name]:.0f}s")
     return done
 

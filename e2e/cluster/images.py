@@ -25,8 +25,15 @@ ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "passwd")
 # What the Dockerfile's build context holds (see .dockerignore); the hash covers exactly this.
-IMAGE_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "modeldeploy",
-                "server", "operator")
+IMAGE_INPUTS = (
+    "Dockerfile",
+    ".dockerignore",
+    "pyproject.toml",
+    "README.md",
+    "modeldeploy",
+    "server",
+    "operator",
+)
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,7 @@ def image_set(paths: Paths, tag: str | None = None) -> ImageSet:
     tag = tag or content_hash(config.REPO_ROOT, extra=_base_id_or_empty())
     return ImageSet(
         server=Image(f"{config.SERVER_IMAGE_REPO}:{tag}", paths.images / f"server-{tag}.tar"),
-        operator=Image(f"{config.OPERATOR_IMAGE_REPO}:{tag}",
-                       paths.images / f"operator-{tag}.tar"),
+        operator=Image(f"{config.OPERATOR_IMAGE_REPO}:{tag}", paths.images / f"operator-{tag}.tar"),
         pause=Image(config.PAUSE_IMAGE, paths.images / "pause.tar"),
     )
 
@@ -87,7 +93,9 @@ def build_images(paths: Paths) -> ImageSet:
     ensure_pause_image(paths, images.pause)
     for target, image in (("server", images.server), ("operator", images.operator)):
         ensure_project_image(paths, target, image)
-    (paths.images / "current.json").write_text(json.dumps({"tag": images.server.ref.split(":")[-1]}))
+    (paths.images / "current.json").write_text(
+        json.dumps({"tag": images.server.ref.split(":")[-1]})
+    )
     _prune_archives(paths, images)
     return images
 
@@ -135,15 +143,30 @@ def ensure_base_image(paths: Paths) -> None:
     start = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="debootstrap-", dir=paths.images))
     try:
-        run_logged(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-                    "bookworm", str(root), debian_mirror()],
-                   paths.cache / "logs" / "debootstrap.log", label="debootstrap")
+        run_logged(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                "bookworm",
+                str(root),
+                debian_mirror(),
+            ],
+            paths.cache / "logs" / "debootstrap.log",
+            label="debootstrap",
+        )
         # Package caches and lists are dead weight in an image.
         for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for f in (root / sub).glob("*.deb" if "archives" in sub else "*_*"):
                 f.unlink()
-        tar = run(["bash", "-c", f"tar -C {root} -c . | {' '.join(PODMAN)} import "
-                   f"--change 'CMD [\"python3\"]' - {config.BASE_IMAGE}"])
+        tar = run(
+            [
+                "bash",
+                "-c",
+                f"tar -C {root} -c . | {' '.join(PODMAN)} import "
+                f"--change 'CMD [\"python3\"]' - {config.BASE_IMAGE}",
+            ]
+        )
         say(f"base image: imported {tar.stdout.strip()[:19]} in {time.monotonic() - start:.0f}s")
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -159,8 +182,19 @@ def ensure_pause_image(paths: Paths, image: Image) -> None:
     say(f"pause image {image.ref}: building")
     with tempfile.TemporaryDirectory(dir=paths.images) as ctx:
         run(["gcc", "-static", "-Os", "-s", "-Wall", "-Wextra", "-o", f"{ctx}/pause", str(src)])
-        run(_podman("build", "--isolation", "chroot", *ULIMITS, "-f",
-                    str(config.IMAGES_DIR / "Containerfile.pause"), "-t", image.ref, ctx))
+        run(
+            _podman(
+                "build",
+                "--isolation",
+                "chroot",
+                *ULIMITS,
+                "-f",
+                str(config.IMAGES_DIR / "Containerfile.pause"),
+                "-t",
+                image.ref,
+                ctx,
+            )
+        )
     _save(image)
     stamp.write_text(want)
 
@@ -174,11 +208,28 @@ def ensure_project_image(paths: Paths, target: str, image: Image) -> None:
     repo = image.ref.rsplit(":", 1)[0]
     ca = ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"] if CA_BUNDLE.exists() else []
     elapsed = run_logged(
-        _podman("build", "--isolation", "chroot", *ULIMITS, *ca, "--layers",
-                "--build-arg", f"BASE_IMAGE={config.BASE_IMAGE}", "--target", target,
-                "-t", image.ref, "-t", f"{repo}:{config.DEV_TAG}", "-f",
-                str(config.REPO_ROOT / "Dockerfile"), str(config.REPO_ROOT)),
-        paths.cache / "logs" / f"image-{target}.log", label=f"{target} image")
+        _podman(
+            "build",
+            "--isolation",
+            "chroot",
+            *ULIMITS,
+            *ca,
+            "--layers",
+            "--build-arg",
+            f"BASE_IMAGE={config.BASE_IMAGE}",
+            "--target",
+            target,
+            "-t",
+            image.ref,
+            "-t",
+            f"{repo}:{config.DEV_TAG}",
+            "-f",
+            str(config.REPO_ROOT / "Dockerfile"),
+            str(config.REPO_ROOT),
+        ),
+        paths.cache / "logs" / f"image-{target}.log",
+        label=f"{target} image",
+    )
     _save(image)
     say(f"{target} image: built in {elapsed:.0f}s")
 
@@ -200,8 +251,11 @@ def _prune_archives(paths: Paths, keep: ImageSet) -> None:
     listed = run(_podman("images", "--format", "{{.Repository}}:{{.Tag}}"), check=False).stdout
     for ref in listed.split():
         repo, _, tag = ref.rpartition(":")
-        if (repo in (config.SERVER_IMAGE_REPO, config.OPERATOR_IMAGE_REPO)
-                and tag != config.DEV_TAG and ref not in current):
+        if (
+            repo in (config.SERVER_IMAGE_REPO, config.OPERATOR_IMAGE_REPO)
+            and tag != config.DEV_TAG
+            and ref not in current
+        ):
             run(_podman("rmi", ref), check=False)
 
 

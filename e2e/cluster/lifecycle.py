@@ -22,8 +22,8 @@ from .images import ImageSet, current_image_set
 from .pki import make_pki
 from .sh import CommandError, run, say, write
 
-
 # ---------------------------------------------------------------- status
+
 
 @dataclass
 class Report:
@@ -35,15 +35,23 @@ class Report:
 
     @property
     def healthy(self) -> bool:
-        return (bool(self.processes) and all(self.processes.values()) and self.apiserver
-                and self.node_ready and self.prometheus)
+        return (
+            bool(self.processes)
+            and all(self.processes.values())
+            and self.apiserver
+            and self.node_ready
+            and self.prometheus
+        )
 
     def lines(self) -> list[str]:
         out = [f"{name:24} {'running' if ok else 'DOWN'}" for name, ok in self.processes.items()]
-        out += [f"{'apiserver /readyz':24} {'ok' if self.apiserver else 'NO'}",
-                f"{'node ' + config.NODE_NAME:24} {'Ready' if self.node_ready else 'NOT READY'}",
-                f"{'prometheus /-/ready':24} {'ok' if self.prometheus else 'NO'}",
-                *self.problems, "healthy" if self.healthy else "not healthy"]
+        out += [
+            f"{'apiserver /readyz':24} {'ok' if self.apiserver else 'NO'}",
+            f"{'node ' + config.NODE_NAME:24} {'Ready' if self.node_ready else 'NOT READY'}",
+            f"{'prometheus /-/ready':24} {'ok' if self.prometheus else 'NO'}",
+            *self.problems,
+            "healthy" if self.healthy else "not healthy",
+        ]
         return out
 
 
@@ -80,6 +88,7 @@ def _node_ready(paths: Paths) -> bool:
 
 # ---------------------------------------------------------------- up
 
+
 def preflight(paths: Paths) -> ImageSet:
     if os.geteuid() != 0:
         raise RuntimeError("the local cluster needs root (network namespaces, containerd)")
@@ -88,8 +97,15 @@ def preflight(paths: Paths) -> ImageSet:
     missing = [str(b) for t in targets(paths).values() for b in t.binaries if not b.exists()]
     if missing:
         raise RuntimeError(f"missing binaries {missing}: run `python -m e2e.cluster build`")
-    for tool in ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "iptables",
-                 "openssl"):
+    for tool in (
+        "containerd",
+        "containerd-shim-runc-v2",
+        "runc",
+        "ctr",
+        "nsenter",
+        "iptables",
+        "openssl",
+    ):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is missing: run scripts/setup.sh")
     return current_image_set(paths)
@@ -120,8 +136,10 @@ def up(paths: Paths) -> None:
             down(paths, keep_logs=True)
         finally:
             raise
-    say(f"cluster up in {time.monotonic() - start:.0f}s; "
-        f"`eval \"$(.venv/bin/python -m e2e.cluster env)\"` to use it")
+    say(
+        f"cluster up in {time.monotonic() - start:.0f}s; "
+        f'`eval "$(.venv/bin/python -m e2e.cluster env)"` to use it'
+    )
 
 
 def _write_files(paths: Paths) -> None:
@@ -144,16 +162,21 @@ def _log_tail(paths: Paths, name: str, lines: int = 15) -> str:
     log = paths.logs / f"{name}.log"
     if not log.exists():
         return ""
-    return f"--- {log} (tail) ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    return f"--- {log} (tail) ---\n" + "\n".join(
+        log.read_text(errors="replace").splitlines()[-lines:]
+    )
 
 
 def _start_control_plane(paths: Paths) -> None:
     procs.start(paths, "etcd", components.etcd(paths))
     procs.start(paths, "kube-apiserver", components.kube_apiserver(paths))
     ctx = probe.admin_context(paths)
-    probe.wait_for("kube-apiserver /readyz",
-                   lambda: probe.get(f"{config.APISERVER_URL}/readyz", ctx)[0] == 200, 120,
-                   detail=lambda: _log_tail(paths, "kube-apiserver") + _log_tail(paths, "etcd"))
+    probe.wait_for(
+        "kube-apiserver /readyz",
+        lambda: probe.get(f"{config.APISERVER_URL}/readyz", ctx)[0] == 200,
+        120,
+        detail=lambda: _log_tail(paths, "kube-apiserver") + _log_tail(paths, "etcd"),
+    )
     say("kube-apiserver ready")
     procs.start(paths, "kube-controller-manager", components.kube_controller_manager(paths))
     procs.start(paths, "kube-scheduler", components.kube_scheduler(paths))
@@ -162,33 +185,55 @@ def _start_control_plane(paths: Paths) -> None:
 
 def _start_node(paths: Paths, images: ImageSet) -> None:
     procs.start(paths, "containerd", components.containerd(paths))
-    probe.wait_for("containerd socket", lambda: _ctr(paths, "version", check=False).returncode == 0,
-                   30, detail=lambda: _log_tail(paths, "containerd"))
+    probe.wait_for(
+        "containerd socket",
+        lambda: _ctr(paths, "version", check=False).returncode == 0,
+        30,
+        detail=lambda: _log_tail(paths, "containerd"),
+    )
     ensure_images(paths, images, prune=True)
     procs.start(paths, "kubelet", components.kubelet(paths))
     procs.start(paths, "kube-proxy", components.kube_proxy(paths))
 
 
 def _wait_ready(paths: Paths) -> None:
-    probe.wait_for(f"node {config.NODE_NAME} Ready", lambda: _node_ready(paths), 120,
-                   detail=lambda: _log_tail(paths, "kubelet", 25))
+    probe.wait_for(
+        f"node {config.NODE_NAME} Ready",
+        lambda: _node_ready(paths),
+        120,
+        detail=lambda: _log_tail(paths, "kubelet", 25),
+    )
     say(f"node {config.NODE_NAME} Ready")
-    probe.wait_for("the default ServiceAccount",
-                   lambda: kubectl(paths, "get", "serviceaccount", "default",
-                                   check=False).returncode == 0, 60)
-    probe.wait_for("prometheus", lambda: probe.get(f"{config.PROMETHEUS_URL}/-/ready")[0] == 200,
-                   60, detail=lambda: _log_tail(paths, "prometheus"))
+    probe.wait_for(
+        "the default ServiceAccount",
+        lambda: kubectl(paths, "get", "serviceaccount", "default", check=False).returncode == 0,
+        60,
+    )
+    probe.wait_for(
+        "prometheus",
+        lambda: probe.get(f"{config.PROMETHEUS_URL}/-/ready")[0] == 200,
+        60,
+        detail=lambda: _log_tail(paths, "prometheus"),
+    )
 
 
-def kubectl(paths: Paths, *args: str, check: bool = True, input: str | None = None,
-            timeout: float = 120) -> CompletedProcess[str]:
-    return run([str(paths.kubectl()), "--kubeconfig", str(paths.kubeconfig), *args], check=check,
-               input=input.encode() if input is not None else None, timeout=timeout)
+def kubectl(
+    paths: Paths, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+) -> CompletedProcess[str]:
+    return run(
+        [str(paths.kubectl()), "--kubeconfig", str(paths.kubeconfig), *args],
+        check=check,
+        input=input.encode() if input is not None else None,
+        timeout=timeout,
+    )
 
 
 def _ctr(paths: Paths, *args: str, check: bool = True) -> CompletedProcess[str]:
-    return run(["ctr", "--address", str(paths.containerd_sock), "--namespace", "k8s.io", *args],
-               check=check, timeout=300)
+    return run(
+        ["ctr", "--address", str(paths.containerd_sock), "--namespace", "k8s.io", *args],
+        check=check,
+        timeout=300,
+    )
 
 
 def ensure_images(paths: Paths, images: ImageSet, prune: bool = False) -> None:
@@ -222,6 +267,7 @@ def ensure_images(paths: Paths, images: ImageSet, prune: bool = False) -> None:
 
 # ---------------------------------------------------------------- down
 
+
 def down(paths: Paths, keep_logs: bool = True) -> None:
     start = time.monotonic()
     for name in ("prometheus", "kube-proxy", "kubelet"):
@@ -253,10 +299,13 @@ def down(paths: Paths, keep_logs: bool = True) -> None:
 
 def leftovers(paths: Paths) -> list[str]:
     """Whatever of ours still exists on the machine; empty after a clean `down`."""
-    found = [f"process {t.name} pid {t.pid}" for t in procs.tracked(paths).values()
-             if procs.alive(t)]
-    found += [f"process {pid} using our containerd socket"
-              for pid in procs.pids_with_arg(str(paths.containerd_sock))]
+    found = [
+        f"process {t.name} pid {t.pid}" for t in procs.tracked(paths).values() if procs.alive(t)
+    ]
+    found += [
+        f"process {pid} using our containerd socket"
+        for pid in procs.pids_with_arg(str(paths.containerd_sock))
+    ]
     if node.exists():
         found.append(f"network namespace {config.NETNS}")
     if Path(f"/sys/class/net/{config.HOST_VETH}").exists():
@@ -314,13 +363,12 @@ def _wipe_state(paths: Paths, keep_logs: bool) -> None:
             child.unlink(missing_ok=True)
     # containerd's CRI keeps per-sandbox files in its root; the containers are gone.
     for sub in ("sandboxes", "containers"):
-        shutil.rmtree(paths.containerd_root / "io.containerd.grpc.v1.cri" / sub,
-                      ignore_errors=True)
+        shutil.rmtree(paths.containerd_root / "io.containerd.grpc.v1.cri" / sub, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- env
 
+
 def env_exports(paths: Paths) -> str:
     images = current_image_set(paths)
     return render.env_exports(paths, images.server.ref, images.operator.ref)
-

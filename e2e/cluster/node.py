@@ -8,6 +8,7 @@ and Service ranges through the veth; its own ip_forward is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -29,24 +30,55 @@ def create() -> None:
     if exists():
         raise RuntimeError(f"{NETNS_PATH} exists already: run `down` first")
     run(["ip", "netns", "add", config.NETNS])
-    run(["ip", "link", "add", config.HOST_VETH, "type", "veth", "peer", "name", config.NODE_VETH,
-         "netns", config.NETNS])
+    run(
+        [
+            "ip",
+            "link",
+            "add",
+            config.HOST_VETH,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            config.NODE_VETH,
+            "netns",
+            config.NETNS,
+        ]
+    )
     run(["ip", "addr", "add", f"{config.HOST_IP}/30", "dev", config.HOST_VETH])
     run(["ip", "link", "set", config.HOST_VETH, "up"])
-    node = [("ip", "link", "set", "lo", "up"),
-            ("ip", "addr", "add", f"{config.NODE_IP}/30", "dev", config.NODE_VETH),
-            ("ip", "link", "set", config.NODE_VETH, "up"),
-            # The node forwards between its veth and its pod bridge, and nowhere else.
-            ("sysctl", "-qw", "net.ipv4.ip_forward=1"),
-            ("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"),
-            ("iptables", "-w", "-N", GUARD_CHAIN)]
+    node = [
+        ("ip", "link", "set", "lo", "up"),
+        ("ip", "addr", "add", f"{config.NODE_IP}/30", "dev", config.NODE_VETH),
+        ("ip", "link", "set", config.NODE_VETH, "up"),
+        # The node forwards between its veth and its pod bridge, and nowhere else.
+        ("sysctl", "-qw", "net.ipv4.ip_forward=1"),
+        ("sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"),
+        ("iptables", "-w", "-N", GUARD_CHAIN),
+    ]
     for dst in (config.CLUSTER_CIDR, config.SERVICE_CIDR):
         node.append(("iptables", "-w", "-A", GUARD_CHAIN, "-d", dst, "-j", "RETURN"))
     # Towards the host's end of the veth only replies: pods answer the tests, never call out.
-    node.append(("iptables", "-w", "-A", GUARD_CHAIN, "-d", config.LINK_CIDR, "-m", "conntrack",
-                 "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"))
-    node += [("iptables", "-w", "-A", GUARD_CHAIN, "-j", "DROP"),
-             ("iptables", "-w", "-I", "FORWARD", "1", "-j", GUARD_CHAIN)]
+    node.append(
+        (
+            "iptables",
+            "-w",
+            "-A",
+            GUARD_CHAIN,
+            "-d",
+            config.LINK_CIDR,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "RETURN",
+        )
+    )
+    node += [
+        ("iptables", "-w", "-A", GUARD_CHAIN, "-j", "DROP"),
+        ("iptables", "-w", "-I", "FORWARD", "1", "-j", GUARD_CHAIN),
+    ]
     for cmd in node:
         run(in_node(cmd))
     for cidr in (config.CLUSTER_CIDR, config.SERVICE_CIDR):
@@ -139,8 +171,11 @@ def unmount_under(*roots: Path) -> int:
 def kubepods_cgroups() -> list[Path]:
     """The kubelet's cgroup trees (/kubepods in every v1 hierarchy)."""
     base = Path("/sys/fs/cgroup")
-    return [h / "kubepods" for h in (base.iterdir() if base.exists() else [])
-            if (h / "kubepods").is_dir()]
+    return [
+        h / "kubepods"
+        for h in (base.iterdir() if base.exists() else [])
+        if (h / "kubepods").is_dir()
+    ]
 
 
 def remove_kubepods_cgroups() -> None:
@@ -148,10 +183,8 @@ def remove_kubepods_cgroups() -> None:
     for top in kubepods_cgroups():
         dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
         for d in [*dirs, top]:
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(d)
-            except OSError:
-                pass
 
 
 def kill_kubepods_processes() -> int:

@@ -29,11 +29,19 @@ class Cert:
 def certificates() -> tuple[Cert, ...]:
     node = config.NODE_NAME
     return (
-        Cert("apiserver", "kube-apiserver",
-             ips=(config.NODE_IP, "127.0.0.1", config.KUBERNETES_SERVICE_IP),
-             dns=("kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                  "kubernetes.default.svc.cluster.local", "localhost"),
-             usages="serverAuth"),
+        Cert(
+            "apiserver",
+            "kube-apiserver",
+            ips=(config.NODE_IP, "127.0.0.1", config.KUBERNETES_SERVICE_IP),
+            dns=(
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+                "localhost",
+            ),
+            usages="serverAuth",
+        ),
         Cert("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)),
         Cert("admin", "modeldeploy-admin", ("system:masters",)),
         Cert("controller-manager", "system:kube-controller-manager"),
@@ -52,9 +60,27 @@ def make_pki(pki: Path) -> None:
     ca_key, ca_crt = pki / "ca.key", pki / "ca.crt"
     if not ca_crt.exists():
         _key(ca_key)
-        run(["openssl", "req", "-x509", "-new", "-key", ca_key, "-sha256", "-days", DAYS,
-             "-subj", "/CN=modeldeploy-ca", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", ca_crt])
+        run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                ca_key,
+                "-sha256",
+                "-days",
+                DAYS,
+                "-subj",
+                "/CN=modeldeploy-ca",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-out",
+                ca_crt,
+            ]
+        )
     for cert in certificates():
         if not (pki / f"{cert.name}.crt").exists():
             _sign(pki, cert)
@@ -76,13 +102,35 @@ def _subject(cert: Cert) -> str:
 def _sign(pki: Path, cert: Cert) -> None:
     key, csr, crt = pki / f"{cert.name}.key", pki / f"{cert.name}.csr", pki / f"{cert.name}.crt"
     _key(key)
-    exts = ["-addext", "keyUsage=critical,digitalSignature,keyEncipherment",
-            "-addext", f"extendedKeyUsage={cert.usages}"]
+    exts = [
+        "-addext",
+        "keyUsage=critical,digitalSignature,keyEncipherment",
+        "-addext",
+        f"extendedKeyUsage={cert.usages}",
+    ]
     sans = [f"IP:{i}" for i in cert.ips] + [f"DNS:{d}" for d in cert.dns]
     if sans:
         exts += ["-addext", "subjectAltName=" + ",".join(sans)]
     run(["openssl", "req", "-new", "-key", key, "-subj", _subject(cert), *exts, "-out", csr])
-    run(["openssl", "x509", "-req", "-in", csr, "-CA", pki / "ca.crt", "-CAkey", pki / "ca.key",
-         "-CAcreateserial", "-days", DAYS, "-sha256", "-copy_extensions", "copyall",
-         "-out", crt])
+    run(
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            pki / "ca.crt",
+            "-CAkey",
+            pki / "ca.key",
+            "-CAcreateserial",
+            "-days",
+            DAYS,
+            "-sha256",
+            "-copy_extensions",
+            "copyall",
+            "-out",
+            crt,
+        ]
+    )
     csr.unlink()

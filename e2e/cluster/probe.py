@@ -50,8 +50,13 @@ def get_json(url: str, ctx: ssl.SSLContext | None = None, timeout: float = 5.0) 
     return json.loads(body)
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float,
-             interval: float = 0.5, detail: Callable[[], str] | None = None) -> T:
+def wait_for(
+    what: str,
+    check: Callable[[], T | None],
+    timeout: float,
+    interval: float = 0.5,
+    detail: Callable[[], str] | None = None,
+) -> T:
     """Poll `check` until it returns something truthy; bounded in time."""
     deadline = time.monotonic() + timeout
     while True:

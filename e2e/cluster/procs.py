@@ -7,6 +7,7 @@ we get is the daemon's own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -53,15 +54,24 @@ def in_node(argv: Sequence[str]) -> list[str]:
     return ["nsenter", f"--net={NETNS_PATH}", "--", *argv]
 
 
-def start(paths: Paths, name: str, argv: Sequence[str | os.PathLike[str]],
-          env: Mapping[str, str] | None = None) -> Tracked:
+def start(
+    paths: Paths,
+    name: str,
+    argv: Sequence[str | os.PathLike[str]],
+    env: Mapping[str, str] | None = None,
+) -> Tracked:
     paths.logs.mkdir(parents=True, exist_ok=True)
     paths.pids.mkdir(parents=True, exist_ok=True)
-    log = open(paths.logs / f"{name}.log", "ab")
-    proc = subprocess.Popen(in_node([str(a) for a in argv]), stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=paths.state, env=dict(env) if env is not None else None)
-    log.close()
+    with open(paths.logs / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            in_node([str(a) for a in argv]),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=paths.state,
+            env=dict(env) if env is not None else None,
+        )
     start_time = None
     for _ in range(50):
         start_time = _start_time(proc.pid)
@@ -113,10 +123,8 @@ def kill_pid(pid: int, start: str | None = None, grace: float = 10.0) -> None:
 
 def _reap(pid: int) -> None:
     """Our own children (when `up` ran in this process) would linger as zombies."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def pids_with_arg(needle: str) -> list[int]:

@@ -40,17 +40,34 @@ def dump(obj: Any) -> str:
 
 def kubeconfig(paths: Paths, user: str, server: str = config.APISERVER_URL) -> str:
     """A kubeconfig for one client certificate made by pki.py."""
-    return dump({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "modeldeploy", "cluster": {
-            "server": server, "certificate-authority": str(paths.pki / "ca.crt")}}],
-        "users": [{"name": user, "user": {
-            "client-certificate": str(paths.pki / f"{user}.crt"),
-            "client-key": str(paths.pki / f"{user}.key")}}],
-        "contexts": [{"name": "modeldeploy", "context": {"cluster": "modeldeploy", "user": user}}],
-        "current-context": "modeldeploy",
-    })
+    return dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "modeldeploy",
+                    "cluster": {
+                        "server": server,
+                        "certificate-authority": str(paths.pki / "ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": user,
+                    "user": {
+                        "client-certificate": str(paths.pki / f"{user}.crt"),
+                        "client-key": str(paths.pki / f"{user}.key"),
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": "modeldeploy", "context": {"cluster": "modeldeploy", "user": user}}
+            ],
+            "current-context": "modeldeploy",
+        }
+    )
 
 
 def containerd_toml(paths: Paths) -> str:
@@ -63,7 +80,7 @@ def containerd_toml(paths: Paths) -> str:
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     return f"""version = 2
 root = "{paths.containerd_root}"
-state = "{paths.containerd_state / 'state'}"
+state = "{paths.containerd_state / "state"}"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
   "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
@@ -78,7 +95,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   address = ""
 
 [plugins."io.containerd.internal.v1.opt"]
-  path = "{paths.containerd_state / 'opt'}"
+  path = "{paths.containerd_state / "opt"}"
 
 [{cri}]
   sandbox_image = "{config.PAUSE_IMAGE}"
@@ -112,17 +129,28 @@ def cni_conflist(paths: Paths) -> str:
     """The bridge network of the pods. No default route: a pod can reach the cluster's own
     ranges (pods, Services, the host end of the veth) and nothing else."""
     routes = [{"dst": c} for c in (config.CLUSTER_CIDR, config.SERVICE_CIDR, config.LINK_CIDR)]
-    return dump({
-        "cniVersion": "1.0.0",
-        "name": "modeldeploy",
-        "plugins": [
-            {"type": "bridge", "bridge": config.BRIDGE, "isGateway": True, "ipMasq": False,
-             "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": config.POD_CIDR}]],
-                      "routes": routes, "dataDir": str(paths.cni_ipam)}},
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    })
+    return dump(
+        {
+            "cniVersion": "1.0.0",
+            "name": "modeldeploy",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": config.BRIDGE,
+                    "isGateway": True,
+                    "ipMasq": False,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": config.POD_CIDR}]],
+                        "routes": routes,
+                        "dataDir": str(paths.cni_ipam),
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        }
+    )
 
 
 def resolv_conf() -> str:
@@ -131,127 +159,205 @@ def resolv_conf() -> str:
 
 
 def kubelet_config(paths: Paths) -> str:
-    return dump({
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "address": config.NODE_IP,
-        "port": 10250,
-        "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1",
-        "healthzPort": 10248,
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(paths.pki / "ca.crt")}},
-        "authorization": {"mode": "Webhook"},
-        "tlsCertFile": str(paths.pki / "kubelet-serving.crt"),
-        "tlsPrivateKeyFile": str(paths.pki / "kubelet-serving.key"),
-        "containerRuntimeEndpoint": f"unix://{paths.containerd_sock}",
-        "cgroupDriver": "cgroupfs",
-        "failCgroupV1": False,
-        "cgroupsPerQOS": True,
-        "cgroupRoot": "/",
-        "enforceNodeAllocatable": ["pods"],
-        "clusterDomain": "cluster.local",
-        "resolvConf": str(paths.state / "resolv.conf"),
-        "podLogsDir": str(paths.pod_logs),
-        "volumePluginDir": str(paths.kubelet_dir / "volume-plugins"),
-        "failSwapOn": False,
-        "protectKernelDefaults": False,
-        "serializeImagePulls": False,
-        # Nothing pins the pause image in containerd 1.6: no image GC at all.
-        "imageGCHighThresholdPercent": 100,
-        "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%",
-                         "imagefs.available": "1%", "nodefs.inodesFree": "1%"},
-        "mergeDefaultEvictionSettings": False,
-        "shutdownGracePeriod": "0s",
-        "rotateCertificates": False,
-        "serverTLSBootstrap": False,
-        "registerNode": True,
-        "maxPods": 110,
-        "syncFrequency": "10s",
-        "fileCheckFrequency": "10s",
-        "nodeStatusUpdateFrequency": "5s",
-    })
+    return dump(
+        {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "address": config.NODE_IP,
+            "port": 10250,
+            "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": 10248,
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(paths.pki / "ca.crt")},
+            },
+            "authorization": {"mode": "Webhook"},
+            "tlsCertFile": str(paths.pki / "kubelet-serving.crt"),
+            "tlsPrivateKeyFile": str(paths.pki / "kubelet-serving.key"),
+            "containerRuntimeEndpoint": f"unix://{paths.containerd_sock}",
+            "cgroupDriver": "cgroupfs",
+            "failCgroupV1": False,
+            "cgroupsPerQOS": True,
+            "cgroupRoot": "/",
+            "enforceNodeAllocatable": ["pods"],
+            "clusterDomain": "cluster.local",
+            "resolvConf": str(paths.state / "resolv.conf"),
+            "podLogsDir": str(paths.pod_logs),
+            "volumePluginDir": str(paths.kubelet_dir / "volume-plugins"),
+            "failSwapOn": False,
+            "protectKernelDefaults": False,
+            "serializeImagePulls": False,
+            # Nothing pins the pause image in containerd 1.6: no image GC at all.
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "evictionHard": {
+                "memory.available": "100Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+            },
+            "mergeDefaultEvictionSettings": False,
+            "shutdownGracePeriod": "0s",
+            "rotateCertificates": False,
+            "serverTLSBootstrap": False,
+            "registerNode": True,
+            "maxPods": 110,
+            "syncFrequency": "10s",
+            "fileCheckFrequency": "10s",
+            "nodeStatusUpdateFrequency": "5s",
+        }
+    )
 
 
 def kube_proxy_config(paths: Paths) -> str:
     """iptables mode (no IPVS in this kernel); conntrack sysctls left alone (zeros)."""
-    return dump({
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "mode": "iptables",
-        "clientConnection": {"kubeconfig": str(paths.state / "kube-proxy.kubeconfig")},
-        "hostnameOverride": config.NODE_NAME,
-        "bindAddress": "0.0.0.0",
-        "healthzBindAddress": "127.0.0.1:10256",
-        "metricsBindAddress": "127.0.0.1:10249",
-        "clusterCIDR": config.CLUSTER_CIDR,
-        "detectLocalMode": "ClusterCIDR",
-        "iptables": {"localhostNodePorts": False, "syncPeriod": "30s", "minSyncPeriod": "0s",
-                     "masqueradeAll": False},
-        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
-                      "tcpCloseWaitTimeout": "0s"},
-        "nodePortAddresses": [f"{config.NODE_IP}/32"],
-    })
+    return dump(
+        {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "mode": "iptables",
+            "clientConnection": {"kubeconfig": str(paths.state / "kube-proxy.kubeconfig")},
+            "hostnameOverride": config.NODE_NAME,
+            "bindAddress": "0.0.0.0",
+            "healthzBindAddress": "127.0.0.1:10256",
+            "metricsBindAddress": "127.0.0.1:10249",
+            "clusterCIDR": config.CLUSTER_CIDR,
+            "detectLocalMode": "ClusterCIDR",
+            "iptables": {
+                "localhostNodePorts": False,
+                "syncPeriod": "30s",
+                "minSyncPeriod": "0s",
+                "masqueradeAll": False,
+            },
+            "conntrack": {
+                "maxPerCore": 0,
+                "min": 0,
+                "tcpEstablishedTimeout": "0s",
+                "tcpCloseWaitTimeout": "0s",
+            },
+            "nodePortAddresses": [f"{config.NODE_IP}/32"],
+        }
+    )
 
 
 def _pod_relabels() -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = [
         {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running", "action": "keep"},
-        {"source_labels": ["__address__", f"__meta_kubernetes_pod_annotation_{_sd_name(PORT_ANNOTATION)}"],
-         "regex": r"([^:]+)(?::\d+)?;(\d+)", "replacement": "$1:$2",
-         "target_label": "__address__"},
-        {"source_labels": [f"__meta_kubernetes_pod_annotation_{_sd_name(PATH_ANNOTATION)}"],
-         "regex": "(.+)", "target_label": "__metrics_path__"},
+        {
+            "source_labels": [
+                "__address__",
+                f"__meta_kubernetes_pod_annotation_{_sd_name(PORT_ANNOTATION)}",
+            ],
+            "regex": r"([^:]+)(?::\d+)?;(\d+)",
+            "replacement": "$1:$2",
+            "target_label": "__address__",
+        },
+        {
+            "source_labels": [f"__meta_kubernetes_pod_annotation_{_sd_name(PATH_ANNOTATION)}"],
+            "regex": "(.+)",
+            "target_label": "__metrics_path__",
+        },
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
     ]
     for pod_label, target in POD_LABELS_TO_TARGET.items():
-        rules.append({"source_labels": [f"__meta_kubernetes_pod_label_{_sd_name(pod_label)}"],
-                      "regex": "(.+)", "target_label": target})
+        rules.append(
+            {
+                "source_labels": [f"__meta_kubernetes_pod_label_{_sd_name(pod_label)}"],
+                "regex": "(.+)",
+                "target_label": target,
+            }
+        )
     return rules
 
 
 def prometheus_config(paths: Paths) -> str:
     """Pods discovered through the apiserver (role pod), 2 s scrape and rule evaluation."""
-    sd = [{"role": "pod", "api_server": config.APISERVER_URL,
-           "tls_config": {"ca_file": str(paths.pki / "ca.crt"),
-                          "cert_file": str(paths.pki / "prometheus.crt"),
-                          "key_file": str(paths.pki / "prometheus.key")}}]
+    sd = [
+        {
+            "role": "pod",
+            "api_server": config.APISERVER_URL,
+            "tls_config": {
+                "ca_file": str(paths.pki / "ca.crt"),
+                "cert_file": str(paths.pki / "prometheus.crt"),
+                "key_file": str(paths.pki / "prometheus.key"),
+            },
+        }
+    ]
     scrape_ann = f"__meta_kubernetes_pod_annotation_{_sd_name(SCRAPE_ANNOTATION)}"
     operator_ann = f"__meta_kubernetes_pod_annotation_{_sd_name(OPERATOR_ANNOTATION)}"
-    return dump({
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL,
-                   "evaluation_interval": SCRAPE_INTERVAL},
-        "rule_files": [str(paths.rules_dir / "*.yml"), str(paths.rules_dir / "*.yaml")],
-        "scrape_configs": [
-            {"job_name": "pods", "kubernetes_sd_configs": sd,
-             "relabel_configs": [
-                 {"source_labels": [scrape_ann], "regex": "true", "action": "keep"},
-                 {"source_labels": [operator_ann], "regex": "true", "action": "drop"},
-                 *_pod_relabels()]},
-            {"job_name": "modeldeploy-operator", "kubernetes_sd_configs": sd,
-             "relabel_configs": [
-                 {"source_labels": [operator_ann], "regex": "true", "action": "keep"},
-                 *_pod_relabels()]},
-        ],
-    })
+    return dump(
+        {
+            "global": {
+                "scrape_interval": SCRAPE_INTERVAL,
+                "scrape_timeout": SCRAPE_INTERVAL,
+                "evaluation_interval": SCRAPE_INTERVAL,
+            },
+            "rule_files": [str(paths.rules_dir / "*.yml"), str(paths.rules_dir / "*.yaml")],
+            "scrape_configs": [
+                {
+                    "job_name": "pods",
+                    "kubernetes_sd_configs": sd,
+                    "relabel_configs": [
+                        {"source_labels": [scrape_ann], "regex": "true", "action": "keep"},
+                        {"source_labels": [operator_ann], "regex": "true", "action": "drop"},
+                        *_pod_relabels(),
+                    ],
+                },
+                {
+                    "job_name": "modeldeploy-operator",
+                    "kubernetes_sd_configs": sd,
+                    "relabel_configs": [
+                        {"source_labels": [operator_ann], "regex": "true", "action": "keep"},
+                        *_pod_relabels(),
+                    ],
+                },
+            ],
+        }
+    )
 
 
 def prometheus_rbac() -> str:
     """Prometheus' own identity may list and watch pods, nothing more."""
-    return dump({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": "modeldeploy:prometheus"},
-         "rules": [{"apiGroups": [""], "resources": ["pods"],
-                    "verbs": ["get", "list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "modeldeploy:prometheus"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": "modeldeploy:prometheus"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                       "name": "modeldeploy:prometheus"}]},
-    ]})
+    return dump(
+        {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRole",
+                    "metadata": {"name": "modeldeploy:prometheus"},
+                    "rules": [
+                        {
+                            "apiGroups": [""],
+                            "resources": ["pods"],
+                            "verbs": ["get", "list", "watch"],
+                        }
+                    ],
+                },
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "modeldeploy:prometheus"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "modeldeploy:prometheus",
+                    },
+                    "subjects": [
+                        {
+                            "apiGroup": "rbac.authorization.k8s.io",
+                            "kind": "User",
+                            "name": "modeldeploy:prometheus",
+                        }
+                    ],
+                },
+            ],
+        }
+    )
 
 
 def env_exports(paths: Paths, server_image: str, operator_image: str) -> str:
@@ -268,10 +374,9 @@ def env_exports(paths: Paths, server_image: str, operator_image: str) -> str:
         "CONTAINERD_NAMESPACE": "k8s.io",
     }
     out = [f"export {k}={_quote(v)}" for k, v in lines.items()]
-    out.append(f"export PATH={_quote(path)}:\"$PATH\"")
+    out.append(f'export PATH={_quote(path)}:"$PATH"')
     return "\n".join(out)
 
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "'\"'\"'") + "'"
-

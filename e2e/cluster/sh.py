@@ -61,8 +61,15 @@ class CommandError(RuntimeError):
         super().__init__(f"{' '.join(self.cmd)} exited {code}:\n{tail}")
 
 
-def run_logged(cmd: Cmd, log: Path, *, label: str, env: Mapping[str, str] | None = None,
-               cwd: Path | None = None, every: float = 30.0) -> float:
+def run_logged(
+    cmd: Cmd,
+    log: Path,
+    *,
+    label: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    every: float = 30.0,
+) -> float:
     """Run a long command with output to a log file, printing a heartbeat; returns seconds.
 
     Builds take minutes: a line every `every` seconds shows the build is alive without
@@ -71,13 +78,19 @@ def run_logged(cmd: Cmd, log: Path, *, label: str, env: Mapping[str, str] | None
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with open(log, "w") as fh:
-        proc = subprocess.Popen([str(c) for c in cmd], stdout=fh, stderr=subprocess.STDOUT,
-                                env=dict(env) if env is not None else None, cwd=cwd)
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+        )
         stop = threading.Event()
 
         def beat() -> None:
             while not stop.wait(every):
-                lines = sum(1 for _ in open(log, errors="replace"))
+                with open(log, errors="replace") as fh:
+                    lines = sum(1 for _ in fh)
                 say(f"{label}: {time.monotonic() - start:.0f}s, {lines} log lines ({log})")
 
         ticker = threading.Thread(target=beat, daemon=True)

@@ -6,8 +6,8 @@ each module gets (and removes) its own namespace."""
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,8 +32,9 @@ class Env:
         return self.stack.cluster
 
     def deploy(self, name: str, version: str, strategy: dict[str, Any], **kw: Any) -> None:
-        self.cluster.apply(st.model_deployment(name, self.stack.namespace,
-                                               self.bundles[version], strategy, **kw))
+        self.cluster.apply(
+            st.model_deployment(name, self.stack.namespace, self.bundles[version], strategy, **kw)
+        )
 
     def healthy(self, name: str, version: str, timeout: float = 240) -> dict[str, Any]:
         return st.wait_phase(self.stack, name, "Healthy", version=version, timeout=timeout)
@@ -44,11 +45,18 @@ class Env:
         def done() -> dict[str, Any] | None:
             status = st.status(self.stack, name)
             top = (status.get("history") or [{}])[0]
-            return dict(top) if top.get("version") == version and \
-                not status.get("candidateVersion") else None
+            return (
+                dict(top)
+                if top.get("version") == version and not status.get("candidateVersion")
+                else None
+            )
 
-        return st.wait(f"rollout of {version} finished", done, timeout,
-                       detail=lambda: st.describe(self.stack, name))
+        return st.wait(
+            f"rollout of {version} finished",
+            done,
+            timeout,
+            detail=lambda: st.describe(self.stack, name),
+        )
 
     def traffic(self, service: str, **kw: Any) -> Traffic:
         return Traffic(st.service_ip(self.stack, service), **kw)

@@ -39,8 +39,9 @@ def test_content_hash_follows_the_code_and_ignores_bytecode(tmp_path: Path) -> N
 def test_content_hash_depends_on_the_base_image(tmp_path: Path) -> None:
     _tree(tmp_path)
     inputs = ("Dockerfile", "server")
-    assert content_hash(tmp_path, inputs, extra="sha256:a") != content_hash(tmp_path, inputs,
-                                                                             extra="sha256:b")
+    assert content_hash(tmp_path, inputs, extra="sha256:a") != content_hash(
+        tmp_path, inputs, extra="sha256:b"
+    )
 
 
 def test_pods_get_no_default_route_and_only_cluster_ranges(paths: Paths) -> None:
@@ -55,19 +56,24 @@ def test_pods_get_no_default_route_and_only_cluster_ranges(paths: Paths) -> None
 
 
 def test_addresses_are_private_and_do_not_overlap() -> None:
-    nets = [ipaddress.ip_network(c) for c in (config.CLUSTER_CIDR, config.SERVICE_CIDR,
-                                              config.LINK_CIDR)]
+    nets = [
+        ipaddress.ip_network(c)
+        for c in (config.CLUSTER_CIDR, config.SERVICE_CIDR, config.LINK_CIDR)
+    ]
     for i, a in enumerate(nets):
         assert a.is_private
-        for b in nets[i + 1:]:
+        for b in nets[i + 1 :]:
             assert not a.overlaps(b)
     assert ipaddress.ip_address(config.NODE_IP) in nets[2]
     assert ipaddress.ip_address(config.KUBERNETES_SERVICE_IP) in nets[1]
 
 
 def test_resolver_file_names_only_loopback() -> None:
-    servers = [line.split()[1] for line in render.resolv_conf().splitlines()
-               if line.startswith("nameserver")]
+    servers = [
+        line.split()[1]
+        for line in render.resolv_conf().splitlines()
+        if line.startswith("nameserver")
+    ]
     assert servers and all(ipaddress.ip_address(s).is_loopback for s in servers)
 
 
@@ -83,12 +89,16 @@ def test_prometheus_relabels_pod_labels_to_target_labels(paths: Paths) -> None:
         assert targets["namespace"]["source_labels"] == ["__meta_kubernetes_namespace"]
         assert targets["pod"]["source_labels"] == ["__meta_kubernetes_pod_name"]
         assert targets["modeldeployment"]["source_labels"] == [
-            "__meta_kubernetes_pod_label_modeldeploy_io_name"]
+            "__meta_kubernetes_pod_label_modeldeploy_io_name"
+        ]
         # Only when the pod carries the label: an empty value must not match.
         assert targets["role"]["regex"] == "(.+)"
     keep = jobs["pods"]["relabel_configs"][0]
-    assert keep == {"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
-                    "regex": "true", "action": "keep"}
+    assert keep == {
+        "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+        "regex": "true",
+        "action": "keep",
+    }
 
 
 def test_kubelet_config_keeps_cgroup_v1_and_no_image_gc(paths: Paths) -> None:
@@ -116,9 +126,16 @@ def test_every_daemon_keeps_its_data_under_our_folders(paths: Paths) -> None:
 def test_env_output_is_valid_shell(paths: Paths) -> None:
     text = render.env_exports(paths, "localhost/s:1", "localhost/o:1")
     shell = subprocess.run(
-        ["bash", "-c", f"{text}\necho \"$KUBECONFIG|$MODELDEPLOY_SERVER_IMAGE|$PROMETHEUS_URL\"; "
-         "command -v kubectl >/dev/null; echo ${PATH%%:*}"],
-        capture_output=True, text=True, check=True)
+        [
+            "bash",
+            "-c",
+            f'{text}\necho "$KUBECONFIG|$MODELDEPLOY_SERVER_IMAGE|$PROMETHEUS_URL"; '
+            "command -v kubectl >/dev/null; echo ${PATH%%:*}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     first, second = shell.stdout.splitlines()
     assert first == f"{paths.kubeconfig}|localhost/s:1|{config.PROMETHEUS_URL}"
     assert second == str(paths.k8s_bin)

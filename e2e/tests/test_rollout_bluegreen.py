@@ -26,16 +26,24 @@ def test_blue_green_promotes_a_good_version_and_stops_a_drifted_one(env: Env) ->
         env.deploy(name, "v2", strategy, replicas=2)
         # Between rollouts the preview Service selects the stable slot: send preview traffic
         # only once it selects the candidate's slot, so every answer there is the new version.
-        st.wait("preview Service on the candidate's ready slot", lambda: preview_ready(env, name),
-                120, detail=lambda: st.describe(env.stack, name))
+        st.wait(
+            "preview Service on the candidate's ready slot",
+            lambda: preview_ready(env, name),
+            120,
+            detail=lambda: st.describe(env.stack, name),
+        )
         with env.traffic(f"{name}-preview", rate=10, max_seconds=200, seed=3) as preview:
             promoted = env.finished(name, "v2")
         assert promoted["outcome"] == "Promoted", promoted
         assert set(preview.tally.by_version) == {"v2"}  # the preview served only the new one
         assert_none_lost(preview.tally)
         switched = time.monotonic()
-        st.wait("main Service answers only v2", lambda: set(traffic.recent_versions(3)) == {"v2"},
-                60, detail=lambda: f"{traffic.recent_versions(3)}\n{st.describe(env.stack, name)}")
+        st.wait(
+            "main Service answers only v2",
+            lambda: set(traffic.recent_versions(3)) == {"v2"},
+            60,
+            detail=lambda: f"{traffic.recent_versions(3)}\n{st.describe(env.stack, name)}",
+        )
         print(f"main Service switched {time.monotonic() - switched:.1f} s after the promotion")
 
         # The drifted model's predictions also differ from the stable's: watch drift only,
@@ -56,14 +64,30 @@ def test_blue_green_promotes_a_good_version_and_stops_a_drifted_one(env: Env) ->
     assert_none_lost(tally)
 
 
-def preview_ready(env: Env, name: str) -> bool:
+def preview_ready(env: Env, name: str) -> bool:  # noqa: F811
     """Whether the preview Service selects the candidate's slot and that slot has a ready pod."""
     ns = env.stack.namespace
-    proc = env.cluster.kubectl("get", "service", f"{name}-preview", "-n", ns,
-                               "-o", "jsonpath={.spec.selector.modeldeploy\\.io/slot}", check=False)
+    proc = env.cluster.kubectl(
+        "get",
+        "service",
+        f"{name}-preview",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.selector.modeldeploy\\.io/slot}",
+        check=False,
+    )
     slot = proc.stdout.strip() if proc.returncode == 0 else ""
     if not slot or slot == st.status(env.stack, name).get("stableSlot"):
         return False
-    ready = env.cluster.kubectl("get", "deployment", f"{name}-{slot}", "-n", ns,
-                                "-o", "jsonpath={.status.readyReplicas}", check=False)
+    ready = env.cluster.kubectl(
+        "get",
+        "deployment",
+        f"{name}-{slot}",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+        check=False,
+    )
     return ready.returncode == 0 and ready.stdout.strip() not in ("", "0")

@@ -29,8 +29,15 @@ CRD_FILE = "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"
 def module_dir(tmp: Path) -> Path:
     """``go mod download`` through the default module proxy; the module's folder."""
     env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
-    out = subprocess.run(["go", "mod", "download", "-json", MODULE], cwd=tmp, env=env,
-                         capture_output=True, text=True, timeout=300, check=True).stdout
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", MODULE],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     return Path(json.loads(out)["Dir"])
 
 
@@ -41,12 +48,24 @@ def gw_env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         crd = module_dir(tmp_path_factory.mktemp("gomod")) / CRD_FILE
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
     # Poll rather than `kubectl wait`, which errors on a CRD whose status is not written yet.
-    st.wait(f"{CRD} established", lambda: cluster.kubectl(
-        "get", "crd", CRD, "-o", "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-        check=False).stdout == "True", timeout=60)
+    st.wait(
+        f"{CRD} established",
+        lambda: (
+            cluster.kubectl(
+                "get",
+                "crd",
+                CRD,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                check=False,
+            ).stdout
+            == "True"
+        ),
+        timeout=60,
+    )
     try:
         with make_env(cluster, {"v1": "good", "v2": "good"}) as env:  # after the CRD: the
-            yield env                                                # operator sees the API
+            yield env  # operator sees the API
     finally:
         if ours:
             # Wait for it to go: a CRD still terminating would look present to the next test.
@@ -60,10 +79,15 @@ def weights(env: Env, route: str) -> list[tuple[str, int]]:
 
 def test_http_route_weights_follow_each_canary_step(gw_env: Env) -> None:
     env, name, route = gw_env, "gw", "gw-route"
-    strategy = {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60},
-                                     {"pause": {}}]}}
-    provider = {"gatewayAPI": {"httpRoute": route,
-                               "parentRefs": [{"name": "public", "namespace": "gateways"}]}}
+    strategy = {
+        "canary": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]}
+    }
+    provider = {
+        "gatewayAPI": {
+            "httpRoute": route,
+            "parentRefs": [{"name": "public", "namespace": "gateways"}],
+        }
+    }
     env.deploy(name, "v1", strategy, replicas=2, provider=provider)
     env.healthy(name, "v1")
     assert weights(env, route) == [("gw-blue", 100)]
@@ -75,17 +99,39 @@ def test_http_route_weights_follow_each_canary_step(gw_env: Env) -> None:
         return s if s.get("currentStep") == step and s.get("phase") == "Paused" else None
 
     for step, weight in ((1, 20), (3, 60)):
-        st.wait(f"pause at step {step}", lambda: at_pause(step), 180,
-                detail=lambda: st.describe(env.stack, name))
-        assert st.wait(f"route at {weight}%", lambda: weights(env, route) == [
-            ("gw-blue", 100 - weight), ("gw-green", weight)], 30)
-        env.cluster.kubectl("annotate", "--overwrite", st.KIND, name, "-n", ns,
-                            f"modeldeploy.io/control=promote/{step}")
+        st.wait(
+            f"pause at step {step}",
+            lambda step=step: at_pause(step),
+            180,
+            detail=lambda: st.describe(env.stack, name),
+        )
+        assert st.wait(
+            f"route at {weight}%",
+            lambda weight=weight: (
+                weights(env, route) == [("gw-blue", 100 - weight), ("gw-green", weight)]
+            ),
+            30,
+        )
+        env.cluster.kubectl(
+            "annotate",
+            "--overwrite",
+            st.KIND,
+            name,
+            "-n",
+            ns,
+            f"modeldeploy.io/control=promote/{step}",
+        )
     done = env.finished(name, "v2")
     assert done["outcome"] == "Promoted", done
     st.wait("route all to green", lambda: weights(env, route) == [("gw-green", 100)], 30)
     obj = env.cluster.kubectl_json("get", "httproute", route, "-n", ns)
-    assert obj["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
-                                          "name": "public", "namespace": "gateways"}]
+    assert obj["spec"]["parentRefs"] == [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "public",
+            "namespace": "gateways",
+        }
+    ]
     owners = obj["metadata"]["ownerReferences"]
     assert owners[0]["kind"] == "ModelDeployment" and owners[0]["name"] == name

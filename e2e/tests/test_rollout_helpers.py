@@ -68,8 +68,7 @@ def server() -> Iterator[int]:
 
 
 def test_traffic_counts_answers_per_version_retries_and_stops_at_its_bound(server: int) -> None:
-    traffic = Traffic("127.0.0.1", port=server, rate=200, batch=3, max_requests=60,
-                      max_seconds=20)
+    traffic = Traffic("127.0.0.1", port=server, rate=200, batch=3, max_requests=60, max_seconds=20)
     started = time.monotonic()
     with traffic:
         while traffic.snapshot().sent < 60 and time.monotonic() - started < 20:
@@ -80,8 +79,9 @@ def test_traffic_counts_answers_per_version_retries_and_stops_at_its_bound(serve
     assert t.retried >= 5  # every 7th connection was dropped and retried
     assert set(t.by_version) == {"v1", "v2"} and sum(t.by_version.values()) == 60
     assert t.rows == 180
-    sums = [sec.score_sum[v] / sec.score_n[v] for sec in traffic.seconds.values()
-            for v in sec.score_n]
+    sums = [
+        sec.score_sum[v] / sec.score_n[v] for sec in traffic.seconds.values() for v in sec.score_n
+    ]
     assert sums and all(abs(m - 0.25) < 1e-9 for m in sums)
 
 
@@ -89,7 +89,7 @@ def test_fast_rules_change_only_intervals_and_for() -> None:
     original = yaml.safe_load(st.CHART_RULES.read_text())
     fast = yaml.safe_load(st.fast_rules())
     assert [g["name"] for g in fast["groups"]] == [g["name"] for g in original["groups"]]
-    for g_fast, g_orig in zip(fast["groups"], original["groups"]):
+    for g_fast, g_orig in zip(fast["groups"], original["groups"], strict=True):
         assert g_fast["interval"] == st.GROUP_INTERVAL
         for r_fast, r_orig in zip(g_fast["rules"], g_orig["rules"], strict=True):
             assert r_fast["expr"] == r_orig["expr"]

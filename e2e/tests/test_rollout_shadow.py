@@ -2,8 +2,8 @@
 requests, its answers are only compared. Shadow needs a routed provider (the CRD refuses it
 with ``replicas``); the ModelDeployment uses ``gatewayAPI``, whose HTTPRoute would carry a
 RequestMirror filter, but no Gateway runs here, so the traffic generator mirrors each request
-to the candidate's Service itself, the way the gateway would. A diverging candidate is rolled back by
-ModelPredictionDivergence, a good one is promoted; clients only ever get the stable's
+to the candidate's Service itself, the way the gateway would. A diverging candidate is rolled
+back by ModelPredictionDivergence, a good one is promoted; clients only ever get the stable's
 answers while a candidate is in shadow."""
 
 from __future__ import annotations
@@ -25,9 +25,16 @@ def test_shadow_compares_then_rolls_back_diverging_and_promotes_good(env: Env) -
     env.healthy(name, "v1")
     with env.traffic(name, rate=20, max_seconds=400) as traffic:
         env.deploy(name, "v3", shadow, **routed)
-        st.wait("shadow Service", lambda: env.cluster.kubectl(
-            "get", "service", f"{name}-canary", "-n", env.stack.namespace,
-            check=False).returncode == 0, 60)
+        st.wait(
+            "shadow Service",
+            lambda: (
+                env.cluster.kubectl(
+                    "get", "service", f"{name}-canary", "-n", env.stack.namespace, check=False
+                ).returncode
+                == 0
+            ),
+            60,
+        )
         traffic.mirror_to(st.service_ip(env.stack, f"{name}-canary"))
         rolled = env.finished(name, "v3", timeout=180)
         traffic.mirror_to(None)
@@ -36,11 +43,20 @@ def test_shadow_compares_then_rolls_back_diverging_and_promotes_good(env: Env) -
         assert traffic.mirrored.by_version["v3"] > 30, traffic.mirrored.as_dict()
         assert set(traffic.snapshot().by_version) == {"v1"}  # clients never saw v3
 
-        st.wait("candidate alerts cleared", lambda: not [
-            a for a in env.cluster.prometheus_api("alerts")["alerts"]
-            if a["labels"].get("namespace") == env.stack.namespace
-            and a["labels"].get("modeldeployment") == name
-            and a["labels"].get("role") == "candidate"], 150, interval=2)
+        st.wait(
+            "candidate alerts cleared",
+            lambda: (
+                not [
+                    a
+                    for a in env.cluster.prometheus_api("alerts")["alerts"]
+                    if a["labels"].get("namespace") == env.stack.namespace
+                    and a["labels"].get("modeldeployment") == name
+                    and a["labels"].get("role") == "candidate"
+                ]
+            ),
+            150,
+            interval=2,
+        )
         env.deploy(name, "v2", shadow, **routed)
         traffic.mirror_to(st.service_ip(env.stack, f"{name}-canary"))
         promoted = env.finished(name, "v2", timeout=180)

@@ -40,18 +40,33 @@ def helm(args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess
     return proc
 
 
-def lint(values: dict[str, Any] | None = None, tmp: Path | None = None,
-         check: bool = True) -> subprocess.CompletedProcess[str]:
+def lint(
+    values: dict[str, Any] | None = None, tmp: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     return helm(["lint", "--strict", str(CHART), *_set_args(values, tmp)], check=check)
 
 
-def template(values: dict[str, Any] | None = None, tmp: Path | None = None, *,
-             api_versions: Sequence[str] = (), release: str = "md",
-             namespace: str = "modeldeploy-system", check: bool = True,
-             include_crds: bool = False) -> list[Manifest]:
+def template(
+    values: dict[str, Any] | None = None,
+    tmp: Path | None = None,
+    *,
+    api_versions: Sequence[str] = (),
+    release: str = "md",
+    namespace: str = "modeldeploy-system",
+    check: bool = True,
+    include_crds: bool = False,
+) -> list[Manifest]:
     """Render the chart and parse every document."""
-    args = ["template", release, str(CHART), "--namespace", namespace,
-            "--kube-version", KUBE_VERSION, *_set_args(values, tmp)]
+    args = [
+        "template",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--kube-version",
+        KUBE_VERSION,
+        *_set_args(values, tmp),
+    ]
     for api in api_versions:
         args += ["--api-versions", api]
     if include_crds:

@@ -9,14 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
-RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-                           "persistentVolumeClaim", "projected", "secret"}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 SECCOMP_OK = {"RuntimeDefault", "Localhost"}
 
 
 def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return [*spec.get("initContainers", []), *spec.get("containers", []),
-            *spec.get("ephemeralContainers", [])]
+    return [
+        *spec.get("initContainers", []),
+        *spec.get("containers", []),
+        *spec.get("ephemeralContainers", []),
+    ]
 
 
 def restricted_violations(spec: dict[str, Any]) -> list[str]:

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import helmchart as hc
 import pytest
 import yaml
 
 from e2e.cluster import probe, workloads
 from e2e.cluster.api import Cluster
-
 from modeldeploy.operator import plugin
-
-import helmchart as hc
 
 pytestmark = pytest.mark.cluster
 ROOT = hc.ROOT
@@ -45,12 +43,19 @@ def _split(ref: str) -> tuple[str, str]:
 
 def _model_deployment(install: Install, version: str, sha256: str) -> dict[str, Any]:
     return {
-        "apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
         "metadata": {"name": MODEL, "namespace": install.namespace},
-        "spec": {"model": {"name": MODEL, "version": version, "sha256": sha256,
-                           "bundleURI": f"http://{install.bundles}/{version}.tar.gz"},
-                 "replicas": 1,
-                 "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}},
+        "spec": {
+            "model": {
+                "name": MODEL,
+                "version": version,
+                "sha256": sha256,
+                "bundleURI": f"http://{install.bundles}/{version}.tar.gz",
+            },
+            "replicas": 1,
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+        },
     }
 
 
@@ -61,16 +66,30 @@ def _wait(what: str, check: Any, timeout: float = 240, detail: Any = None) -> An
 def _diagnose(cluster: Cluster, install: Install) -> str:
     """What a failed wait shows: the status, the pods, the operator's last log lines."""
     ns = install.namespace
-    parts = [cluster.kubectl("get", "modeldeployment", MODEL, "-n", ns, "-o",
-                             "jsonpath={.status}", check=False).stdout,
-             cluster.kubectl("get", "pods", "-n", ns, check=False).stdout]
+    parts = [
+        cluster.kubectl(
+            "get", "modeldeployment", MODEL, "-n", ns, "-o", "jsonpath={.status}", check=False
+        ).stdout,
+        cluster.kubectl("get", "pods", "-n", ns, check=False).stdout,
+    ]
     for pod in cluster.kubectl_json("get", "pods", "-n", ns)["items"]:
-        for c in pod["status"].get("initContainerStatuses", []) + \
-                pod["status"].get("containerStatuses", []):
+        for c in pod["status"].get("initContainerStatuses", []) + pod["status"].get(
+            "containerStatuses", []
+        ):
             if c.get("restartCount") or pod["metadata"]["name"].startswith(install.release):
-                parts.append(f"--- {pod['metadata']['name']}/{c['name']}\n" + cluster.kubectl(
-                    "logs", "-n", ns, pod["metadata"]["name"], "-c", c["name"], "--tail=6",
-                    check=False).stdout)
+                parts.append(
+                    f"--- {pod['metadata']['name']}/{c['name']}\n"
+                    + cluster.kubectl(
+                        "logs",
+                        "-n",
+                        ns,
+                        pod["metadata"]["name"],
+                        "-c",
+                        c["name"],
+                        "--tail=6",
+                        check=False,
+                    ).stdout
+                )
     return "\n".join(parts)
 
 
@@ -82,22 +101,41 @@ def installed(cluster: Cluster) -> Iterator[Install]:
     repo, tag = _split(cluster.operator_image)
     server_repo, server_tag = _split(cluster.server_image)
     try:
-        cluster.apply(workloads.bundle_server(cluster.server_image, {"v1": "good"}),
-                      namespace=ns)
-        cluster.helm("install", release, str(hc.CHART), "-n", ns,
-                     "--set", "watch.scope=namespaces", "--set", f"watch.namespaces={{{ns}}}",
-                     "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
-                     "--set", f"serverImage.repository={server_repo}",
-                     "--set", f"serverImage.tag={server_tag}",
-                     "--set", f"prometheus.url={cluster.prometheus_url}",
-                     "--wait", "--timeout", "240s", timeout=300)
-        cluster.kubectl("rollout", "status", "deployment/bundles", "-n", ns,
-                        "--timeout=180s", timeout=190)
+        cluster.apply(workloads.bundle_server(cluster.server_image, {"v1": "good"}), namespace=ns)
+        cluster.helm(
+            "install",
+            release,
+            str(hc.CHART),
+            "-n",
+            ns,
+            "--set",
+            "watch.scope=namespaces",
+            "--set",
+            f"watch.namespaces={{{ns}}}",
+            "--set",
+            f"image.repository={repo}",
+            "--set",
+            f"image.tag={tag}",
+            "--set",
+            f"serverImage.repository={server_repo}",
+            "--set",
+            f"serverImage.tag={server_tag}",
+            "--set",
+            f"prometheus.url={cluster.prometheus_url}",
+            "--wait",
+            "--timeout",
+            "240s",
+            timeout=300,
+        )
+        cluster.kubectl(
+            "rollout", "status", "deployment/bundles", "-n", ns, "--timeout=180s", timeout=190
+        )
         bundles = cluster.kubectl_json("get", "service", "bundles", "-n", ns)["spec"]["clusterIP"]
         yield Install(ns, release, f"{release}-modeldeploy", bundles)
     finally:
-        cluster.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--wait=false",
-                        check=False)
+        cluster.kubectl(
+            "delete", "modeldeployments", "--all", "-n", ns, "--wait=false", check=False
+        )
         cluster.helm("uninstall", release, "-n", ns, "--wait", "--timeout", "60s", check=False)
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
@@ -119,13 +157,20 @@ def healthy(cluster: Cluster, installed: Install, created: dict[str, Any]) -> di
         obj = cluster.kubectl_json("get", "modeldeployment", MODEL, "-n", installed.namespace)
         return obj if (obj.get("status") or {}).get("phase") == "Healthy" else None
 
-    return dict(_wait("ModelDeployment Healthy", done,
-                      detail=lambda: _diagnose(cluster, installed)))
+    return dict(
+        _wait("ModelDeployment Healthy", done, detail=lambda: _diagnose(cluster, installed))
+    )
 
 
 def test_operator_replicas_run_restricted_and_peer(cluster: Cluster, installed: Install) -> None:
-    pods = cluster.kubectl_json("get", "pods", "-n", installed.namespace, "-l",
-                                f"app.kubernetes.io/instance={installed.release}")["items"]
+    pods = cluster.kubectl_json(
+        "get",
+        "pods",
+        "-n",
+        installed.namespace,
+        "-l",
+        f"app.kubernetes.io/instance={installed.release}",
+    )["items"]
     assert len(pods) == 2
     for pod in pods:
         assert pod["spec"]["serviceAccountName"] == installed.service_account
@@ -135,8 +180,9 @@ def test_operator_replicas_run_restricted_and_peer(cluster: Cluster, installed: 
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
     def both_peers() -> dict[str, Any] | None:
-        peering = cluster.kubectl_json("get", "kopfpeering", "modeldeploy", "-n",
-                                       installed.namespace)
+        peering = cluster.kubectl_json(
+            "get", "kopfpeering", "modeldeploy", "-n", installed.namespace
+        )
         peers = peering.get("status") or {}
         return peers if len(peers) == 2 else None
 
@@ -166,8 +212,9 @@ def test_service_account_has_exactly_the_chart_rbac(cluster: Cluster, installed:
     assert not _can(cluster, installed, "delete", "namespaces")
 
 
-def test_operator_reconciles_a_model_deployment(cluster: Cluster, installed: Install,
-                                                healthy: dict[str, Any]) -> None:
+def test_operator_reconciles_a_model_deployment(
+    cluster: Cluster, installed: Install, healthy: dict[str, Any]
+) -> None:
     status = healthy["status"]
     assert status["stableVersion"] == "v1" and status["stableSlot"] == "blue"
     assert status["observedGeneration"] == healthy["metadata"]["generation"]
@@ -179,16 +226,20 @@ def test_operator_reconciles_a_model_deployment(cluster: Cluster, installed: Ins
     assert pod_spec["containers"][0]["image"] == cluster.server_image
 
 
-def _plugin(cluster: Cluster, install: Install, *argv: str,
-            capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+def _plugin(
+    cluster: Cluster, install: Install, *argv: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
     code = plugin.main([*argv, "-n", install.namespace, "--kubeconfig", str(cluster.kubeconfig)])
     out = capsys.readouterr()
     return code, out.out, out.err
 
 
-def test_plugin_status_history_and_controls(cluster: Cluster, installed: Install,
-                                            created: dict[str, Any],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_plugin_status_history_and_controls(
+    cluster: Cluster,
+    installed: Install,
+    created: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = _plugin(cluster, installed, "status", MODEL, capsys=capsys)
     assert code == 0
     assert f"ModelDeployment {installed.namespace}/{MODEL}" in out
@@ -208,9 +259,12 @@ def test_plugin_status_history_and_controls(cluster: Cluster, installed: Install
     assert second.startswith("resume/") and second != value
 
 
-def test_the_operator_acts_on_plugin_controls(cluster: Cluster, installed: Install,
-                                              healthy: dict[str, Any],
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_operator_acts_on_plugin_controls(
+    cluster: Cluster,
+    installed: Install,
+    healthy: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = _plugin(cluster, installed, "status", MODEL, capsys=capsys)
     assert code == 0
     assert "Phase:       Healthy" in out and "Stable:      v1 in slot blue" in out
@@ -226,35 +280,57 @@ def test_the_operator_acts_on_plugin_controls(cluster: Cluster, installed: Insta
     _plugin(cluster, installed, "resume", MODEL, capsys=capsys)
 
 
-def test_plugin_errors_from_the_real_apiserver(cluster: Cluster, installed: Install,
-                                               created: dict[str, Any],
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_plugin_errors_from_the_real_apiserver(
+    cluster: Cluster,
+    installed: Install,
+    created: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, _, err = _plugin(cluster, installed, "status", "nope", capsys=capsys)
     assert code == 1
-    assert err == (f'error: modeldeployment "nope" not found in namespace '
-                   f'"{installed.namespace}"; it has: {MODEL}\n')
+    assert err == (
+        f'error: modeldeployment "nope" not found in namespace '
+        f'"{installed.namespace}"; it has: {MODEL}\n'
+    )
     conn = plugin.connect(str(cluster.kubeconfig), None, installed.namespace)
     assert plugin.api_installed(conn)
     assert not plugin.api_installed(conn, version="v0alpha0")  # an API nobody serves
     assert "is not installed in the cluster at" in str(plugin.missing_api(conn))
 
 
-def test_kubectl_finds_the_plugin(cluster: Cluster, installed: Install,
-                                  created: dict[str, Any]) -> None:
+def test_kubectl_finds_the_plugin(
+    cluster: Cluster, installed: Install, created: dict[str, Any]
+) -> None:
     env = cluster.env()
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
-    proc = subprocess.run([str(cluster.paths.kubectl()), "modeldeploy", "status", MODEL,
-                           "-n", installed.namespace], capture_output=True, text=True,
-                          env=env, timeout=60)
+    proc = subprocess.run(
+        [str(cluster.paths.kubectl()), "modeldeploy", "status", MODEL, "-n", installed.namespace],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"ModelDeployment {installed.namespace}/{MODEL}" in proc.stdout
 
 
-def test_status_watch_redraws_until_interrupted(cluster: Cluster, installed: Install,
-                                                created: dict[str, Any]) -> None:
-    cmd = [sys.executable, "-m", "modeldeploy.operator.plugin", "status", MODEL, "--watch",
-           "--interval", "0.5", "-n", installed.namespace, "--kubeconfig",
-           str(cluster.kubeconfig)]
+def test_status_watch_redraws_until_interrupted(
+    cluster: Cluster, installed: Install, created: dict[str, Any]
+) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "modeldeploy.operator.plugin",
+        "status",
+        MODEL,
+        "--watch",
+        "--interval",
+        "0.5",
+        "-n",
+        installed.namespace,
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(4)
@@ -265,19 +341,29 @@ def test_status_watch_redraws_until_interrupted(cluster: Cluster, installed: Ins
     assert out.count(f"ModelDeployment {installed.namespace}/{MODEL}") >= 2
 
 
-def test_gitops_examples_pass_server_side_validation(cluster: Cluster,
-                                                     installed: Install) -> None:
+def test_gitops_examples_pass_server_side_validation(cluster: Cluster, installed: Install) -> None:
     kubectl = str(cluster.paths.kubectl())
     for overlay in ("overlays/staging", "overlays/production"):
-        rendered = subprocess.run([kubectl, "kustomize", str(ROOT / "examples" / "gitops" / overlay)],
-                                  capture_output=True, text=True, timeout=60, check=True).stdout
+        rendered = subprocess.run(
+            [kubectl, "kustomize", str(ROOT / "examples" / "gitops" / overlay)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         docs = [d for d in yaml.safe_load_all(rendered) if d]
         for doc in docs:
             doc["metadata"]["namespace"] = installed.namespace
             doc["metadata"]["name"] = f"dry-{doc['metadata']['name']}"
-        proc = cluster.kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-",
-                               input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                 "items": docs}))
+        proc = cluster.kubectl(
+            "apply",
+            "--dry-run=server",
+            "-o",
+            "json",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+        )
         items = json.loads(proc.stdout)["items"]
         assert len(items) == 3
         # The apiserver filled in the schema's defaults: what the operator will do.
@@ -296,12 +382,17 @@ def test_rules_evaluate_cleanly_in_the_clusters_prometheus(cluster: Cluster) -> 
         added = f"modeldeploy-chart-{uuid.uuid4().hex[:5]}"
         cluster.add_rules(added, rules_text)
     try:
+
         def evaluated() -> list[dict[str, Any]] | None:
             groups = [g for g in cluster.prometheus_api("rules")["groups"] if g["name"] in names]
             rules = [r for g in groups for r in g["rules"]]
             done = groups and all(not g["lastEvaluation"].startswith("0001") for g in groups)
-            return rules if done and len(rules) == rules_text.count("- record:") + \
-                rules_text.count("- alert:") else None
+            return (
+                rules
+                if done
+                and len(rules) == rules_text.count("- record:") + rules_text.count("- alert:")
+                else None
+            )
 
         rules = _wait("the chart's rules evaluated", evaluated, 90)
         for rule in rules:

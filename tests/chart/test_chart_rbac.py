@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import helmchart as hc
+import pytest
 
 READ = {"get", "list", "watch"}
 OWN = READ | {"create", "patch", "delete"}
@@ -26,13 +25,24 @@ NAMESPACED = {
     ("monitoring.coreos.com", "prometheusrules"): OWN,
 }
 # Read-only, cluster-wide, in both scopes: kopf observes CRDs and namespaces.
-CLUSTER_READ = {("apiextensions.k8s.io", "customresourcedefinitions"): READ,
-                ("", "namespaces"): READ}
+CLUSTER_READ = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): READ,
+    ("", "namespaces"): READ,
+}
 CLUSTER = {**NAMESPACED, **CLUSTER_READ, ("kopf.dev", "clusterkopfpeerings"): READ | {"patch"}}
 ROLE = {**NAMESPACED, ("kopf.dev", "kopfpeerings"): READ | {"patch"}}
 DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
-DANGEROUS_RESOURCES = {"*", "secrets", "configmaps", "serviceaccounts/token", "nodes",
-                       "roles", "rolebindings", "clusterroles", "clusterrolebindings"}
+DANGEROUS_RESOURCES = {
+    "*",
+    "secrets",
+    "configmaps",
+    "serviceaccounts/token",
+    "nodes",
+    "roles",
+    "rolebindings",
+    "clusterroles",
+    "clusterrolebindings",
+}
 
 
 def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -53,12 +63,14 @@ def cluster_mode(tmp_path_factory: pytest.TempPathFactory) -> list[hc.Manifest]:
 
 @pytest.fixture(scope="module")
 def namespaced_mode(tmp_path_factory: pytest.TempPathFactory) -> list[hc.Manifest]:
-    return hc.template({"watch": {"scope": "namespaces", "namespaces": ["a", "b"]}},
-                       tmp_path_factory.mktemp("v"))
+    return hc.template(
+        {"watch": {"scope": "namespaces", "namespaces": ["a", "b"]}}, tmp_path_factory.mktemp("v")
+    )
 
 
-def test_nothing_broad_or_dangerous(cluster_mode: list[hc.Manifest],
-                                    namespaced_mode: list[hc.Manifest]) -> None:
+def test_nothing_broad_or_dangerous(
+    cluster_mode: list[hc.Manifest], namespaced_mode: list[hc.Manifest]
+) -> None:
     for manifests in (cluster_mode, namespaced_mode):
         for role in hc.by_kind(manifests, "ClusterRole") + hc.by_kind(manifests, "Role"):
             for (group, resource), verbs in grants(role).items():
@@ -68,19 +80,26 @@ def test_nothing_broad_or_dangerous(cluster_mode: list[hc.Manifest],
 
 
 def test_cluster_scope_grants_exactly_what_the_operator_does(
-        cluster_mode: list[hc.Manifest]) -> None:
+    cluster_mode: list[hc.Manifest],
+) -> None:
     role = hc.one(cluster_mode, "ClusterRole")
     assert grants(role) == CLUSTER
     assert not hc.by_kind(cluster_mode, "Role")
     binding = hc.one(cluster_mode, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     sa = hc.one(cluster_mode, "ServiceAccount")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": "modeldeploy-system"}]
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": sa["metadata"]["name"],
+            "namespace": "modeldeploy-system",
+        }
+    ]
 
 
 def test_namespace_scope_writes_only_in_watched_namespaces(
-        namespaced_mode: list[hc.Manifest]) -> None:
+    namespaced_mode: list[hc.Manifest],
+) -> None:
     cluster_role = hc.one(namespaced_mode, "ClusterRole")
     assert grants(cluster_role) == CLUSTER_READ
     roles = hc.by_kind(namespaced_mode, "Role")
@@ -89,16 +108,25 @@ def test_namespace_scope_writes_only_in_watched_namespaces(
         assert grants(role) == ROLE
     bindings = hc.by_kind(namespaced_mode, "RoleBinding")
     assert sorted((b["metadata"]["namespace"], b["roleRef"]["kind"]) for b in bindings) == [
-        ("a", "Role"), ("b", "Role")]
+        ("a", "Role"),
+        ("b", "Role"),
+    ]
     for b in bindings:
         assert b["subjects"][0]["namespace"] == "modeldeploy-system"
 
 
 def test_rbac_can_be_left_to_the_user(tmp_path: Path) -> None:
-    manifests = hc.template({"rbac": {"create": False},
-                             "serviceAccount": {"create": False, "name": "existing"}}, tmp_path)
+    manifests = hc.template(
+        {"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "existing"}},
+        tmp_path,
+    )
     kinds = {m["kind"] for m in manifests}
-    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
-                        "ServiceAccount"}
+    assert not kinds & {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    }
     pod = hc.one(manifests, "StatefulSet")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "existing"

@@ -34,7 +34,11 @@ def compute(obj: dict[str, Any]) -> tuple[str, str]:
     generation = meta.get("generation")
     observed = status.get("observedGeneration")
     if generation is not None and observed is not None and observed != generation:
-        return IN_PROGRESS, f"{obj['kind']} generation is {generation}, but latest observed generation is {observed}"
+        return (
+            IN_PROGRESS,
+            f"{obj['kind']} generation is {generation}, but latest observed generation is "
+            f"{observed}",
+        )
     reconciling = _condition(status, "Reconciling")
     if reconciling and reconciling.get("status") == "True":
         return IN_PROGRESS, reconciling.get("message", "")

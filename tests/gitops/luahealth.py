@@ -22,8 +22,9 @@ def lua_path() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise RuntimeError("no Lua interpreter: install the Debian package lua5.4 "
-                       "(scripts/setup.sh does)")
+    raise RuntimeError(
+        "no Lua interpreter: install the Debian package lua5.4 (scripts/setup.sh does)"
+    )
 
 
 def _lua_string(text: str) -> str:
@@ -55,8 +56,11 @@ def to_lua(value: Any) -> str:
     if isinstance(value, list):
         return "{" + ", ".join(to_lua(v) for v in value) + "}"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"[{_lua_string(str(k))}] = {to_lua(v)}"
-                               for k, v in value.items()) + "}"
+        return (
+            "{"
+            + ", ".join(f"[{_lua_string(str(k))}] = {to_lua(v)}" for k, v in value.items())
+            + "}"
+        )
     raise TypeError(f"cannot express {type(value).__name__} in Lua")
 
 
@@ -70,8 +74,9 @@ io.write(tostring(hs.status), "\\n", tostring(hs.message))
 def health(obj: dict[str, Any], script: Path = HEALTH_LUA) -> tuple[str, str]:
     """(status, message) the health check returns for ``obj``."""
     program = RUNNER.format(obj=to_lua(obj), script=_lua_string(str(script)))
-    proc = subprocess.run([lua_path(), "-"], input=program, capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        [lua_path(), "-"], input=program, capture_output=True, text=True, timeout=30
+    )
     if proc.returncode != 0:
         raise AssertionError(f"lua failed: {proc.stderr}")
     status, _, message = proc.stdout.partition("\n")

@@ -6,16 +6,19 @@ import re
 from pathlib import Path
 from typing import Any
 
+import kstatus
 import pytest
 import yaml
-
-import kstatus
 from luahealth import GITOPS, HEALTH_LUA, health, to_lua
 
 CASES: list[dict[str, Any]] = yaml.safe_load((GITOPS / "health_test.yaml").read_text())["tests"]
 # What each Argo CD health means in kstatus terms (the two readings must agree).
-KSTATUS_OF_HEALTH = {"Healthy": kstatus.CURRENT, "Progressing": kstatus.IN_PROGRESS,
-                     "Suspended": kstatus.IN_PROGRESS, "Degraded": kstatus.FAILED}
+KSTATUS_OF_HEALTH = {
+    "Healthy": kstatus.CURRENT,
+    "Progressing": kstatus.IN_PROGRESS,
+    "Suspended": kstatus.IN_PROGRESS,
+    "Degraded": kstatus.FAILED,
+}
 
 
 def _load(case: dict[str, Any]) -> dict[str, Any]:
@@ -24,8 +27,7 @@ def _load(case: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", CASES, ids=[Path(c["inputPath"]).stem for c in CASES])
 def test_health(case: dict[str, Any]) -> None:
-    assert health(_load(case)) == (case["healthStatus"]["status"],
-                                   case["healthStatus"]["message"])
+    assert health(_load(case)) == (case["healthStatus"]["status"], case["healthStatus"]["message"])
 
 
 def test_every_phase_and_sample_is_covered() -> None:
@@ -37,8 +39,11 @@ def test_every_phase_and_sample_is_covered() -> None:
     assert listed == {p.name for p in (GITOPS / "testdata").glob("*.yaml")}
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if "status" in _load(c)],
-                         ids=[Path(c["inputPath"]).stem for c in CASES if "status" in _load(c)])
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if "status" in _load(c)],
+    ids=[Path(c["inputPath"]).stem for c in CASES if "status" in _load(c)],
+)
 def test_samples_are_kstatus_compatible(case: dict[str, Any]) -> None:
     obj = _load(case)
     assert kstatus.well_formed(obj) == []
@@ -51,12 +56,17 @@ def test_samples_are_kstatus_compatible(case: dict[str, Any]) -> None:
 
 
 def test_kstatus_reading_follows_its_rules() -> None:
-    base = {"kind": "ModelDeployment", "metadata": {"generation": 2},
-            "status": {"observedGeneration": 2, "conditions": []}}
+    base = {
+        "kind": "ModelDeployment",
+        "metadata": {"generation": 2},
+        "status": {"observedGeneration": 2, "conditions": []},
+    }
+
     def with_conds(**conds: str) -> dict[str, Any]:
         obj = yaml.safe_load(yaml.safe_dump(base))
         obj["status"]["conditions"] = [{"type": k, "status": v} for k, v in conds.items()]
         return obj
+
     assert kstatus.compute(with_conds())[0] == kstatus.CURRENT
     assert kstatus.compute(with_conds(Reconciling="True", Stalled="True"))[0] == kstatus.IN_PROGRESS
     assert kstatus.compute(with_conds(Stalled="True"))[0] == kstatus.FAILED
@@ -70,8 +80,10 @@ def test_kstatus_reading_follows_its_rules() -> None:
 
 def test_lua_escapes_strings_exactly() -> None:
     tricky = 'quote " backslash \\ newline \n tab \t unicode é ✓'
-    obj = {"metadata": {"generation": 1},
-           "status": {"observedGeneration": 1, "phase": "Paused", "message": tricky}}
+    obj = {
+        "metadata": {"generation": 1},
+        "status": {"observedGeneration": 1, "phase": "Paused", "message": tricky},
+    }
     assert health(obj) == ("Suspended", tricky)
     assert to_lua([1, 2.5, True, None]) == "{1, 2.5, true, nil}"
 
@@ -79,8 +91,13 @@ def test_lua_escapes_strings_exactly() -> None:
 def test_script_stays_within_lua_5_1() -> None:
     """Argo CD embeds a Lua 5.1 interpreter: no syntax from 5.2 and later."""
     code = re.sub(r"--[^\n]*", "", HEALTH_LUA.read_text())
-    for pattern, what in ((r"//", "integer division"), (r"\bgoto\b", "goto"),
-                          (r"<const>|<close>", "attributes"), (r"[^~=<>]=?[&|]|<<|>>", "bitwise"),
-                          (r"\\u\{", "utf-8 escapes"), (r"\butf8\.", "utf8 library"),
-                          (r"\btable\.(move|unpack)\b", "5.2+ table functions")):
+    for pattern, what in (
+        (r"//", "integer division"),
+        (r"\bgoto\b", "goto"),
+        (r"<const>|<close>", "attributes"),
+        (r"[^~=<>]=?[&|]|<<|>>", "bitwise"),
+        (r"\\u\{", "utf-8 escapes"),
+        (r"\butf8\.", "utf8 library"),
+        (r"\btable\.(move|unpack)\b", "5.2+ table functions"),
+    ):
         assert not re.search(pattern, code), what

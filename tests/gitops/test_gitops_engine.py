@@ -7,19 +7,17 @@ health check, which must agree with the phase.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from modeldeploy.operator.engine import RolloutStatus, reconcile
-from modeldeploy.operator.model import (Actions, AnalysisSample, Observations, SlotObservation,
-                                        Spec)
-
 import kstatus
+import pytest
 from luahealth import health
 
-START = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+from modeldeploy.operator.engine import RolloutStatus, reconcile
+from modeldeploy.operator.model import Actions, AnalysisSample, Observations, SlotObservation, Spec
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 EXPECTED = {  # phase -> (kstatus, Argo CD health)
     "Progressing": (kstatus.IN_PROGRESS, "Progressing"),
     "Paused": (kstatus.IN_PROGRESS, "Suspended"),
@@ -30,11 +28,16 @@ EXPECTED = {  # phase -> (kstatus, Argo CD health)
 
 def _body(version: str, generation: int) -> dict[str, Any]:
     return {
-        "apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
         "metadata": {"name": "churn", "namespace": "ml", "generation": generation},
         "spec": {
-            "model": {"name": "churn", "version": version, "sha256": "a" * 64,
-                      "bundleURI": f"file:///models/churn-{version}.tar.gz"},
+            "model": {
+                "name": "churn",
+                "version": version,
+                "sha256": "a" * 64,
+                "bundleURI": f"file:///models/churn-{version}.tar.gz",
+            },
             "replicas": 2,
             "server": {"image": "localhost/modeldeploy-server:dev"},
             "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
@@ -45,10 +48,17 @@ def _body(version: str, generation: int) -> dict[str, Any]:
 
 def _cluster(actions: Actions) -> dict[str, SlotObservation]:
     """Every Deployment the actions ask for, fully rolled out and ready."""
-    return {d.slot: SlotObservation(exists=True, revision=d.revision, replicas=d.replicas,
-                                    ready_replicas=d.replicas, updated_replicas=d.replicas,
-                                    up_to_date=True)
-            for d in actions.deployments}
+    return {
+        d.slot: SlotObservation(
+            exists=True,
+            revision=d.revision,
+            replicas=d.replicas,
+            ready_replicas=d.replicas,
+            updated_replicas=d.replicas,
+            up_to_date=True,
+        )
+        for d in actions.deployments
+    }
 
 
 class Rollout:
@@ -60,11 +70,19 @@ class Rollout:
         self.slots: dict[str, SlotObservation] = {}
         self.seen: list[dict[str, Any]] = []
 
-    def step(self, body: dict[str, Any], *, control: str | None = None,
-             firing: tuple[tuple[str, float], ...] = ()) -> dict[str, Any]:
+    def step(
+        self,
+        body: dict[str, Any],
+        *,
+        control: str | None = None,
+        firing: tuple[tuple[str, float], ...] = (),
+    ) -> dict[str, Any]:
         self.now += timedelta(seconds=31)
-        sample = AnalysisSample(at=self.now, firing={"candidate": firing} if firing else {},
-                                scraped=frozenset({"stable", "candidate"}))
+        sample = AnalysisSample(
+            at=self.now,
+            firing={"candidate": firing} if firing else {},
+            scraped=frozenset({"stable", "candidate"}),
+        )
         obs = Observations(slots=self.slots, analysis=sample, control=control)
         self.status, actions = reconcile(Spec.from_body(body), self.status, obs, self.now)
         self.slots = _cluster(actions)
@@ -92,7 +110,7 @@ def rollout() -> Rollout:
     r = Rollout()
     v1, v2, v3 = _body("1.0.0", 1), _body("1.1.0", 2), _body("1.2.0", 3)
     r.until(v1, "Healthy")
-    r.until(v2, "Paused")                       # setWeight 50, then wait for promote
+    r.until(v2, "Paused")  # setWeight 50, then wait for promote
     r.step(v2, control="promote/1")
     r.until(v2, "Healthy")
     r.until(v3, "Progressing")

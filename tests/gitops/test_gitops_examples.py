@@ -8,21 +8,28 @@ from typing import Any
 
 import pytest
 import yaml
+from luahealth import ROOT
 
+from e2e.cluster.config import built_tool
 from modeldeploy.operator.engine import plan
 from modeldeploy.operator.model import Spec
 
-from e2e.cluster.config import built_tool
-from luahealth import ROOT
-
 EXAMPLES = ROOT / "examples" / "gitops"
-CHART_ALERTS = {"ModelFeatureDrift", "ModelPredictionDivergence", "ModelHighErrorRate",
-                "ModelHighLatency"}
+CHART_ALERTS = {
+    "ModelFeatureDrift",
+    "ModelPredictionDivergence",
+    "ModelHighErrorRate",
+    "ModelHighLatency",
+}
 
 
 def kustomize(folder: str) -> list[dict[str, Any]]:
-    proc = subprocess.run([built_tool("kubectl"), "kustomize", str(EXAMPLES / folder)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [built_tool("kubectl"), "kustomize", str(EXAMPLES / folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
@@ -59,8 +66,9 @@ def test_overlays_set_namespace_replicas_and_pace() -> None:
 
 def test_model_fields_match_the_crd_patterns() -> None:
     crd = yaml.safe_load((ROOT / "crds" / "modeldeploy.io_modeldeployments.yaml").read_text())
-    model_schema = (crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
-                    ["spec"]["properties"]["model"])
+    model_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["model"]
     for doc in kustomize("base") + kustomize("overlays/staging") + kustomize("overlays/production"):
         model = doc["spec"]["model"]
         assert set(model_schema["required"]) <= set(model)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,16 @@ from modeldeploy.operator import plugin
 from modeldeploy.operator.engine import parse_control
 
 SAMPLES = Path(__file__).resolve().parents[2] / "gitops" / "testdata"
-NOW = datetime(2026, 11, 23, 9, 5, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 9, 5, tzinfo=UTC)
 
 
 def sample(name: str) -> dict[str, Any]:
     return yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())
 
 
-def event(reason: str, seconds_ago: int, type_: str = "Normal", message: str = "m") -> dict[str, Any]:
+def event(
+    reason: str, seconds_ago: int, type_: str = "Normal", message: str = "m"
+) -> dict[str, Any]:
     at = (NOW - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"type": type_, "reason": reason, "message": message, "lastTimestamp": at}
 
@@ -50,7 +52,7 @@ def test_status_after_a_rollback_names_the_rule_and_shows_events() -> None:
     assert re.search(r"alert\s+ModelFeatureDrift\s+0\.9129\s+Failed\s+5m", text)
     assert "Last rollout: 1.2.0 RolledBack 5m ago (AnalysisFailed: alert ModelFeatureDrift" in text
     lines = text.splitlines()
-    shown = lines[lines.index("Events:") + 2:]
+    shown = lines[lines.index("Events:") + 2 :]
     assert len(shown) == plugin.EVENTS_SHOWN
     assert shown[-1].split()[:3] == ["20s", "Warning", "RolledBack"]  # newest last
 
@@ -69,14 +71,21 @@ def test_history_newest_first_with_durations() -> None:
     obj["status"]["history"][0]["finishedAt"] = "2026-11-23T09:03:25Z"
     rows = plugin.render_history(obj).splitlines()
     assert rows[0].split() == ["VERSION", "OUTCOME", "REASON", "STARTED", "TOOK", "MESSAGE"]
-    assert rows[1].split()[:5] == ["1.2.0", "RolledBack", "AnalysisFailed",
-                                   "2026-11-23T09:00:00Z", "3m25s"]
+    assert rows[1].split()[:5] == [
+        "1.2.0",
+        "RolledBack",
+        "AnalysisFailed",
+        "2026-11-23T09:00:00Z",
+        "3m25s",
+    ]
     assert [r.split()[0] for r in rows[1:]] == ["1.2.0", "1.1.0", "1.0.0"]
     assert "no rollouts recorded yet" in plugin.render_history(sample("deploying"))
 
 
-@pytest.mark.parametrize("seconds, text", [(5, "5s"), (59, "59s"), (60, "1m"), (7200, "2h"),
-                                           (3 * 86400 + 5, "3d"), (-10, "0s")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(5, "5s"), (59, "59s"), (60, "1m"), (7200, "2h"), (3 * 86400 + 5, "3d"), (-10, "0s")],
+)
 def test_age(seconds: int, text: str) -> None:
     at = (NOW - timedelta(seconds=seconds)).isoformat()
     assert plugin.age(at, NOW) == text

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 import pytest
-from server_process import Server, start_server
+from server_process import Server, StartOptions, start_server
 
 from modeldeploy.server.examples import build_example
 
@@ -27,8 +28,12 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     """The example variants (and a second healthy retrain), built once per session."""
     root = tmp_path_factory.mktemp("bundles")
     out = {}
-    for key, variant, seed in (("good", "good", 0), ("good2", "good", 1), ("drifted", "drifted", 0),
-                               ("diverging", "diverging", 0)):
+    for key, variant, seed in (
+        ("good", "good", 0),
+        ("good2", "good", 1),
+        ("drifted", "drifted", 0),
+        ("diverging", "diverging", 0),
+    ):
         card = build_example(root / key, f"1.0.{seed}-{key}", variant, seed=seed)
         out[key] = Built(root / key, card.sha256)
     return out
@@ -39,9 +44,16 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start servers for one test; all are stopped when it ends."""
     started: list[Server] = []
 
-    def _serve(bundle: Built, *extra: str, sha: str | None = "pinned", **kwargs: object) -> Server:
-        server = start_server(bundle.path, bundle.sha256 if sha == "pinned" else sha,
-                              tmp_path / f"server-{len(started)}.log", *extra, **kwargs)  # type: ignore[arg-type]
+    def _serve(
+        bundle: Built, *extra: str, sha: str | None = "pinned", **kwargs: Unpack[StartOptions]
+    ) -> Server:
+        server = start_server(
+            bundle.path,
+            bundle.sha256 if sha == "pinned" else sha,
+            tmp_path / f"server-{len(started)}.log",
+            *extra,
+            **kwargs,
+        )
         started.append(server)
         return server
 
@@ -52,9 +64,16 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
 
 @pytest.fixture(scope="module")
-def good_server(bundles: dict[str, Built], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def good_server(
+    bundles: dict[str, Built], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """One stable server of the good model shared by a module's tests (they use deltas)."""
-    server = start_server(bundles["good"].path, bundles["good"].sha256,
-                          tmp_path_factory.mktemp("logs") / "good.log", "--max-batch-wait-ms", "5")
+    server = start_server(
+        bundles["good"].path,
+        bundles["good"].sha256,
+        tmp_path_factory.mktemp("logs") / "good.log",
+        "--max-batch-wait-ms",
+        "5",
+    )
     yield server
     server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,7 +43,13 @@ class Server:
         out = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("model", "version", "role")))
+                labels = tuple(
+                    sorted(
+                        (k, v)
+                        for k, v in sample.labels.items()
+                        if k not in ("model", "version", "role")
+                    )
+                )
                 out[(sample.name, labels)] = sample.value
         return out
 
@@ -55,15 +63,40 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def start_server(bundle: Path, sha: str | None, log_path: Path, *extra: str,
-                 env: dict[str, str] | None = None, wait_ready: bool = True) -> Server:
+class StartOptions(TypedDict, total=False):
+    """The keyword arguments of ``start_server``, for fixtures that pass them on."""
+
+    env: dict[str, str] | None
+    wait_ready: bool
+
+
+def start_server(
+    bundle: Path,
+    sha: str | None,
+    log_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    wait_ready: bool = True,
+) -> Server:
     port = free_port()
-    cmd = [sys.executable, "-m", "modeldeploy", "serve", str(bundle), "--port", str(port), "--host", "127.0.0.1", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "modeldeploy",
+        "serve",
+        str(bundle),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        *extra,
+    ]
     if sha is not None:
         cmd += ["--sha256", sha]
-    fh = open(log_path, "wb")
-    process = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    fh.close()
+    with open(log_path, "wb") as fh:
+        process = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     if not wait_ready:
         return server
@@ -81,7 +114,7 @@ def start_server(bundle: Path, sha: str | None, log_path: Path, *extra: str,
     raise RuntimeError(f"server not ready within 60 s:\n{server.log()}")
 
 
-async def _exchange(reader: "asyncio.StreamReader") -> tuple[int, bytes]:
+async def _exchange(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = 0
@@ -92,23 +125,30 @@ async def _exchange(reader: "asyncio.StreamReader") -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def burst(url: str, bodies: list[bytes], connections: int, path: str = "/predict") -> list[tuple[int, bytes]]:
+async def burst(
+    url: str, bodies: list[bytes], connections: int, path: str = "/predict"
+) -> list[tuple[int, bytes]]:
     """Send ``bodies`` over ``connections`` keep-alive sockets in waves: in each wave every
     connection writes its request before any answer is read, so the server really sees them
     arrive together (an HTTP client library in one Python process is too slow for that)."""
-    import asyncio
-
     host, port = url.removeprefix("http://").split(":")
     streams = [await asyncio.open_connection(host, int(port)) for _ in range(connections)]
     answers: list[tuple[int, bytes]] = []
     try:
         for start in range(0, len(bodies), connections):
-            wave = bodies[start:start + connections]
-            for (_, writer), body in zip(streams, wave):
-                writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + host.encode()
-                             + b"\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\n\r\n" + body)
-            for (reader, _), _body in zip(streams, wave):
+            wave = bodies[start : start + connections]
+            for (_, writer), body in zip(streams, wave, strict=False):
+                writer.write(
+                    b"POST "
+                    + path.encode()
+                    + b" HTTP/1.1\r\nHost: "
+                    + host.encode()
+                    + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                    + str(len(body)).encode()
+                    + b"\r\n\r\n"
+                    + body
+                )
+            for (reader, _), _body in zip(streams, wave, strict=False):
                 answers.append(await asyncio.wait_for(_exchange(reader), 30))
     finally:
         for _, writer in streams:

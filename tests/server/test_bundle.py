@@ -40,9 +40,23 @@ def _hostile_bundle(tmp_path: Path, good: Built, marker: Path) -> tuple[Path, st
 
 def test_card_lists_everything_the_design_asks_for(bundles: dict[str, Built]) -> None:
     card = json.loads((bundles["good"].path / CARD_FILE).read_text())
-    for key in ("name", "version", "created", "algorithm", "hyperparameters", "training_data", "metrics",
-                "intended_use", "out_of_scope", "caveats", "features", "output", "reference",
-                "prediction_reference", "sha256"):
+    for key in (
+        "name",
+        "version",
+        "created",
+        "algorithm",
+        "hyperparameters",
+        "training_data",
+        "metrics",
+        "intended_use",
+        "out_of_scope",
+        "caveats",
+        "features",
+        "output",
+        "reference",
+        "prediction_reference",
+        "sha256",
+    ):
         assert card[key] not in (None, "", [], {}), key
     assert card["schema_version"] == CARD_SCHEMA_VERSION
     assert card["training_data"]["fingerprint"].startswith("sha256:")
@@ -97,7 +111,9 @@ def test_archives_load_like_folders(tmp_path: Path, bundles: dict[str, Built]) -
         b.load_bundle(archive, bundles["drifted"].sha256)
 
 
-def test_archive_in_one_folder_and_hostile_members(tmp_path: Path, bundles: dict[str, Built]) -> None:
+def test_archive_in_one_folder_and_hostile_members(
+    tmp_path: Path, bundles: dict[str, Built]
+) -> None:
     nested = tmp_path / "nested.tar.gz"
     with tarfile.open(nested, "w:gz") as tar:
         for name in (MODEL_FILE, CARD_FILE):
@@ -144,10 +160,15 @@ def test_card_round_trips_and_names_what_is_missing(bundles: dict[str, Built]) -
         ModelCard.from_dict({**json.loads(text), "schema_version": "v0"})
 
 
-def test_examples_are_deterministic_in_their_seed(tmp_path: Path, bundles: dict[str, Built]) -> None:
+def test_examples_are_deterministic_in_their_seed(
+    tmp_path: Path, bundles: dict[str, Built]
+) -> None:
     again = build_example(tmp_path / "again", "1.0.0-good", "good", seed=0)
     assert again.sha256 == bundles["good"].sha256
-    assert again.training_data["fingerprint"] == b.read_card(bundles["good"].path).training_data["fingerprint"]
+    assert (
+        again.training_data["fingerprint"]
+        == b.read_card(bundles["good"].path).training_data["fingerprint"]
+    )
     assert bundles["good2"].sha256 != bundles["good"].sha256
 
 
@@ -155,7 +176,10 @@ def test_variants_differ_the_way_they_promise(bundles: dict[str, Built]) -> None
     from modeldeploy.server import stats
 
     normal = generate_traffic(2000, seed=42)
-    models = {k: b.load_bundle(bundles[k].path, bundles[k].sha256) for k in ("good", "good2", "diverging", "drifted")}
+    models = {
+        k: b.load_bundle(bundles[k].path, bundles[k].sha256)
+        for k in ("good", "good2", "diverging", "drifted")
+    }
     scores = {k: m.model.predict_proba(normal)[:, 1] for k, m in models.items()}
     moments = {k: stats.Moments.of(v) for k, v in scores.items()}
     # A healthy retrain agrees with the current model; the diverging one is far away.

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.server.fetch import FetchError, fetch
 from modeldeploy.server.contract import CARD_FILE, MODEL_FILE
+from modeldeploy.server.fetch import FetchError, fetch
 
 
 def make_bundle(folder: Path, content: bytes = b"model") -> Path:
@@ -56,8 +56,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def server(tmp_path: Path) -> Iterator[tuple[str, type[_Handler]]]:
     handler = type("H", (_Handler,), {})
-    handler.payload = make_tar(tmp_path / "b.tar.gz",
-                               make_bundle(tmp_path / "src")).read_bytes()
+    handler.payload = make_tar(tmp_path / "b.tar.gz", make_bundle(tmp_path / "src")).read_bytes()
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -73,8 +72,9 @@ def test_http_tar_gz_is_unpacked(server: tuple[str, type[_Handler]], tmp_path: P
     assert sorted(p.name for p in dest.parent.iterdir()) == ["bundle"], "no leftovers"
 
 
-def test_http_retries_5xx_a_bounded_number_of_times(server: tuple[str, type[_Handler]],
-                                                    tmp_path: Path) -> None:
+def test_http_retries_5xx_a_bounded_number_of_times(
+    server: tuple[str, type[_Handler]], tmp_path: Path
+) -> None:
     url, handler = server
     handler.failures_left = 2
     slept: list[float] = []
@@ -103,8 +103,7 @@ def test_unreachable_is_retried_then_reported(tmp_path: Path) -> None:
     sock.close()  # nothing listens there now
     slept: list[float] = []
     with pytest.raises(FetchError, match="gave up after 2 attempts"):
-        fetch(f"http://127.0.0.1:{port}/b.tar.gz", tmp_path / "x", attempts=2,
-              sleep=slept.append)
+        fetch(f"http://127.0.0.1:{port}/b.tar.gz", tmp_path / "x", attempts=2, sleep=slept.append)
     assert len(slept) == 1
 
 
@@ -146,8 +145,9 @@ def test_a_tar_that_escapes_is_refused(tmp_path: Path) -> None:
         fetch(str(link), tmp_path / "d")
 
 
-def test_unpacks_without_the_tar_filter_too(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unpacks_without_the_tar_filter_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server image's Python may predate tarfile's extraction filters."""
     monkeypatch.delattr(tarfile, "data_filter", raising=False)
     tar = make_tar(tmp_path / "b.tar.gz", make_bundle(tmp_path / "src", b"old-python"))
@@ -174,10 +174,12 @@ def test_missing_model_file_and_bad_inputs_are_clear(tmp_path: Path) -> None:
 def test_the_command_line(tmp_path: Path) -> None:
     src = make_bundle(tmp_path / "src")
     cmd = [sys.executable, "-m", "modeldeploy", "fetch"]
-    ok = subprocess.run(cmd + [f"file://{src}", str(tmp_path / "out")], capture_output=True,
-                        text=True)
+    ok = subprocess.run(
+        cmd + [f"file://{src}", str(tmp_path / "out")], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "out" / MODEL_FILE).exists()
-    bad = subprocess.run(cmd + [str(tmp_path / "none"), str(tmp_path / "o2")],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        cmd + [str(tmp_path / "none"), str(tmp_path / "o2")], capture_output=True, text=True
+    )
     assert bad.returncode == 1 and bad.stderr.startswith("fetch: ")

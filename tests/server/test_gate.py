@@ -19,17 +19,36 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def gate(candidate: Any, current: Any, data: Path, *extra: str) -> int:
-    return main(["gate", str(candidate.path), "--current", str(current.path), "--data", str(data), *extra])
+    return main(
+        ["gate", str(candidate.path), "--current", str(current.path), "--data", str(data), *extra]
+    )
 
 
-def test_a_healthy_retrain_earns_promotion(bundles: dict[str, Any], data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert gate(bundles["good2"], bundles["good"], data, "--min", "roc_auc=0.7", "--min", "accuracy=0.75") == 0
+def test_a_healthy_retrain_earns_promotion(
+    bundles: dict[str, Any], data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        gate(
+            bundles["good2"],
+            bundles["good"],
+            data,
+            "--min",
+            "roc_auc=0.7",
+            "--min",
+            "accuracy=0.75",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "verdict: PROMOTE" in out
-    assert "minimum roc_auc" in out and "direction: error_pct increasing" in out and "FAIL" not in out
+    assert (
+        "minimum roc_auc" in out and "direction: error_pct increasing" in out and "FAIL" not in out
+    )
 
 
-def test_a_diverging_model_is_refused_with_reasons(bundles: dict[str, Any], data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_diverging_model_is_refused_with_reasons(
+    bundles: dict[str, Any], data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert gate(bundles["diverging"], bundles["good"], data) == 1
     out = capsys.readouterr().out
     assert "verdict: REJECT" in out
@@ -37,7 +56,9 @@ def test_a_diverging_model_is_refused_with_reasons(bundles: dict[str, Any], data
     assert "standard errors" in out
 
 
-def test_thresholds_alone_can_refuse(bundles: dict[str, Any], data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_thresholds_alone_can_refuse(
+    bundles: dict[str, Any], data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert gate(bundles["good2"], bundles["good"], data, "--min", "roc_auc=0.99") == 1
     assert "minimum roc_auc" in capsys.readouterr().out
 
@@ -46,8 +67,9 @@ def test_the_drifted_model_loses_on_todays_data(bundles: dict[str, Any], data: P
     assert gate(bundles["drifted"], bundles["good"], data) == 1
 
 
-def test_bad_arguments_are_errors_not_verdicts(bundles: dict[str, Any], data: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_arguments_are_errors_not_verdicts(
+    bundles: dict[str, Any], data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(GateError, match="lower is better"):
         parse_minimums(["log_loss=0.3"])
     with pytest.raises(GateError, match="unknown metric"):
@@ -57,5 +79,8 @@ def test_bad_arguments_are_errors_not_verdicts(bundles: dict[str, Any], data: Pa
     bad.write_text("request_rate,error_pct\n1,2\n")
     assert gate(bundles["good2"], bundles["good"], bad) == 2
     assert "missing column" in capsys.readouterr().err
-    assert gate(bundles["good2"], bundles["good"], data, "--candidate-sha256", bundles["good"].sha256) == 2
+    assert (
+        gate(bundles["good2"], bundles["good"], data, "--candidate-sha256", bundles["good"].sha256)
+        == 2
+    )
     assert "refusing to load" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from modeldeploy.server import stats
 from modeldeploy.server.batching import MicroBatcher
 from modeldeploy.server.bundle import read_card
 from modeldeploy.server.examples import generate_traffic
-from modeldeploy.server.monitor import Histogram, Monitor, MonitorCollector
+from modeldeploy.server.exposition import MonitorCollector
+from modeldeploy.server.monitor import Histogram, Monitor
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_bin_counts_equal_per_feature_numpy(monitor: Monitor) -> None:
     for j, spec in enumerate(card.features):
         ref = card.reference[j]
         offset = int(monitor._offsets[j])
-        got = monitor.bin_counts[offset:offset + len(ref.fractions)]
+        got = monitor.bin_counts[offset : offset + len(ref.fractions)]
         if spec.kind == "categorical":
             want = np.bincount(x[:, j].astype(int), minlength=2)
         else:
@@ -46,6 +47,7 @@ def test_bin_counts_equal_per_feature_numpy(monitor: Monitor) -> None:
 
 def bisect_bucket(value: float) -> int:
     from bisect import bisect_left
+
     from modeldeploy.server.monitor import BATCH_BUCKETS
 
     return bisect_left(BATCH_BUCKETS, value)
@@ -55,7 +57,7 @@ def test_window_keeps_the_most_recent_rows_across_wraps(monitor: Monitor) -> Non
     x = generate_traffic(1000, seed=12)
     scores = np.arange(1000, dtype=np.float64)
     for start in range(0, 1000, 70):
-        monitor.observe_batch(x[start:start + 70], scores[start:start + 70], None)
+        monitor.observe_batch(x[start : start + 70], scores[start : start + 70], None)
     rows, kept = monitor.window()
     assert len(kept) == 300
     assert sorted(kept.tolist()) == list(range(700, 1000))
@@ -98,18 +100,31 @@ def test_exported_metrics_add_up_and_carry_the_labels(monitor: Monitor) -> None:
     samples = {}
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         for s in family.samples:
-            assert (s.labels.get("model"), s.labels.get("role")) == ("incident-predictor", "candidate"), s
+            assert (s.labels.get("model"), s.labels.get("role")) == (
+                "incident-predictor",
+                "candidate",
+            ), s
             samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
 
     def total(name: str, **match: str) -> float:
-        return sum(v for (n, labels), v in samples.items() if n == name and all((k, w) in labels for k, w in match.items()))
+        return sum(
+            v
+            for (n, labels), v in samples.items()
+            if n == name and all((k, w) in labels for k, w in match.items())
+        )
 
     for feature in ("request_rate", "is_weekend"):
         assert total("modeldeploy_feature_bin_total", feature=feature) == 120
-        assert total("modeldeploy_feature_reference_fraction", feature=feature) == pytest.approx(1.0)
+        assert total("modeldeploy_feature_reference_fraction", feature=feature) == pytest.approx(
+            1.0
+        )
     last_bin = str(len(monitor.card.reference[0].fractions) - 1)
-    assert total("modeldeploy_feature_cumulative_total", feature="request_rate", bin=last_bin) == 120
-    assert total("modeldeploy_feature_reference_cumulative_fraction", feature="request_rate", bin=last_bin) == pytest.approx(1.0)
+    assert (
+        total("modeldeploy_feature_cumulative_total", feature="request_rate", bin=last_bin) == 120
+    )
+    assert total(
+        "modeldeploy_feature_reference_cumulative_fraction", feature="request_rate", bin=last_bin
+    ) == pytest.approx(1.0)
     assert total("modeldeploy_predictions_total") == 120
     assert total("modeldeploy_prediction_sum_total") == pytest.approx(30.0)
     assert total("modeldeploy_prediction_class_total", **{"class": "0"}) == 120
@@ -142,7 +157,7 @@ def test_batcher_predicts_concurrent_requests_together() -> None:
         async def one(i: int) -> list[float]:
             await asyncio.sleep(0)
             part = await batcher.submit(np.array([[float(i)], [float(i) + 0.5]]))
-            return part.result[part.start:part.stop].tolist()
+            return part.result[part.start : part.stop].tolist()
 
         return await asyncio.gather(*(one(i) for i in range(100)))
 
@@ -161,10 +176,13 @@ def test_batcher_hands_a_failure_to_every_request_of_the_batch_and_recovers() ->
 
     async def main() -> list[Any]:
         batcher: MicroBatcher[np.ndarray] = MicroBatcher(predict, max_rows=8, max_wait=0.01)
-        first = await asyncio.gather(batcher.submit(np.array([[-1.0]])), batcher.submit(np.array([[2.0]])),
-                                     return_exceptions=True)
+        first = await asyncio.gather(
+            batcher.submit(np.array([[-1.0]])),
+            batcher.submit(np.array([[2.0]])),
+            return_exceptions=True,
+        )
         after = await batcher.submit(np.array([[3.0]]))
-        return [*first, after.result[after.start:after.stop].tolist()]
+        return [*first, after.result[after.start : after.stop].tolist()]
 
     a, b, after = asyncio.run(main())
     assert isinstance(a, ValueError) and isinstance(b, ValueError)

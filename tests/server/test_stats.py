@@ -42,7 +42,9 @@ def test_binned_ks_equals_scipy_two_sample_ks_on_bin_indices(shift: float) -> No
     edges = np.quantile(reference, np.linspace(0, 1, 11)[1:-1])
     ref_fractions = stats.fractions(stats.bin_counts(reference, edges))
     result = stats.ks_binned(stats.bin_counts(live, edges), ref_fractions, len(reference))
-    expected = sps.ks_2samp(stats.bin_index(live, edges), stats.bin_index(reference, edges), method="asymp")
+    expected = sps.ks_2samp(
+        stats.bin_index(live, edges), stats.bin_index(reference, edges), method="asymp"
+    )
     assert result.statistic == pytest.approx(expected.statistic, abs=1e-12)
     assert result.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
 
@@ -68,7 +70,13 @@ def test_chi_square_flags_an_unseen_category() -> None:
 
 def test_bonferroni_divides_alpha_by_the_number_of_tests() -> None:
     assert stats.bonferroni_alpha(0.05, 5) == pytest.approx(0.01)
-    assert stats.bonferroni_reject([0.009, 0.011, 0.5, 0.0, 0.02], 0.05) == [True, False, False, True, False]
+    assert stats.bonferroni_reject([0.009, 0.011, 0.5, 0.0, 0.02], 0.05) == [
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
     assert stats.bonferroni_reject([0.04], 0.05) == [True]
 
 

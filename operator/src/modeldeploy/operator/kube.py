@@ -74,8 +74,9 @@ class Kube(Protocol):
 
     async def apply(self, obj: Json) -> Json: ...
     async def get(self, kind: str, namespace: str, name: str) -> Json | None: ...
-    async def list(self, kind: str, namespace: str | None,
-                   label_selector: str = "") -> list[Json]: ...
+    async def list(
+        self, kind: str, namespace: str | None, label_selector: str = ""
+    ) -> list[Json]: ...
     async def delete(self, kind: str, namespace: str, name: str) -> bool: ...
     async def patch(self, kind: str, namespace: str, name: str, patch: Json) -> Json: ...
     async def patch_status(self, kind: str, namespace: str, name: str, patch: Json) -> Json: ...
@@ -102,19 +103,31 @@ class ApiClientKube:
 
     # --- the raw call ------------------------------------------------------------------
 
-    def _call_sync(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
-                   body: Any = None, content_type: str = "application/json") -> Any:
+    def _call_sync(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Json:
         from kubernetes.client.exceptions import ApiException
 
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
             method_, url, headers_, body_, _ = self._api.param_serialize(
-                method, path, query_params=query or [], header_params=headers,
+                method,
+                path,
+                query_params=query or [],
+                header_params=headers,
                 # JSON bodies are encoded by the client; apply-patch+yaml goes as text
                 body=json.dumps(body) if body is not None and "yaml" in content_type else body,
-                auth_settings=["BearerToken"])
-            resp = self._api.call_api(method_, url, header_params=headers_, body=body_,
-                                      _request_timeout=30)
+                auth_settings=["BearerToken"],
+            )
+            resp = self._api.call_api(
+                method_, url, header_params=headers_, body=body_, _request_timeout=30
+            )
             raw = resp.read()
         except ApiException as exc:
             raise KubeError(int(exc.status or 0), _message(exc.body, exc.reason)) from None
@@ -122,12 +135,13 @@ class ApiClientKube:
             raise KubeError(0, f"{type(exc).__name__}: {exc}") from None
         if resp.status >= 400:
             raise KubeError(resp.status, _message(raw, resp.reason))
-        return json.loads(raw) if raw else {}
+        answer: Json = json.loads(raw) if raw else {}
+        return answer
 
-    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+    async def _call(self, method: str, path: str, **kw: Any) -> Json:
         return await asyncio.to_thread(self._call_sync, method, path, **kw)
 
-    async def _with_conflict_retry(self, method: str, path: str, **kw: Any) -> Any:
+    async def _with_conflict_retry(self, method: str, path: str, **kw: Any) -> Json:
         for attempt in range(CONFLICT_RETRIES):
             try:
                 return await self._call(method, path, **kw)
@@ -135,7 +149,7 @@ class ApiClientKube:
                 if exc.status != 409 or attempt == CONFLICT_RETRIES - 1:
                     raise
                 log.info("conflict on %s %s, retrying (%d)", method, path, attempt + 1)
-                await asyncio.sleep(0.1 * 2 ** attempt)
+                await asyncio.sleep(0.1 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- the interface -----------------------------------------------------------------
@@ -152,8 +166,12 @@ class ApiClientKube:
         meta = obj["metadata"]
         path = self.kind_of(obj).path(meta.get("namespace"), meta["name"])
         return await self._with_conflict_retry(
-            "PATCH", path, body=obj, content_type="application/apply-patch+yaml",
-            query=[("fieldManager", d.FIELD_MANAGER), ("force", "true")])
+            "PATCH",
+            path,
+            body=obj,
+            content_type="application/apply-patch+yaml",
+            query=[("fieldManager", d.FIELD_MANAGER), ("force", "true")],
+        )
 
     async def get(self, kind: str, namespace: str, name: str) -> Json | None:
         try:
@@ -189,8 +207,11 @@ class ApiClientKube:
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         try:
-            await self._call("DELETE", KINDS[kind].path(namespace, name),
-                             body={"propagationPolicy": "Background"})
+            await self._call(
+                "DELETE",
+                KINDS[kind].path(namespace, name),
+                body={"propagationPolicy": "Background"},
+            )
             return True
         except KubeError as exc:
             if exc.status == 404:
@@ -199,16 +220,22 @@ class ApiClientKube:
 
     async def patch(self, kind: str, namespace: str, name: str, patch: Json) -> Json:
         return await self._with_conflict_retry(
-            "PATCH", KINDS[kind].path(namespace, name), body=patch,
+            "PATCH",
+            KINDS[kind].path(namespace, name),
+            body=patch,
             content_type="application/merge-patch+json",
-            query=[("fieldManager", d.FIELD_MANAGER)])
+            query=[("fieldManager", d.FIELD_MANAGER)],
+        )
 
     async def patch_status(self, kind: str, namespace: str, name: str, patch: Json) -> Json:
         """Merge-patch ``.status`` (``patch`` is the status part only)."""
         return await self._with_conflict_retry(
-            "PATCH", KINDS[kind].path(namespace, name, "status"), body={"status": patch},
+            "PATCH",
+            KINDS[kind].path(namespace, name, "status"),
+            body={"status": patch},
             content_type="application/merge-patch+json",
-            query=[("fieldManager", d.FIELD_MANAGER)])
+            query=[("fieldManager", d.FIELD_MANAGER)],
+        )
 
     async def has_api(self, group: str, version: str, plural: str) -> bool:
         """Whether the cluster serves ``plural`` in group/version (cached for a minute)."""

@@ -17,14 +17,17 @@ Json = dict[str, Any]
 
 def deployment_summary(body: Json) -> Json:
     """The fields of a slot Deployment the engine needs, as a small dict for an index."""
-    meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    status = body.get("status") or {}
-    replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
+    meta: Json = body.get("metadata") or {}
+    spec: Json = body.get("spec") or {}
+    status: Json = body.get("status") or {}
+    wanted = spec.get("replicas")
+    replicas = int(wanted) if wanted is not None else 1
     updated = int(status.get("updatedReplicas") or 0)
-    up_to_date = (int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
-                  and int(status.get("replicas") or 0) <= max(updated, replicas)
-                  and (replicas == 0 or updated >= replicas))
+    up_to_date = (
+        int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+        and int(status.get("replicas") or 0) <= max(updated, replicas)
+        and (replicas == 0 or updated >= replicas)
+    )
     return {
         "revision": (meta.get("annotations") or {}).get(d.ANNOTATION_REVISION, ""),
         "replicas": replicas,
@@ -38,20 +41,26 @@ def pod_summary(body: Json) -> Json:
     """Name, role label, readiness and (when not ready) why: for an index."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in status.get("conditions") or [])
-    return {"name": meta.get("name", ""),
-            "role": (meta.get("labels") or {}).get(d.LABEL_ROLE, ""),
-            "revision": (meta.get("annotations") or {}).get(d.ANNOTATION_REVISION, ""),
-            "ready": ready,
-            "deleting": bool(meta.get("deletionTimestamp")),
-            "reason": "" if ready else not_ready_reason(status)}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    return {
+        "name": meta.get("name", ""),
+        "role": (meta.get("labels") or {}).get(d.LABEL_ROLE, ""),
+        "revision": (meta.get("annotations") or {}).get(d.ANNOTATION_REVISION, ""),
+        "ready": ready,
+        "deleting": bool(meta.get("deletionTimestamp")),
+        "reason": "" if ready else not_ready_reason(status),
+    }
 
 
 def not_ready_reason(status: Json) -> str:
     """A one-line reason a pod is not ready, from its init and main containers."""
-    for kind, key in (("init container", "initContainerStatuses"),
-                      ("container", "containerStatuses")):
+    for kind, key in (
+        ("init container", "initContainerStatuses"),
+        ("container", "containerStatuses"),
+    ):
         for cs in status.get(key) or []:
             state = cs.get("state") or {}
             last = (cs.get("lastState") or {}).get("terminated") or {}
@@ -69,7 +78,8 @@ def not_ready_reason(status: Json) -> str:
                 return text
             if kind == "container" and not cs.get("ready"):
                 return f"{kind} {name} running but not ready (readiness probe)" + (
-                    f"; last exit: {_reason(kind, name, last)}" if last else "")
+                    f"; last exit: {_reason(kind, name, last)}" if last else ""
+                )
     for cond in status.get("conditions") or []:
         if cond.get("status") != "True" and cond.get("message"):
             return f"{cond.get('type')}: {cond['message']}"
@@ -79,18 +89,25 @@ def not_ready_reason(status: Json) -> str:
 def _reason(kind: str, name: str, terminated: Json) -> str:
     msg = (terminated.get("message") or "").strip().splitlines()
     tail = f": {msg[-1][:300]}" if msg else ""
-    return (f"{kind} {name} exited {terminated.get('exitCode')} "
-            f"({terminated.get('reason', 'Error')}){tail}")
+    return (
+        f"{kind} {name} exited {terminated.get('exitCode')} "
+        f"({terminated.get('reason', 'Error')}){tail}"
+    )
 
 
 def slot_observation(deployment: Json | None, pods: Iterable[Json]) -> SlotObservation:
     if deployment is None:
         return SlotObservation()
     pods = list(pods)
-    reason = next((p["reason"] for p in pods if not p["ready"] and p["reason"]
-                   and not p["deleting"]), "")
-    return SlotObservation(exists=True, revision=deployment["revision"],
-                           replicas=deployment["replicas"],
-                           ready_replicas=deployment["ready"],
-                           updated_replicas=deployment["updated"],
-                           up_to_date=deployment["upToDate"], reason=reason)
+    reason = next(
+        (p["reason"] for p in pods if not p["ready"] and p["reason"] and not p["deleting"]), ""
+    )
+    return SlotObservation(
+        exists=True,
+        revision=deployment["revision"],
+        replicas=deployment["replicas"],
+        ready_replicas=deployment["ready"],
+        updated_replicas=deployment["updated"],
+        up_to_date=deployment["upToDate"],
+        reason=reason,
+    )

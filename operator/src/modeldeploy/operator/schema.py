@@ -20,8 +20,14 @@ DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 CONDITION_PATTERN = r"^\s*result\s*(<=|>=|==|!=|<|>)\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
 
 
-def _obj(props: dict[str, Schema], *, required: list[str] | None = None, description: str = "",
-         default: Any = None, rules: list[tuple[str, str]] | None = None) -> Schema:
+def _obj(
+    props: dict[str, Schema],
+    *,
+    required: list[str] | None = None,
+    description: str = "",
+    default: Any = None,
+    rules: list[tuple[str, str]] | None = None,
+) -> Schema:
     """An object schema; ``rules`` are (CEL rule, message) pairs."""
     out: Schema = {"type": "object", "properties": props}
     if description:
@@ -70,174 +76,329 @@ def _exactly_one(*keys: str) -> str:
 
 
 def _quantity_map() -> Schema:
-    return {"type": "object", "additionalProperties": {
-        "anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}}
+    return {
+        "type": "object",
+        "additionalProperties": {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-int-or-string": True,
+        },
+    }
 
 
 def model_schema() -> Schema:
-    return _obj({
-        "name": _str("The model's name (as in its model card).", pattern=DNS_LABEL_PATTERN,
-                     maxLength=63),
-        "version": _str("The model version to run; changing it starts a rollout.",
-                        minLength=1, maxLength=63),
-        "bundleURI": _str("Where the init container fetches the bundle from: http(s)://, "
-                          "file:// or an absolute path; a .tar.gz is unpacked.",
-                          pattern=r"^(https?://|file://|/).+", maxLength=2048),
-        "sha256": _str("The sha256 of model.joblib; the server refuses any other file.",
-                       pattern=r"^[a-f0-9]{64}$"),
-    }, required=["name", "version", "bundleURI", "sha256"], description="The model to serve.")
+    return _obj(
+        {
+            "name": _str(
+                "The model's name (as in its model card).", pattern=DNS_LABEL_PATTERN, maxLength=63
+            ),
+            "version": _str(
+                "The model version to run; changing it starts a rollout.", minLength=1, maxLength=63
+            ),
+            "bundleURI": _str(
+                "Where the init container fetches the bundle from: http(s)://, "
+                "file:// or an absolute path; a .tar.gz is unpacked.",
+                pattern=r"^(https?://|file://|/).+",
+                maxLength=2048,
+            ),
+            "sha256": _str(
+                "The sha256 of model.joblib; the server refuses any other file.",
+                pattern=r"^[a-f0-9]{64}$",
+            ),
+        },
+        required=["name", "version", "bundleURI", "sha256"],
+        description="The model to serve.",
+    )
 
 
 def server_schema() -> Schema:
-    return _obj({
-        "image": _str("The model server image; defaults to the operator's --server-image.",
-                      maxLength=512),
-        "imagePullPolicy": _str("", enum=["Always", "IfNotPresent", "Never"],
-                                default=d.IMAGE_PULL_POLICY),
-        "resources": _obj({"requests": _quantity_map(), "limits": _quantity_map()},
-                          description="Container resources of the model server."),
-    }, default={}, description="How the model server runs.")
+    return _obj(
+        {
+            "image": _str(
+                "The model server image; defaults to the operator's --server-image.", maxLength=512
+            ),
+            "imagePullPolicy": _str(
+                "", enum=["Always", "IfNotPresent", "Never"], default=d.IMAGE_PULL_POLICY
+            ),
+            "resources": _obj(
+                {"requests": _quantity_map(), "limits": _quantity_map()},
+                description="Container resources of the model server.",
+            ),
+        },
+        default={},
+        description="How the model server runs.",
+    )
 
 
 def analysis_ref_schema(description: str) -> Schema:
-    return _obj({
-        "duration": _duration("How long the analysis watches before it passes.",
-                              d.STEP_ANALYSIS_DURATION),
-    }, description=description)
+    return _obj(
+        {
+            "duration": _duration(
+                "How long the analysis watches before it passes.", d.STEP_ANALYSIS_DURATION
+            ),
+        },
+        description=description,
+    )
 
 
 def canary_schema() -> Schema:
-    step = _obj({
-        "setWeight": _int("Percent of traffic to the candidate.", minimum=0, maximum=100),
-        "pause": _obj({"duration": _duration("Pause this long; without it, pause until "
-                                             "promoted (or resumed).")},
-                      description="Hold the current weight."),
-        "analysis": analysis_ref_schema("Hold the weight and analyse for a duration; a "
-                                        "firing alert or failed check rolls back."),
-    }, rules=[(_exactly_one("setWeight", "pause", "analysis"),
-               "each step has exactly one of setWeight, pause, analysis")])
-    return _obj({
-        "steps": _list(step, "The steps, in order; after the last the candidate is promoted.",
-                       max_items=d.MAX_STEPS, minItems=1,
-                       **{"x-kubernetes-validations": [{
-                           "rule": "self.map(s, has(s.setWeight), s.setWeight).isSorted()",
-                           "message": "setWeight must not decrease from one step to the next"}]}),
-    }, required=["steps"], description="Shift traffic step by step.")
+    step = _obj(
+        {
+            "setWeight": _int("Percent of traffic to the candidate.", minimum=0, maximum=100),
+            "pause": _obj(
+                {
+                    "duration": _duration(
+                        "Pause this long; without it, pause until promoted (or resumed)."
+                    )
+                },
+                description="Hold the current weight.",
+            ),
+            "analysis": analysis_ref_schema(
+                "Hold the weight and analyse for a duration; a "
+                "firing alert or failed check rolls back."
+            ),
+        },
+        rules=[
+            (
+                _exactly_one("setWeight", "pause", "analysis"),
+                "each step has exactly one of setWeight, pause, analysis",
+            )
+        ],
+    )
+    return _obj(
+        {
+            "steps": _list(
+                step,
+                "The steps, in order; after the last the candidate is promoted.",
+                max_items=d.MAX_STEPS,
+                minItems=1,
+                **{
+                    "x-kubernetes-validations": [
+                        {
+                            "rule": "self.map(s, has(s.setWeight), s.setWeight).isSorted()",
+                            "message": "setWeight must not decrease from one step to the next",
+                        }
+                    ]
+                },
+            ),
+        },
+        required=["steps"],
+        description="Shift traffic step by step.",
+    )
 
 
 def blue_green_schema() -> Schema:
-    return _obj({
-        "autoPromotionEnabled": _bool("Promote without a manual promote.",
-                                      default=d.AUTO_PROMOTION_ENABLED),
-        "autoPromotionSeconds": _int("Wait this long with the preview ready before promoting.",
-                                     minimum=0, default=d.AUTO_PROMOTION_SECONDS),
-        "scaleDownDelaySeconds": _int("Keep the previous slot up this long after promotion.",
-                                      minimum=0, default=d.SCALE_DOWN_DELAY_SECONDS),
-        "prePromotionAnalysis": analysis_ref_schema(
-            "Analyse the preview before promotion."),
-        "postPromotionAnalysis": analysis_ref_schema(
-            "Analyse the new stable after promotion; failure switches back."),
-    }, description="Run the candidate beside the stable behind a preview Service, then switch.")
+    return _obj(
+        {
+            "autoPromotionEnabled": _bool(
+                "Promote without a manual promote.", default=d.AUTO_PROMOTION_ENABLED
+            ),
+            "autoPromotionSeconds": _int(
+                "Wait this long with the preview ready before promoting.",
+                minimum=0,
+                default=d.AUTO_PROMOTION_SECONDS,
+            ),
+            "scaleDownDelaySeconds": _int(
+                "Keep the previous slot up this long after promotion.",
+                minimum=0,
+                default=d.SCALE_DOWN_DELAY_SECONDS,
+            ),
+            "prePromotionAnalysis": analysis_ref_schema("Analyse the preview before promotion."),
+            "postPromotionAnalysis": analysis_ref_schema(
+                "Analyse the new stable after promotion; failure switches back."
+            ),
+        },
+        description="Run the candidate beside the stable behind a preview Service, then switch.",
+    )
 
 
 def shadow_schema() -> Schema:
-    return _obj({
-        "duration": _duration("How long the candidate receives mirrored traffic and is "
-                              "analysed before promotion.", d.SHADOW_DURATION),
-        "autoPromote": _bool("Promote once the analysis passed; otherwise wait for promote.",
-                             default=d.SHADOW_AUTO_PROMOTE),
-    }, description="The candidate receives a copy of the traffic; its answers are only compared.")
+    return _obj(
+        {
+            "duration": _duration(
+                "How long the candidate receives mirrored traffic and is "
+                "analysed before promotion.",
+                d.SHADOW_DURATION,
+            ),
+            "autoPromote": _bool(
+                "Promote once the analysis passed; otherwise wait for promote.",
+                default=d.SHADOW_AUTO_PROMOTE,
+            ),
+        },
+        description="The candidate receives a copy of the traffic; its answers are only compared.",
+    )
 
 
 def strategy_schema() -> Schema:
-    return _obj({
-        "canary": canary_schema(),
-        "blueGreen": blue_green_schema(),
-        "shadow": shadow_schema(),
-    }, description="Exactly one of canary, blueGreen, shadow.",
-        rules=[(_exactly_one("canary", "blueGreen", "shadow"),
-                "exactly one of canary, blueGreen, shadow must be set")])
+    return _obj(
+        {
+            "canary": canary_schema(),
+            "blueGreen": blue_green_schema(),
+            "shadow": shadow_schema(),
+        },
+        description="Exactly one of canary, blueGreen, shadow.",
+        rules=[
+            (
+                _exactly_one("canary", "blueGreen", "shadow"),
+                "exactly one of canary, blueGreen, shadow must be set",
+            )
+        ],
+    )
 
 
 def traffic_schema() -> Schema:
-    parent_ref = _obj({"name": _str(maxLength=253), "namespace": _str(maxLength=63),
-                       "sectionName": _str(maxLength=253)}, required=["name"])
-    return _obj({
-        "replicas": _obj({}, description="Weight approximated by replica counts behind one "
-                                         "Service (no dependencies; no mirroring)."),
-        "gatewayAPI": _obj({
-            "httpRoute": _str("Name of the HTTPRoute the operator owns.", maxLength=253),
-            "parentRefs": _list(parent_ref, "Gateways the HTTPRoute attaches to.", 16),
-            "hostnames": _list(_str(maxLength=253), "", 16),
-        }, required=["httpRoute"], description="Gateway API HTTPRoute backend weights and "
-                                               "request mirroring."),
-        "istio": _obj({
-            "virtualService": _str("Name of the VirtualService the operator owns.",
-                                   maxLength=253),
-            "hosts": _list(_str(maxLength=253), "", 16),
-            "gateways": _list(_str(maxLength=253), "", 16),
-        }, required=["virtualService"], description="Istio VirtualService weights and mirror."),
-    }, default={"replicas": {}}, description="How traffic is split; exactly one provider.",
-        rules=[(_exactly_one("replicas", "gatewayAPI", "istio"),
-                "exactly one of replicas, gatewayAPI, istio must be set")])
+    parent_ref = _obj(
+        {
+            "name": _str(maxLength=253),
+            "namespace": _str(maxLength=63),
+            "sectionName": _str(maxLength=253),
+        },
+        required=["name"],
+    )
+    return _obj(
+        {
+            "replicas": _obj(
+                {},
+                description="Weight approximated by replica counts behind one "
+                "Service (no dependencies; no mirroring).",
+            ),
+            "gatewayAPI": _obj(
+                {
+                    "httpRoute": _str("Name of the HTTPRoute the operator owns.", maxLength=253),
+                    "parentRefs": _list(parent_ref, "Gateways the HTTPRoute attaches to.", 16),
+                    "hostnames": _list(_str(maxLength=253), "", 16),
+                },
+                required=["httpRoute"],
+                description="Gateway API HTTPRoute backend weights and request mirroring.",
+            ),
+            "istio": _obj(
+                {
+                    "virtualService": _str(
+                        "Name of the VirtualService the operator owns.", maxLength=253
+                    ),
+                    "hosts": _list(_str(maxLength=253), "", 16),
+                    "gateways": _list(_str(maxLength=253), "", 16),
+                },
+                required=["virtualService"],
+                description="Istio VirtualService weights and mirror.",
+            ),
+        },
+        default={"replicas": {}},
+        description="How traffic is split; exactly one provider.",
+        rules=[
+            (
+                _exactly_one("replicas", "gatewayAPI", "istio"),
+                "exactly one of replicas, gatewayAPI, istio must be set",
+            )
+        ],
+    )
 
 
 def analysis_schema() -> Schema:
-    check = _obj({
-        "name": _str(maxLength=63, pattern=DNS_LABEL_PATTERN),
-        "query": _str("A PromQL query returning one value.", minLength=1, maxLength=4096),
-        "successCondition": _str("e.g. 'result < 0.05'", pattern=CONDITION_PATTERN),
-        "failureCondition": _str("e.g. 'result > 0.1'", pattern=CONDITION_PATTERN),
-    }, required=["name", "query"],
-        rules=[("has(self.successCondition) || has(self.failureCondition)",
-                "a check needs a successCondition or a failureCondition")])
-    thresholds = _obj({
-        "driftPSI": _num("Input drift alert: population stability index above this.",
-                         minimum=0, default=d.THRESHOLD_DRIFT_PSI),
-        "divergenceStdErrors": _num("Prediction divergence alert: candidate mean this many "
-                                    "standard errors from stable.", minimum=0,
-                                    default=d.THRESHOLD_DIVERGENCE_STD_ERRORS),
-        "errorRate": _num("Error rate alert: share of server errors above this.",
-                          minimum=0, maximum=1, default=d.THRESHOLD_ERROR_RATE),
-        "latencyP99Seconds": _num("Latency alert: p99 above this.", minimum=0,
-                                  default=d.THRESHOLD_LATENCY_P99_SECONDS),
-        "for": _duration("How long a condition holds before the alert fires.",
-                         d.THRESHOLD_FOR),
-    }, default={}, description="Thresholds of the PrometheusRule the operator generates "
-                               "(when the Prometheus Operator's CRDs exist); they act beside "
-                               "the chart's rules, so they can only tighten them.")
-    return _obj({
-        "interval": _duration("How often the analysis runs.", d.ANALYSIS_INTERVAL),
-        "prometheusURL": _str("Prometheus to ask; defaults to the operator's --prometheus-url.",
-                              pattern=r"^https?://.+", maxLength=2048),
-        "alerts": _list(_str(maxLength=253), "Alert names that roll back when firing for the "
-                        "candidate (labels namespace, modeldeployment, role).", 32,
-                        default=list(d.DEFAULT_ALERTS)),
-        "checks": _list(check, "PromQL checks with success and failure conditions.", 16,
-                        default=[], **{"x-kubernetes-list-type": "map",
-                                       "x-kubernetes-list-map-keys": ["name"]}),
-        "consecutiveErrorLimit": _int("Inconclusive analyses in a row before onErrorLimit.",
-                                      minimum=1, default=d.CONSECUTIVE_ERROR_LIMIT),
-        "onErrorLimit": _str("", enum=list(d.ON_ERROR_LIMIT_CHOICES), default=d.ON_ERROR_LIMIT),
-        "thresholds": thresholds,
-    }, default={}, description="What gates a rollout.")
+    check = _obj(
+        {
+            "name": _str(maxLength=63, pattern=DNS_LABEL_PATTERN),
+            "query": _str("A PromQL query returning one value.", minLength=1, maxLength=4096),
+            "successCondition": _str("e.g. 'result < 0.05'", pattern=CONDITION_PATTERN),
+            "failureCondition": _str("e.g. 'result > 0.1'", pattern=CONDITION_PATTERN),
+        },
+        required=["name", "query"],
+        rules=[
+            (
+                "has(self.successCondition) || has(self.failureCondition)",
+                "a check needs a successCondition or a failureCondition",
+            )
+        ],
+    )
+    thresholds = _obj(
+        {
+            "driftPSI": _num(
+                "Input drift alert: population stability index above this.",
+                minimum=0,
+                default=d.THRESHOLD_DRIFT_PSI,
+            ),
+            "divergenceStdErrors": _num(
+                "Prediction divergence alert: candidate mean this many "
+                "standard errors from stable.",
+                minimum=0,
+                default=d.THRESHOLD_DIVERGENCE_STD_ERRORS,
+            ),
+            "errorRate": _num(
+                "Error rate alert: share of server errors above this.",
+                minimum=0,
+                maximum=1,
+                default=d.THRESHOLD_ERROR_RATE,
+            ),
+            "latencyP99Seconds": _num(
+                "Latency alert: p99 above this.", minimum=0, default=d.THRESHOLD_LATENCY_P99_SECONDS
+            ),
+            "for": _duration("How long a condition holds before the alert fires.", d.THRESHOLD_FOR),
+        },
+        default={},
+        description="Thresholds of the PrometheusRule the operator generates "
+        "(when the Prometheus Operator's CRDs exist); they act beside "
+        "the chart's rules, so they can only tighten them.",
+    )
+    return _obj(
+        {
+            "interval": _duration("How often the analysis runs.", d.ANALYSIS_INTERVAL),
+            "prometheusURL": _str(
+                "Prometheus to ask; defaults to the operator's --prometheus-url.",
+                pattern=r"^https?://.+",
+                maxLength=2048,
+            ),
+            "alerts": _list(
+                _str(maxLength=253),
+                "Alert names that roll back when firing for the "
+                "candidate (labels namespace, modeldeployment, role).",
+                32,
+                default=list(d.DEFAULT_ALERTS),
+            ),
+            "checks": _list(
+                check,
+                "PromQL checks with success and failure conditions.",
+                16,
+                default=[],
+                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            ),
+            "consecutiveErrorLimit": _int(
+                "Inconclusive analyses in a row before onErrorLimit.",
+                minimum=1,
+                default=d.CONSECUTIVE_ERROR_LIMIT,
+            ),
+            "onErrorLimit": _str("", enum=list(d.ON_ERROR_LIMIT_CHOICES), default=d.ON_ERROR_LIMIT),
+            "thresholds": thresholds,
+        },
+        default={},
+        description="What gates a rollout.",
+    )
 
 
 def spec_schema() -> Schema:
-    return _obj({
-        "model": model_schema(),
-        "replicas": _int("Replicas of the stable model.", minimum=1, maximum=1000,
-                         default=d.REPLICAS),
-        "server": server_schema(),
-        "strategy": strategy_schema(),
-        "trafficProvider": traffic_schema(),
-        "analysis": analysis_schema(),
-        "progressDeadlineSeconds": _int("A candidate not ready after this long is rolled back.",
-                                        minimum=1, default=d.PROGRESS_DEADLINE_SECONDS),
-    }, required=["model", "strategy"], rules=[
-        ("!has(self.strategy.shadow) || !has(self.trafficProvider.replicas)",
-         "strategy shadow needs trafficProvider gatewayAPI or istio (replicas cannot mirror)"),
-    ])
+    return _obj(
+        {
+            "model": model_schema(),
+            "replicas": _int(
+                "Replicas of the stable model.", minimum=1, maximum=1000, default=d.REPLICAS
+            ),
+            "server": server_schema(),
+            "strategy": strategy_schema(),
+            "trafficProvider": traffic_schema(),
+            "analysis": analysis_schema(),
+            "progressDeadlineSeconds": _int(
+                "A candidate not ready after this long is rolled back.",
+                minimum=1,
+                default=d.PROGRESS_DEADLINE_SECONDS,
+            ),
+        },
+        required=["model", "strategy"],
+        rules=[
+            (
+                "!has(self.strategy.shadow) || !has(self.trafficProvider.replicas)",
+                "strategy shadow needs trafficProvider gatewayAPI or istio (replicas cannot "
+                "mirror)",
+            ),
+        ],
+    )
 
 
 def _model_status() -> Schema:
@@ -245,62 +406,96 @@ def _model_status() -> Schema:
 
 
 def status_schema() -> Schema:
-    slot = _obj({
-        "version": _str(), "revision": _str(),
-        "serveRole": _str("The --role the pods were created with."),
-        "model": _model_status(),
-        "server": _obj({"image": _str(), "imagePullPolicy": _str(),
-                        "resources": _obj({"requests": _quantity_map(),
-                                           "limits": _quantity_map()})}),
-    })
-    condition = _obj({
-        "type": _str(), "status": _str(enum=["True", "False", "Unknown"]), "reason": _str(),
-        "message": _str(), "lastTransitionTime": _str(format="date-time"),
-        "observedGeneration": _int(),
-    }, required=["type", "status"])
-    history = _obj({
-        "version": _str(), "revision": _str(), "outcome": _str(), "reason": _str(),
-        "message": _str(), "startedAt": _str(format="date-time"),
-        "finishedAt": _str(format="date-time"),
-    })
-    result = _obj({"kind": _str(enum=["alert", "check"]), "name": _str(), "value": _str(),
-                   "outcome": _str(), "at": _str(format="date-time")})
-    return _obj({
-        "phase": _str(enum=list(d.PHASES)),
-        "message": _str(),
-        "strategy": _str(),
-        "observedGeneration": _int(),
-        "stableSlot": _str(enum=list(d.SLOTS)),
-        "stableVersion": _str(),
-        "stableRevision": _str(),
-        "stableServed": _bool("The stable revision has been seen serving."),
-        "candidateSlot": _str(enum=list(d.SLOTS)),
-        "candidateVersion": _str(),
-        "candidateRevision": _str(),
-        "abortedRevision": _str("A revision rolled back; not retried until spec or retry."),
-        "canaryWeight": _int(),
-        "currentStep": _int(),
-        "stepStartedAt": _str(format="date-time"),
-        "rolloutStartedAt": _str(format="date-time"),
-        "paused": _bool("Paused by the pause control."),
-        "pauseStartedAt": _str(format="date-time"),
-        "promoted": _bool("The candidate of a blue/green was switched to; post-promotion."),
-        "previousSlot": _str(enum=list(d.SLOTS)),
-        "scaleDownAt": _str(format="date-time"),
-        "lastControl": _str("The last control annotation value applied."),
-        "consecutiveErrors": _int(),
-        "slots": _obj({s: slot for s in d.SLOTS}),
-        "analysis": _obj({
-            "lastSampleAt": _str(format="date-time"),
-            "outcome": _str(enum=["Passed", "Failed", "Inconclusive"]),
+    slot = _obj(
+        {
+            "version": _str(),
+            "revision": _str(),
+            "serveRole": _str("The --role the pods were created with."),
+            "model": _model_status(),
+            "server": _obj(
+                {
+                    "image": _str(),
+                    "imagePullPolicy": _str(),
+                    "resources": _obj({"requests": _quantity_map(), "limits": _quantity_map()}),
+                }
+            ),
+        }
+    )
+    condition = _obj(
+        {
+            "type": _str(),
+            "status": _str(enum=["True", "False", "Unknown"]),
+            "reason": _str(),
             "message": _str(),
-            "passedSamples": _int(),
-            "results": _list(result, "", d.ANALYSIS_RESULTS_LIMIT),
-        }),
-        "history": _list(history, "The last rollouts, newest first.", d.HISTORY_LIMIT),
-        "conditions": _list(condition, "", 16, **{"x-kubernetes-list-type": "map",
-                                                  "x-kubernetes-list-map-keys": ["type"]}),
-    })
+            "lastTransitionTime": _str(format="date-time"),
+            "observedGeneration": _int(),
+        },
+        required=["type", "status"],
+    )
+    history = _obj(
+        {
+            "version": _str(),
+            "revision": _str(),
+            "outcome": _str(),
+            "reason": _str(),
+            "message": _str(),
+            "startedAt": _str(format="date-time"),
+            "finishedAt": _str(format="date-time"),
+        }
+    )
+    result = _obj(
+        {
+            "kind": _str(enum=["alert", "check"]),
+            "name": _str(),
+            "value": _str(),
+            "outcome": _str(),
+            "at": _str(format="date-time"),
+        }
+    )
+    return _obj(
+        {
+            "phase": _str(enum=list(d.PHASES)),
+            "message": _str(),
+            "strategy": _str(),
+            "observedGeneration": _int(),
+            "stableSlot": _str(enum=list(d.SLOTS)),
+            "stableVersion": _str(),
+            "stableRevision": _str(),
+            "stableServed": _bool("The stable revision has been seen serving."),
+            "candidateSlot": _str(enum=list(d.SLOTS)),
+            "candidateVersion": _str(),
+            "candidateRevision": _str(),
+            "abortedRevision": _str("A revision rolled back; not retried until spec or retry."),
+            "canaryWeight": _int(),
+            "currentStep": _int(),
+            "stepStartedAt": _str(format="date-time"),
+            "rolloutStartedAt": _str(format="date-time"),
+            "paused": _bool("Paused by the pause control."),
+            "pauseStartedAt": _str(format="date-time"),
+            "promoted": _bool("The candidate of a blue/green was switched to; post-promotion."),
+            "previousSlot": _str(enum=list(d.SLOTS)),
+            "scaleDownAt": _str(format="date-time"),
+            "lastControl": _str("The last control annotation value applied."),
+            "consecutiveErrors": _int(),
+            "slots": _obj(dict.fromkeys(d.SLOTS, slot)),
+            "analysis": _obj(
+                {
+                    "lastSampleAt": _str(format="date-time"),
+                    "outcome": _str(enum=["Passed", "Failed", "Inconclusive"]),
+                    "message": _str(),
+                    "passedSamples": _int(),
+                    "results": _list(result, "", d.ANALYSIS_RESULTS_LIMIT),
+                }
+            ),
+            "history": _list(history, "The last rollouts, newest first.", d.HISTORY_LIMIT),
+            "conditions": _list(
+                condition,
+                "",
+                16,
+                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+            ),
+        }
+    )
 
 
 def printer_columns() -> list[dict[str, Any]]:
@@ -311,8 +506,12 @@ def printer_columns() -> list[dict[str, Any]]:
         {"name": "Candidate", "type": "string", "jsonPath": ".status.candidateVersion"},
         {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
         {"name": "Step", "type": "integer", "jsonPath": ".status.currentStep", "priority": 1},
-        {"name": "Ready", "type": "string", "priority": 1,
-         "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {
+            "name": "Ready",
+            "type": "string",
+            "priority": 1,
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
         {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
@@ -323,26 +522,46 @@ def crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{d.PLURAL}.{d.GROUP}",
-                     "labels": {"app.kubernetes.io/name": "modeldeploy",
-                                "app.kubernetes.io/component": "crd"}},
+        "metadata": {
+            "name": f"{d.PLURAL}.{d.GROUP}",
+            "labels": {
+                "app.kubernetes.io/name": "modeldeploy",
+                "app.kubernetes.io/component": "crd",
+            },
+        },
         "spec": {
             "group": d.GROUP,
             "scope": "Namespaced",
-            "names": {"kind": d.KIND, "listKind": f"{d.KIND}List", "plural": d.PLURAL,
-                      "singular": d.SINGULAR, "shortNames": list(d.SHORT_NAMES),
-                      "categories": ["all", "modeldeploy"]},
-            "versions": [{
-                "name": d.VERSION, "served": True, "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": printer_columns(),
-                "schema": {"openAPIV3Schema": _obj({
-                    "apiVersion": _str(), "kind": _str(),
-                    "metadata": {"type": "object"},
-                    "spec": spec_schema(),
-                    "status": status_schema(),
-                }, required=["spec"], description="A model rolled out safely: canary, "
-                                                   "blue/green or shadow, gated on Prometheus.")},
-            }],
+            "names": {
+                "kind": d.KIND,
+                "listKind": f"{d.KIND}List",
+                "plural": d.PLURAL,
+                "singular": d.SINGULAR,
+                "shortNames": list(d.SHORT_NAMES),
+                "categories": ["all", "modeldeploy"],
+            },
+            "versions": [
+                {
+                    "name": d.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": printer_columns(),
+                    "schema": {
+                        "openAPIV3Schema": _obj(
+                            {
+                                "apiVersion": _str(),
+                                "kind": _str(),
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
+                            required=["spec"],
+                            description="A model rolled out safely: canary, "
+                            "blue/green or shadow, gated on Prometheus.",
+                        )
+                    },
+                }
+            ],
         },
     }

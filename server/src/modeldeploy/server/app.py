@@ -27,11 +27,19 @@ from modeldeploy.server import contract as c
 from modeldeploy.server.batching import MicroBatcher
 from modeldeploy.server.bundle import Bundle, load_bundle, read_card
 from modeldeploy.server.card import ModelCard
+from modeldeploy.server.exposition import MonitorCollector
 from modeldeploy.server.hotpath import HotPath, new_request_id
-from modeldeploy.server.monitor import Monitor, MonitorCollector
+from modeldeploy.server.monitor import Monitor
 from modeldeploy.server.runtime import BatchResult, FeedbackStore, ModelRuntime, slice_values
 from modeldeploy.server.settings import Settings
-from modeldeploy.server.validation import InputSchema, RequestError, check_content_type, error_json, parse_feedback, parse_json
+from modeldeploy.server.validation import InputSchema
+from modeldeploy.server.wire import (
+    RequestError,
+    check_content_type,
+    error_json,
+    parse_feedback,
+    parse_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +72,11 @@ class ServerState:
 
     def identity_headers(self, request_id: str) -> list[tuple[bytes, bytes]]:
         name, version = self._identity
-        return [(b"x-model-name", name), (b"x-model-version", version), (b"x-request-id", request_id.encode())]
+        return [
+            (b"x-model-name", name),
+            (b"x-model-version", version),
+            (b"x-request-id", request_id.encode()),
+        ]
 
     def set_card(self, card: ModelCard) -> None:
         self.card = card
@@ -84,7 +96,9 @@ class ServerState:
         monitor = Monitor(bundle.card, s.role, drift=s.drift, window=s.drift_window)
         runtime = ModelRuntime(bundle, monitor)
         self.schema = InputSchema.from_card(bundle.card, s.max_request_rows)
-        self.batcher = MicroBatcher(runtime.predict, max_rows=s.max_batch_rows, max_wait=s.max_batch_wait_ms / 1000.0)
+        self.batcher = MicroBatcher(
+            runtime.predict, max_rows=s.max_batch_rows, max_wait=s.max_batch_wait_ms / 1000.0
+        )
         self.registry.register(MonitorCollector(monitor, bundle.sha256))
         self.monitor = monitor
         self.runtime = runtime
@@ -99,8 +113,13 @@ async def _load(state: ServerState) -> None:
         # again: freezing them keeps full collections (and tail latency) short.
         gc.collect()
         gc.freeze()
-        log.info("ready: model %s version %s, role %s, drift bookkeeping %s",
-                 state.model_name, state.model_version, s.role, "on" if s.drift else "off")
+        log.info(
+            "ready: model %s version %s, role %s, drift bookkeeping %s",
+            state.model_name,
+            state.model_version,
+            s.role,
+            "on" if s.drift else "off",
+        )
     except Exception as exc:
         state.error = str(exc)
         log.error("model not loaded, staying unready: %s", exc)
@@ -128,17 +147,28 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         task.cancel()
 
-    app = FastAPI(title="modeldeploy model server", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="modeldeploy model server",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.server = state
     app.add_middleware(HotPath, state=state)
 
     def ident(request: Request) -> dict[str, Any]:
-        return {"model_name": state.model_name, "model_version": state.model_version,
-                "request_id": _request_id(request)}
+        return {
+            "model_name": state.model_name,
+            "model_version": state.model_version,
+            "request_id": _request_id(request),
+        }
 
     def fail(request: Request, status: int, field: str, problem: str) -> Response:
-        body = error_json(RequestError(status, field, problem), state.identity(), _request_id(request))
+        body = error_json(
+            RequestError(status, field, problem), state.identity(), _request_id(request)
+        )
         return Response(body, status_code=status, media_type="application/json")
 
     @app.exception_handler(RequestError)
@@ -148,21 +178,30 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
         field = "method" if exc.status_code == 405 else "path"
-        problem = {404: f"{request.url.path} is not an endpoint of this server",
-                   405: f"{request.method} is not allowed on {request.url.path}"}.get(exc.status_code, str(exc.detail))
+        problem = {
+            404: f"{request.url.path} is not an endpoint of this server",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(exc.status_code, str(exc.detail))
         return fail(request, exc.status_code, field, problem)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
-        return fail(request, 422, ".".join(str(p) for p in first.get("loc", ())), str(first.get("msg", "invalid")))
+        return fail(
+            request,
+            422,
+            ".".join(str(p) for p in first.get("loc", ())),
+            str(first.get("msg", "invalid")),
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # A failure no input should cause is the server's fault: say so honestly (500), so
         # clients and the error-rate alert see it; the fuzz tests hold the server to none.
         log.exception("request %s to %s failed", _request_id(request), request.url.path)
-        return fail(request, 500, "server", f"internal error ({type(exc).__name__}); see the server log")
+        return fail(
+            request, 500, "server", f"internal error ({type(exc).__name__}); see the server log"
+        )
 
     @app.get(c.LIVE_PATH)
     async def live(request: Request) -> Response:
@@ -171,41 +210,78 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get(c.READY_PATH)
     async def ready(request: Request) -> Response:
         if state.runtime is None:
-            return _json({"ready": False, "reason": f"model {state.not_ready_reason()}", **ident(request)}, 503)
+            return _json(
+                {"ready": False, "reason": f"model {state.not_ready_reason()}", **ident(request)},
+                503,
+            )
         return _json({"ready": True, **ident(request)})
 
     @app.get("/v2")
     async def server_metadata(request: Request) -> Response:
-        return _json({"name": "modeldeploy", "version": __version__, "extensions": [], **ident(request)})
+        return _json(
+            {"name": "modeldeploy", "version": __version__, "extensions": [], **ident(request)}
+        )
 
     def model_or_404(name: str) -> ModelCard:
         if state.card is None or name != state.card.name:
-            raise RequestError(404, "model", f"{name!r} is not served here (this is {state.model_name!r})")
+            raise RequestError(
+                404, "model", f"{name!r} is not served here (this is {state.model_name!r})"
+            )
         return state.card
 
     @app.get("/v2/models/{name}")
     async def model_metadata(name: str, request: Request) -> Response:
         card = model_or_404(name)
-        outputs = [{"name": "predict", "datatype": "INT64" if card.output.kind == "classification" else "FP64", "shape": [-1]}]
+        outputs = [
+            {
+                "name": "predict",
+                "datatype": "INT64" if card.output.kind == "classification" else "FP64",
+                "shape": [-1],
+            }
+        ]
         if card.output.kind == "classification":
-            outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(card.output.classes)]})
-        return _json({
-            "name": card.name,
-            "versions": [card.version],
-            "platform": "sklearn",
-            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, len(card.features)]}]
-                      + [{"name": f.name, "datatype": "INT64" if f.kind == "integer" else "FP64", "shape": [-1]}
-                         for f in card.features],
-            "outputs": outputs,
-            "parameters": {
-                "features": [{"name": f.name, "kind": f.kind, "minimum": f.minimum, "maximum": f.maximum,
-                              "categories": list(f.categories)} for f in card.features],
-                "classes": list(card.output.classes),
-                "role": settings.role,
-                "sha256": card.sha256 or None,
-            },
-            **ident(request),
-        })
+            outputs.append(
+                {
+                    "name": "predict_proba",
+                    "datatype": "FP64",
+                    "shape": [-1, len(card.output.classes)],
+                }
+            )
+        return _json(
+            {
+                "name": card.name,
+                "versions": [card.version],
+                "platform": "sklearn",
+                "inputs": [
+                    {"name": "input-0", "datatype": "FP64", "shape": [-1, len(card.features)]}
+                ]
+                + [
+                    {
+                        "name": f.name,
+                        "datatype": "INT64" if f.kind == "integer" else "FP64",
+                        "shape": [-1],
+                    }
+                    for f in card.features
+                ],
+                "outputs": outputs,
+                "parameters": {
+                    "features": [
+                        {
+                            "name": f.name,
+                            "kind": f.kind,
+                            "minimum": f.minimum,
+                            "maximum": f.maximum,
+                            "categories": list(f.categories),
+                        }
+                        for f in card.features
+                    ],
+                    "classes": list(card.output.classes),
+                    "role": settings.role,
+                    "sha256": card.sha256 or None,
+                },
+                **ident(request),
+            }
+        )
 
     @app.get("/v2/models/{name}/ready")
     async def model_ready(name: str, request: Request) -> Response:
@@ -242,13 +318,26 @@ def create_app(settings: Settings) -> FastAPI:
         request_id, labels = parse_feedback(parse_json(body), classes)
         part = state.feedback.take(request_id)
         if part is None:
-            raise RequestError(404, "request_id", f"{request_id!r} is unknown, too old, or already has feedback")
+            raise RequestError(
+                404, "request_id", f"{request_id!r} is unknown, too old, or already has feedback"
+            )
         values, scores = slice_values(part)
         if len(labels) != len(values):
             state.feedback.remember(request_id, part)
-            raise RequestError(422, "labels", f"has {len(labels)} labels, request {request_id} had {len(values)} rows")
+            raise RequestError(
+                422,
+                "labels",
+                f"has {len(labels)} labels, request {request_id} had {len(values)} rows",
+            )
         right, wrong = state.monitor.observe_feedback(labels, values, scores)
-        return _json({"accepted": len(labels), "correct": right, "incorrect": wrong,
-                      "for_request_id": request_id, **ident(request)})
+        return _json(
+            {
+                "accepted": len(labels),
+                "correct": right,
+                "incorrect": wrong,
+                "for_request_id": request_id,
+                **ident(request),
+            }
+        )
 
     return app

@@ -16,12 +16,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar, Union
+from typing import Generic, TypeAlias, TypeVar
 
 import numpy as np
 
+from modeldeploy.server.arrays import FloatArray
+
 R = TypeVar("R")
-Rows = Union[np.ndarray, list[list[float | int]]]
+Rows: TypeAlias = FloatArray | list[list[float | int]]
 
 # Loop turns without a new arrival after which the drainer stops waiting: a request needs
 # one turn for its bytes to be read and one for its handler to run.
@@ -40,7 +42,9 @@ class Slice(Generic[R]):
 class MicroBatcher(Generic[R]):
     """Collects row blocks from concurrent requests and predicts them in one call."""
 
-    def __init__(self, predict: Callable[[np.ndarray], R], max_rows: int = 256, max_wait: float = 0.002) -> None:
+    def __init__(
+        self, predict: Callable[[FloatArray], R], max_rows: int = 256, max_wait: float = 0.002
+    ) -> None:
         self._predict = predict
         self.max_rows = max_rows
         self.max_wait = max_wait
@@ -49,7 +53,8 @@ class MicroBatcher(Generic[R]):
         self._draining = False
 
     async def submit(self, rows: Rows) -> Slice[R]:
-        """Queue ``rows`` (an array, or a list of rows of numbers) and wait for their predictions."""
+        """Queue ``rows`` (an array, or a list of rows of numbers) and wait for their
+        predictions."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Slice[R]] = loop.create_future()
         self._pending.append((rows, future))
@@ -104,7 +109,7 @@ class MicroBatcher(Generic[R]):
             self._draining = False
 
 
-def _stack(blocks: list[Rows]) -> np.ndarray:
+def _stack(blocks: list[Rows]) -> FloatArray:
     """One float64 array of all the rows of a batch, built once."""
     if len(blocks) == 1:
         return np.asarray(blocks[0], dtype=np.float64)

@@ -16,13 +16,14 @@ import re
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
 
+from modeldeploy.server.arrays import FloatArray, ValueArray
 from modeldeploy.server.card import (
     CATEGORICAL,
     CLASSIFICATION,
@@ -77,7 +78,7 @@ def normalise_sha256(value: str) -> str:
     """Accept ``HEX`` or ``sha256:HEX`` in any case; refuse anything that is not 64 hex digits."""
     text = value.strip().lower()
     if text.startswith("sha256:"):
-        text = text[len("sha256:"):]
+        text = text[len("sha256:") :]
     if not _SHA256.match(text):
         raise BundleError(f"not a sha256 digest (64 hex digits expected): {value!r}")
     return text
@@ -86,17 +87,21 @@ def normalise_sha256(value: str) -> str:
 # --- writing ---------------------------------------------------------------------------
 
 
-def profile_features(data: np.ndarray, specs: Sequence[FeatureSpec], bins: int = DEFAULT_BINS) -> tuple[FeatureReference, ...]:
+def profile_features(
+    data: FloatArray, specs: Sequence[FeatureSpec], bins: int = DEFAULT_BINS
+) -> tuple[FeatureReference, ...]:
     """The reference profile of each feature: quantile bin edges or category frequencies."""
     if data.ndim != 2 or data.shape[1] != len(specs):
         raise ValueError(f"reference data has shape {data.shape}, expected (rows, {len(specs)})")
     profiles = []
-    for column, spec in zip(data.T, specs):
+    for column, spec in zip(data.T, specs, strict=True):
         column = np.asarray(column, dtype=np.float64)
         if spec.kind == CATEGORICAL:
             cats = np.asarray(spec.categories, dtype=np.float64)
             if not np.isin(column, cats).all():
-                raise ValueError(f"reference data for {spec.name!r} has values outside its categories")
+                raise ValueError(
+                    f"reference data for {spec.name!r} has values outside its categories"
+                )
             counts = np.bincount(np.searchsorted(cats, column), minlength=cats.size)
             edges: tuple[float, ...] = ()
         else:
@@ -104,19 +109,21 @@ def profile_features(data: np.ndarray, specs: Sequence[FeatureSpec], bins: int =
             edge_arr = np.unique(qs)
             counts = bin_counts(column, edge_arr)
             edges = tuple(float(e) for e in edge_arr)
-        profiles.append(FeatureReference(
-            name=spec.name,
-            edges=edges,
-            fractions=tuple(float(f) for f in fractions(counts)),
-            mean=float(column.mean()),
-            std=float(column.std()),
-            minimum=float(column.min()),
-            maximum=float(column.max()),
-        ))
+        profiles.append(
+            FeatureReference(
+                name=spec.name,
+                edges=edges,
+                fractions=tuple(float(f) for f in fractions(counts)),
+                mean=float(column.mean()),
+                std=float(column.std()),
+                minimum=float(column.min()),
+                maximum=float(column.max()),
+            )
+        )
     return tuple(profiles)
 
 
-def fingerprint(features: np.ndarray, labels: np.ndarray) -> str:
+def fingerprint(features: FloatArray, labels: ValueArray) -> str:
     """A digest of the training data (shape, dtype and bytes), so lineage can be checked later."""
     digest = hashlib.sha256()
     for arr in (np.ascontiguousarray(features, dtype=np.float64), np.ascontiguousarray(labels)):
@@ -136,7 +143,7 @@ def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
     return safe
 
 
-def positive_scores(model: Any, rows: np.ndarray, output: Output) -> np.ndarray:
+def positive_scores(model: Any, rows: FloatArray, output: Output) -> FloatArray:
     """The numeric value the server exports per row: ``P(positive)`` or the regression value."""
     if output.kind == CLASSIFICATION:
         proba = model.predict_proba(rows)
@@ -153,9 +160,9 @@ def write_bundle(
     version: str,
     features: Sequence[FeatureSpec],
     output: Output,
-    training_x: np.ndarray,
-    training_y: np.ndarray,
-    reference_x: np.ndarray,
+    training_x: FloatArray,
+    training_y: ValueArray,
+    reference_x: FloatArray,
     metrics: dict[str, float],
     intended_use: str,
     out_of_scope: Sequence[str] = (),
@@ -186,7 +193,7 @@ def write_bundle(
     card = ModelCard(
         name=name,
         version=version,
-        created=(created or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        created=(created or datetime.now(UTC)).isoformat(timespec="seconds"),
         algorithm=f"{type(final).__module__}.{type(final).__name__}",
         hyperparameters=_json_safe(final.get_params(deep=False)),
         training_data={
@@ -203,7 +210,8 @@ def write_bundle(
         reference_size=int(len(reference_x)),
         reference=profile_features(reference_x, features, bins),
         prediction_reference=PredictionReference(
-            mean=float(scores.mean()), std=float(scores.std()), class_fractions=class_fractions),
+            mean=float(scores.mean()), std=float(scores.std()), class_fractions=class_fractions
+        ),
         directional_checks=tuple(directional_checks),
         sha256=digest,
     )
@@ -235,7 +243,11 @@ def _read_archive(path: Path) -> tuple[bytes, bytes]:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
                 base = member.name.rsplit("/", 1)[-1]
-                if base in (MODEL_FILE, CARD_FILE) and member.isfile() and member.name.count("/") <= 1:
+                if (
+                    base in (MODEL_FILE, CARD_FILE)
+                    and member.isfile()
+                    and member.name.count("/") <= 1
+                ):
                     if base in wanted:
                         raise BundleError(f"{path}: archive holds more than one {base}")
                     fh = tar.extractfile(member)
@@ -278,7 +290,8 @@ def verify_bytes(model_bytes: bytes, pinned: str, source: Path) -> str:
     actual = sha256_bytes(model_bytes)
     if not hmac.compare_digest(actual, expected):
         raise IntegrityError(
-            f"{source}: sha256 of {MODEL_FILE} is {actual}, pinned {expected}: refusing to load it")
+            f"{source}: sha256 of {MODEL_FILE} is {actual}, pinned {expected}: refusing to load it"
+        )
     return actual
 
 
@@ -293,11 +306,15 @@ def load_bundle(path: Path, sha256: str) -> Bundle:
     digest = verify_bytes(model_bytes, sha256, path)
     card = ModelCard.from_json(card_bytes.decode("utf-8"))
     if card.sha256 and card.sha256 != digest:
-        raise IntegrityError(f"{path}: the card names sha256 {card.sha256}, the model file is {digest}")
+        raise IntegrityError(
+            f"{path}: the card names sha256 {card.sha256}, the model file is {digest}"
+        )
     try:
         model = joblib.load(io.BytesIO(model_bytes))
     except Exception as exc:  # an unreadable pickle can raise anything
-        raise BundleError(f"{path}: {MODEL_FILE} could not be loaded: {type(exc).__name__}: {exc}") from None
+        raise BundleError(
+            f"{path}: {MODEL_FILE} could not be loaded: {type(exc).__name__}: {exc}"
+        ) from None
     names = card.feature_names
     n_in = getattr(model, "n_features_in_", len(names))
     if n_in != len(names):
@@ -305,6 +322,15 @@ def load_bundle(path: Path, sha256: str) -> Bundle:
     if card.output.kind == CLASSIFICATION:
         classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
         if list(classes) != list(card.output.classes):
-            raise BundleError(f"{path}: the model's classes {classes} differ from the card's {list(card.output.classes)}")
-    log.info("loaded model %s version %s from %s (sha256 %s verified)", card.name, card.version, path, digest)
+            raise BundleError(
+                f"{path}: the model's classes {classes} differ from the card's "
+                f"{list(card.output.classes)}"
+            )
+    log.info(
+        "loaded model %s version %s from %s (sha256 %s verified)",
+        card.name,
+        card.version,
+        path,
+        digest,
+    )
     return Bundle(model=model, card=replace(card, sha256=digest), source=path, sha256=digest)

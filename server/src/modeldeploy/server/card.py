@@ -45,7 +45,9 @@ class FeatureSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
-            raise CardError(f"feature {self.name!r}: kind must be one of {FEATURE_KINDS}, not {self.kind!r}")
+            raise CardError(
+                f"feature {self.name!r}: kind must be one of {FEATURE_KINDS}, not {self.kind!r}"
+            )
         if self.kind == CATEGORICAL and not self.categories:
             raise CardError(f"feature {self.name!r}: a categorical feature needs its categories")
         if list(self.categories) != sorted(self.categories):
@@ -139,17 +141,24 @@ class ModelCard:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
         """Parse a card, failing with the name of the first missing or wrong field."""
         try:
             if data.get("schema_version") != CARD_SCHEMA_VERSION:
                 raise CardError(
-                    f"schema_version is {data.get('schema_version')!r}, expected {CARD_SCHEMA_VERSION!r}")
+                    f"schema_version is {data.get('schema_version')!r}, expected "
+                    f"{CARD_SCHEMA_VERSION!r}"
+                )
             features = tuple(
-                FeatureSpec(**{**f, "categories": tuple(f.get("categories", ()))}) for f in data["features"])
+                FeatureSpec(**{**f, "categories": tuple(f.get("categories", ()))})
+                for f in data["features"]
+            )
             reference = tuple(
-                FeatureReference(**{**r, "edges": tuple(r["edges"]), "fractions": tuple(r["fractions"])})
-                for r in data["reference"])
+                FeatureReference(
+                    **{**r, "edges": tuple(r["edges"]), "fractions": tuple(r["fractions"])}
+                )
+                for r in data["reference"]
+            )
             out = data["output"]
             card = cls(
                 name=str(data["name"]),
@@ -167,7 +176,9 @@ class ModelCard:
                 reference_size=int(data["reference_size"]),
                 reference=reference,
                 prediction_reference=PredictionReference(**data["prediction_reference"]),
-                directional_checks=tuple(DirectionalCheck(**d) for d in data.get("directional_checks", ())),
+                directional_checks=tuple(
+                    DirectionalCheck(**d) for d in data.get("directional_checks", ())
+                ),
                 sha256=str(data.get("sha256", "")),
                 schema_version=str(data["schema_version"]),
             )
@@ -179,7 +190,7 @@ class ModelCard:
         return card
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelCard":
+    def from_json(cls, text: str) -> ModelCard:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -201,9 +212,15 @@ class ModelCard:
             ref = self.reference_for(spec.name)
             bins = len(spec.categories) if spec.kind == CATEGORICAL else len(ref.edges) + 1
             if len(ref.fractions) != bins:
-                raise CardError(f"feature {spec.name!r}: reference has {len(ref.fractions)} fractions for {bins} bins")
+                raise CardError(
+                    f"feature {spec.name!r}: reference has {len(ref.fractions)} fractions for "
+                    f"{bins} bins"
+                )
         for check in self.directional_checks:
             if check.feature not in names:
                 raise CardError(f"directional check on unknown feature {check.feature!r}")
             if check.direction not in ("increasing", "decreasing"):
-                raise CardError(f"directional check on {check.feature!r}: direction must be increasing or decreasing")
+                raise CardError(
+                    f"directional check on {check.feature!r}: direction must be increasing or "
+                    "decreasing"
+                )

@@ -17,50 +17,89 @@ log = logging.getLogger("modeldeploy.server")
 
 
 def _setup_logging(level: str = "info") -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
-def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the server's subcommands to the ``modeldeploy`` parser."""
     serve = commands.add_parser(
-        "serve", help="serve a model bundle over HTTP",
+        "serve",
+        help="serve a model bundle over HTTP",
         description="Serve one model bundle with FastAPI on uvicorn. The bundle's model.joblib is "
-                    "unpickled only if its sha256 matches the pinned digest.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "unpickled only if its sha256 matches the pinned digest.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     serve.add_argument("bundle", metavar="BUNDLE", help="bundle folder or .tar.gz")
-    serve.add_argument(c.FLAG_SHA256, dest="sha256", metavar="HEX", default=argparse.SUPPRESS,
-                       help=f"pinned sha256 of model.joblib; read from ${c.ENV_SHA256} when not given")
+    serve.add_argument(
+        c.FLAG_SHA256,
+        dest="sha256",
+        metavar="HEX",
+        default=argparse.SUPPRESS,
+        help=f"pinned sha256 of model.joblib; read from ${c.ENV_SHA256} when not given",
+    )
     serve.add_argument(c.FLAG_HOST, dest="host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument(c.FLAG_PORT, dest="port", type=int, default=c.DEFAULT_PORT, help="port to listen on")
-    serve.add_argument(c.FLAG_ROLE, dest="role", choices=c.ROLES, default="stable",
-                       help="role label on every metric")
-    serve.add_argument("--max-batch-rows", type=int, default=256, help="most rows predicted in one model call")
-    serve.add_argument("--max-batch-wait-ms", type=float, default=2.0,
-                       help="longest a batch waits for more requests to arrive")
-    serve.add_argument("--max-request-rows", type=int, default=1024, help="most rows in one request")
+    serve.add_argument(
+        c.FLAG_PORT, dest="port", type=int, default=c.DEFAULT_PORT, help="port to listen on"
+    )
+    serve.add_argument(
+        c.FLAG_ROLE,
+        dest="role",
+        choices=c.ROLES,
+        default="stable",
+        help="role label on every metric",
+    )
+    serve.add_argument(
+        "--max-batch-rows", type=int, default=256, help="most rows predicted in one model call"
+    )
+    serve.add_argument(
+        "--max-batch-wait-ms",
+        type=float,
+        default=2.0,
+        help="longest a batch waits for more requests to arrive",
+    )
+    serve.add_argument(
+        "--max-request-rows", type=int, default=1024, help="most rows in one request"
+    )
     serve.add_argument("--drift-window", type=int, default=5000, help="recent rows kept for /drift")
-    serve.add_argument("--no-drift", dest="drift", action="store_false",
-                       help="turn off drift bookkeeping (to measure what monitoring costs)")
+    serve.add_argument(
+        "--no-drift",
+        dest="drift",
+        action="store_false",
+        help="turn off drift bookkeeping (to measure what monitoring costs)",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=run_serve)
 
     example = commands.add_parser(
-        "example-bundle", help="build an example bundle (the SRE incident predictor)",
+        "example-bundle",
+        help="build an example bundle (the SRE incident predictor)",
         description="Train the incident predictor on synthetic telemetry and write its bundle; "
-                    "prints the sha256 of model.joblib.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    example.add_argument("out", metavar="OUT", help="bundle folder to write (or a path ending in .tar.gz)")
+        "prints the sha256 of model.joblib.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    example.add_argument(
+        "out", metavar="OUT", help="bundle folder to write (or a path ending in .tar.gz)"
+    )
     example.add_argument("--version", required=True, help="model version to record in the card")
-    example.add_argument("--variant", choices=("good", "drifted", "diverging"), default="good",
-                         help="good: healthy retrain; drifted: trained on shifted inputs; "
-                              "diverging: predicts systematically more incidents")
+    example.add_argument(
+        "--variant",
+        choices=("good", "drifted", "diverging"),
+        default="good",
+        help="good: healthy retrain; drifted: trained on shifted inputs; "
+        "diverging: predicts systematically more incidents",
+    )
     example.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bundle)")
     example.set_defaults(run=run_example_bundle)
 
     data = commands.add_parser(
-        "example-data", help="write labelled example data as CSV (for gate)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "example-data",
+        help="write labelled example data as CSV (for gate)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     data.add_argument("out", metavar="FILE.csv")
     data.add_argument("--rows", type=int, default=2000)
     data.add_argument("--seed", type=int, default=1000)
@@ -68,21 +107,46 @@ def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     data.set_defaults(run=run_example_data)
 
     gate = commands.add_parser(
-        "gate", help="decide whether a candidate bundle earns promotion",
+        "gate",
+        help="decide whether a candidate bundle earns promotion",
         description="Run the promotion gate on labelled data: metric thresholds, non-degenerate "
-                    "predictions, the card's directional checks, and candidate vs current. "
-                    "Exit status 0 only when every check passes.")
+        "predictions, the card's directional checks, and candidate vs current. "
+        "Exit status 0 only when every check passes.",
+    )
     gate.add_argument("candidate", metavar="CANDIDATE", help="candidate bundle")
     gate.add_argument("--current", required=True, metavar="BUNDLE", help="bundle serving now")
-    gate.add_argument("--data", required=True, metavar="FILE.csv", help="labelled data: features and the target column")
-    gate.add_argument("--min", dest="minimums", action="append", default=[], metavar="METRIC=VALUE",
-                      help="candidate metric must be at least VALUE (repeatable; e.g. roc_auc=0.7)")
-    gate.add_argument("--max-regression", type=float, default=0.01,
-                      help="how much worse than current the candidate's metrics may be")
-    gate.add_argument("--candidate-sha256", default=None, metavar="HEX",
-                      help="pin the candidate's digest (default: trust its card)")
-    gate.add_argument("--current-sha256", default=None, metavar="HEX",
-                      help="pin the current bundle's digest (default: trust its card)")
+    gate.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE.csv",
+        help="labelled data: features and the target column",
+    )
+    gate.add_argument(
+        "--min",
+        dest="minimums",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="candidate metric must be at least VALUE (repeatable; e.g. roc_auc=0.7)",
+    )
+    gate.add_argument(
+        "--max-regression",
+        type=float,
+        default=0.01,
+        help="how much worse than current the candidate's metrics may be",
+    )
+    gate.add_argument(
+        "--candidate-sha256",
+        default=None,
+        metavar="HEX",
+        help="pin the candidate's digest (default: trust its card)",
+    )
+    gate.add_argument(
+        "--current-sha256",
+        default=None,
+        metavar="HEX",
+        help="pin the current bundle's digest (default: trust its card)",
+    )
     gate.set_defaults(run=run_gate)
 
 
@@ -111,12 +175,29 @@ def run_serve(args: argparse.Namespace) -> int:
     from modeldeploy.server.app import create_app
     from modeldeploy.server.settings import Settings
 
-    settings = Settings(bundle=bundle, sha256=sha, role=args.role, host=args.host, port=args.port,
-                        max_batch_rows=args.max_batch_rows, max_batch_wait_ms=args.max_batch_wait_ms,
-                        max_request_rows=args.max_request_rows, drift=args.drift, drift_window=args.drift_window)
+    settings = Settings(
+        bundle=bundle,
+        sha256=sha,
+        role=args.role,
+        host=args.host,
+        port=args.port,
+        max_batch_rows=args.max_batch_rows,
+        max_batch_wait_ms=args.max_batch_wait_ms,
+        max_request_rows=args.max_request_rows,
+        drift=args.drift,
+        drift_window=args.drift_window,
+    )
     log.info("serving %s on http://%s:%d as %s", bundle, args.host, args.port, args.role)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
-                log_level=args.log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
     return 0
 
 
@@ -138,8 +219,14 @@ def run_example_bundle(args: argparse.Namespace) -> int:
     else:
         card = build_example(out, args.version, args.variant, args.seed)
         digest = card.sha256
-    log.info("%s variant %s version %s: accuracy %.3f, roc_auc %.3f", card.name, args.variant, card.version,
-             card.metrics["accuracy"], card.metrics["roc_auc"])
+    log.info(
+        "%s variant %s version %s: accuracy %.3f, roc_auc %.3f",
+        card.name,
+        args.variant,
+        card.version,
+        card.metrics["accuracy"],
+        card.metrics["roc_auc"],
+    )
     print(digest)
     return 0
 
@@ -164,9 +251,15 @@ def run_gate(args: argparse.Namespace) -> int:
 
     try:
         minimums = parse_minimums(args.minimums)
-        decision = run(Path(args.candidate), Path(args.current), Path(args.data), minimums=minimums,
-                       max_regression=args.max_regression, candidate_sha256=args.candidate_sha256,
-                       current_sha256=args.current_sha256)
+        decision = run(
+            Path(args.candidate),
+            Path(args.current),
+            Path(args.data),
+            minimums=minimums,
+            max_regression=args.max_regression,
+            candidate_sha256=args.candidate_sha256,
+            current_sha256=args.current_sha256,
+        )
     except (GateError, BundleError) as exc:
         print(f"gate: error: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from modeldeploy.server.contract import MODEL_FILE
 
@@ -52,20 +53,35 @@ def local_path(uri: str) -> Path | None:
         return Path(urllib.parse.unquote(parsed.path))
     if parsed.scheme == "":
         return Path(uri)
-    raise FetchError(f"{uri}: unsupported scheme {parsed.scheme!r} (use http(s)://, file:// "
-                     "or a path)")
+    raise FetchError(
+        f"{uri}: unsupported scheme {parsed.scheme!r} (use http(s)://, file:// or a path)"
+    )
 
 
-def download(url: str, target: Path, *, attempts: int = ATTEMPTS,
-             backoff: float = BACKOFF_SECONDS, timeout: float = TIMEOUT_SECONDS,
-             sleep: Callable[[float], None] = time.sleep) -> None:
+class DownloadOptions(TypedDict, total=False):
+    """The keyword arguments ``fetch`` passes on to ``download``."""
+
+    attempts: int
+    backoff: float
+    timeout: float
+    sleep: Callable[[float], None]
+
+
+def download(
+    url: str,
+    target: Path,
+    *,
+    attempts: int = ATTEMPTS,
+    backoff: float = BACKOFF_SECONDS,
+    timeout: float = TIMEOUT_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Stream ``url`` into ``target``; retry connection errors and 5xx, not 4xx."""
     last = ""
     for attempt in range(1, attempts + 1):
         try:
             req = urllib.request.Request(url, headers={"User-Agent": "modeldeploy-fetch"})
-            with urllib.request.urlopen(req, timeout=timeout) as resp, \
-                    open(target, "wb") as out:
+            with urllib.request.urlopen(req, timeout=timeout) as resp, open(target, "wb") as out:
                 shutil.copyfileobj(resp, out, CHUNK)
             return
         except urllib.error.HTTPError as exc:
@@ -76,8 +92,10 @@ def download(url: str, target: Path, *, attempts: int = ATTEMPTS,
             last = str(getattr(exc, "reason", exc))
         if attempt < attempts:
             delay = backoff * 2 ** (attempt - 1)
-            print(f"fetch: {url}: {last}; retrying in {delay:g}s ({attempt}/{attempts})",
-                  file=sys.stderr)
+            print(
+                f"fetch: {url}: {last}; retrying in {delay:g}s ({attempt}/{attempts})",
+                file=sys.stderr,
+            )
             sleep(delay)
     raise FetchError(f"{url}: {last} (gave up after {attempts} attempts)")
 
@@ -116,11 +134,13 @@ def bundle_root(folder: Path) -> Path:
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
     if len(entries) == 1 and entries[0].is_dir() and (entries[0] / MODEL_FILE).is_file():
         return entries[0]
-    raise FetchError(f"the bundle has no {MODEL_FILE} (found: "
-                     f"{', '.join(sorted(p.name for p in entries)) or 'nothing'})")
+    raise FetchError(
+        f"the bundle has no {MODEL_FILE} (found: "
+        f"{', '.join(sorted(p.name for p in entries)) or 'nothing'})"
+    )
 
 
-def fetch(uri: str, dest: Path, **download_options: float) -> Path:
+def fetch(uri: str, dest: Path, **download_options: Unpack[DownloadOptions]) -> Path:
     """Fetch the bundle at ``uri`` into ``dest`` atomically; returns ``dest``."""
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +153,7 @@ def fetch(uri: str, dest: Path, **download_options: float) -> Path:
             if not _is_tar(name):
                 raise FetchError(f"{uri}: an http(s) bundle must be a .tar.gz")
             archive = work / "bundle.tar.gz"
-            download(uri, archive, **download_options)  # type: ignore[arg-type]
+            download(uri, archive, **download_options)
             unpack(archive, staged)
         elif source.is_dir():
             shutil.copytree(source, staged, symlinks=False)
@@ -153,19 +173,29 @@ def fetch(uri: str, dest: Path, **download_options: float) -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``fetch`` to the ``modeldeploy`` parser."""
     parser = commands.add_parser(
-        "fetch", help="fetch a model bundle (the init container of model server pods)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("uri", metavar="URI",
-                        help="http(s)://.../bundle.tar.gz, file:///path or /path "
-                             "(a bundle folder or .tar.gz)")
+        "fetch",
+        help="fetch a model bundle (the init container of model server pods)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "uri",
+        metavar="URI",
+        help="http(s)://.../bundle.tar.gz, file:///path or /path (a bundle folder or .tar.gz)",
+    )
     parser.add_argument("dest", metavar="DEST", type=Path, help="folder to create")
-    parser.add_argument("--attempts", type=int, default=ATTEMPTS,
-                        help=f"download attempts (default {ATTEMPTS})")
-    parser.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS,
-                        help=f"seconds per network operation (default {TIMEOUT_SECONDS:g})")
+    parser.add_argument(
+        "--attempts", type=int, default=ATTEMPTS, help=f"download attempts (default {ATTEMPTS})"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=TIMEOUT_SECONDS,
+        help=f"seconds per network operation (default {TIMEOUT_SECONDS:g})",
+    )
     parser.set_defaults(run=run)
 
 

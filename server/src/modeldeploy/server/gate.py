@@ -19,12 +19,21 @@ from typing import Any
 import numpy as np
 
 from modeldeploy.server import stats
+from modeldeploy.server.arrays import FloatArray, ValueArray
 from modeldeploy.server.bundle import Bundle, load_bundle, positive_scores, read_card
 from modeldeploy.server.card import CLASSIFICATION, ModelCard
-from modeldeploy.server.validation import InputSchema, RequestError
+from modeldeploy.server.validation import InputSchema
+from modeldeploy.server.wire import RequestError
 
 # Metric name -> True when higher is better.
-HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "log_loss": False, "brier": False, "mae": False, "r2": True}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "roc_auc": True,
+    "log_loss": False,
+    "brier": False,
+    "mae": False,
+    "r2": True,
+}
 # Shares of rows each class must at least get for predictions to count as non-degenerate.
 MIN_CLASS_SHARE = 0.01
 MIN_SCORE_STD = 1e-3
@@ -76,7 +85,7 @@ def parse_minimums(items: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def read_labelled_csv(path: Path, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
+def read_labelled_csv(path: Path, card: ModelCard) -> tuple[FloatArray, FloatArray]:
     """Feature matrix (in the card's order) and target vector from a CSV with a header row."""
     target = card.output.target
     try:
@@ -95,32 +104,49 @@ def read_labelled_csv(path: Path, card: ModelCard) -> tuple[np.ndarray, np.ndarr
         raise GateError(f"{path}: no data rows")
     x = np.asarray(rows, dtype=np.float64)
     try:
-        InputSchema.from_card(card, max_rows=len(x)).check_values(x, lambda r, c: f"row {r + 2}, column {card.feature_names[c]}")
+        InputSchema.from_card(card, max_rows=len(x)).check_values(
+            x, lambda r, c: f"row {r + 2}, column {card.feature_names[c]}"
+        )
     except RequestError as exc:
         raise GateError(f"{path}: {exc}") from None
     return x, np.asarray(labels, dtype=np.float64)
 
 
-def evaluate(bundle: Bundle, x: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+def evaluate(
+    bundle: Bundle, x: FloatArray, y: FloatArray
+) -> tuple[dict[str, float], ValueArray, FloatArray]:
     """Metrics, predictions and exported scores of a bundle on labelled data."""
-    from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, mean_absolute_error, r2_score, roc_auc_score
+    from sklearn.metrics import (
+        accuracy_score,
+        brier_score_loss,
+        log_loss,
+        mean_absolute_error,
+        r2_score,
+        roc_auc_score,
+    )
 
     card = bundle.card
     scores = positive_scores(bundle.model, x, card.output)
     predicted = np.asarray(bundle.model.predict(x))
     if card.output.kind != CLASSIFICATION:
-        return {"mae": float(mean_absolute_error(y, predicted)), "r2": float(r2_score(y, predicted))}, predicted, scores
+        return (
+            {"mae": float(mean_absolute_error(y, predicted)), "r2": float(r2_score(y, predicted))},
+            predicted,
+            scores,
+        )
     truth = (y == float(card.output.positive_class)).astype(np.int64)
     metrics = {
         "accuracy": float(accuracy_score(y, predicted.astype(np.float64))),
         "log_loss": float(log_loss(truth, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1])),
         "brier": float(brier_score_loss(truth, scores)),
-        "roc_auc": float(roc_auc_score(truth, scores)) if 0 < truth.sum() < len(truth) else math.nan,
+        "roc_auc": float(roc_auc_score(truth, scores))
+        if 0 < truth.sum() < len(truth)
+        else math.nan,
     }
     return metrics, predicted, scores
 
 
-def directional_checks(bundle: Bundle, x: np.ndarray) -> list[Check]:
+def directional_checks(bundle: Bundle, x: FloatArray) -> list[Check]:
     """Raise each declared feature by one reference standard deviation; the output must follow.
 
     Tree ensembles are step functions, so a few rows may move the other way; the check
@@ -141,10 +167,15 @@ def directional_checks(bundle: Bundle, x: np.ndarray) -> list[Check]:
         sign = 1.0 if rule.direction == "increasing" else -1.0
         against = float(np.mean(sign * delta < -1e-9))
         mean_ok = sign * float(delta.mean()) > 0
-        checks.append(Check(f"direction: {rule.feature} {rule.direction}",
-                            f"{against:.1%} of rows against, mean {float(delta.mean()):+.4f}",
-                            f"<= {rule.tolerance:.0%}, mean {'>' if sign > 0 else '<'} 0",
-                            against <= rule.tolerance and mean_ok, f"+{step:.3g} on {rule.feature}"))
+        checks.append(
+            Check(
+                f"direction: {rule.feature} {rule.direction}",
+                f"{against:.1%} of rows against, mean {float(delta.mean()):+.4f}",
+                f"<= {rule.tolerance:.0%}, mean {'>' if sign > 0 else '<'} 0",
+                against <= rule.tolerance and mean_ok,
+                f"+{step:.3g} on {rule.feature}",
+            )
+        )
     return checks
 
 
@@ -152,12 +183,21 @@ def _fmt(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.4f}"
 
 
-def decide(candidate: Bundle, current: Bundle, x: np.ndarray, y: np.ndarray,
-           minimums: dict[str, float], max_regression: float) -> Decision:
+def decide(
+    candidate: Bundle,
+    current: Bundle,
+    x: FloatArray,
+    y: FloatArray,
+    minimums: dict[str, float],
+    max_regression: float,
+) -> Decision:
     """All checks of the gate for two loaded bundles on the same labelled data."""
     cand, curr = candidate.card, current.card
     if cand.feature_names != curr.feature_names:
-        raise GateError(f"candidate features {list(cand.feature_names)} differ from current {list(curr.feature_names)}")
+        raise GateError(
+            f"candidate features {list(cand.feature_names)} differ from current "
+            f"{list(curr.feature_names)}"
+        )
     if cand.output.kind != curr.output.kind:
         raise GateError("candidate and current predict different kinds of output")
     c_metrics, c_pred, c_scores = evaluate(candidate, x, y)
@@ -167,15 +207,34 @@ def decide(candidate: Bundle, current: Bundle, x: np.ndarray, y: np.ndarray,
         if name not in c_metrics:
             raise GateError(f"--min {name}: not a metric of a {cand.output.kind} model")
         value = c_metrics[name]
-        checks.append(Check(f"minimum {name}", _fmt(value), f">= {minimum:g}", not math.isnan(value) and value >= minimum))
+        checks.append(
+            Check(
+                f"minimum {name}",
+                _fmt(value),
+                f">= {minimum:g}",
+                not math.isnan(value) and value >= minimum,
+            )
+        )
     if cand.output.kind == CLASSIFICATION:
         shares = {cls: float(np.mean(c_pred == cls)) for cls in cand.output.classes}
         lowest = min(shares.values())
-        checks.append(Check("non-degenerate: every class predicted",
-                            ", ".join(f"{k}: {v:.1%}" for k, v in shares.items()),
-                            f">= {MIN_CLASS_SHARE:.0%} each", lowest >= MIN_CLASS_SHARE))
+        checks.append(
+            Check(
+                "non-degenerate: every class predicted",
+                ", ".join(f"{k}: {v:.1%}" for k, v in shares.items()),
+                f">= {MIN_CLASS_SHARE:.0%} each",
+                lowest >= MIN_CLASS_SHARE,
+            )
+        )
     spread = float(np.std(c_scores))
-    checks.append(Check("non-degenerate: predictions vary", f"std {spread:.4f}", f"> {MIN_SCORE_STD:g}", spread > MIN_SCORE_STD))
+    checks.append(
+        Check(
+            "non-degenerate: predictions vary",
+            f"std {spread:.4f}",
+            f"> {MIN_SCORE_STD:g}",
+            spread > MIN_SCORE_STD,
+        )
+    )
     checks.extend(directional_checks(candidate, x))
     for name, value in c_metrics.items():
         current_value = k_metrics[name]
@@ -183,24 +242,51 @@ def decide(candidate: Bundle, current: Bundle, x: np.ndarray, y: np.ndarray,
             checks.append(Check(f"vs current: {name}", _fmt(value), "current n/a", None))
             continue
         if HIGHER_IS_BETTER[name]:
-            ok, bound = value >= current_value - max_regression, f">= {current_value - max_regression:.4f}"
+            ok, bound = (
+                value >= current_value - max_regression,
+                f">= {current_value - max_regression:.4f}",
+            )
         else:
-            ok, bound = value <= current_value + max_regression, f"<= {current_value + max_regression:.4f}"
-        checks.append(Check(f"vs current: {name}", _fmt(value), f"{bound} (current {_fmt(current_value)})", ok))
+            ok, bound = (
+                value <= current_value + max_regression,
+                f"<= {current_value + max_regression:.4f}",
+            )
+        checks.append(
+            Check(
+                f"vs current: {name}", _fmt(value), f"{bound} (current {_fmt(current_value)})", ok
+            )
+        )
     z = stats.divergence_z(stats.Moments.of(c_scores), stats.Moments.of(k_scores))
-    checks.append(Check("vs current: mean prediction shift", f"{float(np.mean(c_scores)) - float(np.mean(k_scores)):+.4f}",
-                        "information", None, f"{z:.1f} standard errors"))
-    return Decision(candidate=f"{cand.name} {cand.version}", current=f"{curr.name} {curr.version}",
-                    rows=len(x), checks=tuple(checks))
+    checks.append(
+        Check(
+            "vs current: mean prediction shift",
+            f"{float(np.mean(c_scores)) - float(np.mean(k_scores)):+.4f}",
+            "information",
+            None,
+            f"{z:.1f} standard errors",
+        )
+    )
+    return Decision(
+        candidate=f"{cand.name} {cand.version}",
+        current=f"{curr.name} {curr.version}",
+        rows=len(x),
+        checks=tuple(checks),
+    )
 
 
 def _load(path: Path, sha: str | None) -> Bundle:
     return load_bundle(path, sha or read_card(path).sha256)
 
 
-def run(candidate: Path, current: Path, data: Path, minimums: dict[str, float] | None = None,
-        max_regression: float = 0.01, candidate_sha256: str | None = None,
-        current_sha256: str | None = None) -> Decision:
+def run(
+    candidate: Path,
+    current: Path,
+    data: Path,
+    minimums: dict[str, float] | None = None,
+    max_regression: float = 0.01,
+    candidate_sha256: str | None = None,
+    current_sha256: str | None = None,
+) -> Decision:
     """Load both bundles (verifying digests), read the data, and decide."""
     cand = _load(candidate, candidate_sha256)
     curr = _load(current, current_sha256)
@@ -216,19 +302,37 @@ def render(decision: Decision) -> str:
         value = f"{check.value} ({check.detail})" if check.detail else check.value
         rows.append((check.name, value, check.threshold, result))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = [f"candidate {decision.candidate} vs current {decision.current} on {decision.rows} rows"]
+    lines = [
+        f"candidate {decision.candidate} vs current {decision.current} on {decision.rows} rows"
+    ]
     for i, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     failed = [c.name for c in decision.checks if c.passed is False]
-    lines.append("verdict: PROMOTE" if decision.promote else f"verdict: REJECT ({len(failed)} failed: {'; '.join(failed)})")
+    lines.append(
+        "verdict: PROMOTE"
+        if decision.promote
+        else f"verdict: REJECT ({len(failed)} failed: {'; '.join(failed)})"
+    )
     return "\n".join(lines)
 
 
 def as_dict(decision: Decision) -> dict[str, Any]:
     """The decision as data (for programs calling the gate)."""
-    return {"candidate": decision.candidate, "current": decision.current, "rows": decision.rows,
-            "promote": decision.promote,
-            "checks": [{"name": c.name, "value": c.value, "threshold": c.threshold, "passed": c.passed,
-                        "detail": c.detail} for c in decision.checks]}
+    return {
+        "candidate": decision.candidate,
+        "current": decision.current,
+        "rows": decision.rows,
+        "promote": decision.promote,
+        "checks": [
+            {
+                "name": c.name,
+                "value": c.value,
+                "threshold": c.threshold,
+                "passed": c.passed,
+                "detail": c.detail,
+            }
+            for c in decision.checks
+        ],
+    }

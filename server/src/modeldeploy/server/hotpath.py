@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from modeldeploy.server import contract as c
+from modeldeploy.server.batching import Rows
 from modeldeploy.server.runtime import BatchResult
-from modeldeploy.server.validation import RequestError, check_content_type, error_json, parse_json
+from modeldeploy.server.wire import RequestError, check_content_type, error_json, parse_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from modeldeploy.server.app import ServerState
@@ -66,7 +67,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientGone()
-    body = message.get("body", b"")
+    body: bytes = message.get("body", b"")
     if not message.get("more_body"):
         if len(body) > limit:
             raise RequestError(413, "body", f"is larger than {limit} bytes")
@@ -89,7 +90,9 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 class HotPath:
     """ASGI middleware serving the prediction endpoints itself."""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], state: "ServerState") -> None:
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], state: ServerState
+    ) -> None:
         self.app = app
         self.state = state
 
@@ -99,7 +102,11 @@ class HotPath:
             return
         path = scope["path"]
         match = None
-        if path == c.PREDICT_PATH or path.startswith("/v2/models/") and (match := _INFER.match(path)):
+        if (
+            path == c.PREDICT_PATH
+            or path.startswith("/v2/models/")
+            and (match := _INFER.match(path))
+        ):
             if scope["method"] == "POST":
                 await self._serve(scope, receive, send, match)
             else:
@@ -109,11 +116,22 @@ class HotPath:
 
     async def _refuse_method(self, scope: Scope, send: Send) -> None:
         request_id = request_id_from(scope["headers"])
-        error = RequestError(405, "method", f"{scope['method']} is not allowed on {scope['path']}; use POST")
+        error = RequestError(
+            405, "method", f"{scope['method']} is not allowed on {scope['path']}; use POST"
+        )
         answer = error_json(error, self.state.identity(), request_id)
-        await send({"type": "http.response.start", "status": 405,
-                    "headers": [_JSON, (b"allow", b"POST"), (b"content-length", str(len(answer)).encode()),
-                                *self.state.identity_headers(request_id)]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 405,
+                "headers": [
+                    _JSON,
+                    (b"allow", b"POST"),
+                    (b"content-length", str(len(answer)).encode()),
+                    *self.state.identity_headers(request_id),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": answer})
 
     async def _pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,7 +147,9 @@ class HotPath:
 
         await self.app(scope, receive, send_with_identity)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, infer: re.Match[str] | None) -> None:
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, infer: re.Match[str] | None
+    ) -> None:
         started = time.perf_counter()
         state = self.state
         headers = scope["headers"]
@@ -146,6 +166,7 @@ class HotPath:
             check_content_type(content_type)
             body = await read_body(receive, state.settings.max_body_bytes)
             payload = parse_json(body)
+            rows: Rows
             if infer is None:
                 rows = state.schema.rows_from_predict(payload)
                 part = await state.batcher.submit(rows)
@@ -153,13 +174,21 @@ class HotPath:
             else:
                 name, version = infer.group(1), infer.group(2)
                 if name != state.model_name:
-                    raise RequestError(404, "model", f"{name!r} is not served here (this is {state.model_name!r})")
+                    raise RequestError(
+                        404, "model", f"{name!r} is not served here (this is {state.model_name!r})"
+                    )
                 if version is not None and version != state.model_version:
-                    raise RequestError(404, "version", f"{version!r} is not served here (this is {state.model_version!r})")
+                    raise RequestError(
+                        404,
+                        "version",
+                        f"{version!r} is not served here (this is {state.model_version!r})",
+                    )
                 rows, client_id = state.schema.rows_from_infer(payload)
                 outputs = _requested_outputs(payload, state.runtime.classification)
                 part = await state.batcher.submit(rows)
-                answer = self._infer_answer(part.result, part.start, part.stop, request_id, client_id, outputs)
+                answer = self._infer_answer(
+                    part.result, part.start, part.stop, request_id, client_id, outputs
+                )
             state.feedback.remember(request_id, part)
             status, outcome = 200, "ok"
         except RequestError as exc:
@@ -171,13 +200,24 @@ class HotPath:
             log.exception("request %s failed inside the server", request_id)
             outcome = "server_error"
             status = 500
-            answer = error_json(RequestError(500, "server", f"internal error ({type(exc).__name__}); see the server log"),
-                                state.identity(), request_id)
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [_JSON, (b"content-length", str(len(answer)).encode()), *state.identity_headers(request_id)],
-        })
+            answer = error_json(
+                RequestError(
+                    500, "server", f"internal error ({type(exc).__name__}); see the server log"
+                ),
+                state.identity(),
+                request_id,
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    _JSON,
+                    (b"content-length", str(len(answer)).encode()),
+                    *state.identity_headers(request_id),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": answer})
         state.record_request(outcome, time.perf_counter() - started)
 
@@ -194,26 +234,44 @@ class HotPath:
             answer["classes"] = state.runtime.classes if state.runtime else []
         return orjson.dumps(answer, option=_NUMPY)
 
-    def _infer_answer(self, result: BatchResult, start: int, stop: int, request_id: str,
-                      client_id: str | None, outputs: tuple[str, ...]) -> bytes:
+    def _infer_answer(
+        self,
+        result: BatchResult,
+        start: int,
+        stop: int,
+        request_id: str,
+        client_id: str | None,
+        outputs: tuple[str, ...],
+    ) -> bytes:
         state = self.state
         rows = stop - start
         tensors: list[dict[str, Any]] = []
         if "predict" in outputs:
             values = result.values[start:stop]
             datatype = "INT64" if values.dtype.kind in "iu" else "FP64"
-            tensors.append({"name": "predict", "datatype": datatype, "shape": [rows], "data": values})
+            tensors.append(
+                {"name": "predict", "datatype": datatype, "shape": [rows], "data": values}
+            )
         if "predict_proba" in outputs and result.proba is not None:
             proba = result.proba[start:stop]
-            tensors.append({"name": "predict_proba", "datatype": "FP64", "shape": [rows, proba.shape[1]],
-                            "data": proba.ravel()})
-        return orjson.dumps({
-            "model_name": state.model_name,
-            "model_version": state.model_version,
-            "id": client_id if client_id is not None else request_id,
-            "parameters": {"request_id": request_id},
-            "outputs": tensors,
-        }, option=_NUMPY)
+            tensors.append(
+                {
+                    "name": "predict_proba",
+                    "datatype": "FP64",
+                    "shape": [rows, proba.shape[1]],
+                    "data": proba.ravel(),
+                }
+            )
+        return orjson.dumps(
+            {
+                "model_name": state.model_name,
+                "model_version": state.model_version,
+                "id": client_id if client_id is not None else request_id,
+                "parameters": {"request_id": request_id},
+                "outputs": tensors,
+            },
+            option=_NUMPY,
+        )
 
 
 def _requested_outputs(payload: dict[str, Any], classification: bool) -> tuple[str, ...]:
@@ -223,11 +281,13 @@ def _requested_outputs(payload: dict[str, Any], classification: bool) -> tuple[s
     if asked is None:
         return available
     if type(asked) is not list:
-        raise RequestError(422, "outputs", "must be an array of {\"name\": ...} objects")
-    names = []
+        raise RequestError(422, "outputs", 'must be an array of {"name": ...} objects')
+    names: list[str] = []
     for i, item in enumerate(asked):
         name = item.get("name") if type(item) is dict else None
-        if name not in available:
-            raise RequestError(422, f"outputs[{i}].name", f"must be one of {', '.join(available)}, got {name!r}")
+        if not isinstance(name, str) or name not in available:
+            raise RequestError(
+                422, f"outputs[{i}].name", f"must be one of {', '.join(available)}, got {name!r}"
+            )
         names.append(name)
     return tuple(names) or available

@@ -1,33 +1,23 @@
-"""Live monitoring: request, prediction, drift and feedback bookkeeping, and its Prometheus view.
+"""Live monitoring: request, prediction, drift and feedback bookkeeping.
 
 State is plain numbers and numpy arrays updated once per batch (a few ``searchsorted`` and
-one ``bincount``), read by a custom collector only when Prometheus scrapes. That keeps the
-per-request cost to a handful of integer increments, and all of it happens on the event
-loop's thread, so no locks are needed.
-
-Every series is a counter or histogram (plus constant reference gauges), labelled with
-model, version and role, so sums over replicas and ``increase()`` over any window are
-meaningful; the README gives the PromQL for PSI, KS and prediction divergence.
+one ``bincount``), read by a custom collector (``exposition.MonitorCollector``) only when
+Prometheus scrapes. That keeps the per-request cost to a handful of integer increments, and
+all of it happens on the event loop's thread, so no locks are needed.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
 
 from modeldeploy.server import contract as c
 from modeldeploy.server import stats
+from modeldeploy.server.arrays import FloatArray, IndexArray
 from modeldeploy.server.card import CATEGORICAL, CLASSIFICATION, ModelCard
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -49,8 +39,9 @@ class Histogram:
 
     def cumulative(self) -> list[tuple[str, float]]:
         """Buckets as Prometheus wants them: ``(le, count of values <= le)``, ending in +Inf."""
-        out, running = [], 0
-        for bound, count in zip(self.bounds, self.counts):
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip(self.bounds, self.counts, strict=False):
             running += count
             out.append((_le(bound), running))
         out.append(("+Inf", running + self.counts[-1]))
@@ -75,7 +66,7 @@ class Monitor:
         self.labels = (card.name, card.version, role)
         features = card.features
         self._categorical = [f.kind == CATEGORICAL for f in features]
-        self._cuts: list[np.ndarray] = []
+        self._cuts: list[FloatArray] = []
         self.bin_labels: list[list[str]] = []
         for spec in features:
             ref = card.reference_for(spec.name)
@@ -97,28 +88,30 @@ class Monitor:
 
         self.classification = card.output.kind == CLASSIFICATION
         self.classes = tuple(card.output.classes)
-        self.requests = {outcome: 0 for outcome in c.OUTCOMES}
+        self.requests = dict.fromkeys(c.OUTCOMES, 0)
         self.latency = Histogram(LATENCY_BUCKETS)
         self.batch_rows = Histogram(BATCH_BUCKETS)
         self.predictions = 0
         self.prediction_sum = 0.0
         self.prediction_sum_squares = 0.0
         self.class_counts = np.zeros(max(len(self.classes), 1), dtype=np.int64)
-        self.feedback = {outcome: 0 for outcome in FEEDBACK_OUTCOMES}
+        self.feedback = dict.fromkeys(FEEDBACK_OUTCOMES, 0)
         self.feedback_abs_error = 0.0
 
     # --- updates (hot path) -------------------------------------------------------------
 
-    def bin_indices(self, rows: np.ndarray) -> np.ndarray:
+    def bin_indices(self, rows: FloatArray) -> IndexArray:
         """Each value's reference bin, ``(rows, features)``, offset into one flat bin vector."""
         out = np.empty(rows.shape, dtype=np.intp)
         for j, cuts in enumerate(self._cuts):
-            side = "left" if self._categorical[j] else "right"
+            side: Literal["left", "right"] = "left" if self._categorical[j] else "right"
             out[:, j] = np.searchsorted(cuts, rows[:, j], side=side)
         out += self._offsets
         return out
 
-    def observe_batch(self, rows: np.ndarray, scores: np.ndarray, class_index: np.ndarray | None) -> None:
+    def observe_batch(
+        self, rows: FloatArray, scores: FloatArray, class_index: IndexArray | None
+    ) -> None:
         """Account for one model call: prediction moments, class counts, and (if on) drift bins."""
         n = len(rows)
         self.batch_rows.observe(n)
@@ -132,7 +125,7 @@ class Monitor:
         self.bin_counts += np.bincount(self.bin_indices(rows).ravel(), minlength=self._total_bins)
         self._remember(rows, scores)
 
-    def _remember(self, rows: np.ndarray, scores: np.ndarray) -> None:
+    def _remember(self, rows: FloatArray, scores: FloatArray) -> None:
         """Keep the last ``window`` rows and scores in a ring buffer for ``/drift``."""
         size = len(self.window_scores)
         if len(rows) >= size:
@@ -140,14 +133,14 @@ class Monitor:
         n = len(rows)
         end = self._window_pos + n
         if end <= size:
-            self.window_rows[self._window_pos:end] = rows
-            self.window_scores[self._window_pos:end] = scores
+            self.window_rows[self._window_pos : end] = rows
+            self.window_scores[self._window_pos : end] = scores
         else:
             first = size - self._window_pos
-            self.window_rows[self._window_pos:] = rows[:first]
-            self.window_rows[:n - first] = rows[first:]
-            self.window_scores[self._window_pos:] = scores[:first]
-            self.window_scores[:n - first] = scores[first:]
+            self.window_rows[self._window_pos :] = rows[:first]
+            self.window_rows[: n - first] = rows[first:]
+            self.window_scores[self._window_pos :] = scores[:first]
+            self.window_scores[: n - first] = scores[first:]
         self._window_pos = end % size
         self.window_filled = min(self.window_filled + n, size)
 
@@ -155,25 +148,32 @@ class Monitor:
         self.requests[outcome] += 1
         self.latency.observe(seconds)
 
-    def observe_feedback(self, labels: Sequence[float], classes: Sequence[Any], scores: Sequence[float]) -> tuple[int, int]:
+    def observe_feedback(
+        self, labels: Sequence[float], classes: Sequence[Any], scores: Sequence[float]
+    ) -> tuple[int, int]:
         """Record ground truth for earlier predictions; return (correct, incorrect)."""
-        right = sum(1 for y, k in zip(labels, classes) if y == k)
+        right = sum(1 for y, k in zip(labels, classes, strict=True) if y == k)
         wrong = len(labels) - right
         if self.classification:
             self.feedback["correct"] += right
             self.feedback["incorrect"] += wrong
             positive = self.card.output.positive_class
-            errors = [abs((1.0 if y == positive else 0.0) - s) for y, s in zip(labels, scores)]
+            errors = [
+                abs((1.0 if y == positive else 0.0) - s)
+                for y, s in zip(labels, scores, strict=True)
+            ]
         else:
-            errors = [abs(y - s) for y, s in zip(labels, scores)]
+            errors = [abs(y - s) for y, s in zip(labels, scores, strict=True)]
         self.feedback_abs_error += float(sum(errors))
         return right, wrong
 
     # --- the drift report ---------------------------------------------------------------
 
-    def window(self) -> tuple[np.ndarray, np.ndarray]:
+    def window(self) -> tuple[FloatArray, FloatArray]:
         n = self.window_filled
-        return self.window_rows[:n] if n < len(self.window_scores) else self.window_rows, self.window_scores[:n]
+        return self.window_rows[:n] if n < len(
+            self.window_scores
+        ) else self.window_rows, self.window_scores[:n]
 
     def drift_report(self, alpha: float = 0.05, min_rows: int = 50) -> dict[str, Any]:
         """Per-feature PSI, KS or chi-square over the recent window, Bonferroni-corrected."""
@@ -188,34 +188,47 @@ class Monitor:
             report.update(verdict="disabled", drift=None, features=[])
             return report
         if n < min_rows:
-            report.update(verdict="insufficient_data", drift=None, features=[],
-                          message=f"{n} rows in the window, at least {min_rows} needed")
+            report.update(
+                verdict="insufficient_data",
+                drift=None,
+                features=[],
+                message=f"{n} rows in the window, at least {min_rows} needed",
+            )
             return report
         flat = np.bincount(self.bin_indices(rows).ravel(), minlength=self._total_bins)
         features: list[dict[str, Any]] = []
         p_values: list[float] = []
         for j, spec in enumerate(self.card.features):
             ref = self.card.reference_for(spec.name)
-            counts = flat[self._offsets[j]:self._offsets[j] + len(self.bin_labels[j])]
+            counts = flat[self._offsets[j] : self._offsets[j] + len(self.bin_labels[j])]
             if self._categorical[j]:
                 test, result = "chi_square", stats.chi_square(counts, ref.fractions)
             else:
-                test, result = "ks", stats.ks_binned(counts, ref.fractions, self.card.reference_size)
+                test, result = (
+                    "ks",
+                    stats.ks_binned(counts, ref.fractions, self.card.reference_size),
+                )
             value = stats.psi(counts, ref.fractions)
             p_values.append(result.p_value)
-            features.append({
-                "feature": spec.name,
-                "kind": spec.kind,
-                "test": test,
-                "statistic": _finite(result.statistic),
-                "p_value": _finite(result.p_value),
-                "psi": _finite(value),
-                "psi_level": "major" if value > stats.PSI_MAJOR else "moderate" if value > stats.PSI_MODERATE else "stable",
-                "live_mean": float(rows[:, j].mean()),
-                "reference_mean": ref.mean,
-            })
+            features.append(
+                {
+                    "feature": spec.name,
+                    "kind": spec.kind,
+                    "test": test,
+                    "statistic": _finite(result.statistic),
+                    "p_value": _finite(result.p_value),
+                    "psi": _finite(value),
+                    "psi_level": "major"
+                    if value > stats.PSI_MAJOR
+                    else "moderate"
+                    if value > stats.PSI_MODERATE
+                    else "stable",
+                    "live_mean": float(rows[:, j].mean()),
+                    "reference_mean": ref.mean,
+                }
+            )
         rejected = stats.bonferroni_reject(p_values, alpha)
-        for entry, drifted in zip(features, rejected):
+        for entry, drifted in zip(features, rejected, strict=True):
             entry["drift"] = bool(drifted or entry["psi_level"] == "major")
         pref = self.card.prediction_reference
         ref_n = float(self.card.reference_size)
@@ -245,100 +258,3 @@ def _finite(value: float) -> float | None:
     if math.isinf(value):
         return 1e308 if value > 0 else -1e308
     return float(value)
-
-
-def _counter_name(name: str) -> str:
-    return name[: -len("_total")] if name.endswith("_total") else name
-
-
-class MonitorCollector(Collector):
-    """Exports a ``Monitor`` at scrape time, into the app's own ``CollectorRegistry``."""
-
-    def __init__(self, monitor: Monitor, sha256: str) -> None:
-        self.monitor = monitor
-        self.sha256 = sha256
-
-    def collect(self) -> Iterator[Metric]:
-        m = self.monitor
-        base = list(c.COMMON_LABELS)
-        lv = list(m.labels)
-
-        info = GaugeMetricFamily(c.METRIC_MODEL_INFO, "The loaded model (always 1), with its sha256.",
-                                 labels=base + [c.LABEL_SHA256])
-        info.add_metric(lv + [self.sha256], 1.0)
-        yield info
-
-        requests = CounterMetricFamily(_counter_name(c.METRIC_REQUESTS), "Prediction requests by outcome.",
-                                       labels=base + [c.LABEL_OUTCOME])
-        for outcome, count in m.requests.items():
-            requests.add_metric(lv + [outcome], count)
-        yield requests
-
-        latency = HistogramMetricFamily(c.METRIC_REQUEST_DURATION,
-                                        "Prediction request latency from body received to response sent.", labels=base)
-        latency.add_metric(lv, m.latency.cumulative(), m.latency.total)
-        yield latency
-
-        batches = HistogramMetricFamily(c.METRIC_BATCH_ROWS, "Rows per model call (micro-batch size).", labels=base)
-        batches.add_metric(lv, m.batch_rows.cumulative(), m.batch_rows.total)
-        yield batches
-
-        reference_rows = GaugeMetricFamily(c.METRIC_REFERENCE_ROWS, "Rows of the reference data the bins come from.",
-                                           labels=base)
-        reference_rows.add_metric(lv, float(m.card.reference_size))
-        yield reference_rows
-
-        yield from self._feature_families(base, lv)
-
-        for name, doc, value in (
-            (c.METRIC_PREDICTIONS, "Predicted rows.", m.predictions),
-            (c.METRIC_PREDICTION_SUM, "Sum of the predicted value (P(positive class) for classifiers).", m.prediction_sum),
-            (c.METRIC_PREDICTION_SUM_SQUARES, "Sum of squares of the predicted value.", m.prediction_sum_squares),
-        ):
-            fam = CounterMetricFamily(_counter_name(name), doc, labels=base)
-            fam.add_metric(lv, value)
-            yield fam
-        if m.classification:
-            classes = CounterMetricFamily(_counter_name(c.METRIC_PREDICTION_CLASS), "Predicted rows by class.",
-                                          labels=base + [c.LABEL_CLASS])
-            for cls, count in zip(m.classes, m.class_counts.tolist()):
-                classes.add_metric(lv + [str(cls)], count)
-            yield classes
-
-        feedback = CounterMetricFamily(_counter_name(c.METRIC_FEEDBACK), "Labelled outcomes received on /feedback.",
-                                       labels=base + [c.LABEL_OUTCOME])
-        for outcome, count in m.feedback.items():
-            feedback.add_metric(lv + [outcome], count)
-        yield feedback
-        abs_err = CounterMetricFamily(_counter_name(c.METRIC_FEEDBACK_ABS_ERROR),
-                                      "Sum of |label - predicted value| over feedback rows.", labels=base)
-        abs_err.add_metric(lv, m.feedback_abs_error)
-        yield abs_err
-
-    def _feature_families(self, base: list[str], lv: list[str]) -> Iterator[Metric]:
-        m = self.monitor
-        labels = base + [c.LABEL_FEATURE, c.LABEL_BIN]
-        counts = CounterMetricFamily(_counter_name(c.METRIC_FEATURE_BIN), "Live values per reference bin.", labels=labels)
-        cumulative = CounterMetricFamily(_counter_name(c.METRIC_FEATURE_CUMULATIVE),
-                                         "Live values in this reference bin or any below it (for KS).", labels=labels)
-        ref = GaugeMetricFamily(c.METRIC_FEATURE_REFERENCE_FRACTION, "Reference share of each bin.", labels=labels)
-        ref_cum = GaugeMetricFamily(c.METRIC_FEATURE_REFERENCE_CUMULATIVE,
-                                    "Reference share of this bin and all below it (for KS).", labels=labels)
-        flat = m.bin_counts.tolist()
-        for j, spec in enumerate(m.card.features):
-            fractions = m.card.reference_for(spec.name).fractions
-            offset = int(m._offsets[j])
-            running, ref_running = 0, 0.0
-            for k, label in enumerate(m.bin_labels[j]):
-                value = flat[offset + k]
-                running += value
-                ref_running += fractions[k]
-                key = lv + [spec.name, label]
-                counts.add_metric(key, value)
-                cumulative.add_metric(key, running)
-                ref.add_metric(key, fractions[k])
-                ref_cum.add_metric(key, min(ref_running, 1.0))
-        yield counts
-        yield cumulative
-        yield ref
-        yield ref_cum

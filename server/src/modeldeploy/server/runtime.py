@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import sklearn
 
+from modeldeploy.server.arrays import FloatArray, IndexArray, ValueArray
 from modeldeploy.server.batching import Slice
 from modeldeploy.server.bundle import Bundle
 from modeldeploy.server.card import CLASSIFICATION
@@ -25,10 +26,10 @@ from modeldeploy.server.monitor import Monitor
 class BatchResult:
     """Predictions for one batch. ``proba`` and ``class_index`` are ``None`` for regressors."""
 
-    values: np.ndarray
-    scores: np.ndarray
-    proba: np.ndarray | None
-    class_index: np.ndarray | None
+    values: ValueArray
+    scores: FloatArray
+    proba: FloatArray | None
+    class_index: IndexArray | None
 
 
 class ModelRuntime:
@@ -47,13 +48,18 @@ class ModelRuntime:
         else:
             self.classes = []
 
-    def predict(self, rows: np.ndarray) -> BatchResult:
+    def predict(self, rows: FloatArray) -> BatchResult:
         """One model call for all rows. Inputs were validated, so sklearn's re-checks are off."""
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             if self.classification:
                 proba = self.bundle.model.predict_proba(rows)
                 index = proba.argmax(axis=1)
-                result = BatchResult(self._classes[index], np.ascontiguousarray(proba[:, self._positive]), proba, index)
+                result = BatchResult(
+                    self._classes[index],
+                    np.ascontiguousarray(proba[:, self._positive]),
+                    proba,
+                    index,
+                )
             else:
                 values = np.asarray(self.bundle.model.predict(rows), dtype=np.float64)
                 result = BatchResult(values, values, None, None)
@@ -85,4 +91,4 @@ class FeedbackStore:
 def slice_values(part: Slice[BatchResult]) -> tuple[list[Any], list[float]]:
     """A request's predicted values and exported scores as plain lists."""
     r = part.result
-    return r.values[part.start:part.stop].tolist(), r.scores[part.start:part.stop].tolist()
+    return r.values[part.start : part.stop].tolist(), r.scores[part.start : part.stop].tolist()

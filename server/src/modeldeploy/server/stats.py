@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as _sps
+
+from modeldeploy.server.arrays import FloatArray, IndexArray
 
 # Added to every bin's fraction before the log in PSI: an empty bin would make it infinite.
 PSI_EPSILON = 1e-4
@@ -23,7 +26,7 @@ PSI_MODERATE = 0.1
 PSI_MAJOR = 0.25
 
 
-def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def bin_index(values: FloatArray, edges: FloatArray) -> IndexArray:
     """Index of the reference bin of each value (vectorised, one ``searchsorted``).
 
     ``edges`` are the inner edges, ascending; bin ``i`` holds ``edges[i-1] <= x < edges[i]``,
@@ -32,20 +35,23 @@ def bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, values, side="right")
 
 
-def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def bin_counts(values: FloatArray, edges: FloatArray) -> IndexArray:
     """Counts of ``values`` over the bins defined by ``edges`` (``len(edges) + 1`` of them)."""
     return np.bincount(bin_index(values, edges), minlength=len(edges) + 1)
 
 
-def fractions(counts: Sequence[float] | np.ndarray) -> np.ndarray:
+def fractions(counts: ArrayLike) -> FloatArray:
     """Counts as fractions of their total (all zeros stay zeros)."""
     arr = np.asarray(counts, dtype=np.float64)
     total = arr.sum()
     return arr / total if total > 0 else np.zeros_like(arr)
 
 
-def psi(live_counts: Sequence[float] | np.ndarray, reference_fractions: Sequence[float] | np.ndarray,
-        epsilon: float = PSI_EPSILON) -> float:
+def psi(
+    live_counts: ArrayLike,
+    reference_fractions: ArrayLike,
+    epsilon: float = PSI_EPSILON,
+) -> float:
     """Population stability index of live counts against the reference fractions.
 
     ``sum((p_live - p_ref) * ln(p_live / p_ref))`` with ``epsilon`` added to both fractions so
@@ -66,8 +72,11 @@ class StatResult:
     p_value: float
 
 
-def ks_binned(live_counts: Sequence[float] | np.ndarray, reference_fractions: Sequence[float] | np.ndarray,
-              reference_size: int) -> StatResult:
+def ks_binned(
+    live_counts: ArrayLike,
+    reference_fractions: ArrayLike,
+    reference_size: int,
+) -> StatResult:
     """Two-sample Kolmogorov-Smirnov test on binned data.
 
     The statistic is the largest gap between the live and reference cumulative fractions
@@ -89,8 +98,7 @@ def ks_binned(live_counts: Sequence[float] | np.ndarray, reference_fractions: Se
     return StatResult(d, min(max(p, 0.0), 1.0))
 
 
-def chi_square(live_counts: Sequence[float] | np.ndarray,
-               reference_fractions: Sequence[float] | np.ndarray) -> StatResult:
+def chi_square(live_counts: ArrayLike, reference_fractions: ArrayLike) -> StatResult:
     """Pearson's chi-square goodness of fit of live counts to the reference fractions.
 
     Categories the reference never saw get a tiny expected share (``PSI_EPSILON``) so that a
@@ -127,7 +135,7 @@ class Moments:
     total_squares: float
 
     @classmethod
-    def of(cls, values: Sequence[float] | np.ndarray) -> "Moments":
+    def of(cls, values: ArrayLike) -> Moments:
         arr = np.asarray(values, dtype=np.float64)
         return cls(float(arr.size), float(arr.sum()), float(np.dot(arr, arr)))
 

@@ -15,63 +15,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
+from modeldeploy.server.arrays import FloatArray, IndexArray
 from modeldeploy.server.card import CATEGORICAL, INTEGER, ModelCard
+from modeldeploy.server.wire import RequestError, json_type
 
 # The largest finite float: integers beyond it cannot become numbers.
 _LARGEST = float(np.finfo(np.float64).max)
 
 # Open Inference Protocol tensor types that carry numbers.
-NUMERIC_DATATYPES = frozenset({
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64",
-})
-
-
-class RequestError(Exception):
-    """A request the server refuses, with the HTTP status, the field and the problem."""
-
-    def __init__(self, status: int, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}" if field else problem)
-        self.status = status
-        self.field = field
-        self.problem = problem
-
-
-def _json_type(value: Any) -> str:
-    """The JSON name of a parsed value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def parse_json(body: bytes) -> Any:
-    """Parse a request body; malformed JSON (including NaN and Infinity literals) is a 400."""
-    if not body:
-        raise RequestError(400, "body", "is empty; expected a JSON object")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(400, "body", f"is not valid JSON: {exc}") from None
-
-
-def check_content_type(value: bytes | None) -> None:
-    """Only ``application/json`` (with any parameters) is accepted."""
-    if value is None:
-        raise RequestError(415, "content-type", "header is missing; send application/json")
-    media = value.split(b";", 1)[0].strip().lower()
-    if media != b"application/json":
-        raise RequestError(415, "content-type", f"is {value.decode('latin-1')!r}; send application/json")
+NUMERIC_DATATYPES = frozenset(
+    {
+        "BOOL",
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "FP16",
+        "FP32",
+        "FP64",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -80,34 +48,42 @@ class InputSchema:
 
     names: tuple[str, ...]
     name_set: frozenset[str]
-    minimum: np.ndarray
-    maximum: np.ndarray
-    integer_columns: np.ndarray
-    categorical: tuple[tuple[int, np.ndarray], ...]
+    minimum: FloatArray
+    maximum: FloatArray
+    integer_columns: IndexArray
+    categorical: tuple[tuple[int, FloatArray], ...]
     max_rows: int
     index: dict[str, int] = field(default_factory=dict)
     # Per column (minimum, maximum, integral, categories or None) for the per-value checks.
     columns: tuple[tuple[float, float, bool, frozenset[float] | None], ...] = ()
 
     @classmethod
-    def from_card(cls, card: ModelCard, max_rows: int) -> "InputSchema":
+    def from_card(cls, card: ModelCard, max_rows: int) -> InputSchema:
         specs = card.features
         return cls(
             names=card.feature_names,
             name_set=frozenset(card.feature_names),
             minimum=np.array([-math.inf if s.minimum is None else s.minimum for s in specs]),
             maximum=np.array([math.inf if s.maximum is None else s.maximum for s in specs]),
-            integer_columns=np.array([i for i, s in enumerate(specs) if s.kind == INTEGER], dtype=np.intp),
-            categorical=tuple((i, np.asarray(s.categories, dtype=np.float64))
-                              for i, s in enumerate(specs) if s.kind == CATEGORICAL),
+            integer_columns=np.array(
+                [i for i, s in enumerate(specs) if s.kind == INTEGER], dtype=np.intp
+            ),
+            categorical=tuple(
+                (i, np.asarray(s.categories, dtype=np.float64))
+                for i, s in enumerate(specs)
+                if s.kind == CATEGORICAL
+            ),
             max_rows=max_rows,
             index={name: i for i, name in enumerate(card.feature_names)},
             columns=tuple(
-                (-_LARGEST if s.minimum is None else max(s.minimum, -_LARGEST),
-                 _LARGEST if s.maximum is None else min(s.maximum, _LARGEST),
-                 s.kind == INTEGER,
-                 frozenset(float(c) for c in s.categories) if s.kind == CATEGORICAL else None)
-                for s in specs),
+                (
+                    -_LARGEST if s.minimum is None else max(s.minimum, -_LARGEST),
+                    _LARGEST if s.maximum is None else min(s.maximum, _LARGEST),
+                    s.kind == INTEGER,
+                    frozenset(float(c) for c in s.categories) if s.kind == CATEGORICAL else None,
+                )
+                for s in specs
+            ),
         )
 
     # --- the plain ``/predict`` shape ---------------------------------------------------
@@ -120,7 +96,9 @@ class InputSchema:
         the batcher makes one array of all the rows of a batch.
         """
         if type(payload) is not dict:
-            raise RequestError(422, "body", f"must be a JSON object with 'instances', got {_json_type(payload)}")
+            raise RequestError(
+                422, "body", f"must be a JSON object with 'instances', got {json_type(payload)}"
+            )
         if len(payload) != 1 or "instances" not in payload:
             if "instances" not in payload:
                 raise RequestError(422, "instances", "is missing")
@@ -128,7 +106,9 @@ class InputSchema:
             raise RequestError(422, extra[0], "is not an accepted field (only 'instances')")
         instances = payload["instances"]
         if type(instances) is not list:
-            raise RequestError(422, "instances", f"must be an array of objects, got {_json_type(instances)}")
+            raise RequestError(
+                422, "instances", f"must be an array of objects, got {json_type(instances)}"
+            )
         self._check_count(len(instances), "instances")
         names = self.names
         name_set = self.name_set
@@ -138,11 +118,15 @@ class InputSchema:
         append = rows.append
         for i, inst in enumerate(instances):
             if type(inst) is not dict:
-                raise RequestError(422, f"instances[{i}]", f"must be an object of feature values, got {_json_type(inst)}")
+                raise RequestError(
+                    422,
+                    f"instances[{i}]",
+                    f"must be an object of feature values, got {json_type(inst)}",
+                )
             if len(inst) != width or inst.keys() != name_set:
                 self._raise_keys(inst, f"instances[{i}]")
             row = [inst[n] for n in names]
-            for v, (low, high, integral, categories) in zip(row, columns):
+            for v, (low, high, integral, categories) in zip(row, columns, strict=True):
                 t = type(v)
                 if t is float:
                     # v - v is 0.0 only for finite v; NaN and infinities fail here.
@@ -157,18 +141,27 @@ class InputSchema:
 
     def _raise_row(self, row: list[Any], i: int) -> None:
         """Name the first bad value of a row that failed the quick checks."""
-        for name, v, (low, high, integral, categories) in zip(self.names, row, self.columns):
+        for name, v, (low, high, integral, categories) in zip(
+            self.names, row, self.columns, strict=True
+        ):
             where = f"instances[{i}].{name}"
             if type(v) is not float and type(v) is not int:
-                raise RequestError(422, where, f"must be a number, got {_json_type(v)}")
+                raise RequestError(422, where, f"must be a number, got {json_type(v)}")
             if type(v) is int and abs(v) > _LARGEST:
                 raise RequestError(422, where, "is too large to be a number")
             value = float(v)
             c = self.index[name]
-            if (not math.isfinite(value) or value < low or value > high or (integral and not value.is_integer())
-                    or (categories is not None and value not in categories)):
+            if (
+                not math.isfinite(value)
+                or value < low
+                or value > high
+                or (integral and not value.is_integer())
+                or (categories is not None and value not in categories)
+            ):
                 raise RequestError(422, where, self._value_problem(c, value))
-        raise RequestError(422, f"instances[{i}]", "has an invalid value")  # pragma: no cover - unreachable
+        raise RequestError(
+            422, f"instances[{i}]", "has an invalid value"
+        )  # pragma: no cover - unreachable
 
     def _check_count(self, rows: int, field: str) -> None:
         if rows == 0:
@@ -181,12 +174,17 @@ class InputSchema:
         if missing:
             raise RequestError(422, f"{where}.{missing[0]}", "is missing")
         extra = sorted(str(k) for k in inst if k not in self.name_set)
-        raise RequestError(422, f"{where}.{extra[0]}", f"is not a feature of this model (features: {', '.join(self.names)})")
+        raise RequestError(
+            422,
+            f"{where}.{extra[0]}",
+            f"is not a feature of this model (features: {', '.join(self.names)})",
+        )
 
     # --- value checks shared by both request shapes -------------------------------------
 
-    def check_values(self, arr: np.ndarray, where: Callable[[int, int], str]) -> None:
-        """Finite, inside the declared range, integral where integer, in vocabulary where categorical."""
+    def check_values(self, arr: FloatArray, where: Callable[[int, int], str]) -> None:
+        """Finite, inside the declared range, integral where integer, in vocabulary where
+        categorical."""
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(arr) | (arr < self.minimum) | (arr > self.maximum)
         if self.integer_columns.size:
@@ -213,7 +211,7 @@ class InputSchema:
 
     # --- the Open Inference Protocol shape ----------------------------------------------
 
-    def rows_from_infer(self, payload: Any) -> tuple[np.ndarray, str | None]:
+    def rows_from_infer(self, payload: Any) -> tuple[FloatArray, str | None]:
         """An OIP v2 inference request to rows, plus the client's ``id`` if it sent one.
 
         Two layouts are accepted: one tensor of shape ``[rows, features]`` (features in the
@@ -221,14 +219,16 @@ class InputSchema:
         shape ``[rows]`` or ``[rows, 1]``.
         """
         if type(payload) is not dict:
-            raise RequestError(422, "body", f"must be a JSON object with 'inputs', got {_json_type(payload)}")
+            raise RequestError(
+                422, "body", f"must be a JSON object with 'inputs', got {json_type(payload)}"
+            )
         allowed = {"id", "inputs", "outputs", "parameters"}
         for key in payload:
             if key not in allowed:
                 raise RequestError(422, str(key), "is not a field of an inference request")
         req_id = payload.get("id")
         if req_id is not None and type(req_id) is not str:
-            raise RequestError(422, "id", f"must be a string, got {_json_type(req_id)}")
+            raise RequestError(422, "id", f"must be a string, got {json_type(req_id)}")
         inputs = payload.get("inputs")
         if inputs is None:
             raise RequestError(422, "inputs", "is missing")
@@ -238,35 +238,64 @@ class InputSchema:
         width = len(self.names)
         first_name, first_shape, _ = tensors[0]
         single = len(tensors) == 1 and (
-            first_name not in self.index or (width > 1 and len(first_shape) == 2 and first_shape[1] == width))
+            first_name not in self.index
+            or (width > 1 and len(first_shape) == 2 and first_shape[1] == width)
+        )
         if single:
             name, shape, data = tensors[0]
             if len(shape) != 2 or shape[1] != width:
-                raise RequestError(422, "inputs[0].shape", f"must be [rows, {width}] for one tensor of all features, got {shape}")
+                raise RequestError(
+                    422,
+                    "inputs[0].shape",
+                    f"must be [rows, {width}] for one tensor of all features, got {shape}",
+                )
             self._check_count(shape[0], "inputs[0].shape")
             arr = np.asarray(data, dtype=np.float64).reshape(shape[0], width)
-            where: Callable[[int, int], str] = lambda r, c: f"inputs[0].data[{r * width + c}] ({self.names[c]}, row {r})"
+
+            def where(r: int, c: int) -> str:
+                return f"inputs[0].data[{r * width + c}] ({self.names[c]}, row {r})"
+
         else:
             by_name: dict[str, tuple[int, list[int], list[Any]]] = {}
             for i, (name, shape, data) in enumerate(tensors):
                 if name not in self.index:
-                    raise RequestError(422, f"inputs[{i}].name", f"{name!r} is not a feature of this model (features: {', '.join(self.names)})")
+                    raise RequestError(
+                        422,
+                        f"inputs[{i}].name",
+                        f"{name!r} is not a feature of this model (features: "
+                        f"{', '.join(self.names)})",
+                    )
                 if name in by_name:
                     raise RequestError(422, f"inputs[{i}].name", f"{name!r} is given twice")
                 if not (len(shape) == 1 or len(shape) == 2 and shape[1] == 1):
-                    raise RequestError(422, f"inputs[{i}].shape", f"must be [rows] or [rows, 1] for a per-feature tensor, got {shape}")
+                    raise RequestError(
+                        422,
+                        f"inputs[{i}].shape",
+                        f"must be [rows] or [rows, 1] for a per-feature tensor, got {shape}",
+                    )
                 by_name[name] = (i, shape, data)
             missing = [n for n in self.names if n not in by_name]
             if missing:
-                raise RequestError(422, f"inputs.{missing[0]}", "is missing (send one tensor per feature, or one [rows, features] tensor)")
+                raise RequestError(
+                    422,
+                    f"inputs.{missing[0]}",
+                    "is missing (send one tensor per feature, or one [rows, features] tensor)",
+                )
             counts = {by_name[n][1][0] for n in self.names}
             if len(counts) != 1:
-                raise RequestError(422, "inputs", f"per-feature tensors must have the same number of rows, got {sorted(counts)}")
+                raise RequestError(
+                    422,
+                    "inputs",
+                    f"per-feature tensors must have the same number of rows, got {sorted(counts)}",
+                )
             rows = counts.pop()
             self._check_count(rows, "inputs[0].shape")
             arr = np.column_stack([np.asarray(by_name[n][2], dtype=np.float64) for n in self.names])
             order = [by_name[n][0] for n in self.names]
-            where = lambda r, c: f"inputs[{order[c]}].data[{r}] ({self.names[c]})"
+
+            def where(r: int, c: int) -> str:
+                return f"inputs[{order[c]}].data[{r}] ({self.names[c]})"
+
         self.check_values(arr, where)
         return arr, req_id
 
@@ -274,36 +303,52 @@ class InputSchema:
         """Check one OIP tensor: name, shape, datatype, and data matching the shape."""
         where = f"inputs[{i}]"
         if type(tensor) is not dict:
-            raise RequestError(422, where, f"must be a tensor object, got {_json_type(tensor)}")
+            raise RequestError(422, where, f"must be a tensor object, got {json_type(tensor)}")
         for key in ("name", "shape", "datatype", "data"):
             if key not in tensor:
                 raise RequestError(422, f"{where}.{key}", "is missing")
         for key in tensor:
             if key not in ("name", "shape", "datatype", "data", "parameters"):
                 raise RequestError(422, f"{where}.{key}", "is not a field of a tensor")
-        name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
+        name, shape, datatype, data = (
+            tensor["name"],
+            tensor["shape"],
+            tensor["datatype"],
+            tensor["data"],
+        )
         if type(name) is not str:
-            raise RequestError(422, f"{where}.name", f"must be a string, got {_json_type(name)}")
+            raise RequestError(422, f"{where}.name", f"must be a string, got {json_type(name)}")
         if type(shape) is not list or not shape or any(type(d) is not int or d < 0 for d in shape):
-            raise RequestError(422, f"{where}.shape", f"must be an array of non-negative integers, got {shape!r}")
+            raise RequestError(
+                422, f"{where}.shape", f"must be an array of non-negative integers, got {shape!r}"
+            )
         if type(datatype) is not str or datatype not in NUMERIC_DATATYPES:
-            raise RequestError(422, f"{where}.datatype", f"must be a numeric tensor type ({', '.join(sorted(NUMERIC_DATATYPES))}), got {datatype!r}")
+            raise RequestError(
+                422,
+                f"{where}.datatype",
+                f"must be a numeric tensor type ({', '.join(sorted(NUMERIC_DATATYPES))}), got "
+                f"{datatype!r}",
+            )
         flat = _flatten(data, f"{where}.data")
         expected = math.prod(shape)
         if len(flat) != expected:
-            raise RequestError(422, f"{where}.data", f"has {len(flat)} values, shape {shape} needs {expected}")
+            raise RequestError(
+                422, f"{where}.data", f"has {len(flat)} values, shape {shape} needs {expected}"
+            )
         allow_bool = datatype == "BOOL"
         for k, v in enumerate(flat):
             t = type(v)
             if t is not float and t is not int and not (allow_bool and t is bool):
-                raise RequestError(422, f"{where}.data[{k}]", f"must be a number, got {_json_type(v)}")
+                raise RequestError(
+                    422, f"{where}.data[{k}]", f"must be a number, got {json_type(v)}"
+                )
         return name, shape, flat
 
 
 def _flatten(data: Any, where: str, max_depth: int = 4) -> list[Any]:
     """OIP data may be flat or nested in row-major order; return it flat."""
     if type(data) is not list:
-        raise RequestError(422, where, f"must be an array, got {_json_type(data)}")
+        raise RequestError(422, where, f"must be an array, got {json_type(data)}")
     if not data or type(data[0]) is not list:
         return data
     out: list[Any] = []
@@ -319,42 +364,3 @@ def _flatten(data: Any, where: str, max_depth: int = 4) -> list[Any]:
 
     walk(data, 1)
     return out
-
-
-def parse_feedback(payload: Any, classes: tuple[Any, ...] | None) -> tuple[str, list[float]]:
-    """``{"request_id": ID, "labels": [...]}`` (or ``"label": x`` for one row) to its parts."""
-    if type(payload) is not dict:
-        raise RequestError(422, "body", f"must be a JSON object, got {_json_type(payload)}")
-    for key in payload:
-        if key not in ("request_id", "labels", "label"):
-            raise RequestError(422, str(key), "is not an accepted field (request_id, labels or label)")
-    request_id = payload.get("request_id")
-    if request_id is None:
-        raise RequestError(422, "request_id", "is missing")
-    if type(request_id) is not str or not request_id:
-        raise RequestError(422, "request_id", f"must be a non-empty string, got {_json_type(request_id)}")
-    if ("labels" in payload) == ("label" in payload):
-        raise RequestError(422, "labels", "give either 'labels' (one per instance) or 'label' (one instance)")
-    labels = payload["labels"] if "labels" in payload else [payload["label"]]
-    field_name = "labels" if "labels" in payload else "label"
-    if type(labels) is not list or not labels:
-        raise RequestError(422, field_name, "must be a non-empty array")
-    out: list[float] = []
-    for k, v in enumerate(labels):
-        where = f"labels[{k}]" if field_name == "labels" else "label"
-        if type(v) not in (int, float) or not math.isfinite(v):
-            raise RequestError(422, where, f"must be a finite number, got {_json_type(v)}")
-        if classes is not None and v not in classes:
-            raise RequestError(422, where, f"{v!r} is not a class of this model ({', '.join(map(str, classes))})")
-        out.append(float(v))
-    return request_id, out
-
-
-def error_json(error: RequestError, model: tuple[str, str], request_id: str) -> bytes:
-    """The error body every 4xx carries: field, problem, model and request id."""
-    return orjson.dumps({
-        "error": {"field": error.field, "problem": error.problem, "message": str(error)},
-        "model_name": model[0],
-        "model_version": model[1],
-        "request_id": request_id,
-    })
