@@ -40,7 +40,7 @@ def test_builds_one_model_deployment_per_strategy(folder: str) -> None:
     assert {d["kind"] for d in docs} == {"ModelDeployment"}
     specs = [Spec.from_body(d, default_image="localhost/modeldeploy-server:dev") for d in docs]
     assert sorted(s.strategy for s in specs) == ["blueGreen", "canary", "shadow"]
-    for spec, doc in zip(specs, docs):
+    for spec, doc in zip(specs, docs, strict=True):
         assert plan(spec), doc["metadata"]["name"]
         assert spec.template.model.name == doc["metadata"]["name"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "models"

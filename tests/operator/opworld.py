@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modeldeploy.operator import engine
@@ -22,25 +22,44 @@ from modeldeploy.operator.model import (
     Spec,
 )
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SHA_A = "a" * 64
 SHA_B = "b" * 64
 SHA_C = "c" * 64
 
 
-def body(version: str = "v1", sha: str = SHA_A, strategy: dict[str, Any] | None = None,
-         replicas: int = 4, provider: dict[str, Any] | None = None,
-         analysis: dict[str, Any] | None = None, generation: int = 1) -> dict[str, Any]:
+def body(
+    version: str = "v1",
+    sha: str = SHA_A,
+    strategy: dict[str, Any] | None = None,
+    replicas: int = 4,
+    provider: dict[str, Any] | None = None,
+    analysis: dict[str, Any] | None = None,
+    generation: int = 1,
+) -> dict[str, Any]:
     return {
         "metadata": {"name": "iris", "namespace": "ml", "generation": generation},
         "spec": {
-            "model": {"name": "iris", "version": version, "bundleURI": "file:///b.tar.gz",
-                      "sha256": sha},
+            "model": {
+                "name": "iris",
+                "version": version,
+                "bundleURI": "file:///b.tar.gz",
+                "sha256": sha,
+            },
             "replicas": replicas,
             "server": {"image": "modeldeploy-server:dev"},
-            "strategy": strategy or {"canary": {"steps": [
-                {"setWeight": 25}, {"pause": {"duration": "30s"}}, {"setWeight": 50},
-                {"analysis": {"duration": "60s"}}, {"setWeight": 75}]}},
+            "strategy": strategy
+            or {
+                "canary": {
+                    "steps": [
+                        {"setWeight": 25},
+                        {"pause": {"duration": "30s"}},
+                        {"setWeight": 50},
+                        {"analysis": {"duration": "60s"}},
+                        {"setWeight": 75},
+                    ]
+                }
+            },
             "trafficProvider": provider or {"replicas": {}},
             "analysis": analysis or {"interval": "10s"},
         },
@@ -71,10 +90,14 @@ class World:
             for dep in self.pending.deployments:
                 ok = dep.revision not in self.broken
                 self.slots[dep.slot] = SlotObservation(
-                    exists=True, revision=dep.revision, replicas=dep.replicas,
+                    exists=True,
+                    revision=dep.revision,
+                    replicas=dep.replicas,
                     ready_replicas=dep.replicas if ok else 0,
-                    updated_replicas=dep.replicas, up_to_date=True,
-                    reason="" if ok else "readiness probe failed: sha256 mismatch")
+                    updated_replicas=dep.replicas,
+                    up_to_date=True,
+                    reason="" if ok else "readiness probe failed: sha256 mismatch",
+                )
         return dict(self.slots)
 
     def apply(self, actions: Actions) -> None:
@@ -84,9 +107,17 @@ class World:
         self.events.extend(actions.events)
 
 
-def tick(world: World, sp: Spec, status: RolloutStatus, *, sample: AnalysisSample | None = None,
-         control: str | None = None, dt: float = 10.0, write_status: bool = True,
-         apply: bool = True) -> tuple[RolloutStatus, Actions]:
+def tick(
+    world: World,
+    sp: Spec,
+    status: RolloutStatus,
+    *,
+    sample: AnalysisSample | None = None,
+    control: str | None = None,
+    dt: float = 10.0,
+    write_status: bool = True,
+    apply: bool = True,
+) -> tuple[RolloutStatus, Actions]:
     """One reconcile: observe, decide, apply, (maybe) persist; then the clock moves.
 
     A persisted status goes through its JSON, as it does through the apiserver."""
@@ -104,8 +135,9 @@ def tick(world: World, sp: Spec, status: RolloutStatus, *, sample: AnalysisSampl
     return written, actions
 
 
-def run_until(world: World, sp: Spec, status: RolloutStatus, pred: Any, limit: int = 200,
-              **kw: Any) -> RolloutStatus:
+def run_until(
+    world: World, sp: Spec, status: RolloutStatus, pred: Any, limit: int = 200, **kw: Any
+) -> RolloutStatus:
     for _ in range(limit):
         status, _ = tick(world, sp, status, sample=passing(world.now), **kw)
         if pred(status):

@@ -10,8 +10,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -37,30 +36,73 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("prom")
     port = free_port()
     target = f"127.0.0.1:{port}"
-    labels = [{"namespace": "ml", "modeldeployment": "iris", "role": r}
-              for r in ("stable", "candidate")]
-    (folder / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(folder / "rules.yml")],
-        "scrape_configs": [{"job_name": "self", "static_configs": [
-            {"targets": [target], "labels": lab} for lab in labels]}]}))
-    (folder / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "t", "rules": [
-        {"alert": "ModelFeatureDrift", "expr": "vector(0.42)",
-         "labels": {"namespace": "ml", "modeldeployment": "iris", "role": "candidate"}},
-        {"alert": "ModelHighLatency", "expr": "vector(3)",
-         "labels": {"namespace": "ml", "modeldeployment": "other", "role": "stable"}},
-        {"alert": "Unrelated", "expr": "vector(1)"}]}]}))
-    proc = subprocess.Popen([PROMETHEUS, f"--config.file={folder / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={folder / 'data'}",
-                             f"--web.listen-address={target}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    labels = [
+        {"namespace": "ml", "modeldeployment": "iris", "role": r} for r in ("stable", "candidate")
+    ]
+    (folder / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(folder / "rules.yml")],
+                "scrape_configs": [
+                    {
+                        "job_name": "self",
+                        "static_configs": [{"targets": [target], "labels": lab} for lab in labels],
+                    }
+                ],
+            }
+        )
+    )
+    (folder / "rules.yml").write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "t",
+                        "rules": [
+                            {
+                                "alert": "ModelFeatureDrift",
+                                "expr": "vector(0.42)",
+                                "labels": {
+                                    "namespace": "ml",
+                                    "modeldeployment": "iris",
+                                    "role": "candidate",
+                                },
+                            },
+                            {
+                                "alert": "ModelHighLatency",
+                                "expr": "vector(3)",
+                                "labels": {
+                                    "namespace": "ml",
+                                    "modeldeployment": "other",
+                                    "role": "stable",
+                                },
+                            },
+                            {"alert": "Unrelated", "expr": "vector(1)"},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address={target}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://{target}"
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                q = urllib.request.urlopen(f"{url}/api/v1/query?query=count(up%3D%3D1)",
-                                           timeout=2).read()
+                q = urllib.request.urlopen(
+                    f"{url}/api/v1/query?query=count(up%3D%3D1)", timeout=2
+                ).read()
                 a = urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=2).read()
                 if b'"2"' in q and a.count(b'"firing"') >= 3:
                     break
@@ -85,7 +127,7 @@ async def _with_client(fn):  # type: ignore[no-untyped-def]
 
 
 def test_one_batched_snapshot_indexes_alerts_and_scraped_roles(prometheus: str) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     snap = run(_with_client(lambda c: c.snapshot(prometheus, now)))
     assert snap.error == ""
     assert snap.firing[("ml", "iris")] == {"candidate": [("ModelFeatureDrift", 0.42)]}
@@ -95,8 +137,7 @@ def test_one_batched_snapshot_indexes_alerts_and_scraped_roles(prometheus: str) 
     sample = snap.sample("ml", "iris")
     outcome, message, _ = engine.judge(sample, ("ModelFeatureDrift",), "candidate")
     assert outcome == "Failed" and "0.42" in message
-    assert engine.judge(snap.sample("ml", "iris"), ("ModelFeatureDrift",), "stable")[0] == \
-        "Passed"
+    assert engine.judge(snap.sample("ml", "iris"), ("ModelFeatureDrift",), "stable")[0] == "Passed"
     assert engine.judge(snap.sample("ml", "nobody"), (), "candidate")[0] == "Inconclusive"
 
 
@@ -107,8 +148,9 @@ def test_checks(prometheus: str) -> None:
     bad = Check("bad", "sum(", "result == 1", None)
 
     async def go(c: PrometheusClient):  # type: ignore[no-untyped-def]
-        return [await c.check(prometheus, k, "ml", "iris", "candidate")
-                for k in (ok, empty, many, bad)]
+        return [
+            await c.check(prometheus, k, "ml", "iris", "candidate") for k in (ok, empty, many, bad)
+        ]
 
     r_ok, r_empty, r_many, r_bad = run(_with_client(go))
     assert r_ok.value == 1.0 and r_ok.error == ""
@@ -119,7 +161,7 @@ def test_checks(prometheus: str) -> None:
 
 def test_unreachable_prometheus_is_an_error_snapshot() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    snap = run(_with_client(lambda c: c.snapshot(url, datetime.now(timezone.utc))))
+    snap = run(_with_client(lambda c: c.snapshot(url, datetime.now(UTC))))
     assert snap.error.startswith(url)
     assert engine.judge(snap.sample("ml", "iris"), (), "candidate")[0] == "Inconclusive"
 
@@ -128,8 +170,11 @@ def test_poller_polls_each_url_once_per_round(prometheus: str) -> None:
     async def go() -> tuple[int, int]:
         calls: list[str] = []
         async with aiohttp.ClientSession() as session:
-            poller = Poller(client=PrometheusClient(session), interval=60,
-                            on_poll=lambda url, snap, s: calls.append(url))
+            poller = Poller(
+                client=PrometheusClient(session),
+                interval=60,
+                on_poll=lambda url, snap, s: calls.append(url),
+            )
             for _ in range(500):  # 500 ModelDeployments asking for the same Prometheus
                 poller.want(prometheus)
             await poller.poll_once()
@@ -139,9 +184,18 @@ def test_poller_polls_each_url_once_per_round(prometheus: str) -> None:
 
 
 def test_index_alerts_skips_pending_and_unlabelled() -> None:
-    alerts = [{"state": "pending", "labels": {"alertname": "A", "modeldeployment": "m"}},
-              {"state": "firing", "labels": {"alertname": "B"}},
-              {"state": "firing", "value": "1e+00",
-               "labels": {"alertname": "C", "modeldeployment": "m", "namespace": "n",
-                          "role": "candidate"}}]
+    alerts = [
+        {"state": "pending", "labels": {"alertname": "A", "modeldeployment": "m"}},
+        {"state": "firing", "labels": {"alertname": "B"}},
+        {
+            "state": "firing",
+            "value": "1e+00",
+            "labels": {
+                "alertname": "C",
+                "modeldeployment": "m",
+                "namespace": "n",
+                "role": "candidate",
+            },
+        },
+    ]
     assert index_alerts(alerts) == {("n", "m"): {"candidate": [("C", 1.0)]}}

@@ -10,16 +10,15 @@ from typing import Any
 
 import pytest
 import yaml
+from opworld import SHA_B, T0, body, healthy, passing, spec, tick
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator import engine
-from modeldeploy.operator.builders import (Owner, deployment, pod_role_patch, serve_args,
-                                           services)
+from modeldeploy.operator.builders import Owner, pod_role_patch, serve_args, services
 from modeldeploy.operator.desired import children
 from modeldeploy.operator.model import Actions, Observations, Spec
 from modeldeploy.operator.promrules import rule_groups
 from modeldeploy.server import contract as c
-from opworld import SHA_B, T0, body, healthy, passing, spec, tick
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = Owner(name="iris", namespace="ml", uid="1234")
@@ -27,12 +26,24 @@ CHART_RULES = ROOT / "charts" / "modeldeploy" / "rules" / "modeldeploy-rules.yam
 
 
 def rollout_actions(sp: Spec) -> Actions:
-    world, status = healthy(Spec.from_body(body(strategy={"canary": {"steps": [
-        {"setWeight": 50}]}}, provider=_provider_of(sp))))
-    v2 = Spec.from_body({**body(), "spec": {**body()["spec"], **{
-        "model": {**body()["spec"]["model"], "version": "v2", "sha256": SHA_B},
-        "strategy": {sp.strategy: sp.strategy_spec},
-        "trafficProvider": {sp.provider: sp.provider_spec}}}})
+    world, status = healthy(
+        Spec.from_body(
+            body(strategy={"canary": {"steps": [{"setWeight": 50}]}}, provider=_provider_of(sp))
+        )
+    )
+    v2 = Spec.from_body(
+        {
+            **body(),
+            "spec": {
+                **body()["spec"],
+                **{
+                    "model": {**body()["spec"]["model"], "version": "v2", "sha256": SHA_B},
+                    "strategy": {sp.strategy: sp.strategy_spec},
+                    "trafficProvider": {sp.provider: sp.provider_spec},
+                },
+            },
+        }
+    )
     _, actions = tick(world, v2, status, sample=passing(world.now))
     return actions
 
@@ -43,15 +54,19 @@ def _provider_of(sp: Spec) -> dict[str, Any]:
 
 CASES = {
     "canary-replicas": spec(strategy={"canary": {"steps": [{"setWeight": 30}]}}),
-    "canary-gateway": spec(strategy={"canary": {"steps": [{"setWeight": 30}]}},
-                           provider={"gatewayAPI": {"httpRoute": "iris-route",
-                                                    "parentRefs": [{"name": "gw"}]}}),
-    "bluegreen-istio": spec(strategy={"blueGreen": {}},
-                            provider={"istio": {"virtualService": "iris-vs"}}),
-    "shadow-gateway": spec(strategy={"shadow": {}},
-                           provider={"gatewayAPI": {"httpRoute": "iris-route"}}),
-    "shadow-istio": spec(strategy={"shadow": {}},
-                         provider={"istio": {"virtualService": "iris-vs"}}),
+    "canary-gateway": spec(
+        strategy={"canary": {"steps": [{"setWeight": 30}]}},
+        provider={"gatewayAPI": {"httpRoute": "iris-route", "parentRefs": [{"name": "gw"}]}},
+    ),
+    "bluegreen-istio": spec(
+        strategy={"blueGreen": {}}, provider={"istio": {"virtualService": "iris-vs"}}
+    ),
+    "shadow-gateway": spec(
+        strategy={"shadow": {}}, provider={"gatewayAPI": {"httpRoute": "iris-route"}}
+    ),
+    "shadow-istio": spec(
+        strategy={"shadow": {}}, provider={"istio": {"virtualService": "iris-vs"}}
+    ),
 }
 
 
@@ -68,8 +83,9 @@ def test_every_pod_is_restricted_and_labelled(case: str) -> None:
         assert labels[d.LABEL_NAME] == "iris" and labels[d.LABEL_SCRAPE] == "true"
         assert labels[d.LABEL_SLOT] in ("blue", "green")
         assert d.LABEL_ROLE not in labels, "the role must never be in the template"
-        assert all(k.startswith("app.kubernetes.io/") or k.startswith("modeldeploy.io/")
-                   for k in labels)
+        assert all(
+            k.startswith("app.kubernetes.io/") or k.startswith("modeldeploy.io/") for k in labels
+        )
         ann = pod["metadata"]["annotations"]
         assert ann["prometheus.io/port"] == str(c.DEFAULT_PORT)
         assert ann["prometheus.io/path"] == c.METRICS_PATH
@@ -108,8 +124,10 @@ def test_serve_command_uses_the_contract_flags() -> None:
 
 def test_replicas_provider_canary_service_selects_both_slots() -> None:
     sp = CASES["canary-replicas"]
-    svcs = {s["metadata"]["name"]: s["spec"]["selector"]
-            for s in services(OWNER, sp, rollout_actions(sp))}
+    svcs = {
+        s["metadata"]["name"]: s["spec"]["selector"]
+        for s in services(OWNER, sp, rollout_actions(sp))
+    }
     assert svcs["iris"] == {d.LABEL_NAME: "iris"}
     assert svcs["iris-canary"] == {d.LABEL_NAME: "iris", d.LABEL_SLOT: "green"}
     assert svcs["iris-blue"][d.LABEL_SLOT] == "blue"
@@ -117,24 +135,33 @@ def test_replicas_provider_canary_service_selects_both_slots() -> None:
 
 def test_blue_green_active_and_preview_services() -> None:
     sp = CASES["bluegreen-istio"]
-    svcs = {s["metadata"]["name"]: s["spec"]["selector"]
-            for s in services(OWNER, sp, rollout_actions(sp))}
+    svcs = {
+        s["metadata"]["name"]: s["spec"]["selector"]
+        for s in services(OWNER, sp, rollout_actions(sp))
+    }
     assert svcs["iris"] == {d.LABEL_NAME: "iris", d.LABEL_SLOT: "blue"}
     assert svcs["iris-preview"] == {d.LABEL_NAME: "iris", d.LABEL_SLOT: "green"}
 
 
 def test_http_route_weights_and_mirror() -> None:
     sp = CASES["canary-gateway"]
-    route = next(o for o in children(OWNER, sp, rollout_actions(sp), with_rule=False)
-                 if o["kind"] == "HTTPRoute")
+    route = next(
+        o
+        for o in children(OWNER, sp, rollout_actions(sp), with_rule=False)
+        if o["kind"] == "HTTPRoute"
+    )
     assert route["metadata"]["name"] == "iris-route"
     assert route["spec"]["rules"][0]["backendRefs"] == [
         {"name": "iris-blue", "port": c.DEFAULT_PORT, "weight": 70},
-        {"name": "iris-green", "port": c.DEFAULT_PORT, "weight": 30}]
+        {"name": "iris-green", "port": c.DEFAULT_PORT, "weight": 30},
+    ]
     assert route["spec"]["parentRefs"] == [{"name": "gw"}]
     sp = CASES["shadow-gateway"]
-    route = next(o for o in children(OWNER, sp, rollout_actions(sp), with_rule=False)
-                 if o["kind"] == "HTTPRoute")
+    route = next(
+        o
+        for o in children(OWNER, sp, rollout_actions(sp), with_rule=False)
+        if o["kind"] == "HTTPRoute"
+    )
     rule = route["spec"]["rules"][0]
     assert rule["backendRefs"] == [{"name": "iris-blue", "port": c.DEFAULT_PORT, "weight": 100}]
     assert rule["filters"][0]["requestMirror"]["backendRef"]["name"] == "iris-green"
@@ -142,8 +169,11 @@ def test_http_route_weights_and_mirror() -> None:
 
 def test_virtual_service_weights_and_mirror() -> None:
     sp = CASES["shadow-istio"]
-    vs = next(o for o in children(OWNER, sp, rollout_actions(sp), with_rule=False)
-              if o["kind"] == "VirtualService")
+    vs = next(
+        o
+        for o in children(OWNER, sp, rollout_actions(sp), with_rule=False)
+        if o["kind"] == "VirtualService"
+    )
     http = vs["spec"]["http"][0]
     assert [r["weight"] for r in http["route"]] == [100]
     assert http["mirror"]["host"] == "iris-green"
@@ -175,8 +205,7 @@ def test_prometheus_rule_uses_the_thresholds_and_the_chart_names() -> None:
 def test_prometheus_rule_passes_promtool(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": rule_groups(OWNER, spec())}))
-    res = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True,
-                         text=True)
+    res = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
 

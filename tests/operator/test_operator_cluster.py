@@ -52,14 +52,31 @@ class Operator:
     def start(self) -> None:
         self.metrics_port, self.liveness_port = free_port(), free_port()
         env = {**self.cluster.env(), "PYTHONWARNINGS": "ignore"}
-        cmd = [sys.executable, "-m", "modeldeploy", "operator", "--namespace", self.namespace,
-               "--prometheus-url", self.cluster.prometheus_url,
-               "--server-image", self.cluster.server_image, "--resync-seconds", "1",
-               "--analysis-interval", "2", "--metrics-port", str(self.metrics_port),
-               "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz", *self.extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "modeldeploy",
+            "operator",
+            "--namespace",
+            self.namespace,
+            "--prometheus-url",
+            self.cluster.prometheus_url,
+            "--server-image",
+            self.cluster.server_image,
+            "--resync-seconds",
+            "1",
+            "--analysis-interval",
+            "2",
+            "--metrics-port",
+            str(self.metrics_port),
+            "--liveness",
+            f"http://127.0.0.1:{self.liveness_port}/healthz",
+            *self.extra,
+        ]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         cwd=ROOT)
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+            )
         wait("operator liveness", lambda: self._live(), timeout=60)
 
     def _live(self) -> bool:
@@ -107,49 +124,83 @@ class Env:
     def status(self, name: str) -> dict[str, Any]:
         return (self.get("modeldeployment", name) or {}).get("status") or {}
 
-    def manifest(self, name: str, version: str, strategy: dict[str, Any],
-                 replicas: int = 1, **spec: Any) -> dict[str, Any]:
-        return {"apiVersion": "modeldeploy.io/v1alpha1", "kind": "ModelDeployment",
-                "metadata": {"name": name, "namespace": self.namespace},
-                "spec": {"model": {"name": "incident", "version": version,
-                                   "bundleURI": f"{self.bundles}/{version}.tar.gz",
-                                   "sha256": self.sha[version]},
-                         "replicas": replicas, "strategy": strategy,
-                         "analysis": {"interval": "2s", "consecutiveErrorLimit": 30},
-                         "progressDeadlineSeconds": 240, **spec}}
+    def manifest(
+        self, name: str, version: str, strategy: dict[str, Any], replicas: int = 1, **spec: Any
+    ) -> dict[str, Any]:
+        return {
+            "apiVersion": "modeldeploy.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {
+                "model": {
+                    "name": "incident",
+                    "version": version,
+                    "bundleURI": f"{self.bundles}/{version}.tar.gz",
+                    "sha256": self.sha[version],
+                },
+                "replicas": replicas,
+                "strategy": strategy,
+                "analysis": {"interval": "2s", "consecutiveErrorLimit": 30},
+                "progressDeadlineSeconds": 240,
+                **spec,
+            },
+        }
 
     def apply(self, manifest: dict[str, Any]) -> None:
         self.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
-    def wait_phase(self, name: str, phase: str, timeout: float = 240,
-                   **expect: Any) -> dict[str, Any]:
+    def wait_phase(
+        self, name: str, phase: str, timeout: float = 240, **expect: Any
+    ) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             st = self.status(name)
             ok = st.get("phase") == phase and all(st.get(k) == v for k, v in expect.items())
             return st if ok else None
+
         try:
             return wait(f"{name} {phase} {expect}", check, timeout)
         except AssertionError as exc:
             st = self.status(name)
-            keys = ("phase", "message", "currentStep", "canaryWeight", "analysis",
-                    "consecutiveErrors", "history")
-            raise AssertionError(f"{exc}; status: {json.dumps({k: st.get(k) for k in keys})}"
-                                 ) from None
+            keys = (
+                "phase",
+                "message",
+                "currentStep",
+                "canaryWeight",
+                "analysis",
+                "consecutiveErrors",
+                "history",
+            )
+            raise AssertionError(
+                f"{exc}; status: {json.dumps({k: st.get(k) for k in keys})}"
+            ) from None
 
     def control(self, name: str, value: str) -> None:
-        self.kubectl("annotate", "modeldeployment", name, f"modeldeploy.io/control={value}",
-                     "--overwrite")
+        self.kubectl(
+            "annotate", "modeldeployment", name, f"modeldeploy.io/control={value}", "--overwrite"
+        )
 
     def pods(self, name: str, slot: str) -> list[dict[str, Any]]:
-        out = self.kubectl("get", "pods", "-l", f"modeldeploy.io/name={name},"
-                           f"modeldeploy.io/slot={slot}", "-o", "json")
-        return [p for p in json.loads(out.stdout)["items"]
-                if not p["metadata"].get("deletionTimestamp")]
+        out = self.kubectl(
+            "get",
+            "pods",
+            "-l",
+            f"modeldeploy.io/name={name},modeldeploy.io/slot={slot}",
+            "-o",
+            "json",
+        )
+        return [
+            p for p in json.loads(out.stdout)["items"] if not p["metadata"].get("deletionTimestamp")
+        ]
 
     def events(self, name: str) -> list[dict[str, Any]]:
-        out = self.kubectl("get", "events", "--field-selector",
-                           f"involvedObject.name={name},involvedObject.kind=ModelDeployment",
-                           "-o", "json")
+        out = self.kubectl(
+            "get",
+            "events",
+            "--field-selector",
+            f"involvedObject.name={name},involvedObject.kind=ModelDeployment",
+            "-o",
+            "json",
+        )
         return list(json.loads(out.stdout)["items"])
 
     def replicas(self, name: str) -> dict[str, int]:
@@ -171,26 +222,34 @@ def operator_env(cluster: Cluster, log: Path, start: bool = True) -> Iterator[En
     cluster.apply(workloads.namespace(ns))
     operator = Operator(cluster, ns, log)
     try:
-        cluster.apply(workloads.bundle_server(cluster.server_image, {
-            "v1": "good", "v2": "good", "v3": "drifted"}), namespace=ns)
-        cluster.kubectl("rollout", "status", "deployment/bundles", "-n", ns, "--timeout=180s",
-                        timeout=190)
+        cluster.apply(
+            workloads.bundle_server(
+                cluster.server_image, {"v1": "good", "v2": "good", "v3": "drifted"}
+            ),
+            namespace=ns,
+        )
+        cluster.kubectl(
+            "rollout", "status", "deployment/bundles", "-n", ns, "--timeout=180s", timeout=190
+        )
         ip = cluster.kubectl_json("get", "service", "bundles", "-n", ns)["spec"]["clusterIP"]
         sha = {}
         for v in ("v1", "v2", "v3"):
+
             def fetched(v: str = v) -> str | None:
                 try:
                     code, body = probe.get(f"http://{ip}/{v}.sha256", timeout=5)
                 except OSError:
                     return None
                 return body.strip() if code == 200 else None
+
             sha[v] = wait(f"bundle digest {v}", fetched, timeout=60)
         if start:
             operator.start()
         yield Env(cluster, ns, f"http://{ip}", sha, operator)
     finally:
-        cluster.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--wait=false",
-                        check=False)
+        cluster.kubectl(
+            "delete", "modeldeployments", "--all", "-n", ns, "--wait=false", check=False
+        )
         operator.stop()
         if os.environ.get("MODELDEPLOY_SHOW_OPERATOR_LOG"):
             print(log.read_text()[-20000:])
@@ -208,23 +267,34 @@ CANARY = {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "3s"}}]
 
 def test_invalid_manifests_are_refused_with_a_clear_message(env: Env) -> None:
     cases = {
-        "setWeight must not decrease": {"canary": {"steps": [{"setWeight": 50},
-                                                             {"setWeight": 20}]}},
-        "exactly one of canary, blueGreen, shadow": {"canary": {"steps": [{"setWeight": 5}]},
-                                                     "blueGreen": {}},
+        "setWeight must not decrease": {
+            "canary": {"steps": [{"setWeight": 50}, {"setWeight": 20}]}
+        },
+        "exactly one of canary, blueGreen, shadow": {
+            "canary": {"steps": [{"setWeight": 5}]},
+            "blueGreen": {},
+        },
         "each step has exactly one of setWeight, pause, analysis": {
-            "canary": {"steps": [{"setWeight": 5, "pause": {}}]}},
+            "canary": {"steps": [{"setWeight": 5, "pause": {}}]}
+        },
         "should be less than or equal to 100": {"canary": {"steps": [{"setWeight": 101}]}},
         "shadow needs trafficProvider gatewayAPI or istio": {"shadow": {}},
     }
     for message, strategy in cases.items():
-        res = env.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
-                          input=json.dumps(env.manifest("bad", "v1", strategy)))
+        res = env.kubectl(
+            "apply",
+            "--dry-run=server",
+            "-f",
+            "-",
+            check=False,
+            input=json.dumps(env.manifest("bad", "v1", strategy)),
+        )
         assert res.returncode != 0 and message in res.stderr, (message, res.stderr)
     bad_sha = env.manifest("bad", "v1", CANARY)
     bad_sha["spec"]["model"]["sha256"] = "xyz"
-    res = env.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
-                      input=json.dumps(bad_sha))
+    res = env.kubectl(
+        "apply", "--dry-run=server", "-f", "-", check=False, input=json.dumps(bad_sha)
+    )
     assert res.returncode != 0 and "spec.model.sha256" in res.stderr
 
 
@@ -235,9 +305,13 @@ def test_create_then_canary_to_a_new_version_without_restarting_pods(env: Env) -
     assert st["stableSlot"] == "blue" and st["observedGeneration"] == 1
     ready = {c["type"]: c["status"] for c in st["conditions"]}
     assert ready["Ready"] == "True" and ready["Reconciling"] == "False"
-    wait("stable pods labelled", lambda: all(
-        p["metadata"]["labels"].get("modeldeploy.io/role") == "stable"
-        for p in env.pods(name, "blue")))
+    wait(
+        "stable pods labelled",
+        lambda: all(
+            p["metadata"]["labels"].get("modeldeploy.io/role") == "stable"
+            for p in env.pods(name, "blue")
+        ),
+    )
     table = env.kubectl("get", "md", name).stdout
     assert table.split()[:6] == ["NAME", "STRATEGY", "PHASE", "STABLE", "CANDIDATE", "WEIGHT"]
     assert "canary" in table and "Healthy" in table and "v1" in table
@@ -249,11 +323,18 @@ def test_create_then_canary_to_a_new_version_without_restarting_pods(env: Env) -
     env.apply(env.manifest(name, "v2", CANARY, replicas=2))
     st = env.wait_phase(name, "Progressing", candidateVersion="v2", canaryWeight=50)
     assert st["candidateSlot"] == "green" and st["observedGeneration"] == 2
-    cand = wait("candidate pod labelled", lambda: [
-        p for p in env.pods(name, "green")
-        if p["metadata"]["labels"].get("modeldeploy.io/role") == "candidate"
-        and any(c["type"] == "Ready" and c["status"] == "True"
-                for c in p["status"].get("conditions", []))])
+    cand = wait(
+        "candidate pod labelled",
+        lambda: [
+            p
+            for p in env.pods(name, "green")
+            if p["metadata"]["labels"].get("modeldeploy.io/role") == "candidate"
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p["status"].get("conditions", [])
+            )
+        ],
+    )
     uids = {p["metadata"]["uid"] for p in cand}
     assert env.replicas(name) == {"blue": 1, "green": 1}
     st = env.wait_phase(name, "Healthy", stableVersion="v2")
@@ -261,15 +342,20 @@ def test_create_then_canary_to_a_new_version_without_restarting_pods(env: Env) -
     assert st["history"][0]["outcome"] == "Promoted" and st["history"][0]["version"] == "v2"
     assert wait("old slot scaled down", lambda: env.replicas(name) == {"blue": 0, "green": 2})
     # the candidate's pods became stable by label: same pods, no restart
-    stable = wait("promoted pods relabelled", lambda: [
-        p for p in env.pods(name, "green")
-        if p["metadata"]["labels"].get("modeldeploy.io/role") == "stable"
-        and p["metadata"]["uid"] in uids])
-    assert stable and all(c.get("restartCount", 0) == 0
-                          for p in stable for c in p["status"]["containerStatuses"])
+    stable = wait(
+        "promoted pods relabelled",
+        lambda: [
+            p
+            for p in env.pods(name, "green")
+            if p["metadata"]["labels"].get("modeldeploy.io/role") == "stable"
+            and p["metadata"]["uid"] in uids
+        ],
+    )
+    assert stable and all(
+        c.get("restartCount", 0) == 0 for p in stable for c in p["status"]["containerStatuses"]
+    )
     reasons = {e["reason"] for e in env.events(name)}
-    assert {"Deploying", "RolloutStarted", "WeightSet", "Promoted",
-            "RolloutCompleted"} <= reasons
+    assert {"Deploying", "RolloutStarted", "WeightSet", "Promoted", "RolloutCompleted"} <= reasons
     svc = env.get("service", name)
     assert svc and svc["spec"]["selector"] == {"modeldeploy.io/name": name}
 
@@ -298,11 +384,22 @@ def test_firing_alert_rolls_back_and_records_the_rule(env: Env) -> None:
     steps = {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
     env.apply(env.manifest(name, "v1", steps))
     env.wait_phase(name, "Healthy", stableVersion="v1")
-    rules = {"groups": [{"name": f"test-{env.namespace}", "rules": [{
-        "alert": "ModelFeatureDrift",
-        "expr": f'count by (namespace, modeldeployment, role) (up{{namespace="{env.namespace}",'
-                f' modeldeployment="{name}", role="candidate"}} == 1) * 0.37',
-        "labels": {"severity": "warning"}}]}]}
+    rules = {
+        "groups": [
+            {
+                "name": f"test-{env.namespace}",
+                "rules": [
+                    {
+                        "alert": "ModelFeatureDrift",
+                        "expr": "count by (namespace, modeldeployment, role) "
+                        f'(up{{namespace="{env.namespace}",'
+                        f' modeldeployment="{name}", role="candidate"}} == 1) * 0.37',
+                        "labels": {"severity": "warning"},
+                    }
+                ],
+            }
+        ]
+    }
     rule_name = f"md-op-{env.namespace}"
     env.cluster.add_rules(rule_name, rules)
     try:
@@ -311,18 +408,20 @@ def test_firing_alert_rolls_back_and_records_the_rule(env: Env) -> None:
         top = st["history"][0]
         assert top["outcome"] == "RolledBack" and top["reason"] == "AnalysisFailed"
         assert "ModelFeatureDrift" in top["message"] and "0.37" in top["message"]
-        took = (datetime.fromisoformat(top["finishedAt"].replace("Z", "+00:00"))
-                - datetime.fromisoformat(top["startedAt"].replace("Z", "+00:00")))
-        print(f"rollback: {took.total_seconds():.0f}s from the start of the rollout (pods "
-              f"fetched, scraped, alert firing) to the rollback")
+        took = datetime.fromisoformat(
+            top["finishedAt"].replace("Z", "+00:00")
+        ) - datetime.fromisoformat(top["startedAt"].replace("Z", "+00:00"))
+        print(
+            f"rollback: {took.total_seconds():.0f}s from the start of the rollout (pods "
+            f"fetched, scraped, alert firing) to the rollback"
+        )
         assert st["stableVersion"] == "v1" and st["abortedRevision"]
         cond = {c["type"]: c for c in st["conditions"]}
         assert cond["Stalled"]["status"] == "True" and cond["Ready"]["status"] == "False"
         assert wait("candidate scaled to 0", lambda: env.replicas(name).get("green") == 0)
         rolled = [e for e in env.events(name) if e["reason"] == "RolledBack"]
         assert rolled and rolled[0]["type"] == "Warning" and "0.37" in rolled[0]["message"]
-        assert "modeldeploy_operator_rollouts_total{outcome=\"RolledBack\"}" in \
-            env.operator.metrics()
+        assert 'modeldeploy_operator_rollouts_total{outcome="RolledBack"}' in env.operator.metrics()
         # the same spec stays rolled back
         time.sleep(5)
         assert env.status(name)["phase"] == "Degraded"
@@ -332,8 +431,9 @@ def test_firing_alert_rolls_back_and_records_the_rule(env: Env) -> None:
 
 def test_controls_pause_resume_promote_abort_retry(env: Env) -> None:
     name = "controls"
-    steps = {"canary": {"steps": [{"setWeight": 0}, {"pause": {}}, {"setWeight": 50},
-                                  {"pause": {}}]}}
+    steps = {
+        "canary": {"steps": [{"setWeight": 0}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]}
+    }
     env.apply(env.manifest(name, "v1", steps))
     env.wait_phase(name, "Healthy", stableVersion="v1")
     env.apply(env.manifest(name, "v2", steps))
@@ -366,8 +466,14 @@ def test_operator_killed_mid_rollout_resumes_at_the_same_step(env: Env) -> None:
     env.operator.start()
     time.sleep(8)  # several resync periods of the new operator
     after = env.status(name)
-    for key in ("currentStep", "canaryWeight", "stepStartedAt", "rolloutStartedAt",
-                "candidateSlot", "history"):
+    for key in (
+        "currentStep",
+        "canaryWeight",
+        "stepStartedAt",
+        "rolloutStartedAt",
+        "candidateSlot",
+        "history",
+    ):
         assert after.get(key) == before.get(key), key
     assert env.replicas(name) == {"blue": 1, "green": 1}
     started = [e for e in env.events(name) if e["reason"] == "RolloutStarted"]
@@ -385,7 +491,15 @@ def test_deletion_cleans_up_every_child(env: Env) -> None:
     env.kubectl("delete", "modeldeployment", name, "--wait=true", "--timeout=60s")
 
     def gone() -> bool:
-        return not any(env.get(kind, n) for kind, n in (
-            ("deployment", f"{name}-blue"), ("deployment", f"{name}-green"),
-            ("service", name), ("service", f"{name}-canary"), ("service", f"{name}-blue")))
+        return not any(
+            env.get(kind, n)
+            for kind, n in (
+                ("deployment", f"{name}-blue"),
+                ("deployment", f"{name}-green"),
+                ("service", name),
+                ("service", f"{name}-canary"),
+                ("service", f"{name}-blue"),
+            )
+        )
+
     wait("children garbage-collected", gone, timeout=120)

@@ -27,13 +27,17 @@ def ns(cluster: Cluster) -> Iterator[str]:
 
 
 def service(ns: str, name: str, port: int = 8080) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": ns, "labels": {"t": "kube"}},
-            "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "labels": {"t": "kube"}},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port}]},
+    }
 
 
-def test_client_against_the_apiserver(cluster: Cluster, ns: str,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_client_against_the_apiserver(
+    cluster: Cluster, ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     kube = ApiClientKube.from_environment(str(cluster.kubeconfig))
     monkeypatch.setattr(kube_mod, "PAGE", 2)  # force continue tokens
 

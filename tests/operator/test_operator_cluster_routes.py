@@ -12,29 +12,36 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_operator_cluster import Env, operator_env, wait
 
 from e2e.cluster.api import Cluster
-from test_operator_cluster import Env, operator_env, wait
 
 pytestmark = pytest.mark.cluster
 
 MODULES = {
     "httproutes.gateway.networking.k8s.io": (
         "sigs.k8s.io/gateway-api@v1.2.1",
-        "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"),
+        "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml",
+    ),
     "prometheusrules.monitoring.coreos.com": (
         "github.com/prometheus-operator/prometheus-operator@v0.79.2",
-        "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml"),
+        "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+    ),
 }
 
 
 def module_dir(module: str) -> Path:
     cache = Path.home() / ".cache" / "modeldeploy" / "go-crds"
-    env = {**os.environ, "GOMODCACHE": str(cache), "GOFLAGS": "-modcacherw",
-           "GOTOOLCHAIN": "local"}
+    env = {**os.environ, "GOMODCACHE": str(cache), "GOFLAGS": "-modcacherw", "GOTOOLCHAIN": "local"}
     try:
-        out = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True,
-                             text=True, env=env, timeout=600, cwd="/")
+        out = subprocess.run(
+            ["go", "mod", "download", "-json", module],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            cwd="/",
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"go mod download {module}: {exc}")
     if out.returncode != 0:
@@ -49,9 +56,21 @@ def routed_env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         if cluster.kubectl("get", "crd", crd, check=False).returncode != 0:
             cluster.kubectl("apply", "--server-side", "-f", str(module_dir(module) / path))
             installed.append(crd)
-        wait(f"{crd} established", lambda: cluster.kubectl(
-            "get", "crd", crd, "-o", "jsonpath={.status.conditions[?(@.type=='Established')]"
-            ".status}", check=False).stdout == "True", timeout=60)
+        wait(
+            f"{crd} established",
+            lambda crd=crd: (
+                cluster.kubectl(
+                    "get",
+                    "crd",
+                    crd,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                    check=False,
+                ).stdout
+                == "True"
+            ),
+            timeout=60,
+        )
     try:
         with operator_env(cluster, tmp_path_factory.mktemp("op") / "operator.log") as env:
             yield env
@@ -76,10 +95,14 @@ def test_gateway_canary_sets_route_weights_and_owns_a_prometheus_rule(routed_env
     env, name = routed_env, "routed"
     provider = {"gatewayAPI": {"httpRoute": f"{name}-route"}}
     steps = {"canary": {"steps": [{"setWeight": 30}, {"pause": {}}]}}
-    analysis = {"interval": "2s", "consecutiveErrorLimit": 30,
-                "thresholds": {"driftPSI": 0.1, "errorRate": 0.01}}
-    env.apply(env.manifest(name, "v1", steps, replicas=2, trafficProvider=provider,
-                           analysis=analysis))
+    analysis = {
+        "interval": "2s",
+        "consecutiveErrorLimit": 30,
+        "thresholds": {"driftPSI": 0.1, "errorRate": 0.01},
+    }
+    env.apply(
+        env.manifest(name, "v1", steps, replicas=2, trafficProvider=provider, analysis=analysis)
+    )
     env.wait_phase(name, "Healthy", stableVersion="v1")
     assert wait("route to blue", lambda: backends(env, f"{name}-route") == [(f"{name}-blue", 100)])
     rule = env.get("prometheusrule", f"{name}-modeldeploy")
@@ -89,15 +112,17 @@ def test_gateway_canary_sets_route_weights_and_owns_a_prometheus_rule(routed_env
     assert "> 0.1 " in exprs["ModelFeatureDrift"]
     assert "> 0.01 " in exprs["ModelHighErrorRate"]
 
-    env.apply(env.manifest(name, "v2", steps, replicas=2, trafficProvider=provider,
-                           analysis=analysis))
+    env.apply(
+        env.manifest(name, "v2", steps, replicas=2, trafficProvider=provider, analysis=analysis)
+    )
     env.wait_phase(name, "Paused", currentStep=1, canaryWeight=30)
     assert backends(env, f"{name}-route") == [(f"{name}-blue", 70), (f"{name}-green", 30)]
     assert env.replicas(name) == {"blue": 2, "green": 1}  # routed: the stable stays whole
     env.control(name, "promote-full")
     env.wait_phase(name, "Healthy", stableVersion="v2")
-    assert wait("route to green", lambda: backends(env, f"{name}-route") ==
-                [(f"{name}-green", 100)])
+    assert wait(
+        "route to green", lambda: backends(env, f"{name}-route") == [(f"{name}-green", 100)]
+    )
 
 
 def test_shadow_mirrors_to_the_candidate_then_promotes(routed_env: Env) -> None:
@@ -115,5 +140,10 @@ def test_shadow_mirrors_to_the_candidate_then_promotes(routed_env: Env) -> None:
     assert backends(env, f"{name}-route") == [(f"{name}-blue", 100)]
     st = env.wait_phase(name, "Healthy", stableVersion="v2")
     assert st["history"][0]["outcome"] == "Promoted"
-    assert wait("no mirror after promotion", lambda: not filters(env, f"{name}-route")
-                and backends(env, f"{name}-route") == [(f"{name}-green", 100)])
+    assert wait(
+        "no mirror after promotion",
+        lambda: (
+            not filters(env, f"{name}-route")
+            and backends(env, f"{name}-route") == [(f"{name}-green", 100)]
+        ),
+    )

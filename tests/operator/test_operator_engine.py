@@ -22,8 +22,9 @@ def test_first_deploy_goes_to_blue_and_becomes_healthy() -> None:
     assert status.stable_slot == "blue" and status.stable_version == "v1"
     assert status.phase == "Progressing"
     assert cond(status, "Reconciling") == "True" and cond(status, "Ready") == "False"
-    assert [(a.slot, a.replicas, a.serve_role) for a in actions.deployments] == \
-        [("blue", 4, "stable")]
+    assert [(a.slot, a.replicas, a.serve_role) for a in actions.deployments] == [
+        ("blue", 4, "stable")
+    ]
     assert actions.pod_roles == {"blue": "stable"}
     assert [e.reason for e in actions.events] == ["Deploying"]
     status, actions = tick(world, sp, status)
@@ -100,8 +101,11 @@ def test_firing_alert_rolls_back_at_once_with_rule_and_value() -> None:
     world, status = healthy()
     v2 = spec(version="v2", sha=SHA_B)
     status, _ = tick(world, v2, status, sample=passing(world.now))
-    bad = AnalysisSample(at=world.now, scraped=frozenset({"stable", "candidate"}),
-                         firing={"candidate": (("ModelFeatureDrift", 0.42),)})
+    bad = AnalysisSample(
+        at=world.now,
+        scraped=frozenset({"stable", "candidate"}),
+        firing={"candidate": (("ModelFeatureDrift", 0.42),)},
+    )
     status, actions = tick(world, v2, status, sample=bad)
     assert status.phase == "Degraded"
     assert status.aborted_revision == v2.template.revision
@@ -125,9 +129,11 @@ def test_alert_for_the_stable_or_not_watched_does_not_roll_back() -> None:
     world, status = healthy()
     v2 = spec(version="v2", sha=SHA_B)
     status, _ = tick(world, v2, status, sample=passing(world.now))
-    noise = AnalysisSample(at=world.now, scraped=frozenset({"stable", "candidate"}),
-                           firing={"stable": (("ModelFeatureDrift", 1.0),),
-                                   "candidate": (("SomethingElse", 3.0),)})
+    noise = AnalysisSample(
+        at=world.now,
+        scraped=frozenset({"stable", "candidate"}),
+        firing={"stable": (("ModelFeatureDrift", 1.0),), "candidate": (("SomethingElse", 3.0),)},
+    )
     status, _ = tick(world, v2, status, sample=noise)
     assert status.phase == "Progressing" and status.analysis.outcome == "Passed"
 

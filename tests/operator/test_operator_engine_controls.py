@@ -32,8 +32,7 @@ def test_pause_and_resume_controls() -> None:
     assert status.current_step == step and status.phase == "Paused"
     status, _ = tick(world, v2, status, control="resume", sample=passing(world.now))
     assert status.phase == "Progressing" and "paused" not in status.to_json()
-    status = run_until(world, v2, status, lambda s: s.current_step > step,
-                       control="resume")
+    status = run_until(world, v2, status, lambda s: s.current_step > step, control="resume")
 
 
 def test_indefinite_pause_waits_for_promote() -> None:

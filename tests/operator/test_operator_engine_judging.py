@@ -17,8 +17,9 @@ def test_inconclusive_never_promotes_and_rolls_back_after_the_limit() -> None:
     status, _ = tick(world, v2, status, sample=passing(world.now))
     down = AnalysisSample(at=world.now, error="connection refused")
     for i in range(2):
-        status, actions = tick(world, v2, status,
-                               sample=AnalysisSample(at=world.now, error="connection refused"))
+        status, actions = tick(
+            world, v2, status, sample=AnalysisSample(at=world.now, error="connection refused")
+        )
         assert status.analysis.consecutive_errors == i + 1
         assert "AnalysisInconclusive" in [e.reason for e in actions.events]
     assert status.phase == "Progressing"
@@ -30,8 +31,11 @@ def test_inconclusive_never_promotes_and_rolls_back_after_the_limit() -> None:
 
 def test_inconclusive_with_on_error_limit_pause() -> None:
     world, status = healthy()
-    v2 = spec(version="v2", sha=SHA_B, analysis={"interval": "10s", "consecutiveErrorLimit": 2,
-                                                 "onErrorLimit": "pause"})
+    v2 = spec(
+        version="v2",
+        sha=SHA_B,
+        analysis={"interval": "10s", "consecutiveErrorLimit": 2, "onErrorLimit": "pause"},
+    )
     status, _ = tick(world, v2, status, sample=passing(world.now))
     for _ in range(2):
         status, _ = tick(world, v2, status, sample=AnalysisSample(at=world.now, error="x"))
@@ -54,34 +58,59 @@ def test_samples_are_taken_once_per_interval() -> None:
 
 
 def test_checks_pass_fail_and_inconclusive() -> None:
-    sp = spec(analysis={"checks": [
-        {"name": "errors", "query": "q1", "successCondition": "result < 0.05"},
-        {"name": "lat", "query": "q2", "failureCondition": "result >= 2"}]})
+    sp = spec(
+        analysis={
+            "checks": [
+                {"name": "errors", "query": "q1", "successCondition": "result < 0.05"},
+                {"name": "lat", "query": "q2", "failureCondition": "result >= 2"},
+            ]
+        }
+    )
     checks = sp.analysis.checks
-    ok = AnalysisSample(at=T0, scraped=frozenset({"candidate"}),
-                        checks=(CheckResult("errors", 0.01), CheckResult("lat", 1.0)))
+    ok = AnalysisSample(
+        at=T0,
+        scraped=frozenset({"candidate"}),
+        checks=(CheckResult("errors", 0.01), CheckResult("lat", 1.0)),
+    )
     assert engine.judge(ok, (), "candidate", checks)[0] == "Passed"
-    bad = AnalysisSample(at=T0, scraped=frozenset({"candidate"}),
-                         checks=(CheckResult("errors", 0.2), CheckResult("lat", 1.0)))
+    bad = AnalysisSample(
+        at=T0,
+        scraped=frozenset({"candidate"}),
+        checks=(CheckResult("errors", 0.2), CheckResult("lat", 1.0)),
+    )
     outcome, message, results = engine.judge(bad, (), "candidate", checks)
     assert outcome == "Failed" and "errors = 0.2" in message
     assert [r.outcome for r in results] == ["Failed", "Passed"]
-    fail = AnalysisSample(at=T0, scraped=frozenset({"candidate"}),
-                          checks=(CheckResult("errors", 0.0), CheckResult("lat", 2.0)))
+    fail = AnalysisSample(
+        at=T0,
+        scraped=frozenset({"candidate"}),
+        checks=(CheckResult("errors", 0.0), CheckResult("lat", 2.0)),
+    )
     assert engine.judge(fail, (), "candidate", checks)[0] == "Failed"
-    nodata = AnalysisSample(at=T0, scraped=frozenset({"candidate"}),
-                            checks=(CheckResult("errors", None, "empty result"),
-                                    CheckResult("lat", 1.0)))
+    nodata = AnalysisSample(
+        at=T0,
+        scraped=frozenset({"candidate"}),
+        checks=(CheckResult("errors", None, "empty result"), CheckResult("lat", 1.0)),
+    )
     outcome, message, _ = engine.judge(nodata, (), "candidate", checks)
     assert outcome == "Inconclusive" and "empty result" in message
-    missing = AnalysisSample(at=T0, scraped=frozenset({"candidate"}),
-                             checks=(CheckResult("lat", 1.0),))
+    missing = AnalysisSample(
+        at=T0, scraped=frozenset({"candidate"}), checks=(CheckResult("lat", 1.0),)
+    )
     assert engine.judge(missing, (), "candidate", checks)[0] == "Inconclusive"
 
 
-@pytest.mark.parametrize("cond_, value, expected", [
-    ("result < 1", 0.5, True), ("result<=1", 1.0, True), ("result > 1e-3", 0.0, False),
-    ("result >= -2", -2.0, True), ("result == 3", 3.0, True), ("result != 3", 3.0, False)])
+@pytest.mark.parametrize(
+    "cond_, value, expected",
+    [
+        ("result < 1", 0.5, True),
+        ("result<=1", 1.0, True),
+        ("result > 1e-3", 0.0, False),
+        ("result >= -2", -2.0, True),
+        ("result == 3", 3.0, True),
+        ("result != 3", 3.0, False),
+    ],
+)
 def test_condition_grammar(cond_: str, value: float, expected: bool) -> None:
     assert engine.condition_holds(cond_, value) is expected
 
@@ -94,11 +123,13 @@ def test_condition_grammar_refuses_code() -> None:
 def test_samples_before_the_rollout_are_ignored() -> None:
     world, status = healthy()
     v2 = spec(version="v2", sha=SHA_B)
-    old = AnalysisSample(at=world.now - timedelta(seconds=100), scraped=frozenset(),
-                         firing={"candidate": (("ModelFeatureDrift", 9.0),)})
+    old = AnalysisSample(
+        at=world.now - timedelta(seconds=100),
+        scraped=frozenset(),
+        firing={"candidate": (("ModelFeatureDrift", 9.0),)},
+    )
     status, _ = tick(world, v2, status, sample=old)
     assert status.phase == "Progressing"
-
 
 
 def test_analysis_role_follows_the_rollout() -> None:

@@ -13,8 +13,7 @@ from modeldeploy.operator import engine
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.model import AnalysisSample, SetWeight, Spec, other_slot
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -31,13 +30,22 @@ def canary_steps(draw: Any) -> list[dict[str, Any]]:
     return steps
 
 
-providers = st.sampled_from([{"replicas": {}}, {"gatewayAPI": {"httpRoute": "r"}},
-                             {"istio": {"virtualService": "v"}}])
+providers = st.sampled_from(
+    [{"replicas": {}}, {"gatewayAPI": {"httpRoute": "r"}}, {"istio": {"virtualService": "v"}}]
+)
 strategies = st.one_of(
     canary_steps().map(lambda s: {"canary": {"steps": s}}),
-    st.builds(lambda a, b: {"blueGreen": {"autoPromotionSeconds": a, "scaleDownDelaySeconds": b,
-                                          "prePromotionAnalysis": {"duration": "20s"}}},
-              st.integers(0, 60), st.integers(0, 60)),
+    st.builds(
+        lambda a, b: {
+            "blueGreen": {
+                "autoPromotionSeconds": a,
+                "scaleDownDelaySeconds": b,
+                "prePromotionAnalysis": {"duration": "20s"},
+            }
+        },
+        st.integers(0, 60),
+        st.integers(0, 60),
+    ),
 )
 # What Prometheus says at a tick: passing, unreachable, or no candidate metrics.
 samples = st.sampled_from(["pass", "error", "nodata"])
@@ -53,19 +61,32 @@ def make_sample(kind: str, world: World) -> AnalysisSample:
 
 def v2_of(strategy: dict[str, Any], provider: dict[str, Any], replicas: int) -> tuple[Spec, Spec]:
     analysis = {"interval": "10s", "consecutiveErrorLimit": 1000}
-    v1 = Spec.from_body(body(strategy=strategy, provider=provider, replicas=replicas,
-                             analysis=analysis))
-    v2 = Spec.from_body(body(version="v2", sha=SHA_B, strategy=strategy, provider=provider,
-                             replicas=replicas, analysis=analysis))
+    v1 = Spec.from_body(
+        body(strategy=strategy, provider=provider, replicas=replicas, analysis=analysis)
+    )
+    v2 = Spec.from_body(
+        body(
+            version="v2",
+            sha=SHA_B,
+            strategy=strategy,
+            provider=provider,
+            replicas=replicas,
+            analysis=analysis,
+        )
+    )
     return v1, v2
 
 
 @SETTINGS
-@given(strategy=strategies, provider=providers, replicas=st.integers(1, 10),
-       kinds=st.lists(samples, min_size=1, max_size=60))
+@given(
+    strategy=strategies,
+    provider=providers,
+    replicas=st.integers(1, 10),
+    kinds=st.lists(samples, min_size=1, max_size=60),
+)
 def test_weight_never_exceeds_the_current_step_and_inconclusive_never_promotes(
-        strategy: dict[str, Any], provider: dict[str, Any], replicas: int,
-        kinds: list[str]) -> None:
+    strategy: dict[str, Any], provider: dict[str, Any], replicas: int, kinds: list[str]
+) -> None:
     v1, v2 = v2_of(strategy, provider, replicas)
     world, status = healthy(v1)
     plan = engine.plan(v2)
@@ -75,8 +96,10 @@ def test_weight_never_exceeds_the_current_step_and_inconclusive_never_promotes(
         status, actions = tick(world, v2, status, sample=make_sample(kind, world))
         # the weight applied is at most the weight of the step the rollout is at
         if status.active and not status.promoted:
-            allowed = max([0] + [s.weight for s in plan[:status.current_step + 1]
-                                 if isinstance(s, SetWeight)])
+            allowed = max(
+                [0]
+                + [s.weight for s in plan[: status.current_step + 1] if isinstance(s, SetWeight)]
+            )
             assert actions.weight <= allowed
             assert status.canary_weight <= allowed
         promoted_now = status.stable_version == "v2" and not was_promoted
@@ -91,62 +114,93 @@ def test_weight_never_exceeds_the_current_step_and_inconclusive_never_promotes(
 
 
 @SETTINGS
-@given(strategy=strategies, provider=providers, replicas=st.integers(1, 6),
-       always_inconclusive=st.sampled_from(["error", "nodata"]))
+@given(
+    strategy=strategies,
+    provider=providers,
+    replicas=st.integers(1, 6),
+    always_inconclusive=st.sampled_from(["error", "nodata"]),
+)
 def test_never_promotes_while_analysis_is_inconclusive(
-        strategy: dict[str, Any], provider: dict[str, Any], replicas: int,
-        always_inconclusive: str) -> None:
+    strategy: dict[str, Any], provider: dict[str, Any], replicas: int, always_inconclusive: str
+) -> None:
     v1, v2 = v2_of(strategy, provider, replicas)
     world, status = healthy(v1)
     for _ in range(80):
-        status, _ = tick(world, v2, status, sample=make_sample(always_inconclusive, world),
-                         dt=30)
+        status, _ = tick(world, v2, status, sample=make_sample(always_inconclusive, world), dt=30)
     assert status.stable_version == "v1"
 
 
-def _drive(v1: Spec, v2: Spec, crashes: set[int],
-           lost_apply: set[int]) -> tuple[RolloutStatus, World]:
+def _drive(
+    v1: Spec, v2: Spec, crashes: set[int], lost_apply: set[int]
+) -> tuple[RolloutStatus, World]:
     """Roll v2 out; at tick i in ``crashes`` the status write is lost (operator killed after
     applying), at tick i in ``lost_apply`` it is killed before applying anything."""
     world, status = healthy(v1)
     for i in range(400):
         crashed = i in crashes
         lost = i in lost_apply
-        status, _ = tick(world, v2, status, sample=passing(world.now),
-                         write_status=not crashed and not lost, apply=not lost)
+        status, _ = tick(
+            world,
+            v2,
+            status,
+            sample=passing(world.now),
+            write_status=not crashed and not lost,
+            apply=not lost,
+        )
         if status.phase == "Healthy" and status.stable_version == "v2":
             break
     return status, world
 
 
 @SETTINGS
-@given(strategy=strategies, provider=providers, replicas=st.integers(1, 6),
-       crashes=st.sets(st.integers(0, 60), max_size=15),
-       lost=st.sets(st.integers(0, 60), max_size=15))
+@given(
+    strategy=strategies,
+    provider=providers,
+    replicas=st.integers(1, 6),
+    crashes=st.sets(st.integers(0, 60), max_size=15),
+    lost=st.sets(st.integers(0, 60), max_size=15),
+)
 def test_any_interleaving_of_restarts_gives_the_same_final_state(
-        strategy: dict[str, Any], provider: dict[str, Any], replicas: int,
-        crashes: set[int], lost: set[int]) -> None:
+    strategy: dict[str, Any],
+    provider: dict[str, Any],
+    replicas: int,
+    crashes: set[int],
+    lost: set[int],
+) -> None:
     v1, v2 = v2_of(strategy, provider, replicas)
     ref, ref_world = _drive(v1, v2, set(), set())
     got, world = _drive(v1, v2, crashes, lost)
+
     def pointer(s: RolloutStatus) -> tuple[object, ...]:
-        return (s.phase, s.stable_slot, s.stable_version, s.stable_revision, s.canary_weight,
-                s.current_step, s.observed_generation)
+        return (
+            s.phase,
+            s.stable_slot,
+            s.stable_version,
+            s.stable_revision,
+            s.canary_weight,
+            s.current_step,
+            s.observed_generation,
+        )
 
     assert pointer(got) == pointer(ref)
-    assert [(h.version, h.outcome) for h in got.history] == \
-        [(h.version, h.outcome) for h in ref.history]
+    assert [(h.version, h.outcome) for h in got.history] == [
+        (h.version, h.outcome) for h in ref.history
+    ]
     # every weight change happened, in order, once
     assert world.applied_weights == ref_world.applied_weights
 
 
 all_strategies = st.one_of(
     strategies,
-    st.builds(lambda dur, auto: {"shadow": {"duration": f"{dur}s", "autoPromote": auto}},
-              st.integers(1, 90), st.booleans()),
+    st.builds(
+        lambda dur, auto: {"shadow": {"duration": f"{dur}s", "autoPromote": auto}},
+        st.integers(1, 90),
+        st.booleans(),
+    ),
 )
-controls = st.sampled_from([None, None, None, "pause", "resume", "promote", "promote-full",
-                            "abort", "retry"])
+controls = st.sampled_from(
+    [None, None, None, "pause", "resume", "promote", "promote-full", "abort", "retry"]
+)
 
 
 def check_invariants(status: RolloutStatus, actions: Any, plan: list[Any]) -> None:
@@ -185,16 +239,30 @@ def check_invariants(status: RolloutStatus, actions: Any, plan: list[Any]) -> No
 
 
 @SETTINGS
-@given(strategy=all_strategies, provider=providers, replicas=st.integers(1, 6),
-       script=st.lists(st.tuples(samples, controls, st.sampled_from([5, 10, 30, 700])),
-                       min_size=1, max_size=40))
+@given(
+    strategy=all_strategies,
+    provider=providers,
+    replicas=st.integers(1, 6),
+    script=st.lists(
+        st.tuples(samples, controls, st.sampled_from([5, 10, 30, 700])), min_size=1, max_size=40
+    ),
+)
 def test_every_status_satisfies_the_invariants_whatever_the_controls(
-        strategy: dict[str, Any], provider: dict[str, Any], replicas: int,
-        script: list[tuple[str, str | None, int]]) -> None:
+    strategy: dict[str, Any],
+    provider: dict[str, Any],
+    replicas: int,
+    script: list[tuple[str, str | None, int]],
+) -> None:
     v1, v2 = v2_of(strategy, provider, replicas)
     world, status = healthy(v1)
     plan = engine.plan(v2)
     for i, (kind, control, dt) in enumerate(script):
-        status, actions = tick(world, v2, status, sample=make_sample(kind, world),
-                               control=f"{control}/{i}" if control else None, dt=dt)
+        status, actions = tick(
+            world,
+            v2,
+            status,
+            sample=make_sample(kind, world),
+            control=f"{control}/{i}" if control else None,
+            dt=dt,
+        )
         check_invariants(status, actions, plan)

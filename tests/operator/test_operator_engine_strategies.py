@@ -23,8 +23,13 @@ from modeldeploy.operator.routers import replica_split
 
 
 def test_blue_green_preview_auto_promotion_and_scale_down_delay() -> None:
-    bg = {"blueGreen": {"autoPromotionSeconds": 60, "scaleDownDelaySeconds": 30,
-                        "prePromotionAnalysis": {"duration": "30s"}}}
+    bg = {
+        "blueGreen": {
+            "autoPromotionSeconds": 60,
+            "scaleDownDelaySeconds": 30,
+            "prePromotionAnalysis": {"duration": "30s"},
+        }
+    }
     world, status = healthy(spec(strategy=bg))
     v2 = spec(version="v2", sha=SHA_B, strategy=bg)
     status, actions = tick(world, v2, status, sample=passing(world.now))
@@ -35,8 +40,10 @@ def test_blue_green_preview_auto_promotion_and_scale_down_delay() -> None:
     status = run_until(world, v2, status, lambda s: s.promoted)
     assert (world.now - started).total_seconds() >= 60
     _, actions = tick(world, v2, status, sample=passing(world.now), apply=False)
-    assert actions.stable_slot == "green" and actions.pod_roles == {"green": "stable",
-                                                                    "blue": "previous"}
+    assert actions.stable_slot == "green" and actions.pod_roles == {
+        "green": "stable",
+        "blue": "previous",
+    }
     assert {a.slot: a.replicas for a in actions.deployments} == {"blue": 4, "green": 4}
     status = run_until(world, v2, status, lambda s: s.phase == "Healthy")
     assert (world.now - started).total_seconds() >= 90
@@ -57,14 +64,16 @@ def test_blue_green_without_auto_promotion_waits_for_promote() -> None:
 
 
 def test_blue_green_post_promotion_failure_switches_back() -> None:
-    bg = {"blueGreen": {"postPromotionAnalysis": {"duration": "60s"},
-                        "scaleDownDelaySeconds": 30}}
+    bg = {"blueGreen": {"postPromotionAnalysis": {"duration": "60s"}, "scaleDownDelaySeconds": 30}}
     world, status = healthy(spec(strategy=bg))
     v2 = spec(version="v2", sha=SHA_B, strategy=bg)
     status = run_until(world, v2, status, lambda s: s.promoted)
     assert status.stable_slot == "green"
-    bad = AnalysisSample(at=world.now, scraped=frozenset({"stable", "previous"}),
-                         firing={"stable": (("ModelHighErrorRate", 0.3),)})
+    bad = AnalysisSample(
+        at=world.now,
+        scraped=frozenset({"stable", "previous"}),
+        firing={"stable": (("ModelHighErrorRate", 0.3),)},
+    )
     status, actions = tick(world, v2, status, sample=bad)
     assert status.stable_slot == "blue" and status.stable_version == "v1"
     assert status.phase == "Degraded" and actions.stable_slot == "blue"
@@ -80,8 +89,7 @@ def test_shadow_mirrors_and_promotes_only_after_analysis() -> None:
     assert actions.mirror and actions.weight == 0 and actions.candidate_slot == "green"
     # inconclusive all along: never promoted
     for _ in range(3):
-        status, _ = tick(world, v2, status, sample=AnalysisSample(at=world.now, error="x"),
-                         dt=60)
+        status, _ = tick(world, v2, status, sample=AnalysisSample(at=world.now, error="x"), dt=60)
     assert not status.promoted
     status = run_until(world, v2, status, lambda s: s.phase == "Healthy")
     assert status.stable_version == "v2"
@@ -114,28 +122,67 @@ def test_plan_of_each_strategy() -> None:
         SetWeight,
         WaitReady,
     )
-    assert engine.plan(spec()) == [SetWeight(25), Pause(30.0), SetWeight(50), Analysis(60.0),
-                             SetWeight(75), SetWeight(100), Promote(), ScaleDownPrevious(0.0)]
+
+    assert engine.plan(spec()) == [
+        SetWeight(25),
+        Pause(30.0),
+        SetWeight(50),
+        Analysis(60.0),
+        SetWeight(75),
+        SetWeight(100),
+        Promote(),
+        ScaleDownPrevious(0.0),
+    ]
     bg = spec(strategy={"blueGreen": {"postPromotionAnalysis": {}}})
-    assert engine.plan(bg) == [WaitReady(), Pause(0.0), Promote(), Analysis(60.0, role="stable"),
-                         ScaleDownPrevious(30.0)]
-    sh = spec(strategy={"shadow": {"autoPromote": False}}, provider={"istio": {
-        "virtualService": "x"}})
-    assert engine.plan(sh) == [WaitReady(), Analysis(300.0), Pause(None), Promote(),
-                         ScaleDownPrevious(0.0)]
+    assert engine.plan(bg) == [
+        WaitReady(),
+        Pause(0.0),
+        Promote(),
+        Analysis(60.0, role="stable"),
+        ScaleDownPrevious(30.0),
+    ]
+    sh = spec(
+        strategy={"shadow": {"autoPromote": False}}, provider={"istio": {"virtualService": "x"}}
+    )
+    assert engine.plan(sh) == [
+        WaitReady(),
+        Analysis(300.0),
+        Pause(None),
+        Promote(),
+        ScaleDownPrevious(0.0),
+    ]
 
 
 # --- each strategy module's plan, on its own -----------------------------------------------
 
 
 def test_canary_plan_reads_the_user_steps_then_promotes() -> None:
-    steps = {"canary": {"steps": [{"setWeight": 5}, {"pause": {}}, {"pause": None},
-                                  {"analysis": {}}, {"analysis": {"duration": "1m30s"}}]}}
+    steps = {
+        "canary": {
+            "steps": [
+                {"setWeight": 5},
+                {"pause": {}},
+                {"pause": None},
+                {"analysis": {}},
+                {"analysis": {"duration": "1m30s"}},
+            ]
+        }
+    }
     assert CANARY.plan(spec(strategy=steps)) == [
-        SetWeight(5), Pause(None), Pause(None), Analysis(60.0), Analysis(90.0),
-        SetWeight(100), Promote(), ScaleDownPrevious(0.0)]
+        SetWeight(5),
+        Pause(None),
+        Pause(None),
+        Analysis(60.0),
+        Analysis(90.0),
+        SetWeight(100),
+        Promote(),
+        ScaleDownPrevious(0.0),
+    ]
     assert CANARY.plan(spec(strategy={"canary": {"steps": []}})) == [
-        SetWeight(100), Promote(), ScaleDownPrevious(0.0)]
+        SetWeight(100),
+        Promote(),
+        ScaleDownPrevious(0.0),
+    ]
     with pytest.raises(SpecError, match="unknown canary step"):
         CANARY.plan(spec(strategy={"canary": {"steps": [{"setReplicas": 1}]}}))
     assert CANARY.traffic(40) == (40, False)
@@ -143,13 +190,28 @@ def test_canary_plan_reads_the_user_steps_then_promotes() -> None:
 
 def test_blue_green_plan_defaults_and_options() -> None:
     assert BLUE_GREEN.plan(spec(strategy={"blueGreen": {}})) == [
-        WaitReady(), Pause(0.0), Promote(), ScaleDownPrevious(30.0)]
-    full = {"blueGreen": {"prePromotionAnalysis": {"duration": "2m"},
-                          "postPromotionAnalysis": {}, "autoPromotionEnabled": False,
-                          "autoPromotionSeconds": 99, "scaleDownDelaySeconds": 5}}
+        WaitReady(),
+        Pause(0.0),
+        Promote(),
+        ScaleDownPrevious(30.0),
+    ]
+    full = {
+        "blueGreen": {
+            "prePromotionAnalysis": {"duration": "2m"},
+            "postPromotionAnalysis": {},
+            "autoPromotionEnabled": False,
+            "autoPromotionSeconds": 99,
+            "scaleDownDelaySeconds": 5,
+        }
+    }
     assert BLUE_GREEN.plan(spec(strategy=full)) == [
-        WaitReady(), Analysis(120.0), Pause(None), Promote(), Analysis(60.0, role="stable"),
-        ScaleDownPrevious(5.0)]
+        WaitReady(),
+        Analysis(120.0),
+        Pause(None),
+        Promote(),
+        Analysis(60.0, role="stable"),
+        ScaleDownPrevious(5.0),
+    ]
     auto = {"blueGreen": {"autoPromotionSeconds": 45}}
     assert BLUE_GREEN.plan(spec(strategy=auto))[1] == Pause(45.0)
     assert BLUE_GREEN.traffic(70) == (0, False)  # only the preview Service reaches it
@@ -158,17 +220,29 @@ def test_blue_green_plan_defaults_and_options() -> None:
 def test_shadow_plan_analyses_then_promotes_or_waits() -> None:
     gw = {"gatewayAPI": {"httpRoute": "r"}}
     assert SHADOW.plan(spec(strategy={"shadow": {}}, provider=gw)) == [
-        WaitReady(), Analysis(300.0), Promote(), ScaleDownPrevious(0.0)]
+        WaitReady(),
+        Analysis(300.0),
+        Promote(),
+        ScaleDownPrevious(0.0),
+    ]
     manual = {"shadow": {"duration": "10m", "autoPromote": False}}
     assert SHADOW.plan(spec(strategy=manual, provider=gw)) == [
-        WaitReady(), Analysis(600.0), Pause(None), Promote(), ScaleDownPrevious(0.0)]
+        WaitReady(),
+        Analysis(600.0),
+        Pause(None),
+        Promote(),
+        ScaleDownPrevious(0.0),
+    ]
     assert SHADOW.traffic(0) == (0, True)
 
 
 def test_every_strategy_of_the_spec_has_a_module_and_one_promotion() -> None:
     assert set(engine.STRATEGIES) == {"canary", "blueGreen", "shadow"}
-    for name, section in (("canary", {"steps": [{"setWeight": 1}]}), ("blueGreen", {}),
-                          ("shadow", {})):
+    for name, section in (
+        ("canary", {"steps": [{"setWeight": 1}]}),
+        ("blueGreen", {}),
+        ("shadow", {}),
+    ):
         sp = spec(strategy={name: section})
         assert engine.strategy_of(sp).name == name
         steps = engine.plan(sp)

@@ -31,8 +31,9 @@ class FakeKube:
     async def has_api(self, group: str, version: str, plural: str) -> bool:
         return True
 
-    async def patch_status(self, kind: str, namespace: str, name: str,
-                           patch: dict[str, Any]) -> dict[str, Any]:
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
         self.status_patches.append(patch)
         return {"metadata": {"resourceVersion": str(len(self.status_patches))}}
 
@@ -41,8 +42,11 @@ class FakeKube:
 def rt(monkeypatch: pytest.MonkeyPatch) -> handlers.Runtime:
     monkeypatch.setattr(handlers.kopf, "event", lambda *a, **kw: None)
     monkeypatch.setattr(handlers.kopf, "warn", lambda *a, **kw: None)
-    runtime = handlers.Runtime(config=handlers.Config(), kube=FakeKube(),  # type: ignore[arg-type]
-                               metrics=OperatorMetrics.create())
+    runtime = handlers.Runtime(
+        config=handlers.Config(),
+        kube=FakeKube(),  # type: ignore[arg-type]
+        metrics=OperatorMetrics.create(),
+    )
     runtime.now = lambda: NOW  # type: ignore[method-assign]
     return runtime
 
@@ -58,15 +62,15 @@ def test_one_status_write_equal_to_the_engine_json(rt: handlers.Runtime) -> None
     kube: FakeKube = rt.kube  # type: ignore[assignment]
     assert len(kube.status_patches) == 1
     sp = Spec.from_body(body())
-    sample = AnalysisSample(at=NOW, error="no Prometheus: set spec.analysis.prometheusURL "
-                                           "or --prometheus-url")
+    sample = AnalysisSample(
+        at=NOW, error="no Prometheus: set spec.analysis.prometheusURL or --prometheus-url"
+    )
     expected, _ = engine.reconcile(sp, RolloutStatus(), Observations(analysis=sample), NOW)
     assert kube.status_patches[0] == expected.to_json()
     assert rt.written[("ml", "iris")] == ("1", expected.to_json())
 
 
-def test_unknown_keys_are_kept_and_an_unchanged_status_is_not_written(
-        rt: handlers.Runtime) -> None:
+def test_unknown_keys_are_kept_and_an_unchanged_status_is_not_written(rt: handlers.Runtime) -> None:
     asyncio.run(handlers.reconcile(rt, _body({}), None, None, trigger="test"))
     kube: FakeKube = rt.kube  # type: ignore[assignment]
     written = {**kube.status_patches[0], "fromAnotherVersion": "kept"}
@@ -77,9 +81,15 @@ def test_unknown_keys_are_kept_and_an_unchanged_status_is_not_written(
 
 def test_record_outcomes_counts_a_finished_rollout_once(rt: handlers.Runtime) -> None:
     started = NOW - timedelta(seconds=90)
-    entry = {"version": "v2", "revision": "r", "outcome": "RolledBack", "reason": "Aborted",
-             "message": "m", "startedAt": "2026-02-28T23:58:30Z",
-             "finishedAt": "2026-03-01T00:00:00Z"}
+    entry = {
+        "version": "v2",
+        "revision": "r",
+        "outcome": "RolledBack",
+        "reason": "Aborted",
+        "message": "m",
+        "startedAt": "2026-02-28T23:58:30Z",
+        "finishedAt": "2026-03-01T00:00:00Z",
+    }
     old = RolloutStatus.from_json({})
     new = RolloutStatus.from_json({"history": [entry]})
     assert new.history[0].started_at == started

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.kube import Kind, merge_patch
-from modeldeploy.operator.observe import (deployment_summary, not_ready_reason, pod_summary,
-                                          slot_observation)
+from modeldeploy.operator.observe import (
+    deployment_summary,
+    not_ready_reason,
+    pod_summary,
+    slot_observation,
+)
 
 
-def deployment(replicas: int = 2, ready: int = 2, updated: int = 2, total: int = 2,
-               gen: int = 3, observed: int = 3) -> dict:
-    return {"metadata": {"generation": gen, "annotations": {d.ANNOTATION_REVISION: "abc"}},
-            "spec": {"replicas": replicas},
-            "status": {"observedGeneration": observed, "replicas": total,
-                       "readyReplicas": ready, "updatedReplicas": updated}}
+def deployment(
+    replicas: int = 2,
+    ready: int = 2,
+    updated: int = 2,
+    total: int = 2,
+    gen: int = 3,
+    observed: int = 3,
+) -> dict:
+    return {
+        "metadata": {"generation": gen, "annotations": {d.ANNOTATION_REVISION: "abc"}},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": total,
+            "readyReplicas": ready,
+            "updatedReplicas": updated,
+        },
+    }
 
 
 def test_ready_deployment_serves_its_revision() -> None:
@@ -32,25 +48,55 @@ def test_rolling_or_stale_deployment_does_not_serve() -> None:
 
 
 def test_pod_reasons() -> None:
-    init_failed = {"initContainerStatuses": [{"name": "fetch-bundle", "state": {"terminated": {
-        "exitCode": 1, "reason": "Error", "message": "fetch: http://x/b.tar.gz: HTTP 404"}}}]}
+    init_failed = {
+        "initContainerStatuses": [
+            {
+                "name": "fetch-bundle",
+                "state": {
+                    "terminated": {
+                        "exitCode": 1,
+                        "reason": "Error",
+                        "message": "fetch: http://x/b.tar.gz: HTTP 404",
+                    }
+                },
+            }
+        ]
+    }
     assert not_ready_reason(init_failed) == (
-        "init container fetch-bundle exited 1 (Error): fetch: http://x/b.tar.gz: HTTP 404")
-    crashing = {"containerStatuses": [{"name": "server", "ready": False, "state": {"waiting": {
-        "reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {
-            "exitCode": 2, "reason": "Error", "message": "sha256 mismatch: expected 00"}}}]}
+        "init container fetch-bundle exited 1 (Error): fetch: http://x/b.tar.gz: HTTP 404"
+    )
+    crashing = {
+        "containerStatuses": [
+            {
+                "name": "server",
+                "ready": False,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                "lastState": {
+                    "terminated": {
+                        "exitCode": 2,
+                        "reason": "Error",
+                        "message": "sha256 mismatch: expected 00",
+                    }
+                },
+            }
+        ]
+    }
     reason = not_ready_reason(crashing)
     assert "CrashLoopBackOff" in reason and "sha256 mismatch" in reason
-    unready = {"containerStatuses": [{"name": "server", "ready": False,
-                                      "state": {"running": {}}}]}
+    unready = {"containerStatuses": [{"name": "server", "ready": False, "state": {"running": {}}}]}
     assert "readiness probe" in not_ready_reason(unready)
 
 
 def test_pod_summary_and_slot_reason() -> None:
-    pod = {"metadata": {"name": "p1", "labels": {d.LABEL_ROLE: "candidate"}},
-           "status": {"conditions": [{"type": "Ready", "status": "False"}],
-                      "containerStatuses": [{"name": "server", "ready": False,
-                                             "state": {"waiting": {"reason": "ErrImagePull"}}}]}}
+    pod = {
+        "metadata": {"name": "p1", "labels": {d.LABEL_ROLE: "candidate"}},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [
+                {"name": "server", "ready": False, "state": {"waiting": {"reason": "ErrImagePull"}}}
+            ],
+        },
+    }
     summary = pod_summary(pod)
     assert summary["role"] == "candidate" and not summary["ready"]
     obs = slot_observation(deployment_summary(deployment(ready=1)), [summary])
@@ -67,5 +113,7 @@ def test_merge_patch_removes_and_nests() -> None:
 def test_kind_paths() -> None:
     assert Kind("", "v1", "pods").path("ns", "p") == "/api/v1/namespaces/ns/pods/p"
     assert Kind("apps", "v1", "deployments").path("ns") == "/apis/apps/v1/namespaces/ns/deployments"
-    assert Kind(d.GROUP, d.VERSION, d.PLURAL).path("ns", "m", "status") == \
-        "/apis/modeldeploy.io/v1alpha1/namespaces/ns/modeldeployments/m/status"
+    assert (
+        Kind(d.GROUP, d.VERSION, d.PLURAL).path("ns", "m", "status")
+        == "/apis/modeldeploy.io/v1alpha1/namespaces/ns/modeldeployments/m/status"
+    )

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import yaml
 
-from modeldeploy.operator import crdgen, defaults as d
+from modeldeploy.operator import crdgen
+from modeldeploy.operator import defaults as d
 from modeldeploy.operator.engine import plan
 from modeldeploy.operator.model import Spec, parse_duration
-from modeldeploy.operator.schema import DURATION_PATTERN, crd
+from modeldeploy.operator.schema import crd
+from modeldeploy.operator.schema.openapi import DURATION_PATTERN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +48,10 @@ def test_crd_names_subresource_and_columns() -> None:
     assert obj["metadata"]["name"] == "modeldeployments.modeldeploy.io"
     names = obj["spec"]["names"]
     assert (names["kind"], names["plural"], names["shortNames"]) == (
-        "ModelDeployment", "modeldeployments", ["md"])
+        "ModelDeployment",
+        "modeldeployments",
+        ["md"],
+    )
     version = _version()
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     cols = [c["name"] for c in version["additionalPrinterColumns"] if "priority" not in c]
@@ -81,17 +86,19 @@ def _apply_defaults(schema: dict, value: object) -> object:
 
 def test_schema_defaults_match_what_the_parser_assumes() -> None:
     spec_schema = _version()["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    minimal = {"model": {"name": "iris", "version": "1", "bundleURI": "file:///b",
-                         "sha256": "0" * 64},
-               "server": {"image": "img"},
-               "strategy": {"blueGreen": {"prePromotionAnalysis": {}}}}
+    minimal = {
+        "model": {"name": "iris", "version": "1", "bundleURI": "file:///b", "sha256": "0" * 64},
+        "server": {"image": "img"},
+        "strategy": {"blueGreen": {"prePromotionAnalysis": {}}},
+    }
     defaulted = _apply_defaults(spec_schema, minimal)
     body = {"metadata": {"name": "x", "namespace": "y"}}
     a = Spec.from_body({**body, "spec": minimal})
     b = Spec.from_body({**body, "spec": defaulted})
     assert plan(a) == plan(b)
-    assert replace(a, strategy_spec={}, analysis=replace(a.analysis, thresholds={})) == \
-        replace(b, strategy_spec={}, analysis=replace(b.analysis, thresholds={}))
+    assert replace(a, strategy_spec={}, analysis=replace(a.analysis, thresholds={})) == replace(
+        b, strategy_spec={}, analysis=replace(b.analysis, thresholds={})
+    )
     found = _walk_defaults(spec_schema)
     assert found["replicas"] == d.REPLICAS
     assert found["analysis.alerts"] == list(d.DEFAULT_ALERTS)
@@ -102,8 +109,7 @@ def test_every_duration_default_parses() -> None:
     import re
 
     found = _walk_defaults(_version()["schema"]["openAPIV3Schema"])
-    durations = [v for v in found.values() if isinstance(v, str) and re.match(
-        DURATION_PATTERN, v)]
+    durations = [v for v in found.values() if isinstance(v, str) and re.match(DURATION_PATTERN, v)]
     assert len(durations) >= 4
     assert all(parse_duration(v) > 0 for v in durations)
 
@@ -111,13 +117,19 @@ def test_every_duration_default_parses() -> None:
 def test_status_schema_declares_every_field_the_engine_writes() -> None:
     from opworld import SHA_B, healthy, run_until, spec
 
-    status_props = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
-        "properties"]["status"]["properties"]
+    status_props = crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "status"
+    ]["properties"]
     world, status = healthy()
     seen = set(status.to_json())
     v2 = spec(version="v2", sha=SHA_B)
-    status = run_until(world, v2, status, lambda s: s.promoted or s.paused
-                       or s.current_step == 4, control="pause/x")
+    status = run_until(
+        world,
+        v2,
+        status,
+        lambda s: s.promoted or s.paused or s.current_step == 4,
+        control="pause/x",
+    )
     seen |= set(status.to_json())
     status = run_until(world, v2, status, lambda s: s.phase == "Healthy", control="resume")
     seen |= set(status.to_json())

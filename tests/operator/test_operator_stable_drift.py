@@ -6,29 +6,41 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from opworld import T0, spec
+
 from modeldeploy.operator import engine
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.model import AnalysisSample, Observations, SlotObservation
 
-from opworld import T0, spec
-
 
 def _healthy() -> dict[str, Any]:
     s = spec()
-    slots = {"blue": SlotObservation(exists=True, revision=s.template.revision, replicas=4,
-                                     ready_replicas=4, updated_replicas=4, up_to_date=True)}
+    slots = {
+        "blue": SlotObservation(
+            exists=True,
+            revision=s.template.revision,
+            replicas=4,
+            ready_replicas=4,
+            updated_replicas=4,
+            up_to_date=True,
+        )
+    }
     status, _ = engine.reconcile(s, RolloutStatus(), Observations(slots=slots), T0)
     status, _ = engine.reconcile(s, status, Observations(slots=slots), T0)
     assert status.phase == "Healthy"
     return {"status": status, "slots": slots}
 
 
-def _step(state: dict[str, Any], sample: AnalysisSample | None, seconds: int) -> tuple[
-        RolloutStatus, list[Any], Any]:
+def _step(
+    state: dict[str, Any], sample: AnalysisSample | None, seconds: int
+) -> tuple[RolloutStatus, list[Any], Any]:
     s = spec()
-    status, actions = engine.reconcile(s, state["status"],
-                                       Observations(slots=state["slots"], analysis=sample),
-                                       T0 + timedelta(seconds=seconds))
+    status, actions = engine.reconcile(
+        s,
+        state["status"],
+        Observations(slots=state["slots"], analysis=sample),
+        T0 + timedelta(seconds=seconds),
+    )
     state["status"] = status
     return status, list(actions.events), actions
 
@@ -36,8 +48,9 @@ def _step(state: dict[str, Any], sample: AnalysisSample | None, seconds: int) ->
 def test_stable_drift_sets_the_condition_and_posts_one_event() -> None:
     state = _healthy()
     firing = {"stable": (("ModelFeatureDrift", 0.31), ("ModelFeatureDrift", 0.87))}
-    sample = AnalysisSample(at=T0 + timedelta(seconds=10), firing=firing,
-                            scraped=frozenset({"stable"}))
+    sample = AnalysisSample(
+        at=T0 + timedelta(seconds=10), firing=firing, scraped=frozenset({"stable"})
+    )
     status, events, actions = _step(state, sample, 10)
     cond = status.condition("InputDrift")
     assert cond is not None and cond.status == "True"
@@ -46,8 +59,9 @@ def test_stable_drift_sets_the_condition_and_posts_one_event() -> None:
     assert "0.87" in events[0].message and "v1" in events[0].message
     assert status.phase == "Healthy" and actions.weight == 0  # no rollout, no traffic change
     # Still firing: the condition stays, no second Event.
-    status, events, _ = _step(state, AnalysisSample(at=T0 + timedelta(seconds=20),
-                                                    firing=firing), 20)
+    status, events, _ = _step(
+        state, AnalysisSample(at=T0 + timedelta(seconds=20), firing=firing), 20
+    )
     assert status.condition("InputDrift").status == "True"
     assert events == []
 

@@ -12,15 +12,21 @@ from opworld import SHA_B, World, healthy, passing, run_until, spec, tick
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.model import AnalysisSample, Spec
 
-BG = {"blueGreen": {"autoPromotionSeconds": 20, "scaleDownDelaySeconds": 20,
-                    "prePromotionAnalysis": {"duration": "20s"},
-                    "postPromotionAnalysis": {"duration": "20s"}}}
+BG = {
+    "blueGreen": {
+        "autoPromotionSeconds": 20,
+        "scaleDownDelaySeconds": 20,
+        "prePromotionAnalysis": {"duration": "20s"},
+        "postPromotionAnalysis": {"duration": "20s"},
+    }
+}
 SHADOW = {"shadow": {"duration": "30s"}}
 GATEWAY = {"gatewayAPI": {"httpRoute": "iris"}}
 
 
-def _record(world: World, sp: Spec, status: RolloutStatus, seen: list[dict[str, Any]],
-            done: Any, **kw: Any) -> RolloutStatus:
+def _record(
+    world: World, sp: Spec, status: RolloutStatus, seen: list[dict[str, Any]], done: Any, **kw: Any
+) -> RolloutStatus:
     for _ in range(200):
         status, _ = tick(world, sp, status, sample=kw.pop("sample", passing(world.now)), **kw)
         seen.append(status.to_json())
@@ -29,37 +35,56 @@ def _record(world: World, sp: Spec, status: RolloutStatus, seen: list[dict[str, 
     raise AssertionError(status)
 
 
-def _statuses(strategy: dict[str, Any] | None, provider: dict[str, Any] | None = None,
-              bad: AnalysisSample | None = None) -> list[dict[str, Any]]:
+def _statuses(
+    strategy: dict[str, Any] | None,
+    provider: dict[str, Any] | None = None,
+    bad: AnalysisSample | None = None,
+) -> list[dict[str, Any]]:
     """Every status of a deploy, a full rollout, and a rollout that is rolled back."""
     seen: list[dict[str, Any]] = []
     world, status = World(), RolloutStatus()
     v1 = spec(strategy=strategy, provider=provider)
     status = _record(world, v1, status, seen, lambda s: s.phase == "Healthy")
     v2 = spec(version="v2", sha=SHA_B, strategy=strategy, provider=provider, generation=2)
-    status = _record(world, v2, status, seen,
-                     lambda s: s.phase == "Healthy" and s.stable_version == "v2")
+    status = _record(
+        world, v2, status, seen, lambda s: s.phase == "Healthy" and s.stable_version == "v2"
+    )
     v3 = spec(version="v3", sha="c" * 64, strategy=strategy, provider=provider, generation=3)
     status = _record(world, v3, status, seen, lambda s: s.active)
-    failing = bad or AnalysisSample(at=world.now, scraped=frozenset({"stable", "candidate"}),
-                                    firing={"candidate": (("ModelFeatureDrift", 0.5),)})
+    failing = bad or AnalysisSample(
+        at=world.now,
+        scraped=frozenset({"stable", "candidate"}),
+        firing={"candidate": (("ModelFeatureDrift", 0.5),)},
+    )
     failing = AnalysisSample(at=world.now, scraped=failing.scraped, firing=failing.firing)
     status = _record(world, v3, status, seen, lambda s: s.phase == "Degraded", sample=failing)
     assert status.history[0].outcome == "RolledBack"
     return seen
 
 
-@pytest.mark.parametrize("strategy, provider", [(None, None), (BG, None), (SHADOW, GATEWAY)],
-                         ids=["canary", "blueGreen", "shadow"])
+@pytest.mark.parametrize(
+    "strategy, provider",
+    [(None, None), (BG, None), (SHADOW, GATEWAY)],
+    ids=["canary", "blueGreen", "shadow"],
+)
 def test_every_status_of_a_rollout_and_a_rollback_round_trips(
-        strategy: dict[str, Any] | None, provider: dict[str, Any] | None) -> None:
+    strategy: dict[str, Any] | None, provider: dict[str, Any] | None
+) -> None:
     seen = _statuses(strategy, provider)
     assert len(seen) > 5
     for raw in seen:
         assert RolloutStatus.from_json(raw).to_json() == raw
     keys = set().union(*seen)
-    assert {"stableSlot", "candidateSlot", "stepStartedAt", "history", "analysis",
-            "consecutiveErrors", "abortedRevision", "conditions"} <= keys
+    assert {
+        "stableSlot",
+        "candidateSlot",
+        "stepStartedAt",
+        "history",
+        "analysis",
+        "consecutiveErrors",
+        "abortedRevision",
+        "conditions",
+    } <= keys
     if strategy is BG:  # canary and shadow promote and finish in one reconcile
         assert {"promoted", "previousSlot", "scaleDownAt"} <= keys
 
@@ -69,8 +94,11 @@ def test_rollback_after_promotion_round_trips() -> None:
     v2 = spec(version="v2", sha=SHA_B, strategy=BG)
     status = run_until(world, v2, status, lambda s: s.promoted)
     raw_promoted = status.to_json()
-    bad = AnalysisSample(at=world.now, scraped=frozenset({"stable", "previous"}),
-                         firing={"stable": (("ModelHighErrorRate", 0.3),)})
+    bad = AnalysisSample(
+        at=world.now,
+        scraped=frozenset({"stable", "previous"}),
+        firing={"stable": (("ModelHighErrorRate", 0.3),)},
+    )
     status, _ = tick(world, v2, status, sample=bad)
     for raw in (raw_promoted, status.to_json()):
         assert RolloutStatus.from_json(raw).to_json() == raw
@@ -94,9 +122,21 @@ def test_unknown_keys_survive_and_never_become_nulls() -> None:
 def test_absent_keys_are_left_out_not_written_as_null() -> None:
     _, status = healthy()
     raw = status.to_json()
-    for key in ("candidateSlot", "candidateVersion", "candidateRevision", "stepStartedAt",
-                "promoted", "previousSlot", "scaleDownAt", "paused", "pauseStartedAt",
-                "abortedRevision", "analysis", "consecutiveErrors", "history"):
+    for key in (
+        "candidateSlot",
+        "candidateVersion",
+        "candidateRevision",
+        "stepStartedAt",
+        "promoted",
+        "previousSlot",
+        "scaleDownAt",
+        "paused",
+        "pauseStartedAt",
+        "abortedRevision",
+        "analysis",
+        "consecutiveErrors",
+        "history",
+    ):
         assert key not in raw, key
     assert raw["canaryWeight"] == 0 and raw["currentStep"] == 0
     assert raw["stableSlot"] == "blue" and raw["stableServed"] is True
@@ -125,11 +165,18 @@ def test_times_are_typed_and_written_in_kubernetes_format() -> None:
 
 
 def test_foreign_values_are_tolerated() -> None:
-    parsed = RolloutStatus.from_json({
-        "stableSlot": "purple", "currentStep": "x", "canaryWeight": None,
-        "stepStartedAt": "2026-01-01T00:00:00.250+00:00", "history": ["junk", {}],
-        "slots": {"blue": {"model": {}}, "red": {}}, "conditions": [{"type": "Ready"}],
-        "analysis": {"outcome": "Maybe", "results": [{"kind": "?"}]}})
+    parsed = RolloutStatus.from_json(
+        {
+            "stableSlot": "purple",
+            "currentStep": "x",
+            "canaryWeight": None,
+            "stepStartedAt": "2026-01-01T00:00:00.250+00:00",
+            "history": ["junk", {}],
+            "slots": {"blue": {"model": {}}, "red": {}},
+            "conditions": [{"type": "Ready"}],
+            "analysis": {"outcome": "Maybe", "results": [{"kind": "?"}]},
+        }
+    )
     assert parsed.stable_slot is None and parsed.current_step == 0
     assert parsed.step_started_at == datetime(2026, 1, 1, tzinfo=UTC)
     assert len(parsed.history) == 1 and parsed.slots == {}

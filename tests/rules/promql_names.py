@@ -9,21 +9,45 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import promsim as ps
 import yaml
 
 from modeldeploy.server import contract
 
-import promsim as ps
-
 # Labels Prometheus adds to a model server's series from its pod (see the chart's README).
 TARGET_LABELS = {"namespace", "pod", "modeldeployment", "slot", "role"}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
-FUNCTIONS = {"abs", "clamp_min", "histogram_quantile", "increase", "ln", "max", "min", "rate",
-             "round", "sqrt", "sum"}
-KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
-            "group_right", "bool"}
-ALERTS = {"ModelFeatureDrift", "ModelPredictionDivergence", "ModelHighErrorRate",
-          "ModelHighLatency"}
+FUNCTIONS = {
+    "abs",
+    "clamp_min",
+    "histogram_quantile",
+    "increase",
+    "ln",
+    "max",
+    "min",
+    "rate",
+    "round",
+    "sqrt",
+    "sum",
+}
+KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+}
+ALERTS = {
+    "ModelFeatureDrift",
+    "ModelPredictionDivergence",
+    "ModelHighErrorRate",
+    "ModelHighLatency",
+}
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
@@ -66,5 +90,3 @@ def contract_metrics() -> set[str]:
 def contract_labels() -> set[str]:
     """Label names the server puts on its series (plus a histogram's ``le``)."""
     return {v for k, v in vars(contract).items() if k.startswith("LABEL_")} | {"le"}
-
-

@@ -30,10 +30,13 @@ WINDOW = 60
 
 def promtool_path() -> str:
     """The promtool binary; a clear failure when it is missing (``make test`` installs it)."""
-    found = shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
+    found = shutil.which("promtool") or (
+        "/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None
+    )
     if not found:
-        raise RuntimeError("promtool not found: install the Debian package 'prometheus' "
-                           "(scripts/setup.sh does)")
+        raise RuntimeError(
+            "promtool not found: install the Debian package 'prometheus' (scripts/setup.sh does)"
+        )
     return found
 
 
@@ -61,8 +64,9 @@ def window_delta(samples: Sequence[float], t: int) -> float:
     return samples[k] - samples[max(0, k - WINDOW // STEP)]
 
 
-def first_firing(eval_times: Sequence[int], condition: Callable[[int], bool],
-                 hold_seconds: int) -> int | None:
+def first_firing(
+    eval_times: Sequence[int], condition: Callable[[int], bool], hold_seconds: int
+) -> int | None:
     """The first evaluation at which an alert with ``for: hold_seconds`` fires."""
     since: int | None = None
     for t in eval_times:
@@ -95,8 +99,10 @@ class Series:
 
     def to_promtool(self) -> dict[str, str]:
         inner = ", ".join(f'{k}="{v}"' for k, v in self.labels.items())
-        return {"series": f"{self.name}{{{inner}}}",
-                "values": " ".join(fmt_value(v) for v in self.samples)}
+        return {
+            "series": f"{self.name}{{{inner}}}",
+            "values": " ".join(fmt_value(v) for v in self.samples),
+        }
 
 
 @dataclass
@@ -109,22 +115,30 @@ class UnitTest:
     expr_tests: list[dict[str, Any]] = field(default_factory=list)
 
     def to_promtool(self) -> dict[str, Any]:
-        return {"name": self.name, "interval": f"{STEP}s",
-                "input_series": [s.to_promtool() for s in self.series],
-                "alert_rule_test": self.alert_tests, "promql_expr_test": self.expr_tests}
+        return {
+            "name": self.name,
+            "interval": f"{STEP}s",
+            "input_series": [s.to_promtool() for s in self.series],
+            "alert_rule_test": self.alert_tests,
+            "promql_expr_test": self.expr_tests,
+        }
 
 
-def run_promtool_tests(tmp_path: Path, tests: Sequence[UnitTest],
-                       extra_rule_files: Sequence[Path] = ()) -> str:
+def run_promtool_tests(
+    tmp_path: Path, tests: Sequence[UnitTest], extra_rule_files: Sequence[Path] = ()
+) -> str:
     """Write a promtool test file for the chart's rules (and ``extra_rule_files``), run it,
     fail with its output."""
-    doc = {"rule_files": [str(RULES_FILE), *map(str, extra_rule_files)],
-           "evaluation_interval": f"{STEP}s",
-           "tests": [t.to_promtool() for t in tests]}
+    doc = {
+        "rule_files": [str(RULES_FILE), *map(str, extra_rule_files)],
+        "evaluation_interval": f"{STEP}s",
+        "tests": [t.to_promtool() for t in tests],
+    }
     path = tmp_path / "rules_test.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    proc = subprocess.run([promtool_path(), "test", "rules", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [promtool_path(), "test", "rules", str(path)], capture_output=True, text=True, timeout=120
+    )
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         raise AssertionError(f"promtool test rules failed:\n{output}")

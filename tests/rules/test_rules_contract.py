@@ -10,15 +10,27 @@ import re
 import subprocess
 from typing import Any
 
+import promsim as ps
+from promql_names import (
+    ALERTS,
+    FUNCTIONS,
+    TARGET_LABELS,
+    contract_labels,
+    contract_metrics,
+    rules,
+    tokens,
+)
+
 from modeldeploy.server import contract
 
-import promsim as ps
-from promql_names import (ALERTS, FUNCTIONS, TARGET_LABELS, contract_labels,
-                          contract_metrics, rules, tokens)
 
 def test_promtool_check_rules_passes() -> None:
-    proc = subprocess.run([ps.promtool_path(), "check", "rules", str(ps.RULES_FILE)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [ps.promtool_path(), "check", "rules", str(ps.RULES_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(rules())} rules found" in proc.stdout
 
@@ -26,7 +38,8 @@ def test_promtool_check_rules_passes() -> None:
 def test_tokenizer_reads_names() -> None:
     metrics, labels, functions = tokens(
         'sum by (namespace, le) (rate(foo_total{outcome="a{b}", role=~"x"}[1m])) '
-        '/ on (pod) group_left () bar:baz:1m > 1e-4')
+        "/ on (pod) group_left () bar:baz:1m > 1e-4"
+    )
     assert metrics == {"foo_total", "bar:baz:1m"}
     assert labels == {"namespace", "le", "outcome", "role", "pod"}
     assert functions == {"sum", "rate"}
@@ -45,10 +58,15 @@ def test_rules_use_only_contract_metrics_and_labels() -> None:
         assert functions <= FUNCTIONS, f"{name}: unexpected functions {functions - FUNCTIONS}"
         used_raw |= metrics - recorded
     # The rules read what gates a rollout: bins and references, predictions, requests.
-    assert {contract.METRIC_FEATURE_BIN, contract.METRIC_FEATURE_REFERENCE_FRACTION,
-            contract.METRIC_PREDICTIONS, contract.METRIC_PREDICTION_SUM,
-            contract.METRIC_PREDICTION_SUM_SQUARES, contract.METRIC_REQUESTS,
-            contract.METRIC_REQUEST_DURATION + "_bucket"} <= used_raw
+    assert {
+        contract.METRIC_FEATURE_BIN,
+        contract.METRIC_FEATURE_REFERENCE_FRACTION,
+        contract.METRIC_PREDICTIONS,
+        contract.METRIC_PREDICTION_SUM,
+        contract.METRIC_PREDICTION_SUM_SQUARES,
+        contract.METRIC_REQUESTS,
+        contract.METRIC_REQUEST_DURATION + "_bucket",
+    } <= used_raw
 
 
 def test_recorded_names_follow_level_metric_operation() -> None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
+import promsim as ps
 from prometheus_client import CollectorRegistry
+from promql_names import (
+    ALERTS,
+    FUNCTIONS,
+    TARGET_LABELS,
+    contract_labels,
+    contract_metrics,
+    rules,
+    tokens,
+)
 
 from modeldeploy.operator.metrics import OperatorMetrics
-
-import promsim as ps
-from promql_names import (ALERTS, FUNCTIONS, TARGET_LABELS, contract_labels, contract_metrics,
-                          rules, tokens)
 
 DASHBOARD = ps.ROOT / "charts" / "modeldeploy" / "dashboards" / "modeldeploy.json"
 # Prometheus' own series of alert states, and the labels it carries.
@@ -54,7 +59,7 @@ def test_queries_use_known_names_only() -> None:
         extra_labels: set[str] = set()
         if q.startswith("label_values("):
             # label_values(SELECTOR, LABEL): Grafana's, not PromQL.
-            q, label = q[len("label_values("):-1].rsplit(",", 1)
+            q, label = q[len("label_values(") : -1].rsplit(",", 1)
             extra_labels.add(label.strip())
         metrics, labels, functions = tokens(q.replace("$", ""))
         labels |= extra_labels

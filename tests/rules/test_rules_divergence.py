@@ -29,7 +29,7 @@ class Predictions:
     squares: list[float]
 
     @classmethod
-    def build(cls, labels: dict[str, str], *parts: tuple[int, float, float, float]) -> "Predictions":
+    def build(cls, labels: dict[str, str], *parts: tuple[int, float, float, float]) -> Predictions:
         """Parts of (steps, answers per step, mean, variance)."""
         n: list[float] = []
         total: list[float] = []
@@ -41,37 +41,52 @@ class Predictions:
         return cls(labels, ps.cumulative(n), ps.cumulative(total), ps.cumulative(squares))
 
     def series(self) -> list[ps.Series]:
-        return [ps.Series("modeldeploy_predictions_total", self.labels, self.n),
-                ps.Series("modeldeploy_prediction_sum_total", self.labels, self.total),
-                ps.Series("modeldeploy_prediction_sum_squares_total", self.labels, self.squares)]
+        return [
+            ps.Series("modeldeploy_predictions_total", self.labels, self.n),
+            ps.Series("modeldeploy_prediction_sum_total", self.labels, self.total),
+            ps.Series("modeldeploy_prediction_sum_squares_total", self.labels, self.squares),
+        ]
 
     def window(self, t: int) -> tuple[float, float, float]:
-        return (ps.window_delta(self.n, t), ps.window_delta(self.total, t),
-                ps.window_delta(self.squares, t))
+        return (
+            ps.window_delta(self.n, t),
+            ps.window_delta(self.total, t),
+            ps.window_delta(self.squares, t),
+        )
 
 
 def mean_and_stderr(p: Predictions, t: int) -> tuple[float, float, float]:
     """(n, mean, standard error of the mean) in the window ending at t, as the rules do."""
     n, total, squares = p.window(t)
     mean = total / n
-    var = max(squares / n - mean ** 2, 0.0)
+    var = max(squares / n - mean**2, 0.0)
     return n, mean, math.sqrt(var / n)
 
 
 def zscore(candidate: Predictions, stable: Predictions, t: int) -> float:
     _, mc, sc = mean_and_stderr(candidate, t)
     _, ms, ss = mean_and_stderr(stable, t)
-    return (mc - ms) / math.sqrt(sc ** 2 + ss ** 2)
+    return (mc - ms) / math.sqrt(sc**2 + ss**2)
 
 
 def fires(candidate: Predictions, stable: Predictions, t: int) -> bool:
-    return (abs(zscore(candidate, stable, t)) > 2
-            and candidate.window(t)[0] >= MIN_SAMPLES and stable.window(t)[0] >= MIN_SAMPLES)
+    return (
+        abs(zscore(candidate, stable, t)) > 2
+        and candidate.window(t)[0] >= MIN_SAMPLES
+        and stable.window(t)[0] >= MIN_SAMPLES
+    )
 
 
 def _labels(md: str, role: str, slot: str, version: str) -> dict[str, str]:
-    return {"namespace": "ml", "modeldeployment": md, "role": role, "slot": slot,
-            "pod": f"{md}-{slot}-a", "model": md, "version": version}
+    return {
+        "namespace": "ml",
+        "modeldeployment": md,
+        "role": role,
+        "slot": slot,
+        "pod": f"{md}-{slot}-a",
+        "model": md,
+        "version": version,
+    }
 
 
 def scenario() -> dict[str, tuple[Predictions, Predictions]]:
@@ -79,19 +94,27 @@ def scenario() -> dict[str, tuple[Predictions, Predictions]]:
     stable_parts = (STEPS, 100.0, 0.5, 0.04)
     return {
         # Healthy for five minutes, then the candidate's mean moves from 0.5 to 0.65.
-        "churn": (Predictions.build(_labels("churn", "candidate", "green", "2"),
-                                    (DIVERGE_AT // ps.STEP, 20.0, 0.5, 0.04),
-                                    (STEPS - DIVERGE_AT // ps.STEP, 20.0, 0.65, 0.04)),
-                  Predictions.build(_labels("churn", "stable", "blue", "1"), stable_parts)),
+        "churn": (
+            Predictions.build(
+                _labels("churn", "candidate", "green", "2"),
+                (DIVERGE_AT // ps.STEP, 20.0, 0.5, 0.04),
+                (STEPS - DIVERGE_AT // ps.STEP, 20.0, 0.65, 0.04),
+            ),
+            Predictions.build(_labels("churn", "stable", "blue", "1"), stable_parts),
+        ),
         # Two identical answers per step: a zero variance makes the z-score large, but eight
         # answers a minute are too few to judge.
-        "fraud": (Predictions.build(_labels("fraud", "candidate", "blue", "7"),
-                                    (STEPS, 2.0, 0.6, 0.0)),
-                  Predictions.build(_labels("fraud", "stable", "green", "6"), stable_parts)),
+        "fraud": (
+            Predictions.build(_labels("fraud", "candidate", "blue", "7"), (STEPS, 2.0, 0.6, 0.0)),
+            Predictions.build(_labels("fraud", "stable", "green", "6"), stable_parts),
+        ),
         # Plenty of answers, a mean 0.004 away: well within two standard errors.
-        "spam": (Predictions.build(_labels("spam", "candidate", "green", "3"),
-                                   (STEPS, 20.0, 0.504, 0.04)),
-                 Predictions.build(_labels("spam", "stable", "blue", "2"), stable_parts)),
+        "spam": (
+            Predictions.build(
+                _labels("spam", "candidate", "green", "3"), (STEPS, 20.0, 0.504, 0.04)
+            ),
+            Predictions.build(_labels("spam", "stable", "blue", "2"), stable_parts),
+        ),
     }
 
 
@@ -103,14 +126,19 @@ def test_zscore_recorded_as_computed(tmp_path: Path) -> None:
     s = scenario()
     test = ps.UnitTest("zscore", _all_series(s))
     for t in (120, DIVERGE_AT, DIVERGE_AT + 30, 700):
-        test.expr_tests.append({
-            "expr": "round(modeldeploy:prediction_divergence_zscore:1m * 1e6)",
-            "eval_time": f"{t}s",
-            "exp_samples": [{"labels": f'{{namespace="ml", modeldeployment="{md}", '
-                                       'role="candidate"}',
-                             "value": ps.promql_round(zscore(c, st, t))}
-                            for md, (c, st) in s.items()],
-        })
+        test.expr_tests.append(
+            {
+                "expr": "round(modeldeploy:prediction_divergence_zscore:1m * 1e6)",
+                "eval_time": f"{t}s",
+                "exp_samples": [
+                    {
+                        "labels": f'{{namespace="ml", modeldeployment="{md}", role="candidate"}}',
+                        "value": ps.promql_round(zscore(c, st, t)),
+                    }
+                    for md, (c, st) in s.items()
+                ],
+            }
+        )
     ps.run_promtool_tests(tmp_path, [test])
 
 
@@ -130,19 +158,27 @@ def test_divergence_fires_for_a_diverging_candidate_only(tmp_path: Path) -> None
         alerts = []
         if firing:
             z = zscore(*churn, t)
-            alerts.append({
-                "exp_labels": {"severity": "warning", "namespace": "ml",
-                               "modeldeployment": "churn", "role": "candidate"},
-                "exp_annotations": {
-                    "summary": "Predictions of the candidate of ml/churn diverge from the "
-                               "stable's",
-                    "description": f"Mean difference of {z:.2f} standard errors (threshold 2).",
-                    "zscore": f"{z:.4f}",
-                },
-            })
-        return {"eval_time": f"{t}s", "alertname": "ModelPredictionDivergence",
-                "exp_alerts": alerts}
+            alerts.append(
+                {
+                    "exp_labels": {
+                        "severity": "warning",
+                        "namespace": "ml",
+                        "modeldeployment": "churn",
+                        "role": "candidate",
+                    },
+                    "exp_annotations": {
+                        "summary": "Predictions of the candidate of ml/churn diverge from the "
+                        "stable's",
+                        "description": f"Mean difference of {z:.2f} standard errors (threshold 2).",
+                        "zscore": f"{z:.4f}",
+                    },
+                }
+            )
+        return {
+            "eval_time": f"{t}s",
+            "alertname": "ModelPredictionDivergence",
+            "exp_alerts": alerts,
+        }
 
     checks = [at(t, t >= fire_at) for t in (120, DIVERGE_AT, fire_at - ps.STEP, fire_at, 700)]
-    ps.run_promtool_tests(tmp_path, [ps.UnitTest("divergence", _all_series(s),
-                                                 alert_tests=checks)])
+    ps.run_promtool_tests(tmp_path, [ps.UnitTest("divergence", _all_series(s), alert_tests=checks)])

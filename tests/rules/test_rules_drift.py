@@ -9,22 +9,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from modeldeploy.server import stats
-
 import promsim as ps
 
-DRIFT_AT = 300          # seconds: the first step with drifted traffic
-STEPS = 50              # samples at 0, 15, ..., 750 s
+from modeldeploy.server import stats
+
+DRIFT_AT = 300  # seconds: the first step with drifted traffic
+STEPS = 50  # samples at 0, 15, ..., 750 s
 THRESHOLD = 0.25
-HOLD = 30               # the alert's `for:`
+HOLD = 30  # the alert's `for:`
 MIN_OBSERVATIONS = 100
 
 TARGET = {"namespace": "ml", "modeldeployment": "churn", "job": "modeldeploy-models"}
 
 
 def _pod(role: str, slot: str, pod: str, version: str) -> dict[str, str]:
-    return {**TARGET, "role": role, "slot": slot, "pod": pod, "model": "churn",
-            "version": version}
+    return {**TARGET, "role": role, "slot": slot, "pod": pod, "model": "churn", "version": version}
 
 
 CANDIDATE_A = _pod("candidate", "green", "churn-green-a", "2")
@@ -40,8 +39,13 @@ class Feature:
         self.reference = list(reference)
         self.pods: list[tuple[dict[str, str], list[list[float]]]] = []
 
-    def add_pod(self, labels: dict[str, str], before: Sequence[float],
-                after: Sequence[float], observed_bins: Sequence[int] | None = None) -> None:
+    def add_pod(
+        self,
+        labels: dict[str, str],
+        before: Sequence[float],
+        after: Sequence[float],
+        observed_bins: Sequence[int] | None = None,
+    ) -> None:
         """Increments per bin: ``before`` until DRIFT_AT, ``after`` from then on."""
         cut = DRIFT_AT // ps.STEP
         per_bin = [[before[b]] * cut + [after[b]] * (STEPS - cut) for b in range(len(before))]
@@ -53,12 +57,20 @@ class Feature:
         for labels, per_bin in self.pods:
             for b, incs in enumerate(per_bin):
                 if incs:
-                    out.append(ps.Series("modeldeploy_feature_bin_total",
-                                         {**labels, "feature": self.name, "bin": str(b)},
-                                         ps.cumulative(incs)))
-                out.append(ps.Series("modeldeploy_feature_reference_fraction",
-                                     {**labels, "feature": self.name, "bin": str(b)},
-                                     [self.reference[b]] * (STEPS + 1)))
+                    out.append(
+                        ps.Series(
+                            "modeldeploy_feature_bin_total",
+                            {**labels, "feature": self.name, "bin": str(b)},
+                            ps.cumulative(incs),
+                        )
+                    )
+                out.append(
+                    ps.Series(
+                        "modeldeploy_feature_reference_fraction",
+                        {**labels, "feature": self.name, "bin": str(b)},
+                        [self.reference[b]] * (STEPS + 1),
+                    )
+                )
         return out
 
     def window_counts(self, role: str, t: int) -> list[float]:
@@ -76,7 +88,9 @@ class Feature:
         return stats.psi(self.window_counts(role, t), self.reference)
 
     def fires(self, role: str, t: int) -> bool:
-        return self.psi(role, t) > THRESHOLD and sum(self.window_counts(role, t)) >= MIN_OBSERVATIONS
+        return (
+            self.psi(role, t) > THRESHOLD and sum(self.window_counts(role, t)) >= MIN_OBSERVATIONS
+        )
 
 
 def _features() -> list[Feature]:
@@ -103,8 +117,12 @@ def _expected_psi_samples(features: list[Feature], t: int) -> list[dict[str, obj
     for f in features:
         roles = sorted({labels["role"] for labels, _ in f.pods})
         for role in roles:
-            labels = {"namespace": "ml", "modeldeployment": "churn", "role": role,
-                      "feature": f.name}
+            labels = {
+                "namespace": "ml",
+                "modeldeployment": "churn",
+                "role": role,
+                "feature": f.name,
+            }
             inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
             out.append({"labels": f"{{{inner}}}", "value": ps.promql_round(f.psi(role, t))})
     return out
@@ -115,9 +133,13 @@ def test_psi_recorded_per_feature_matches_the_servers_psi(tmp_path: Path) -> Non
     times = [90, DRIFT_AT, DRIFT_AT + 15, DRIFT_AT + 30, DRIFT_AT + 45, DRIFT_AT + 60, 700]
     test = ps.UnitTest("psi", [s for f in features for s in f.series()])
     for t in times:
-        test.expr_tests.append({"expr": "round(modeldeploy:feature_psi:1m * 1e6)",
-                                "eval_time": f"{t}s",
-                                "exp_samples": _expected_psi_samples(features, t)})
+        test.expr_tests.append(
+            {
+                "expr": "round(modeldeploy:feature_psi:1m * 1e6)",
+                "eval_time": f"{t}s",
+                "exp_samples": _expected_psi_samples(features, t),
+            }
+        )
     ps.run_promtool_tests(tmp_path, [test])
     # The scenario is what it claims: nothing before the drift, a full drift a minute later.
     x1, x2, x3 = features
@@ -143,8 +165,13 @@ def test_drift_alert_fires_with_the_psi_and_not_before(tmp_path: Path) -> None:
     def alert(feature: Feature, t: int) -> dict[str, object]:
         value = feature.psi("candidate", t)
         return {
-            "exp_labels": {"severity": "warning", "namespace": "ml", "modeldeployment": "churn",
-                           "role": "candidate", "feature": feature.name},
+            "exp_labels": {
+                "severity": "warning",
+                "namespace": "ml",
+                "modeldeployment": "churn",
+                "role": "candidate",
+                "feature": feature.name,
+            },
             "exp_annotations": {
                 "summary": f"Input drift on feature {feature.name} of ml/churn (candidate)",
                 "description": f"PSI {value:.4f} over the last minute exceeds 0.25.",
@@ -153,11 +180,16 @@ def test_drift_alert_fires_with_the_psi_and_not_before(tmp_path: Path) -> None:
         }
 
     def at(t: int, firing: list[Feature]) -> dict[str, object]:
-        return {"eval_time": f"{t}s", "alertname": "ModelFeatureDrift",
-                "exp_alerts": [alert(f, t) for f in firing]}
+        return {
+            "eval_time": f"{t}s",
+            "alertname": "ModelFeatureDrift",
+            "exp_alerts": [alert(f, t) for f in firing],
+        }
 
-    fire_at = {f.name: ps.first_firing(EVAL_TIMES, lambda t, f=f: f.fires("candidate", t), HOLD)
-               for f in features}
+    fire_at = {
+        f.name: ps.first_firing(EVAL_TIMES, lambda t, f=f: f.fires("candidate", t), HOLD)
+        for f in features
+    }
     first = min(t for t in fire_at.values() if t is not None)
 
     def firing(t: int) -> list[Feature]:
@@ -173,7 +205,9 @@ def test_drift_alert_fires_with_the_psi_and_not_before(tmp_path: Path) -> None:
 def test_no_drift_alert_without_drift(tmp_path: Path) -> None:
     x1 = Feature("x1", [0.1, 0.2, 0.3, 0.4])
     x1.add_pod(CANDIDATE_A, [10, 20, 30, 40], [10, 20, 30, 40])
-    checks = [{"eval_time": f"{t}s", "alertname": "ModelFeatureDrift", "exp_alerts": []}
-              for t in (120, 400, 700)]
+    checks = [
+        {"eval_time": f"{t}s", "alertname": "ModelFeatureDrift", "exp_alerts": []}
+        for t in (120, 400, 700)
+    ]
     ps.run_promtool_tests(tmp_path, [ps.UnitTest("steady", x1.series(), alert_tests=checks)])
     assert max(x1.psi("candidate", t) for t in EVAL_TIMES) == 0.0

@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -47,13 +47,17 @@ class Snapshot:
     firing: dict[Key, dict[str, list[tuple[str, float]]]] = field(default_factory=dict)
     scraped: dict[Key, set[str]] = field(default_factory=dict)
 
-    def sample(self, namespace: str, name: str,
-               checks: tuple[CheckResult, ...] = ()) -> AnalysisSample:
+    def sample(
+        self, namespace: str, name: str, checks: tuple[CheckResult, ...] = ()
+    ) -> AnalysisSample:
         key = (namespace, name)
         return AnalysisSample(
-            at=self.at, error=self.error,
+            at=self.at,
+            error=self.error,
             firing={role: tuple(alerts) for role, alerts in self.firing.get(key, {}).items()},
-            scraped=frozenset(self.scraped.get(key, set())), checks=checks)
+            scraped=frozenset(self.scraped.get(key, set())),
+            checks=checks,
+        )
 
 
 def _value(raw: Any) -> float:
@@ -73,7 +77,8 @@ def index_alerts(alerts: Iterable[dict[str, Any]]) -> dict[Key, dict[str, list[t
         key = (labels.get("namespace", ""), labels[ALERT_LABEL])
         role = labels.get("role", "")
         out.setdefault(key, {}).setdefault(role, []).append(
-            (labels.get("alertname", "?"), _value(alert.get("value"))))
+            (labels.get("alertname", "?"), _value(alert.get("value")))
+        )
     for roles in out.values():
         for alerts_ in roles.values():
             alerts_.sort()
@@ -86,7 +91,8 @@ def index_scraped(series: Iterable[dict[str, Any]]) -> dict[Key, set[str]]:
         metric = s.get("metric") or {}
         if metric.get(ALERT_LABEL):
             out.setdefault((metric.get("namespace", ""), metric[ALERT_LABEL]), set()).add(
-                metric.get("role", ""))
+                metric.get("role", "")
+            )
     return out
 
 
@@ -102,12 +108,13 @@ class PrometheusClient:
             async with self._session.get(url, params=params, timeout=self._timeout) as resp:
                 body = await resp.json(content_type=None)
                 if resp.status != 200 or body.get("status") != "success":
-                    raise PrometheusError(f"HTTP {resp.status}: "
-                                          f"{body.get('error') or body.get('status')}")
+                    raise PrometheusError(
+                        f"HTTP {resp.status}: {body.get('error') or body.get('status')}"
+                    )
                 return body.get("data")
         except PrometheusError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise PrometheusError(f"{type(exc).__name__}: {exc or 'timeout'}") from None
 
     async def alerts(self, base: str) -> list[dict[str, Any]]:
@@ -120,18 +127,23 @@ class PrometheusClient:
 
     async def snapshot(self, base: str, now: datetime) -> Snapshot:
         try:
-            alerts, (_, scraped) = await asyncio.gather(self.alerts(base),
-                                                        self.query(base, SCRAPED_QUERY))
+            alerts, (_, scraped) = await asyncio.gather(
+                self.alerts(base), self.query(base, SCRAPED_QUERY)
+            )
         except PrometheusError as exc:
             return Snapshot(at=now, error=f"{base}: {exc}")
         return Snapshot(at=now, firing=index_alerts(alerts), scraped=index_scraped(scraped))
 
-    async def check(self, base: str, check: Check, namespace: str, name: str,
-                    role: str) -> CheckResult:
+    async def check(
+        self, base: str, check: Check, namespace: str, name: str, role: str
+    ) -> CheckResult:
         """Evaluate one check's query; it must give one number ({{namespace}}, {{name}},
         {{role}} are filled in)."""
-        promql = (check.query.replace("{{namespace}}", namespace)
-                  .replace("{{name}}", name).replace("{{role}}", role))
+        promql = (
+            check.query.replace("{{namespace}}", namespace)
+            .replace("{{name}}", name)
+            .replace("{{role}}", role)
+        )
         try:
             kind, result = await self.query(base, promql)
         except PrometheusError as exc:
@@ -161,7 +173,7 @@ class Poller:
 
     client: PrometheusClient
     interval: float
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
     urls: dict[str, float] = field(default_factory=dict)  # url -> last time a handler asked
     on_poll: Callable[[str, Snapshot, float], None] | None = None
@@ -197,8 +209,9 @@ class Poller:
                 log.exception("Prometheus poll crashed")
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
             try:
-                await asyncio.wait(waiters, timeout=self.interval,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    waiters, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 for w in waiters:
                     w.cancel()

@@ -23,43 +23,95 @@ KopfPeering object NAME in the namespace, or a ClusterKopfPeering with --all-nam
 """
 
 
-def register(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the operator's subcommands to the ``modeldeploy`` parser."""
-    op = commands.add_parser("operator", help="run the rollout operator",
-                             description=OPERATOR_HELP,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    op = commands.add_parser(
+        "operator",
+        help="run the rollout operator",
+        description=OPERATOR_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     scope = op.add_mutually_exclusive_group()
-    scope.add_argument("--namespace", "-n", dest="namespaces", action="append", default=[],
-                       metavar="NS", help="watch this namespace (repeatable)")
-    scope.add_argument("--all-namespaces", "-A", action="store_true",
-                       help="watch every namespace (the default when no --namespace)")
-    op.add_argument("--prometheus-url", default=os.environ.get("MODELDEPLOY_PROMETHEUS_URL", ""),
-                    metavar="URL", help="Prometheus for analysis unless a ModelDeployment "
-                                        "sets spec.analysis.prometheusURL "
-                                        "(env MODELDEPLOY_PROMETHEUS_URL)")
-    op.add_argument("--server-image", default=os.environ.get("MODELDEPLOY_SERVER_IMAGE", ""),
-                    metavar="IMAGE", help="model server image when spec.server.image is empty "
-                                          "(env MODELDEPLOY_SERVER_IMAGE)")
-    op.add_argument("--kubeconfig", default=None, metavar="FILE",
-                    help="kubeconfig (default: in-cluster, then $KUBECONFIG or ~/.kube/config)")
-    op.add_argument("--resync-seconds", type=float, default=5.0, metavar="S",
-                    help="reconcile every ModelDeployment at least this often (default 5)")
-    op.add_argument("--analysis-interval", type=float, default=10.0, metavar="S",
-                    help="batched Prometheus poll period (default 10)")
-    op.add_argument("--metrics-port", type=int, default=9102, metavar="PORT",
-                    help="serve the operator's metrics on this port; 0 to disable "
-                         "(default 9102)")
-    op.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", metavar="URL",
-                    help="liveness endpoint (default http://0.0.0.0:8081/healthz); '' disables")
-    op.add_argument("--peering", default=None, metavar="NAME",
-                    help="peer with other replicas under this name (default: standalone)")
-    op.add_argument("--priority", type=int, default=0,
-                    help="peering priority; the highest acts (default 0)")
-    op.add_argument("--peering-lifetime", type=int, default=20, metavar="S",
-                    help="seconds after which a silent peer counts as gone, i.e. the "
-                         "fail-over time (default 20)")
-    op.add_argument("--log-level", default="info",
-                    choices=["debug", "info", "warning", "error"])
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        dest="namespaces",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable)",
+    )
+    scope.add_argument(
+        "--all-namespaces",
+        "-A",
+        action="store_true",
+        help="watch every namespace (the default when no --namespace)",
+    )
+    op.add_argument(
+        "--prometheus-url",
+        default=os.environ.get("MODELDEPLOY_PROMETHEUS_URL", ""),
+        metavar="URL",
+        help="Prometheus for analysis unless a ModelDeployment "
+        "sets spec.analysis.prometheusURL "
+        "(env MODELDEPLOY_PROMETHEUS_URL)",
+    )
+    op.add_argument(
+        "--server-image",
+        default=os.environ.get("MODELDEPLOY_SERVER_IMAGE", ""),
+        metavar="IMAGE",
+        help="model server image when spec.server.image is empty (env MODELDEPLOY_SERVER_IMAGE)",
+    )
+    op.add_argument(
+        "--kubeconfig",
+        default=None,
+        metavar="FILE",
+        help="kubeconfig (default: in-cluster, then $KUBECONFIG or ~/.kube/config)",
+    )
+    op.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="reconcile every ModelDeployment at least this often (default 5)",
+    )
+    op.add_argument(
+        "--analysis-interval",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="batched Prometheus poll period (default 10)",
+    )
+    op.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9102,
+        metavar="PORT",
+        help="serve the operator's metrics on this port; 0 to disable (default 9102)",
+    )
+    op.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8081/healthz",
+        metavar="URL",
+        help="liveness endpoint (default http://0.0.0.0:8081/healthz); '' disables",
+    )
+    op.add_argument(
+        "--peering",
+        default=None,
+        metavar="NAME",
+        help="peer with other replicas under this name (default: standalone)",
+    )
+    op.add_argument(
+        "--priority", type=int, default=0, help="peering priority; the highest acts (default 0)"
+    )
+    op.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=20,
+        metavar="S",
+        help="seconds after which a silent peer counts as gone, i.e. the "
+        "fail-over time (default 20)",
+    )
+    op.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     op.set_defaults(run=run_operator)
 
     crds = commands.add_parser("crds", help="write (or --check) crds/ from the CRD schema")
@@ -83,25 +135,38 @@ def run_operator(args: argparse.Namespace) -> int:
     from modeldeploy.operator.kube import ApiClientKube
     from modeldeploy.operator.metrics import OperatorMetrics
 
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
-    config = Config(namespaces=tuple(args.namespaces),
-                    all_namespaces=args.all_namespaces or not args.namespaces,
-                    prometheus_url=args.prometheus_url, server_image=args.server_image,
-                    resync_seconds=args.resync_seconds,
-                    analysis_interval=args.analysis_interval,
-                    metrics_port=args.metrics_port, liveness_endpoint=args.liveness,
-                    peering=args.peering, priority=args.priority,
-                    peering_lifetime=args.peering_lifetime, kubeconfig=args.kubeconfig)
+    config = Config(
+        namespaces=tuple(args.namespaces),
+        all_namespaces=args.all_namespaces or not args.namespaces,
+        prometheus_url=args.prometheus_url,
+        server_image=args.server_image,
+        resync_seconds=args.resync_seconds,
+        analysis_interval=args.analysis_interval,
+        metrics_port=args.metrics_port,
+        liveness_endpoint=args.liveness,
+        peering=args.peering,
+        priority=args.priority,
+        peering_lifetime=args.peering_lifetime,
+        kubeconfig=args.kubeconfig,
+    )
     kube = ApiClientKube.from_environment(args.kubeconfig)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runtime = Runtime(config=config, kube=kube, metrics=OperatorMetrics.create())
     registry = build_registry(runtime)
-    kopf.run(loop=loop, registry=registry, clusterwide=config.all_namespaces,
-             namespaces=config.namespaces, standalone=config.peering is None,
-             peering_name=config.peering, priority=config.priority,
-             liveness_endpoint=config.liveness_endpoint or None)
+    kopf.run(
+        loop=loop,
+        registry=registry,
+        clusterwide=config.all_namespaces,
+        namespaces=config.namespaces,
+        standalone=config.peering is None,
+        peering_name=config.peering,
+        priority=config.priority,
+        liveness_endpoint=config.liveness_endpoint or None,
+    )
     return 0

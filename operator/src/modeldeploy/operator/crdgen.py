@@ -1,4 +1,4 @@
-"""Write (or check) ``crds/`` from the schema in ``schema.py``.
+"""Write (or check) ``crds/`` from the schema in ``modeldeploy.operator.schema``.
 
 ``python -m modeldeploy.operator.crdgen`` regenerates the file; ``--check`` exits 1 when the
 committed file differs, which is what the stale-CRD test and CI rely on.

@@ -1,6 +1,6 @@
 """Default values of the ModelDeployment API, in one place.
 
-The CRD's OpenAPI schema (``schema.py``) publishes them as ``default:`` so the apiserver fills
+The CRD's OpenAPI schema (``schema``) publishes them as ``default:`` so the apiserver fills
 them in, and the spec parser (``model.py``) falls back on the same constants, so an object
 read from an older apiserver or built by hand in a test behaves exactly the same.
 """

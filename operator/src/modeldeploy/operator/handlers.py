@@ -14,8 +14,9 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -73,7 +74,7 @@ class Runtime:
     metrics_started: bool = False
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 def _digest(objs: list[dict[str, Any]]) -> str:
@@ -92,15 +93,15 @@ def observations(body: kopf.Body, deployments: Any, pods: Any) -> Observations:
     return Observations(slots=slots, control=control)
 
 
-async def analysis_sample(rt: Runtime, spec: Spec,
-                          status: RolloutStatus) -> AnalysisSample | None:
+async def analysis_sample(rt: Runtime, spec: Spec, status: RolloutStatus) -> AnalysisSample | None:
     """The latest batched snapshot for this ModelDeployment, plus its checks when due.
 
     Also between rollouts: the engine watches the stable's drift alert in every sample."""
     url = spec.analysis.prometheus_url or rt.config.prometheus_url
     if not url:
-        return AnalysisSample(at=rt.now(), error="no Prometheus: set spec.analysis."
-                                                 "prometheusURL or --prometheus-url")
+        return AnalysisSample(
+            at=rt.now(), error="no Prometheus: set spec.analysis.prometheusURL or --prometheus-url"
+        )
     assert rt.poller is not None
     snap: Snapshot | None = rt.poller.want(url)
     if snap is None:
@@ -109,9 +110,14 @@ async def analysis_sample(rt: Runtime, spec: Spec,
     if spec.analysis.checks and not snap.error and engine.sample_due(spec, status, snap.at):
         role = engine.analysis_role(spec, status) or d.ROLE_CANDIDATE
         client = rt.poller.client
-        checks = tuple(await asyncio.gather(*(
-            client.check(url, c, spec.namespace, spec.name, role)
-            for c in spec.analysis.checks)))
+        checks = tuple(
+            await asyncio.gather(
+                *(
+                    client.check(url, c, spec.namespace, spec.name, role)
+                    for c in spec.analysis.checks
+                )
+            )
+        )
     return snap.sample(spec.namespace, spec.name, checks)
 
 
@@ -179,8 +185,9 @@ def record_outcomes(rt: Runtime, old: RolloutStatus, new: RolloutStatus) -> None
             rt.metrics.rollout_duration.observe(seconds)
 
 
-async def reconcile(rt: Runtime, body: kopf.Body, deployments: Any, pods: Any,
-                    trigger: str) -> None:
+async def reconcile(
+    rt: Runtime, body: kopf.Body, deployments: Any, pods: Any, trigger: str
+) -> None:
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
     lock = rt.locks.setdefault((ns, name), asyncio.Lock())
     async with lock:
@@ -192,8 +199,9 @@ async def reconcile(rt: Runtime, body: kopf.Body, deployments: Any, pods: Any,
             rt.metrics.errors.labels(kind="spec").inc()
             if raw.get("message") != f"invalid spec: {exc}":
                 kopf.warn(body, reason="InvalidSpec", message=str(exc))
-                await rt.kube.patch_status(d.KIND, ns, name, {"message": f"invalid spec: {exc}",
-                                                             "phase": "Degraded"})
+                await rt.kube.patch_status(
+                    d.KIND, ns, name, {"message": f"invalid spec: {exc}", "phase": "Degraded"}
+                )
             return
         status = RolloutStatus.from_json(raw)  # parsed once, written once (below)
         obs = observations(body, deployments, pods)
@@ -207,8 +215,10 @@ async def reconcile(rt: Runtime, body: kopf.Body, deployments: Any, pods: Any,
             patch = merge_patch(raw, new_raw)
             if patch:
                 res = await rt.kube.patch_status(d.KIND, ns, name, patch)
-                rt.written[(ns, name)] = (res.get("metadata", {}).get("resourceVersion", ""),
-                                          new_raw)
+                rt.written[(ns, name)] = (
+                    res.get("metadata", {}).get("resourceVersion", ""),
+                    new_raw,
+                )
         except KubeError as exc:
             rt.metrics.errors.labels(kind="api").inc()
             raise kopf.TemporaryError(f"{exc}", delay=5) from None
@@ -230,10 +240,10 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     @kopf.on.startup(id="configure", registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = d.FINALIZER
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-            prefix=d.GROUP)
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=d.GROUP)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=d.GROUP, key="last-handled-configuration")
+            prefix=d.GROUP, key="last-handled-configuration"
+        )
         settings.posting.level = logging.WARNING
         settings.watching.inactivity_timeout = 600
         settings.watching.server_timeout = 300
@@ -255,39 +265,54 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
             return {}
         return {url: snap.error or "ok" for url, snap in rt.poller.snapshots.items()}
 
-    @kopf.index("apps", "v1", "deployments", labels={d.LABEL_NAME: kopf.PRESENT,
-                                                     d.LABEL_SLOT: kopf.PRESENT},
-                id="md_deployments", registry=registry)
-    def md_deployments(body: kopf.Body, namespace: str, labels: Any,
-                       **_: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
-        return {(namespace, labels[d.LABEL_NAME], labels[d.LABEL_SLOT]):
-                deployment_summary(dict(body))}
+    @kopf.index(
+        "apps",
+        "v1",
+        "deployments",
+        labels={d.LABEL_NAME: kopf.PRESENT, d.LABEL_SLOT: kopf.PRESENT},
+        id="md_deployments",
+        registry=registry,
+    )
+    def md_deployments(
+        body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        key = (namespace or "", labels[d.LABEL_NAME], labels[d.LABEL_SLOT])
+        return {key: deployment_summary(dict(body))}
 
-    @kopf.index("", "v1", "pods", labels={d.LABEL_NAME: kopf.PRESENT,
-                                          d.LABEL_SLOT: kopf.PRESENT},
-                id="md_pods", registry=registry)
-    def md_pods(body: kopf.Body, namespace: str, labels: Any,
-                **_: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
-        return {(namespace, labels[d.LABEL_NAME], labels[d.LABEL_SLOT]): pod_summary(dict(body))}
+    @kopf.index(
+        "",
+        "v1",
+        "pods",
+        labels={d.LABEL_NAME: kopf.PRESENT, d.LABEL_SLOT: kopf.PRESENT},
+        id="md_pods",
+        registry=registry,
+    )
+    def md_pods(
+        body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        key = (namespace or "", labels[d.LABEL_NAME], labels[d.LABEL_SLOT])
+        return {key: pod_summary(dict(body))}
 
     @kopf.on.create(*res, id="reconcile", registry=registry)
     @kopf.on.update(*res, id="reconcile", registry=registry)
     @kopf.on.resume(*res, id="reconcile", registry=registry)
-    async def on_change(body: kopf.Body, md_deployments: Any, md_pods: Any, reason: Any,
-                        **_: Any) -> None:
-        await reconcile(rt, body, md_deployments, md_pods, trigger=str(reason))
+    async def on_change(body: kopf.Body, reason: str, **kwargs: Any) -> None:
+        # kopf passes each index as a keyword argument named after its id.
+        await reconcile(rt, body, kwargs["md_deployments"], kwargs["md_pods"], trigger=reason)
 
-    @kopf.timer(*res, interval=rt.config.resync_seconds, initial_delay=1.0,
-                id="resync", registry=registry)
-    async def resync(body: kopf.Body, md_deployments: Any, md_pods: Any, **_: Any) -> None:
-        await reconcile(rt, body, md_deployments, md_pods, trigger="timer")
+    @kopf.timer(
+        *res, interval=rt.config.resync_seconds, initial_delay=1.0, id="resync", registry=registry
+    )
+    async def resync(body: kopf.Body, **kwargs: Any) -> None:
+        await reconcile(rt, body, kwargs["md_deployments"], kwargs["md_pods"], trigger="timer")
 
     @kopf.on.delete(*res, optional=True, id="forget", registry=registry)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
         """Children go with their owner (garbage collection); forget what we remember."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        for cache in (rt.locks, rt.applied, rt.written):
-            cache.pop(key, None)  # type: ignore[attr-defined]
+        rt.locks.pop(key, None)
+        rt.applied.pop(key, None)
+        rt.written.pop(key, None)
 
     return registry
 
@@ -304,8 +329,9 @@ async def start_background(rt: Runtime) -> None:
             rt.metrics.analysis_polls.labels(outcome="error" if snap.error else "ok").inc()
             rt.metrics.analysis_poll_seconds.observe(seconds)
 
-        rt.poller = Poller(client=PrometheusClient(session), interval=rt.config.analysis_interval,
-                           on_poll=on_poll)
+        rt.poller = Poller(
+            client=PrometheusClient(session), interval=rt.config.analysis_interval, on_poll=on_poll
+        )
 
         async def run_poller() -> None:
             try:

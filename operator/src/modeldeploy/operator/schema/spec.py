@@ -1,88 +1,23 @@
-"""The ModelDeployment API: ONE definition, from which ``crds/`` is generated.
-
-The OpenAPI schema carries the defaults (the apiserver fills them in, so ``kubectl get -o
-yaml`` shows what the operator will do) and CEL ``x-kubernetes-validations`` for what a schema
-cannot say (exactly one strategy, weights that never decrease...), so a bad manifest is refused
-by the apiserver with a clear message instead of failing later in the operator. The status
-schema is declared in full because the apiserver prunes undeclared status fields.
-"""
+"""The ModelDeployment's spec: defaults the apiserver fills in, CEL rules for what a schema
+cannot say (exactly one strategy, weights that never decrease...)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from modeldeploy.operator import defaults as d
-
-Schema = dict[str, Any]
-
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-CONDITION_PATTERN = r"^\s*result\s*(<=|>=|==|!=|<|>)\s*-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*$"
-
-
-def _obj(
-    props: dict[str, Schema],
-    *,
-    required: list[str] | None = None,
-    description: str = "",
-    default: Any = None,
-    rules: list[tuple[str, str]] | None = None,
-) -> Schema:
-    """An object schema; ``rules`` are (CEL rule, message) pairs."""
-    out: Schema = {"type": "object", "properties": props}
-    if description:
-        out["description"] = description
-    if required:
-        out["required"] = required
-    if default is not None:
-        out["default"] = default
-    if rules:
-        out["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules]
-    return out
-
-
-def _str(description: str = "", **extra: Any) -> Schema:
-    return {"type": "string", **({"description": description} if description else {}), **extra}
-
-
-def _int(description: str = "", **extra: Any) -> Schema:
-    return {"type": "integer", **({"description": description} if description else {}), **extra}
-
-
-def _num(description: str = "", **extra: Any) -> Schema:
-    return {"type": "number", **({"description": description} if description else {}), **extra}
-
-
-def _bool(description: str = "", **extra: Any) -> Schema:
-    return {"type": "boolean", **({"description": description} if description else {}), **extra}
-
-
-def _duration(description: str, default: str | None = None) -> Schema:
-    extra: dict[str, Any] = {"pattern": DURATION_PATTERN, "maxLength": 32}
-    if default is not None:
-        extra["default"] = default
-    return _str(description + " A duration such as 30s, 5m or 1h30m.", **extra)
-
-
-def _list(items: Schema, description: str = "", max_items: int = 64, **extra: Any) -> Schema:
-    out: Schema = {"type": "array", "items": items, "maxItems": max_items, **extra}
-    if description:
-        out["description"] = description
-    return out
-
-
-def _exactly_one(*keys: str) -> str:
-    return "[" + ", ".join(f"has(self.{k})" for k in keys) + "].filter(x, x).size() == 1"
-
-
-def _quantity_map() -> Schema:
-    return {
-        "type": "object",
-        "additionalProperties": {
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "x-kubernetes-int-or-string": True,
-        },
-    }
+from modeldeploy.operator.schema.openapi import (
+    CONDITION_PATTERN,
+    DNS_LABEL_PATTERN,
+    Schema,
+    _bool,
+    _duration,
+    _exactly_one,
+    _int,
+    _list,
+    _num,
+    _obj,
+    _quantity_map,
+    _str,
+)
 
 
 def model_schema() -> Schema:
@@ -399,169 +334,3 @@ def spec_schema() -> Schema:
             ),
         ],
     )
-
-
-def _model_status() -> Schema:
-    return _obj({"name": _str(), "version": _str(), "bundleURI": _str(), "sha256": _str()})
-
-
-def status_schema() -> Schema:
-    slot = _obj(
-        {
-            "version": _str(),
-            "revision": _str(),
-            "serveRole": _str("The --role the pods were created with."),
-            "model": _model_status(),
-            "server": _obj(
-                {
-                    "image": _str(),
-                    "imagePullPolicy": _str(),
-                    "resources": _obj({"requests": _quantity_map(), "limits": _quantity_map()}),
-                }
-            ),
-        }
-    )
-    condition = _obj(
-        {
-            "type": _str(),
-            "status": _str(enum=["True", "False", "Unknown"]),
-            "reason": _str(),
-            "message": _str(),
-            "lastTransitionTime": _str(format="date-time"),
-            "observedGeneration": _int(),
-        },
-        required=["type", "status"],
-    )
-    history = _obj(
-        {
-            "version": _str(),
-            "revision": _str(),
-            "outcome": _str(),
-            "reason": _str(),
-            "message": _str(),
-            "startedAt": _str(format="date-time"),
-            "finishedAt": _str(format="date-time"),
-        }
-    )
-    result = _obj(
-        {
-            "kind": _str(enum=["alert", "check"]),
-            "name": _str(),
-            "value": _str(),
-            "outcome": _str(),
-            "at": _str(format="date-time"),
-        }
-    )
-    return _obj(
-        {
-            "phase": _str(enum=list(d.PHASES)),
-            "message": _str(),
-            "strategy": _str(),
-            "observedGeneration": _int(),
-            "stableSlot": _str(enum=list(d.SLOTS)),
-            "stableVersion": _str(),
-            "stableRevision": _str(),
-            "stableServed": _bool("The stable revision has been seen serving."),
-            "candidateSlot": _str(enum=list(d.SLOTS)),
-            "candidateVersion": _str(),
-            "candidateRevision": _str(),
-            "abortedRevision": _str("A revision rolled back; not retried until spec or retry."),
-            "canaryWeight": _int(),
-            "currentStep": _int(),
-            "stepStartedAt": _str(format="date-time"),
-            "rolloutStartedAt": _str(format="date-time"),
-            "paused": _bool("Paused by the pause control."),
-            "pauseStartedAt": _str(format="date-time"),
-            "promoted": _bool("The candidate of a blue/green was switched to; post-promotion."),
-            "previousSlot": _str(enum=list(d.SLOTS)),
-            "scaleDownAt": _str(format="date-time"),
-            "lastControl": _str("The last control annotation value applied."),
-            "consecutiveErrors": _int(),
-            "slots": _obj(dict.fromkeys(d.SLOTS, slot)),
-            "analysis": _obj(
-                {
-                    "lastSampleAt": _str(format="date-time"),
-                    "outcome": _str(enum=["Passed", "Failed", "Inconclusive"]),
-                    "message": _str(),
-                    "passedSamples": _int(),
-                    "results": _list(result, "", d.ANALYSIS_RESULTS_LIMIT),
-                }
-            ),
-            "history": _list(history, "The last rollouts, newest first.", d.HISTORY_LIMIT),
-            "conditions": _list(
-                condition,
-                "",
-                16,
-                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-            ),
-        }
-    )
-
-
-def printer_columns() -> list[dict[str, Any]]:
-    return [
-        {"name": "Strategy", "type": "string", "jsonPath": ".status.strategy"},
-        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-        {"name": "Stable", "type": "string", "jsonPath": ".status.stableVersion"},
-        {"name": "Candidate", "type": "string", "jsonPath": ".status.candidateVersion"},
-        {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
-        {"name": "Step", "type": "integer", "jsonPath": ".status.currentStep", "priority": 1},
-        {
-            "name": "Ready",
-            "type": "string",
-            "priority": 1,
-            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-        },
-        {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    ]
-
-
-def crd() -> dict[str, Any]:
-    """The CustomResourceDefinition object, as applied to a cluster and written to crds/."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{d.PLURAL}.{d.GROUP}",
-            "labels": {
-                "app.kubernetes.io/name": "modeldeploy",
-                "app.kubernetes.io/component": "crd",
-            },
-        },
-        "spec": {
-            "group": d.GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": d.KIND,
-                "listKind": f"{d.KIND}List",
-                "plural": d.PLURAL,
-                "singular": d.SINGULAR,
-                "shortNames": list(d.SHORT_NAMES),
-                "categories": ["all", "modeldeploy"],
-            },
-            "versions": [
-                {
-                    "name": d.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": printer_columns(),
-                    "schema": {
-                        "openAPIV3Schema": _obj(
-                            {
-                                "apiVersion": _str(),
-                                "kind": _str(),
-                                "metadata": {"type": "object"},
-                                "spec": spec_schema(),
-                                "status": status_schema(),
-                            },
-                            required=["spec"],
-                            description="A model rolled out safely: canary, "
-                            "blue/green or shadow, gated on Prometheus.",
-                        )
-                    },
-                }
-            ],
-        },
-    }

@@ -1,0 +1,111 @@
+"""The ModelDeployment's status, declared in full: the apiserver prunes undeclared fields."""
+
+from __future__ import annotations
+
+from modeldeploy.operator import defaults as d
+from modeldeploy.operator.schema.openapi import (
+    Schema,
+    _bool,
+    _int,
+    _list,
+    _obj,
+    _quantity_map,
+    _str,
+)
+
+
+def _model_status() -> Schema:
+    return _obj({"name": _str(), "version": _str(), "bundleURI": _str(), "sha256": _str()})
+
+
+def status_schema() -> Schema:
+    slot = _obj(
+        {
+            "version": _str(),
+            "revision": _str(),
+            "serveRole": _str("The --role the pods were created with."),
+            "model": _model_status(),
+            "server": _obj(
+                {
+                    "image": _str(),
+                    "imagePullPolicy": _str(),
+                    "resources": _obj({"requests": _quantity_map(), "limits": _quantity_map()}),
+                }
+            ),
+        }
+    )
+    condition = _obj(
+        {
+            "type": _str(),
+            "status": _str(enum=["True", "False", "Unknown"]),
+            "reason": _str(),
+            "message": _str(),
+            "lastTransitionTime": _str(format="date-time"),
+            "observedGeneration": _int(),
+        },
+        required=["type", "status"],
+    )
+    history = _obj(
+        {
+            "version": _str(),
+            "revision": _str(),
+            "outcome": _str(),
+            "reason": _str(),
+            "message": _str(),
+            "startedAt": _str(format="date-time"),
+            "finishedAt": _str(format="date-time"),
+        }
+    )
+    result = _obj(
+        {
+            "kind": _str(enum=["alert", "check"]),
+            "name": _str(),
+            "value": _str(),
+            "outcome": _str(),
+            "at": _str(format="date-time"),
+        }
+    )
+    return _obj(
+        {
+            "phase": _str(enum=list(d.PHASES)),
+            "message": _str(),
+            "strategy": _str(),
+            "observedGeneration": _int(),
+            "stableSlot": _str(enum=list(d.SLOTS)),
+            "stableVersion": _str(),
+            "stableRevision": _str(),
+            "stableServed": _bool("The stable revision has been seen serving."),
+            "candidateSlot": _str(enum=list(d.SLOTS)),
+            "candidateVersion": _str(),
+            "candidateRevision": _str(),
+            "abortedRevision": _str("A revision rolled back; not retried until spec or retry."),
+            "canaryWeight": _int(),
+            "currentStep": _int(),
+            "stepStartedAt": _str(format="date-time"),
+            "rolloutStartedAt": _str(format="date-time"),
+            "paused": _bool("Paused by the pause control."),
+            "pauseStartedAt": _str(format="date-time"),
+            "promoted": _bool("The candidate of a blue/green was switched to; post-promotion."),
+            "previousSlot": _str(enum=list(d.SLOTS)),
+            "scaleDownAt": _str(format="date-time"),
+            "lastControl": _str("The last control annotation value applied."),
+            "consecutiveErrors": _int(),
+            "slots": _obj(dict.fromkeys(d.SLOTS, slot)),
+            "analysis": _obj(
+                {
+                    "lastSampleAt": _str(format="date-time"),
+                    "outcome": _str(enum=["Passed", "Failed", "Inconclusive"]),
+                    "message": _str(),
+                    "passedSamples": _int(),
+                    "results": _list(result, "", d.ANALYSIS_RESULTS_LIMIT),
+                }
+            ),
+            "history": _list(history, "The last rollouts, newest first.", d.HISTORY_LIMIT),
+            "conditions": _list(
+                condition,
+                "",
+                16,
+                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+            ),
+        }
+    )
