@@ -6,7 +6,7 @@ demo: setup
 
 test: setup
 	$(MAKE) --no-print-directory lint
-	.venv/bin/python -m pytest tests e2e/tests
+	MODELDEPLOY_REQUIRE_HARNESS=1 .venv/bin/python -m pytest tests e2e/tests
 
 setup:
 	scripts/setup.sh

@@ -49,3 +49,20 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def harness_tool(name: str) -> str:
+    """A tool of the pinned build (helm, kubectl, ...) for a test that needs no cluster.
+
+    Without the harness's build (a plain `pytest -m "not cluster"` in a fresh virtualenv) the
+    test is skipped and says how to get the tool; `make test` sets MODELDEPLOY_REQUIRE_HARNESS
+    so that there a missing tool fails instead.
+    """
+    from .config import built_tool
+
+    try:
+        return built_tool(name)
+    except RuntimeError as exc:
+        if os.environ.get("MODELDEPLOY_REQUIRE_HARNESS") == "1":
+            raise
+        pytest.skip(str(exc))

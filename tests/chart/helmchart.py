@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from e2e.cluster.config import K8S_VERSION, built_tool
+from e2e.cluster.config import K8S_VERSION
+from e2e.cluster.fixtures import harness_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "modeldeploy"
@@ -21,7 +22,7 @@ Manifest = dict[str, Any]
 
 def helm_path() -> str:
     """helm from the local cluster's pinned build."""
-    return built_tool("helm")
+    return harness_tool("helm")
 
 
 def _set_args(values: dict[str, Any] | None, tmp: Path | None) -> list[str]:

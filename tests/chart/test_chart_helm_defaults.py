@@ -11,14 +11,14 @@ from pathlib import Path
 
 import yaml
 
-from e2e.cluster.config import built_tool
+from e2e.cluster.fixtures import harness_tool
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "modeldeploy"
 
 
 def test_helm_template_renders_without_kube_version() -> None:
     proc = subprocess.run(
-        [built_tool("helm"), "template", "md", str(CHART)],
+        [harness_tool("helm"), "template", "md", str(CHART)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -37,7 +37,7 @@ def test_helm_assumes_the_kubernetes_of_its_client_libraries(tmp_path: Path) -> 
         'data: {kube: "{{ .Capabilities.KubeVersion.Version }}"}\n'
     )
     proc = subprocess.run(
-        [built_tool("helm"), "template", "p", str(chart)],
+        [harness_tool("helm"), "template", "p", str(chart)],
         capture_output=True,
         text=True,
         timeout=120,

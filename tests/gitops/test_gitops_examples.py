@@ -10,7 +10,7 @@ import pytest
 import yaml
 from luahealth import ROOT
 
-from e2e.cluster.config import built_tool
+from e2e.cluster.fixtures import harness_tool
 from modeldeploy.operator.engine import plan
 from modeldeploy.operator.model import Spec
 
@@ -25,7 +25,7 @@ CHART_ALERTS = {
 
 def kustomize(folder: str) -> list[dict[str, Any]]:
     proc = subprocess.run(
-        [built_tool("kubectl"), "kustomize", str(EXAMPLES / folder)],
+        [harness_tool("kubectl"), "kustomize", str(EXAMPLES / folder)],
         capture_output=True,
         text=True,
         timeout=60,
