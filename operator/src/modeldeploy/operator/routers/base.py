@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from modeldeploy.operator.model import Actions, Json, Spec
-from modeldeploy.operator.owned import Owner, slot_name
+from modeldeploy.operator.owned import Owner, selector, slot_name
 
 Strategy = Literal["canary", "blueGreen", "shadow"]
 
@@ -107,16 +107,27 @@ def whole_slots(total: int, strategy: Strategy, with_candidate: bool) -> Replica
     return None
 
 
-def routed_replicas(
-    total: int, strategy: Strategy, weight: int, with_candidate: bool
-) -> ReplicaSplit:
-    """A routed provider's split: a route moves the requests, so the stable stays whole and
-    a canary candidate gets its share of pods, at least one warm pod (it is ready-checked
-    and analysed before it gets traffic)."""
-    whole = whole_slots(total, strategy, with_candidate)
-    if whole is not None:
-        return whole
-    return ReplicaSplit(total, max(1, math.ceil(total * weight / 100)))
+class RoutedRouter:
+    """What the routed providers share: a route moves the requests, so the stable stays
+    whole and a canary candidate gets its share of pods, at least one warm pod (it is
+    ready-checked and analysed before it gets traffic); the main Service selects the
+    stable only. Subclasses name the API and render the route."""
+
+    can_mirror = True
+    exact_split = True
+
+    def replicas(
+        self, total: int, strategy: Strategy, weight: int, with_candidate: bool
+    ) -> ReplicaSplit:
+        whole = whole_slots(total, strategy, with_candidate)
+        if whole is not None:
+            return whole
+        return ReplicaSplit(total, max(1, math.ceil(total * weight / 100)))
+
+    def main_service_selector(
+        self, owner: Owner, strategy: Strategy, stable: str
+    ) -> dict[str, str]:
+        return selector(owner, stable)
 
 
 def route_backends(owner: Owner, actions: Actions) -> list[Backend]:

@@ -8,13 +8,11 @@ The route (``spec.trafficProvider.gatewayAPI.httpRoute``) is attached to the use
 from __future__ import annotations
 
 from modeldeploy.operator.model import Actions, Json, Spec
-from modeldeploy.operator.owned import Owner, metadata, selector, slot_name
+from modeldeploy.operator.owned import Owner, metadata, slot_name
 from modeldeploy.operator.routers.base import (
     ApiRequirement,
-    ReplicaSplit,
-    Strategy,
+    RoutedRouter,
     route_backends,
-    routed_replicas,
 )
 from modeldeploy.server import contract as c
 
@@ -46,23 +44,11 @@ def http_route(owner: Owner, spec: Spec, actions: Actions) -> Json:
     }
 
 
-class GatewayApiRouter:
+class GatewayApiRouter(RoutedRouter):
     """Exact weights through an HTTPRoute; mirrors for shadow."""
 
     name = "gatewayAPI"
     required_api: ApiRequirement | None = HTTP_ROUTE_API
-    can_mirror = True
-    exact_split = True
-
-    def replicas(
-        self, total: int, strategy: Strategy, weight: int, with_candidate: bool
-    ) -> ReplicaSplit:
-        return routed_replicas(total, strategy, weight, with_candidate)
-
-    def main_service_selector(
-        self, owner: Owner, strategy: Strategy, stable: str
-    ) -> dict[str, str]:
-        return selector(owner, stable)
 
     def objects(self, owner: Owner, spec: Spec, actions: Actions) -> list[Json]:
         return [http_route(owner, spec, actions)]

@@ -8,13 +8,11 @@ destinations are the slot Services ``NAME-blue`` and ``NAME-green``.
 from __future__ import annotations
 
 from modeldeploy.operator.model import Actions, Json, Spec
-from modeldeploy.operator.owned import Owner, metadata, selector, slot_name
+from modeldeploy.operator.owned import Owner, metadata, slot_name
 from modeldeploy.operator.routers.base import (
     ApiRequirement,
-    ReplicaSplit,
-    Strategy,
+    RoutedRouter,
     route_backends,
-    routed_replicas,
 )
 from modeldeploy.server import contract as c
 
@@ -51,23 +49,11 @@ def virtual_service(owner: Owner, spec: Spec, actions: Actions) -> Json:
     }
 
 
-class IstioRouter:
+class IstioRouter(RoutedRouter):
     """Exact weights through a VirtualService; mirrors for shadow."""
 
     name = "istio"
     required_api: ApiRequirement | None = VIRTUAL_SERVICE_API
-    can_mirror = True
-    exact_split = True
-
-    def replicas(
-        self, total: int, strategy: Strategy, weight: int, with_candidate: bool
-    ) -> ReplicaSplit:
-        return routed_replicas(total, strategy, weight, with_candidate)
-
-    def main_service_selector(
-        self, owner: Owner, strategy: Strategy, stable: str
-    ) -> dict[str, str]:
-        return selector(owner, stable)
 
     def objects(self, owner: Owner, spec: Spec, actions: Actions) -> list[Json]:
         return [virtual_service(owner, spec, actions)]
