@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -185,3 +186,41 @@ def test_an_edited_card_is_refused(tmp_path: Path) -> None:
     # A pin of model.joblib alone (the old pin) is refused too, with a hint.
     with pytest.raises(b.IntegrityError, match="covers the card too"):
         b.load_bundle(folder, b.file_sha256(folder / "model.joblib"))
+
+
+def test_a_card_written_before_these_fields_still_loads(
+    tmp_path: Path, bundles: dict[str, Any]
+) -> None:
+    """Cards of the same schema version without input_format, evaluation, ethical
+    considerations, dtype and allow_unseen load with the defaults (pinned by the new digest)."""
+    import shutil
+
+    folder = tmp_path / "old"
+    shutil.copytree(bundles["good"].path, folder)
+    card = json.loads((folder / CARD_FILE).read_text())
+    for key in ("input_format", "ethical_considerations", "evaluation"):
+        del card[key]
+    for feature in card["features"]:
+        del feature["allow_unseen"], feature["dtype"]
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    loaded = b.load_bundle(folder, b.bundle_sha256(folder))
+    assert loaded.card.input_format == "array" and loaded.card.evaluation == {}
+    assert not any(f.allow_unseen for f in loaded.card.features)
+
+
+def test_gate_on_a_multiclass_model_with_string_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, frame = fitted_iris()
+    _, digest = bundle_model(model, frame, "species", name="iris", version="1", out=tmp_path / "1")
+    other = type(model)(n_estimators=5, max_depth=1, random_state=1)
+    other.fit(frame.drop(columns="species"), frame["species"])
+    _, digest2 = bundle_model(other, frame, "species", name="iris", version="2", out=tmp_path / "2")
+    frame.to_csv(tmp_path / "labelled.csv", index=False)
+    args = ["gate", str(tmp_path / "2"), "--current", str(tmp_path / "1")]
+    args += ["--data", str(tmp_path / "labelled.csv"), "--min", "f1_macro=0.5"]
+    code = main([*args, "--candidate-sha256", digest2, "--current-sha256", digest])
+    out = capsys.readouterr().out
+    assert "setosa: " in out and "minimum f1_macro" in out and "vs current: accuracy" in out
+    # The weaker candidate loses to the current model on the same data.
+    assert code == 1 and "verdict: REJECT" in out
