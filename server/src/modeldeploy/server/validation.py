@@ -17,11 +17,22 @@ from typing import Any
 import numpy as np
 
 from modeldeploy.server.arrays import FloatArray, IndexArray
-from modeldeploy.server.card import BOOLEAN, CATEGORICAL, INTEGER, ModelCard
+from modeldeploy.server.card import BOOLEAN, CATEGORICAL, INTEGER, FeatureSpec, ModelCard
 from modeldeploy.server.wire import RequestError, json_type
 
 # The largest finite float: integers beyond it cannot become numbers.
 _LARGEST = float(np.finfo(np.float64).max)
+# Integer features: the integers a float64 (and an int64 column) hold exactly.
+_LARGEST_INTEGER = float(2**53)
+
+
+def _bounds(spec: FeatureSpec) -> tuple[float, float]:
+    """The values a feature may take: its declared range, within what its type can hold."""
+    limit = _LARGEST_INTEGER if spec.kind == INTEGER else _LARGEST
+    low = -limit if spec.minimum is None else max(spec.minimum, -limit)
+    high = limit if spec.maximum is None else min(spec.maximum, limit)
+    return low, high
+
 
 # What a feature's values must be.
 NUMBER, STRING, BOOL = 0, 1, 2
@@ -71,8 +82,18 @@ class InputSchema:
         return cls(
             names=card.feature_names,
             name_set=frozenset(card.feature_names),
-            minimum=np.array([-math.inf if s.minimum is None else s.minimum for s in specs]),
-            maximum=np.array([math.inf if s.maximum is None else s.maximum for s in specs]),
+            minimum=np.array(
+                [
+                    _bounds(s)[0] if s.kind == INTEGER or s.minimum is not None else -math.inf
+                    for s in specs
+                ]
+            ),
+            maximum=np.array(
+                [
+                    _bounds(s)[1] if s.kind == INTEGER or s.maximum is not None else math.inf
+                    for s in specs
+                ]
+            ),
             integer_columns=np.array(
                 [i for i, s in enumerate(specs) if s.kind == INTEGER], dtype=np.intp
             ),
@@ -85,8 +106,7 @@ class InputSchema:
             index={name: i for i, name in enumerate(card.feature_names)},
             columns=tuple(
                 (
-                    -_LARGEST if s.minimum is None else max(s.minimum, -_LARGEST),
-                    _LARGEST if s.maximum is None else min(s.maximum, _LARGEST),
+                    *_bounds(s),
                     s.kind == INTEGER,
                     frozenset(float(c) for c in s.categories)
                     if s.kind == CATEGORICAL and not s.string_categories and not s.allow_unseen
