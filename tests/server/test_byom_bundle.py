@@ -224,3 +224,47 @@ def test_gate_on_a_multiclass_model_with_string_labels(
     assert "setosa: " in out and "minimum f1_macro" in out and "vs current: accuracy" in out
     # The weaker candidate loses to the current model on the same data.
     assert code == 1 and "verdict: REJECT" in out
+
+
+def test_pandas_category_columns_keep_their_dtype_and_categories(tmp_path: Path) -> None:
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame(
+        {
+            "colour": pd.Categorical(rng.choice(["red", "blue"], 300)),
+            "level": pd.Categorical(rng.choice([1, 2, 3], 300), categories=[1, 2, 3, 4]),
+            "v": rng.random(300),
+        }
+    )
+    y = np.where(frame["colour"] == "red", 1, 0)
+    encode = make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), ["colour", "level"]), remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(frame, y)
+    card, _ = bundle_model(
+        model,
+        frame,
+        y,
+        name="c",
+        version="1",
+        out=tmp_path / "c",
+        card={"allowUnseen": ["colour"]},
+    )
+    specs = {f.name: f for f in card.features}
+    assert specs["colour"].categories == ("blue", "red") and specs["colour"].dtype == "category"
+    assert specs["level"].categories == (1, 2, 3, 4)  # the dtype's own, 4 never observed
+    assert card.reference_for("level").fractions[3] == 0.0
+    batch = Encoder(card.features, "dataframe").build([[["red", 4, 0.5], ["green", 2, 0.1]]])
+    assert batch.codes[:, 0].tolist() == [1.0, 2.0]  # green: the unseen bin
+    assert batch.model_input["colour"].isna().tolist() == [False, True]
+    assert isinstance(batch.model_input["level"].dtype, pd.CategoricalDtype)
+    expected = frame.head(0).copy()
+    expected.loc[0] = ["red", 4, 0.5]
+    np.testing.assert_allclose(
+        model.predict_proba(batch.model_input)[:1], model.predict_proba(expected)
+    )

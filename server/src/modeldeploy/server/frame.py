@@ -117,7 +117,13 @@ class Encoder:
             columns.items(), self.features, self._dtypes, strict=True
         ):
             if dtype == "category":
-                data[name] = pd.Categorical(values, categories=list(spec.categories))
+                # By codes: a value the card allows but the categories lack becomes missing
+                # (what pandas does for it), without building a Categorical from it.
+                cats = list(spec.categories)
+                kind = object if spec.string_categories else np.float64
+                codes = category_codes(np.asarray(values, dtype=kind), np.array(cats, dtype=kind))
+                codes[codes == len(cats)] = -1
+                data[name] = pd.Categorical.from_codes(codes.astype(np.int64), categories=cats)
             elif dtype in ("", "float64", "float32"):
                 data[name] = np.asarray(values, dtype=dtype or np.float64)
             elif dtype == "object":
