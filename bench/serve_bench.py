@@ -138,6 +138,7 @@ def main() -> int:
     ensure_pandas()
     mlserver = None if args.skip_mlserver else ensure_mlserver()
 
+    from modeldeploy.server.bundle import bundle_sha256
     from modeldeploy.server.contract import MODEL_FILE
     from modeldeploy.server.examples import build_example
 
@@ -146,8 +147,8 @@ def main() -> int:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="modeldeploy-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        card = build_example(tmp / "bundle", "1", "good", seed=0)
-        bundle, sha = tmp / "bundle", card.sha256
+        build_example(tmp / "bundle", "1", "good", seed=0)
+        bundle, sha = tmp / "bundle", bundle_sha256(tmp / "bundle")
         ours_body = json.dumps({"instances": [ROW]}).encode()
         v2_body = json.dumps(
             {

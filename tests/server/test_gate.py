@@ -18,10 +18,32 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def gate(candidate: Any, current: Any, data: Path, *extra: str) -> int:
+def gate(candidate: Any, current: Any, data: Path, *extra: str, pin: bool = True) -> int:
+    pins = ["--current-sha256", current.sha256] if pin else []
+    if pin and "--candidate-sha256" not in extra:
+        pins += ["--candidate-sha256", candidate.sha256]
     return main(
-        ["gate", str(candidate.path), "--current", str(current.path), "--data", str(data), *extra]
+        [
+            "gate",
+            str(candidate.path),
+            "--current",
+            str(current.path),
+            "--data",
+            str(data),
+            *pins,
+            *extra,
+        ]
     )
+
+
+def test_no_digest_no_unpickling_unless_told_to_trust_the_card(
+    bundles: dict[str, Any], data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gate(bundles["good2"], bundles["good"], data, pin=False) == 2
+    err = capsys.readouterr().err
+    assert "no digest given for the candidate bundle" in err and "--trust-card" in err
+    assert gate(bundles["good2"], bundles["good"], data, "--trust-card", pin=False) == 0
+    assert "verdict: PROMOTE" in capsys.readouterr().out
 
 
 def test_a_healthy_retrain_earns_promotion(

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from server_process import Server, burst
 
-from modeldeploy.server.bundle import load_bundle, pack_bundle, sha256_bytes
+from modeldeploy.server.bundle import bundle_sha256, load_bundle, pack_bundle, sha256_bytes
 from modeldeploy.server.contract import CARD_FILE, ENV_SHA256, MODEL_FILE
 from modeldeploy.server.examples import as_records, generate_traffic
 
@@ -57,7 +57,7 @@ def test_health_metadata_card_and_identity_headers(
         missing = http.get("/v2/models/other-model")
         assert missing.status_code == 404 and missing.json()["error"]["field"] == "model"
         card = http.get("/model-card").json()
-        assert card["card"]["sha256"] == bundles["good"].sha256
+        assert card["sha256"] == bundles["good"].sha256
         assert card["card"]["reference_size"] == 2000
         for path in ("/v2/health/live", "/metrics", "/drift", "/model-card", "/nope"):
             r = http.get(path, headers={"x-request-id": "trace-123"})
@@ -394,7 +394,7 @@ def test_not_ready_until_a_model_is_loaded(
     card = json.loads((bundles["good"].path / CARD_FILE).read_text())
     card["sha256"] = sha256_bytes(junk)
     (folder / CARD_FILE).write_text(json.dumps(card))
-    server = serve(type(bundles["good"])(folder, sha256_bytes(junk)), wait_ready=False)
+    server = serve(type(bundles["good"])(folder, bundle_sha256(folder)), wait_ready=False)
     deadline = time.monotonic() + 30
     with httpx.Client(base_url=server.url, timeout=5.0) as http:
         while True:

@@ -26,9 +26,11 @@ from modeldeploy.server import __version__
 from modeldeploy.server import contract as c
 from modeldeploy.server.batching import MicroBatcher
 from modeldeploy.server.bundle import Bundle, load_bundle, read_card
+from modeldeploy.server.bundling.markdown import card_markdown
 from modeldeploy.server.card import ModelCard
 from modeldeploy.server.exposition import MonitorCollector
 from modeldeploy.server.hotpath import HotPath, new_request_id
+from modeldeploy.server.metadata import model_metadata_of
 from modeldeploy.server.monitor import Monitor
 from modeldeploy.server.runtime import BatchResult, FeedbackStore, ModelRuntime, slice_values
 from modeldeploy.server.settings import Settings
@@ -57,6 +59,7 @@ class ServerState:
         self.feedback = FeedbackStore(settings.feedback_capacity)
         self.schema: InputSchema
         self.batcher: MicroBatcher[BatchResult]
+        self.sha256 = ""  # the verified bundle digest, once loaded
         self._identity = (b"", b"")
 
     @property
@@ -97,9 +100,13 @@ class ServerState:
         runtime = ModelRuntime(bundle, monitor)
         self.schema = InputSchema.from_card(bundle.card, s.max_request_rows)
         self.batcher = MicroBatcher(
-            runtime.predict, max_rows=s.max_batch_rows, max_wait=s.max_batch_wait_ms / 1000.0
+            runtime.predict,
+            max_rows=s.max_batch_rows,
+            max_wait=s.max_batch_wait_ms / 1000.0,
+            stack=runtime.encoder.build,
         )
         self.registry.register(MonitorCollector(monitor, bundle.sha256))
+        self.sha256 = bundle.sha256
         self.monitor = monitor
         self.runtime = runtime
 
@@ -232,56 +239,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/v2/models/{name}")
     async def model_metadata(name: str, request: Request) -> Response:
         card = model_or_404(name)
-        outputs = [
-            {
-                "name": "predict",
-                "datatype": "INT64" if card.output.kind == "classification" else "FP64",
-                "shape": [-1],
-            }
-        ]
-        if card.output.kind == "classification":
-            outputs.append(
-                {
-                    "name": "predict_proba",
-                    "datatype": "FP64",
-                    "shape": [-1, len(card.output.classes)],
-                }
-            )
-        return _json(
-            {
-                "name": card.name,
-                "versions": [card.version],
-                "platform": "sklearn",
-                "inputs": [
-                    {"name": "input-0", "datatype": "FP64", "shape": [-1, len(card.features)]}
-                ]
-                + [
-                    {
-                        "name": f.name,
-                        "datatype": "INT64" if f.kind == "integer" else "FP64",
-                        "shape": [-1],
-                    }
-                    for f in card.features
-                ],
-                "outputs": outputs,
-                "parameters": {
-                    "features": [
-                        {
-                            "name": f.name,
-                            "kind": f.kind,
-                            "minimum": f.minimum,
-                            "maximum": f.maximum,
-                            "categories": list(f.categories),
-                        }
-                        for f in card.features
-                    ],
-                    "classes": list(card.output.classes),
-                    "role": settings.role,
-                    "sha256": card.sha256 or None,
-                },
-                **ident(request),
-            }
-        )
+        return _json({**model_metadata_of(card, settings.role, state.sha256), **ident(request)})
 
     @app.get("/v2/models/{name}/ready")
     async def model_ready(name: str, request: Request) -> Response:
@@ -291,9 +249,18 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get(c.CARD_PATH)
     async def model_card(request: Request) -> Response:
+        """The card as JSON; as Markdown with ``?format=markdown`` or ``Accept: text/markdown``."""
         if state.card is None:
             raise RequestError(503, "model", state.not_ready_reason())
-        return _json({"card": state.card.to_dict(), **ident(request)})
+        wanted = request.query_params.get("format", "")
+        if wanted not in ("", "json", "markdown"):
+            raise RequestError(422, "format", f"must be json or markdown, got {wanted!r}")
+        if wanted == "markdown" or (
+            not wanted and "text/markdown" in request.headers.get("accept", "")
+        ):
+            text = card_markdown(state.card, state.sha256 or None)
+            return Response(text, media_type="text/markdown; charset=utf-8")
+        return _json({"card": state.card.to_dict(), "sha256": state.sha256, **ident(request)})
 
     @app.get(c.METRICS_PATH)
     async def metrics() -> Response:

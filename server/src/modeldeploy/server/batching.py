@@ -16,14 +16,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import numpy as np
 
 from modeldeploy.server.arrays import FloatArray
 
 R = TypeVar("R")
-Rows: TypeAlias = FloatArray | list[list[float | int]]
+Rows: TypeAlias = FloatArray | list[list[Any]]
 
 # Loop turns without a new arrival after which the drainer stops waiting: a request needs
 # one turn for its bytes to be read and one for its handler to run.
@@ -43,9 +43,16 @@ class MicroBatcher(Generic[R]):
     """Collects row blocks from concurrent requests and predicts them in one call."""
 
     def __init__(
-        self, predict: Callable[[FloatArray], R], max_rows: int = 256, max_wait: float = 0.002
+        self,
+        predict: Callable[[Any], R],
+        max_rows: int = 256,
+        max_wait: float = 0.002,
+        stack: Callable[[list[Rows]], Any] | None = None,
     ) -> None:
+        """``stack`` turns a batch's row blocks into what ``predict`` takes (by default one
+        float64 array)."""
         self._predict = predict
+        self._stack = stack or _stack
         self.max_rows = max_rows
         self.max_wait = max_wait
         self._pending: list[tuple[Rows, asyncio.Future[Slice[R]]]] = []
@@ -93,7 +100,7 @@ class MicroBatcher(Generic[R]):
                 await self._gather()
                 batch = self._take()
                 try:
-                    result = self._predict(_stack([rows for rows, _ in batch]))
+                    result = self._predict(self._stack([rows for rows, _ in batch]))
                 except Exception as exc:  # handed to every waiting request
                     for _, future in batch:
                         if not future.done():

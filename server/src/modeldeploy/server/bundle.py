@@ -1,9 +1,12 @@
 """The model bundle: write one from a fitted pipeline, load one only if its digest matches.
 
 A bundle is a folder (or a ``.tar.gz`` of one) holding ``model.joblib``, the whole fitted
-scikit-learn ``Pipeline``, and ``model-card.json``. Unpickling runs arbitrary code, so
-``load_bundle`` hashes the model file's bytes and compares them with the digest the caller
-pinned (the ModelDeployment's ``sha256``) before ``joblib`` ever sees them.
+scikit-learn ``Pipeline``, and ``model-card.json``. Unpickling runs arbitrary code and an
+edited card could blind drift detection, so the pinned digest (the ModelDeployment's
+``sha256``, the server's ``--sha256``) is the *bundle digest*, which covers both files:
+``sha256("modeldeploy-bundle/v1\n" "model.joblib <sha256>\n" "model-card.json <sha256>\n")``.
+``load_bundle`` computes it on the very bytes it then parses and unpickles, before
+``joblib`` ever sees them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import logging
 import re
 import tarfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,17 +28,14 @@ import numpy as np
 
 from modeldeploy.server.arrays import FloatArray, ValueArray
 from modeldeploy.server.card import (
-    CATEGORICAL,
     CLASSIFICATION,
     DirectionalCheck,
-    FeatureReference,
     FeatureSpec,
     ModelCard,
     Output,
     PredictionReference,
 )
 from modeldeploy.server.contract import CARD_FILE, MODEL_FILE
-from modeldeploy.server.stats import bin_counts, fractions
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,26 @@ class Bundle:
     model: Any
     card: ModelCard
     source: Path
-    sha256: str
+    sha256: str  # the bundle digest (model and card), the one that was pinned
+    model_sha256: str = ""
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def bundle_digest(model_bytes: bytes, card_bytes: bytes) -> str:
+    """The digest a bundle is pinned by: it covers the model file and the card."""
+    manifest = (
+        f"modeldeploy-bundle/v1\n{MODEL_FILE} {sha256_bytes(model_bytes)}\n"
+        f"{CARD_FILE} {sha256_bytes(card_bytes)}\n"
+    )
+    return sha256_bytes(manifest.encode())
+
+
+def bundle_sha256(path: Path) -> str:
+    """The bundle digest of a bundle folder or archive (what to pin)."""
+    return bundle_digest(*read_bundle_files(Path(path)))
 
 
 def file_sha256(path: Path) -> str:
@@ -87,45 +102,19 @@ def normalise_sha256(value: str) -> str:
 # --- writing ---------------------------------------------------------------------------
 
 
-def profile_features(
-    data: FloatArray, specs: Sequence[FeatureSpec], bins: int = DEFAULT_BINS
-) -> tuple[FeatureReference, ...]:
-    """The reference profile of each feature: quantile bin edges or category frequencies."""
-    if data.ndim != 2 or data.shape[1] != len(specs):
-        raise ValueError(f"reference data has shape {data.shape}, expected (rows, {len(specs)})")
-    profiles = []
-    for column, spec in zip(data.T, specs, strict=True):
-        column = np.asarray(column, dtype=np.float64)
-        if spec.kind == CATEGORICAL:
-            cats = np.asarray(spec.categories, dtype=np.float64)
-            if not np.isin(column, cats).all():
-                raise ValueError(
-                    f"reference data for {spec.name!r} has values outside its categories"
-                )
-            counts = np.bincount(np.searchsorted(cats, column), minlength=cats.size)
-            edges: tuple[float, ...] = ()
-        else:
-            qs = np.quantile(column, np.linspace(0, 1, bins + 1)[1:-1])
-            edge_arr = np.unique(qs)
-            counts = bin_counts(column, edge_arr)
-            edges = tuple(float(e) for e in edge_arr)
-        profiles.append(
-            FeatureReference(
-                name=spec.name,
-                edges=edges,
-                fractions=tuple(float(f) for f in fractions(counts)),
-                mean=float(column.mean()),
-                std=float(column.std()),
-                minimum=float(column.min()),
-                maximum=float(column.max()),
-            )
-        )
-    return tuple(profiles)
+def fingerprint(features: Any, labels: Any) -> str:
+    """A digest of the training data (shape, dtype and bytes), so lineage can be checked later.
 
-
-def fingerprint(features: FloatArray, labels: ValueArray) -> str:
-    """A digest of the training data (shape, dtype and bytes), so lineage can be checked later."""
+    DataFrames are hashed by their column names, dtypes and pandas' row hashes.
+    """
     digest = hashlib.sha256()
+    if hasattr(features, "columns"):
+        import pandas as pd
+
+        digest.update(repr([(str(k), str(v)) for k, v in features.dtypes.items()]).encode())
+        digest.update(pd.util.hash_pandas_object(features, index=False).to_numpy().tobytes())
+        digest.update(pd.util.hash_pandas_object(pd.Series(labels), index=False).to_numpy())
+        return "sha256:" + digest.hexdigest()
     for arr in (np.ascontiguousarray(features, dtype=np.float64), np.ascontiguousarray(labels)):
         digest.update(repr((arr.shape, arr.dtype.str)).encode())
         digest.update(arr.tobytes())
@@ -143,7 +132,7 @@ def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
     return safe
 
 
-def positive_scores(model: Any, rows: FloatArray, output: Output) -> FloatArray:
+def positive_scores(model: Any, rows: Any, output: Output) -> FloatArray:
     """The numeric value the server exports per row: ``P(positive)`` or the regression value."""
     if output.kind == CLASSIFICATION:
         proba = model.predict_proba(rows)
@@ -160,9 +149,9 @@ def write_bundle(
     version: str,
     features: Sequence[FeatureSpec],
     output: Output,
-    training_x: FloatArray,
+    training_x: Any,
     training_y: ValueArray,
-    reference_x: FloatArray,
+    reference_x: Any,
     metrics: dict[str, float],
     intended_use: str,
     out_of_scope: Sequence[str] = (),
@@ -170,23 +159,38 @@ def write_bundle(
     directional_checks: Sequence[DirectionalCheck] = (),
     bins: int = DEFAULT_BINS,
     created: datetime | None = None,
+    input_format: str = "array",
+    training_data: dict[str, Any] | None = None,
+    ethical_considerations: Sequence[str] = (),
+    evaluation: dict[str, Any] | None = None,
 ) -> ModelCard:
     """Write ``model.joblib`` and ``model-card.json`` into the folder ``out``; return the card.
 
     ``reference_x`` is the data drift is measured against (usually a held-out part of the
-    training distribution); its profile and the model's predictions on it go into the card.
+    training distribution): a float array in the features' order, or a DataFrame holding
+    the feature columns. Its profile and the model's predictions on it, computed on exactly
+    the input the server builds, go into the card. ``training_data`` adds entries (time
+    range, source) to the card's training data; ``modeldeploy.server.bundling`` fills all
+    of these from a user's model and data.
     """
+    from modeldeploy.server.bundling.profile import profile_features
+    from modeldeploy.server.frame import Encoder
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / MODEL_FILE
     joblib.dump(pipeline, model_path)
     digest = file_sha256(model_path)
 
-    reference_x = np.asarray(reference_x, dtype=np.float64)
-    scores = positive_scores(pipeline, reference_x, output)
+    encoder = Encoder(features, input_format)
+    if hasattr(reference_x, "columns"):
+        reference = encoder.from_frame(reference_x)
+    else:
+        reference = encoder.build([np.asarray(reference_x, dtype=np.float64)])
+    scores = positive_scores(pipeline, reference.model_input, output)
     class_fractions: dict[str, float] = {}
     if output.kind == CLASSIFICATION:
-        predicted = pipeline.predict(reference_x)
+        predicted = np.asarray(pipeline.predict(reference.model_input))
         for cls in output.classes:
             class_fractions[str(cls)] = float(np.mean(predicted == cls))
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
@@ -200,6 +204,7 @@ def write_bundle(
             "fingerprint": fingerprint(training_x, training_y),
             "rows": int(len(training_x)),
             "target": output.target,
+            **(training_data or {}),
         },
         metrics={k: float(v) for k, v in metrics.items()},
         intended_use=intended_use,
@@ -207,17 +212,26 @@ def write_bundle(
         caveats=tuple(caveats),
         features=tuple(features),
         output=output,
-        reference_size=int(len(reference_x)),
-        reference=profile_features(reference_x, features, bins),
+        reference_size=int(reference.rows),
+        reference=profile_features(reference.codes, features, bins),
         prediction_reference=PredictionReference(
             mean=float(scores.mean()), std=float(scores.std()), class_fractions=class_fractions
         ),
         directional_checks=tuple(directional_checks),
         sha256=digest,
+        input_format=input_format,
+        ethical_considerations=tuple(ethical_considerations),
+        evaluation=dict(evaluation or {}),
     )
     card.check()
     (out / CARD_FILE).write_text(card.to_json())
-    log.info("wrote bundle %s version %s to %s (sha256 %s)", name, version, out, digest)
+    log.info(
+        "wrote bundle %s version %s to %s (bundle sha256 %s)",
+        name,
+        version,
+        out,
+        bundle_sha256(out),
+    )
     return card
 
 
@@ -284,30 +298,39 @@ def read_card(path: Path) -> ModelCard:
     return ModelCard.from_json(card_bytes.decode("utf-8"))
 
 
-def verify_bytes(model_bytes: bytes, pinned: str, source: Path) -> str:
-    """Raise ``IntegrityError`` unless the model bytes hash to ``pinned``; return the digest."""
+def verify_bytes(model_bytes: bytes, card_bytes: bytes, pinned: str, source: Path) -> str:
+    """Raise ``IntegrityError`` unless the bundle digest is ``pinned``; return the digest."""
     expected = normalise_sha256(pinned)
-    actual = sha256_bytes(model_bytes)
+    actual = bundle_digest(model_bytes, card_bytes)
     if not hmac.compare_digest(actual, expected):
+        hint = ""
+        if hmac.compare_digest(sha256_bytes(model_bytes), expected):
+            hint = (
+                f" (the pin is the sha256 of {MODEL_FILE} alone; the pin now covers the card "
+                "too: pin the digest `modeldeploy bundle` printed, or `modeldeploy digest "
+                "BUNDLE` of the bundle you built)"
+            )
         raise IntegrityError(
-            f"{source}: sha256 of {MODEL_FILE} is {actual}, pinned {expected}: refusing to load it"
+            f"{source}: bundle sha256 (model and card) is {actual}, pinned {expected}: "
+            f"refusing to load it{hint}"
         )
     return actual
 
 
 def load_bundle(path: Path, sha256: str) -> Bundle:
-    """Load a bundle whose model file hashes to ``sha256``; the card must agree too.
+    """Load a bundle whose bundle digest (model and card) is ``sha256``.
 
     The digest is checked on the very bytes that are then unpickled, so a file swapped
     between check and load cannot slip through.
     """
     path = Path(path)
     model_bytes, card_bytes = read_bundle_files(path)
-    digest = verify_bytes(model_bytes, sha256, path)
+    digest = verify_bytes(model_bytes, card_bytes, sha256, path)
     card = ModelCard.from_json(card_bytes.decode("utf-8"))
-    if card.sha256 and card.sha256 != digest:
+    model_digest = sha256_bytes(model_bytes)
+    if card.sha256 and card.sha256 != model_digest:
         raise IntegrityError(
-            f"{path}: the card names sha256 {card.sha256}, the model file is {digest}"
+            f"{path}: the card names sha256 {card.sha256}, the model file is {model_digest}"
         )
     try:
         model = joblib.load(io.BytesIO(model_bytes))
@@ -319,6 +342,14 @@ def load_bundle(path: Path, sha256: str) -> Bundle:
     n_in = getattr(model, "n_features_in_", len(names))
     if n_in != len(names):
         raise BundleError(f"{path}: the model takes {n_in} features, the card lists {len(names)}")
+    trained = getattr(model, "feature_names_in_", None)
+    if card.input_format == "dataframe" and (
+        trained is None or [str(n) for n in trained] != list(names)
+    ):
+        raise BundleError(
+            f"{path}: the card's features {list(names)} are not the columns the model was "
+            f"fitted on ({None if trained is None else list(trained)})"
+        )
     if card.output.kind == CLASSIFICATION:
         classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
         if list(classes) != list(card.output.classes):
@@ -333,4 +364,4 @@ def load_bundle(path: Path, sha256: str) -> Bundle:
         path,
         digest,
     )
-    return Bundle(model=model, card=replace(card, sha256=digest), source=path, sha256=digest)
+    return Bundle(model=model, card=card, source=path, sha256=digest, model_sha256=model_digest)

@@ -13,11 +13,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from modeldeploy.server.contract import CARD_SCHEMA_VERSION
+from modeldeploy.server.contract import UNSEEN_BIN as _contract_unseen
 
 NUMERIC = "numeric"
 INTEGER = "integer"
 CATEGORICAL = "categorical"
-FEATURE_KINDS = (NUMERIC, INTEGER, CATEGORICAL)
+BOOLEAN = "boolean"
+FEATURE_KINDS = (NUMERIC, INTEGER, CATEGORICAL, BOOLEAN)
+# Feature kinds whose drift bins are one per category (plus one for unseen values).
+DISCRETE_KINDS = (CATEGORICAL, BOOLEAN)
+# The label of the extra drift bin that counts values the reference never had.
+UNSEEN_BIN = _contract_unseen
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -34,6 +40,12 @@ class FeatureSpec:
     ``minimum``/``maximum`` are the values that make physical sense (a negative request rate
     is an error), not the training range: values outside the training range are drift, and
     drift must be observed, not refused.
+
+    Categories are numbers or strings (all of one type, sorted); a boolean feature has the
+    categories ``(False, True)``. ``allow_unseen`` lets a categorical feature take values
+    outside its categories: they are served and counted in the unseen drift bin instead of
+    refused. ``dtype`` is the pandas dtype the model was trained on (``float64``,
+    ``int64``, ``bool``, ``object``, ``category``), empty for models fitted on arrays.
     """
 
     name: str
@@ -41,7 +53,9 @@ class FeatureSpec:
     description: str = ""
     minimum: float | None = None
     maximum: float | None = None
-    categories: tuple[float, ...] = ()
+    categories: tuple[Any, ...] = ()
+    allow_unseen: bool = False
+    dtype: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
@@ -50,8 +64,32 @@ class FeatureSpec:
             )
         if self.kind == CATEGORICAL and not self.categories:
             raise CardError(f"feature {self.name!r}: a categorical feature needs its categories")
+        if self.kind == BOOLEAN and tuple(self.categories) != (False, True):
+            raise CardError(
+                f"feature {self.name!r}: a boolean feature has categories [false, true]"
+            )
+        strings = [isinstance(v, str) for v in self.categories]
+        if any(strings) and not all(strings):
+            raise CardError(f"feature {self.name!r}: categories must be all numbers or all strings")
+        if self.kind == CATEGORICAL and not any(strings):
+            for v in self.categories:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise CardError(
+                        f"feature {self.name!r}: category {v!r} is neither a number nor a string"
+                    )
         if list(self.categories) != sorted(self.categories):
             raise CardError(f"feature {self.name!r}: categories must be sorted")
+        if len(set(self.categories)) != len(self.categories):
+            raise CardError(f"feature {self.name!r}: categories must be unique")
+
+    @property
+    def discrete(self) -> bool:
+        """One drift bin per category (categorical and boolean features)."""
+        return self.kind in DISCRETE_KINDS
+
+    @property
+    def string_categories(self) -> bool:
+        return self.kind == CATEGORICAL and isinstance(self.categories[0], str)
 
 
 @dataclass(frozen=True)
@@ -60,8 +98,9 @@ class FeatureReference:
 
     Numeric features: ``edges`` are the inner quantile edges (bin ``i`` holds
     ``edges[i-1] <= x < edges[i]``) and ``fractions`` the reference share of each of the
-    ``len(edges)+1`` bins. Categorical features: one bin per category, in the order of the
-    spec's categories, and no edges.
+    ``len(edges)+1`` bins. Categorical and boolean features: one bin per category, in the
+    order of the spec's categories, and no edges; the server adds one more bin for unseen
+    values, whose reference share is zero.
     """
 
     name: str
@@ -84,12 +123,19 @@ class PredictionReference:
 
 @dataclass(frozen=True)
 class Output:
-    """What the model answers. For classifiers the exported value is ``P(positive_class)``."""
+    """What the model answers. For classifiers the exported value is ``P(positive_class)``.
+
+    Classes are numbers or strings, in the order of the estimator's ``classes_``.
+    """
 
     kind: str
     target: str
     classes: tuple[Any, ...] = ()
     positive_class: Any = None
+
+    @property
+    def multiclass(self) -> bool:
+        return self.kind == CLASSIFICATION and len(self.classes) > 2
 
 
 @dataclass(frozen=True)
@@ -123,6 +169,13 @@ class ModelCard:
     directional_checks: tuple[DirectionalCheck, ...] = ()
     sha256: str = ""
     schema_version: str = CARD_SCHEMA_VERSION
+    # Added for users' own models; cards written before them load with the defaults.
+    # "dataframe": the model was fitted on a DataFrame (it has feature_names_in_) and is
+    # given one; "array": it is given a float array in the features' order.
+    input_format: str = "array"
+    ethical_considerations: tuple[str, ...] = ()
+    # How the metrics were measured (data, rows) and per subgroup: {column: {value: metrics}}.
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -181,6 +234,9 @@ class ModelCard:
                 ),
                 sha256=str(data.get("sha256", "")),
                 schema_version=str(data["schema_version"]),
+                input_format=str(data.get("input_format", "array")),
+                ethical_considerations=tuple(data.get("ethical_considerations", ())),
+                evaluation=dict(data.get("evaluation", {})),
             )
         except KeyError as exc:
             raise CardError(f"model card is missing {exc.args[0]!r}") from None
@@ -208,9 +264,18 @@ class ModelCard:
             raise CardError("a model needs at least one feature")
         if self.output.kind not in (CLASSIFICATION, REGRESSION):
             raise CardError(f"output kind must be {CLASSIFICATION!r} or {REGRESSION!r}")
+        if self.input_format not in ("array", "dataframe"):
+            raise CardError(
+                f"input_format must be 'array' or 'dataframe', not {self.input_format!r}"
+            )
+        if (
+            self.output.kind == CLASSIFICATION
+            and self.output.positive_class not in self.output.classes
+        ):
+            raise CardError(f"positive class {self.output.positive_class!r} is not a class")
         for spec in self.features:
             ref = self.reference_for(spec.name)
-            bins = len(spec.categories) if spec.kind == CATEGORICAL else len(ref.edges) + 1
+            bins = len(spec.categories) if spec.discrete else len(ref.edges) + 1
             if len(ref.fractions) != bins:
                 raise CardError(
                     f"feature {spec.name!r}: reference has {len(ref.fractions)} fractions for "

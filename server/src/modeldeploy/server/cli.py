@@ -1,4 +1,5 @@
-"""Subcommands of the server half: serve, example-bundle, example-data, gate.
+"""Subcommands of the server half: serve, bundle, card, digest, example-bundle, example-data,
+gate.
 
 Registered without importing FastAPI or scikit-learn; each command imports what it needs
 when it runs.
@@ -39,7 +40,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="sha256",
         metavar="HEX",
         default=argparse.SUPPRESS,
-        help=f"pinned sha256 of model.joblib; read from ${c.ENV_SHA256} when not given",
+        help="pinned bundle sha256 (covers model.joblib and model-card.json; printed by "
+        f"`modeldeploy bundle`); read from ${c.ENV_SHA256} when not given",
     )
     serve.add_argument(c.FLAG_HOST, dest="host", default="127.0.0.1", help="address to listen on")
     serve.add_argument(
@@ -74,11 +76,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=run_serve)
 
+    _register_bundle(commands)
+
     example = commands.add_parser(
         "example-bundle",
         help="build an example bundle (the SRE incident predictor)",
         description="Train the incident predictor on synthetic telemetry and write its bundle; "
-        "prints the sha256 of model.joblib.",
+        "prints the bundle sha256 to pin.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     example.add_argument(
@@ -118,8 +122,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     gate.add_argument(
         "--data",
         required=True,
-        metavar="FILE.csv",
-        help="labelled data: features and the target column",
+        metavar="FILE",
+        help="labelled data (.csv or .parquet): features and the target column",
     )
     gate.add_argument(
         "--min",
@@ -139,13 +143,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--candidate-sha256",
         default=None,
         metavar="HEX",
-        help="pin the candidate's digest (default: trust its card)",
+        help="the candidate's pinned bundle digest",
     )
     gate.add_argument(
         "--current-sha256",
         default=None,
         metavar="HEX",
-        help="pin the current bundle's digest (default: trust its card)",
+        help="the current bundle's pinned digest",
+    )
+    gate.add_argument(
+        "--trust-card",
+        action="store_true",
+        help="load a bundle whose digest was not given as it is (unpickling runs its code)",
     )
     gate.set_defaults(run=run_gate)
 
@@ -162,12 +171,12 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     bundle = Path(args.bundle)
     try:
-        model_bytes, _ = read_bundle_files(bundle)
-        digest = verify_bytes(model_bytes, sha, bundle)
+        model_bytes, card_bytes = read_bundle_files(bundle)
+        digest = verify_bytes(model_bytes, card_bytes, sha, bundle)
     except BundleError as exc:
         log.error("%s", exc)
         return 3
-    del model_bytes
+    del model_bytes, card_bytes
     log.info("bundle %s: sha256 %s matches the pinned digest", bundle, digest)
 
     import uvicorn
@@ -206,8 +215,7 @@ def run_example_bundle(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from modeldeploy.server.bundle import file_sha256, pack_bundle
-    from modeldeploy.server.contract import MODEL_FILE
+    from modeldeploy.server.bundle import bundle_sha256, pack_bundle
     from modeldeploy.server.examples import build_example
 
     out = Path(args.out)
@@ -215,10 +223,9 @@ def run_example_bundle(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             card = build_example(Path(tmp), args.version, args.variant, args.seed)
             pack_bundle(Path(tmp), out)
-            digest = file_sha256(Path(tmp) / MODEL_FILE)
     else:
         card = build_example(out, args.version, args.variant, args.seed)
-        digest = card.sha256
+    digest = bundle_sha256(out)
     log.info(
         "%s variant %s version %s: accuracy %.3f, roc_auc %.3f",
         card.name,
@@ -247,6 +254,7 @@ def run_gate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from modeldeploy.server.bundle import BundleError
+    from modeldeploy.server.bundling import SchemaError
     from modeldeploy.server.gate import GateError, parse_minimums, render, run
 
     try:
@@ -259,9 +267,111 @@ def run_gate(args: argparse.Namespace) -> int:
             max_regression=args.max_regression,
             candidate_sha256=args.candidate_sha256,
             current_sha256=args.current_sha256,
+            trust_card=args.trust_card,
         )
-    except (GateError, BundleError) as exc:
+    except (GateError, BundleError, SchemaError) as exc:
         print(f"gate: error: {exc}", file=sys.stderr)
         return 2
     print(render(decision))
     return 0 if decision.promote else 1
+
+
+def _register_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bundle = commands.add_parser(
+        "bundle",
+        help="bundle your own fitted model with its reference data",
+        description="Write the bundle of a fitted scikit-learn estimator or Pipeline (saved with "
+        "joblib): the schema comes from the reference data, classes from the model, metrics "
+        "from --test or a held-out 25%% of the data. Prints the bundle sha256 to pin.",
+    )
+    bundle.add_argument("model", metavar="MODEL.joblib", help="the fitted model, joblib.dump'ed")
+    bundle.add_argument("out", metavar="OUT", help="bundle folder, or a path ending in .tar.gz")
+    bundle.add_argument(
+        "--data", required=True, metavar="REF", help="reference data (.csv or .parquet)"
+    )
+    bundle.add_argument("--target", required=True, metavar="COL", help="the target column")
+    bundle.add_argument("--name", required=True, help="model name")
+    bundle.add_argument("--version", required=True, help="model version")
+    bundle.add_argument("--test", metavar="T", help="labelled test data (.csv or .parquet)")
+    bundle.add_argument("--positive-class", metavar="C", help="class whose P() is exported")
+    bundle.add_argument("--card", metavar="CARD.yaml", help="intended use, caveats, checks...")
+    bundle.add_argument("--subgroup", metavar="COL", help="evaluate per value of this column")
+    bundle.add_argument("--time-column", metavar="COL", help="record the data's time range")
+    bundle.set_defaults(run=run_bundle)
+
+    card = commands.add_parser(
+        "card", help="print a bundle's model card as Markdown (never unpickles the model)"
+    )
+    card.add_argument("bundle", metavar="BUNDLE")
+    card.set_defaults(run=run_card)
+
+    digest = commands.add_parser(
+        "digest", help="print the bundle sha256 (model and card) to pin in a ModelDeployment"
+    )
+    digest.add_argument("bundle", metavar="BUNDLE")
+    digest.set_defaults(run=run_digest)
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    _setup_logging("warning")
+    from pathlib import Path
+
+    import joblib
+
+    from modeldeploy.server.bundling import SchemaError, bundle_model
+    from modeldeploy.server.bundling.cardfile import CardFileError
+    from modeldeploy.server.bundling.schema import read_table
+    from modeldeploy.server.card import CardError
+
+    try:
+        model = joblib.load(args.model)
+        data = read_table(args.data)
+        test = read_table(args.test) if args.test else None
+        card, digest = bundle_model(
+            model,
+            data,
+            args.target,
+            name=args.name,
+            version=args.version,
+            out=Path(args.out),
+            test=test,
+            positive_class=args.positive_class,
+            card=Path(args.card) if args.card else None,
+            subgroup=args.subgroup,
+            time_column=args.time_column,
+        )
+    except (SchemaError, CardFileError, CardError, OSError) as exc:
+        print(f"bundle: error: {exc}", file=sys.stderr)
+        return 2
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in card.metrics.items())
+    print(f"{card.name} {card.version}: {shown}", file=sys.stderr)
+    print(digest)
+    return 0
+
+
+def run_card(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modeldeploy.server.bundle import BundleError, bundle_sha256, read_card
+    from modeldeploy.server.bundling.markdown import card_markdown
+
+    try:
+        path = Path(args.bundle)
+        print(card_markdown(read_card(path), bundle_sha256(path)), end="")
+    except (BundleError, ValueError) as exc:
+        print(f"card: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_digest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modeldeploy.server.bundle import BundleError, bundle_sha256
+
+    try:
+        print(bundle_sha256(Path(args.bundle)))
+    except BundleError as exc:
+        print(f"digest: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

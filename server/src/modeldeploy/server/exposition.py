@@ -18,7 +18,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from modeldeploy.server import contract as c
-from modeldeploy.server.monitor import Monitor
+from modeldeploy.server.monitor import Monitor, category_label
+
+class_label = category_label
 
 
 def _counter_name(name: str) -> str:
@@ -98,9 +100,17 @@ class MonitorCollector(Collector):
                 "Predicted rows by class.",
                 labels=base + [c.LABEL_CLASS],
             )
+            reference = GaugeMetricFamily(
+                c.METRIC_PREDICTION_CLASS_REFERENCE_FRACTION,
+                "Share of each class in the model's predictions on the reference data.",
+                labels=base + [c.LABEL_CLASS],
+            )
+            shares = m.card.prediction_reference.class_fractions
             for cls, count in zip(m.classes, m.class_counts.tolist(), strict=False):
-                classes.add_metric(lv + [str(cls)], count)
+                classes.add_metric(lv + [class_label(cls)], count)
+                reference.add_metric(lv + [class_label(cls)], shares.get(str(cls), 0.0))
             yield classes
+            yield reference
 
         feedback = CounterMetricFamily(
             _counter_name(c.METRIC_FEEDBACK),
@@ -117,6 +127,20 @@ class MonitorCollector(Collector):
         )
         abs_err.add_metric(lv, m.feedback_abs_error)
         yield abs_err
+        sq_err = CounterMetricFamily(
+            _counter_name(c.METRIC_FEEDBACK_SQUARED_ERROR),
+            "Sum of (label - predicted value)^2 over feedback rows (RMSE in PromQL).",
+            labels=base,
+        )
+        sq_err.add_metric(lv, m.feedback_squared_error)
+        yield sq_err
+        fb_rows = CounterMetricFamily(
+            _counter_name(c.METRIC_FEEDBACK_ROWS),
+            "Rows that received a label on /feedback.",
+            labels=base,
+        )
+        fb_rows.add_metric(lv, m.feedback_rows)
+        yield fb_rows
 
     def _feature_families(self, base: list[str], lv: list[str]) -> Iterator[Metric]:
         m = self.monitor
@@ -139,7 +163,7 @@ class MonitorCollector(Collector):
         )
         flat = m.bin_counts.tolist()
         for j, spec in enumerate(m.card.features):
-            fractions = m.card.reference_for(spec.name).fractions
+            fractions = m.reference_fractions[j]
             offset = int(m._offsets[j])
             running, ref_running = 0, 0.0
             for k, label in enumerate(m.bin_labels[j]):

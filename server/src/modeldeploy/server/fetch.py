@@ -5,8 +5,8 @@ library only). URI is http(s)://, file:// or a plain path; it names a bundle fol
 ``.tar.gz`` of one, which is unpacked (refusing links and paths that leave the folder).
 DEST appears complete or not at all: the bundle is assembled beside it and renamed into
 place. Network errors and 5xx answers are retried a bounded number of times; anything else
-fails at once with a message saying what and where. The sha256 of the model is checked by
-the server, not here: the pin lives in the server's command line.
+fails at once with a message saying what and where. The bundle digest (model and card) is
+checked by the server, not here: the pin lives in the server's command line.
 """
 
 from __future__ import annotations

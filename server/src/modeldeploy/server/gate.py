@@ -9,7 +9,6 @@ table says why; ``promote`` is true only when all pass.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,10 +19,9 @@ import numpy as np
 
 from modeldeploy.server import stats
 from modeldeploy.server.arrays import FloatArray, ValueArray
-from modeldeploy.server.bundle import Bundle, load_bundle, positive_scores, read_card
+from modeldeploy.server.bundle import Bundle, bundle_sha256, load_bundle, positive_scores
 from modeldeploy.server.card import CLASSIFICATION, ModelCard
-from modeldeploy.server.validation import InputSchema
-from modeldeploy.server.wire import RequestError
+from modeldeploy.server.frame import Encoder
 
 # Metric name -> True when higher is better.
 HIGHER_IS_BETTER = {
@@ -32,7 +30,9 @@ HIGHER_IS_BETTER = {
     "log_loss": False,
     "brier": False,
     "mae": False,
+    "rmse": False,
     "r2": True,
+    "f1_macro": True,
 }
 # Shares of rows each class must at least get for predictions to count as non-degenerate.
 MIN_CLASS_SHARE = 0.01
@@ -85,68 +85,66 @@ def parse_minimums(items: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def read_labelled_csv(path: Path, card: ModelCard) -> tuple[FloatArray, FloatArray]:
-    """Feature matrix (in the card's order) and target vector from a CSV with a header row."""
+def read_labelled(path: Path, card: ModelCard) -> tuple[Any, ValueArray]:
+    """The model's input (built as the server builds it) and the labels, from a CSV or
+    Parquet file holding the card's feature columns and its target column."""
+    from modeldeploy.server.bundling import coerce_labels
+    from modeldeploy.server.bundling.schema import read_table
+
+    frame = read_table(path)
     target = card.output.target
-    try:
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [n for n in (*card.feature_names, target) if n not in header]
-            if missing:
-                raise GateError(f"{path}: missing column {missing[0]!r}")
-            rows = [[float(r[n]) for n in card.feature_names] for r in reader]
-            fh.seek(0)
-            labels = [float(r[target]) for r in csv.DictReader(fh)]
-    except (OSError, ValueError) as exc:
-        raise GateError(f"{path}: {exc}") from None
-    if not rows:
+    missing = [n for n in (*card.feature_names, target) if n not in frame.columns]
+    if missing:
+        raise GateError(f"{path}: missing column {', '.join(map(repr, missing))}")
+    if len(frame) == 0:
         raise GateError(f"{path}: no data rows")
-    x = np.asarray(rows, dtype=np.float64)
+    for spec in card.features:
+        if frame[spec.name].isna().any():
+            raise GateError(f"{path}: column {spec.name!r} has missing values")
     try:
-        InputSchema.from_card(card, max_rows=len(x)).check_values(
-            x, lambda r, c: f"row {r + 2}, column {card.feature_names[c]}"
-        )
-    except RequestError as exc:
+        batch = Encoder(card.features, card.input_format).from_frame(frame)
+    except (TypeError, ValueError) as exc:
         raise GateError(f"{path}: {exc}") from None
-    return x, np.asarray(labels, dtype=np.float64)
+    for j, spec in enumerate(card.features):
+        if spec.discrete and not spec.allow_unseen:
+            unseen = np.flatnonzero(batch.codes[:, j] >= len(spec.categories))
+            if unseen.size:
+                r = int(unseen[0])
+                raise GateError(
+                    f"{path}: row {r + 2}, column {spec.name!r}: {frame[spec.name].iloc[r]!r} "
+                    "is not a known category"
+                )
+        elif not spec.discrete and not np.isfinite(batch.codes[:, j]).all():
+            raise GateError(f"{path}: column {spec.name!r} has values that are not finite")
+    return batch.model_input, coerce_labels(frame[target].to_numpy(), card.output, str(path))
 
 
 def evaluate(
-    bundle: Bundle, x: FloatArray, y: FloatArray
+    bundle: Bundle, x: Any, y: ValueArray
 ) -> tuple[dict[str, float], ValueArray, FloatArray]:
     """Metrics, predictions and exported scores of a bundle on labelled data."""
-    from sklearn.metrics import (
-        accuracy_score,
-        brier_score_loss,
-        log_loss,
-        mean_absolute_error,
-        r2_score,
-        roc_auc_score,
-    )
+    from modeldeploy.server.bundling.evaluate import metrics
 
     card = bundle.card
     scores = positive_scores(bundle.model, x, card.output)
     predicted = np.asarray(bundle.model.predict(x))
-    if card.output.kind != CLASSIFICATION:
-        return (
-            {"mae": float(mean_absolute_error(y, predicted)), "r2": float(r2_score(y, predicted))},
-            predicted,
-            scores,
-        )
-    truth = (y == float(card.output.positive_class)).astype(np.int64)
-    metrics = {
-        "accuracy": float(accuracy_score(y, predicted.astype(np.float64))),
-        "log_loss": float(log_loss(truth, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1])),
-        "brier": float(brier_score_loss(truth, scores)),
-        "roc_auc": float(roc_auc_score(truth, scores))
-        if 0 < truth.sum() < len(truth)
-        else math.nan,
-    }
-    return metrics, predicted, scores
+    return metrics(bundle.model, x, y, card.output), predicted, scores
 
 
-def directional_checks(bundle: Bundle, x: FloatArray) -> list[Check]:
+def _raised(x: Any, j: int, name: str, step: float, maximum: float | None) -> Any:
+    """``x`` with feature ``j`` (``name``) raised by ``step``, capped at ``maximum``."""
+    moved = x.copy()
+    if hasattr(moved, "columns"):
+        column = moved[name].astype(np.float64) + step
+        moved[name] = column if maximum is None else np.minimum(column, maximum)
+        return moved
+    moved[:, j] += step
+    if maximum is not None:
+        moved[:, j] = np.minimum(moved[:, j], maximum)
+    return moved
+
+
+def directional_checks(bundle: Bundle, x: Any) -> list[Check]:
     """Raise each declared feature by one reference standard deviation; the output must follow.
 
     Tree ensembles are step functions, so a few rows may move the other way; the check
@@ -159,10 +157,7 @@ def directional_checks(bundle: Bundle, x: FloatArray) -> list[Check]:
         j = card.feature_names.index(rule.feature)
         spec = card.features[j]
         step = max(card.reference_for(rule.feature).std, 1e-6)
-        moved = x.copy()
-        moved[:, j] += step
-        if spec.maximum is not None:
-            moved[:, j] = np.minimum(moved[:, j], spec.maximum)
+        moved = _raised(x, j, rule.feature, step, spec.maximum)
         delta = positive_scores(bundle.model, moved, card.output) - base
         sign = 1.0 if rule.direction == "increasing" else -1.0
         against = float(np.mean(sign * delta < -1e-9))
@@ -186,8 +181,8 @@ def _fmt(value: float) -> str:
 def decide(
     candidate: Bundle,
     current: Bundle,
-    x: FloatArray,
-    y: FloatArray,
+    x: Any,
+    y: ValueArray,
     minimums: dict[str, float],
     max_regression: float,
 ) -> Decision:
@@ -200,6 +195,11 @@ def decide(
         )
     if cand.output.kind != curr.output.kind:
         raise GateError("candidate and current predict different kinds of output")
+    if list(cand.output.classes) != list(curr.output.classes):
+        raise GateError(
+            f"candidate classes {list(cand.output.classes)} differ from current "
+            f"{list(curr.output.classes)}"
+        )
     c_metrics, c_pred, c_scores = evaluate(candidate, x, y)
     k_metrics, _, k_scores = evaluate(current, x, y)
     checks: list[Check] = []
@@ -274,8 +274,16 @@ def decide(
     )
 
 
-def _load(path: Path, sha: str | None) -> Bundle:
-    return load_bundle(path, sha or read_card(path).sha256)
+def _load(path: Path, sha: str | None, trust_card: bool, which: str) -> Bundle:
+    """Load a bundle by its pinned digest; without one only when told to trust it."""
+    if sha:
+        return load_bundle(path, sha)
+    if not trust_card:
+        raise GateError(
+            f"no digest given for the {which} bundle {path}: unpickling runs code, so pass "
+            f"--{which}-sha256 HEX (the digest `modeldeploy bundle` printed), or --trust-card"
+        )
+    return load_bundle(path, bundle_sha256(path))
 
 
 def run(
@@ -286,11 +294,12 @@ def run(
     max_regression: float = 0.01,
     candidate_sha256: str | None = None,
     current_sha256: str | None = None,
+    trust_card: bool = False,
 ) -> Decision:
     """Load both bundles (verifying digests), read the data, and decide."""
-    cand = _load(candidate, candidate_sha256)
-    curr = _load(current, current_sha256)
-    x, y = read_labelled_csv(data, cand.card)
+    cand = _load(candidate, candidate_sha256, trust_card, "candidate")
+    curr = _load(current, current_sha256, trust_card, "current")
+    x, y = read_labelled(data, cand.card)
     return decide(cand, curr, x, y, minimums or {}, max_regression)
 
 

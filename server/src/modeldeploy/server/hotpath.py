@@ -62,6 +62,35 @@ class ClientGone(Exception):
     """The client disconnected before sending its whole body."""
 
 
+# After refusing a body as too large, read and discard up to this much more of it (or for
+# this long) before answering, as nginx's lingering close does: a client that uploads the
+# whole body before reading (Python's urllib and requests do) then gets its 413 instead of a
+# connection reset. The connection is closed after the answer.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+
+
+async def drain_body(receive: Receive, limit: int = DRAIN_BYTES) -> None:
+    """Discard what is left of a request body, at most ``limit`` bytes or ``DRAIN_SECONDS``."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    drained = 0
+    while drained < limit and time.monotonic() < deadline:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body"):
+            return
+
+
+class BodyTooLarge(RequestError):
+    """A body over the limit; ``pending`` when the client has more of it still to send."""
+
+    def __init__(self, limit: int, pending: bool) -> None:
+        super().__init__(413, "body", f"is larger than {limit} bytes")
+        self.pending = pending
+
+
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The whole request body, refusing more than ``limit`` bytes."""
     message = await receive()
@@ -70,7 +99,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
         if len(body) > limit:
-            raise RequestError(413, "body", f"is larger than {limit} bytes")
+            raise BodyTooLarge(limit, pending=False)
         return body
     chunks = [body]
     size = len(body)
@@ -81,7 +110,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise RequestError(413, "body", f"is larger than {limit} bytes")
+            raise BodyTooLarge(limit, pending=bool(message.get("more_body")))
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -155,6 +184,7 @@ class HotPath:
         headers = scope["headers"]
         request_id = request_id_from(headers)
         outcome = "client_error"
+        close = False
         try:
             if state.runtime is None:
                 raise RequestError(503, "model", state.not_ready_reason())
@@ -193,6 +223,13 @@ class HotPath:
             status, outcome = 200, "ok"
         except RequestError as exc:
             status, answer = exc.status, error_json(exc, state.identity(), request_id)
+            if isinstance(exc, BodyTooLarge):
+                close = True
+            if isinstance(exc, BodyTooLarge) and exc.pending:
+                try:
+                    await drain_body(receive)
+                except Exception:  # the client went away while we drained: nothing to do
+                    log.debug("request %s: client gone while draining", request_id)
         except ClientGone:
             state.record_request("client_error", time.perf_counter() - started)
             return
@@ -215,6 +252,7 @@ class HotPath:
                     _JSON,
                     (b"content-length", str(len(answer)).encode()),
                     *state.identity_headers(request_id),
+                    *([(b"connection", b"close")] if close else []),
                 ],
             }
         )
@@ -227,12 +265,17 @@ class HotPath:
             "model_name": state.model_name,
             "model_version": state.model_version,
             "request_id": request_id,
-            "predictions": result.values[start:stop],
+            "predictions": self._labels(result.values[start:stop]),
         }
         if result.proba is not None:
             answer["probabilities"] = result.proba[start:stop]
             answer["classes"] = state.runtime.classes if state.runtime else []
         return orjson.dumps(answer, option=_NUMPY)
+
+    def _labels(self, values: Any) -> Any:
+        """Predicted values as orjson takes them: numeric arrays as they are, labels as a list."""
+        runtime = self.state.runtime
+        return values.tolist() if runtime is not None and runtime.labels_are_objects else values
 
     def _infer_answer(
         self,
@@ -248,9 +291,14 @@ class HotPath:
         tensors: list[dict[str, Any]] = []
         if "predict" in outputs:
             values = result.values[start:stop]
-            datatype = "INT64" if values.dtype.kind in "iu" else "FP64"
+            datatype = output_datatype(values.dtype.kind)
             tensors.append(
-                {"name": "predict", "datatype": datatype, "shape": [rows], "data": values}
+                {
+                    "name": "predict",
+                    "datatype": datatype,
+                    "shape": [rows],
+                    "data": self._labels(values),
+                }
             )
         if "predict_proba" in outputs and result.proba is not None:
             proba = result.proba[start:stop]
@@ -272,6 +320,17 @@ class HotPath:
             },
             option=_NUMPY,
         )
+
+
+def output_datatype(kind: str) -> str:
+    """The V2 datatype of predicted values of a numpy dtype kind."""
+    if kind in "iu":
+        return "INT64"
+    if kind == "b":
+        return "BOOL"
+    if kind in "OUS":
+        return "BYTES"
+    return "FP64"
 
 
 def _requested_outputs(payload: dict[str, Any], classification: bool) -> tuple[str, ...]:

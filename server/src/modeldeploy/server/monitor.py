@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from modeldeploy.server import contract as c
 from modeldeploy.server import stats
 from modeldeploy.server.arrays import FloatArray, IndexArray
-from modeldeploy.server.card import CATEGORICAL, CLASSIFICATION, ModelCard
+from modeldeploy.server.card import CLASSIFICATION, UNSEEN_BIN, ModelCard
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -65,17 +65,22 @@ class Monitor:
         self.drift_enabled = drift
         self.labels = (card.name, card.version, role)
         features = card.features
-        self._categorical = [f.kind == CATEGORICAL for f in features]
+        # Rows reach the monitor encoded (``frame.Encoder``): a discrete column holds the
+        # index of its category, ``len(categories)`` for an unseen value (the extra bin).
+        self._categorical = [f.discrete for f in features]
         self._cuts: list[FloatArray] = []
         self.bin_labels: list[list[str]] = []
+        self.reference_fractions: list[tuple[float, ...]] = []
         for spec in features:
             ref = card.reference_for(spec.name)
-            if spec.kind == CATEGORICAL:
-                cuts = np.asarray(spec.categories, dtype=np.float64)
-                self.bin_labels.append([f"{v:g}" for v in spec.categories])
+            if spec.discrete:
+                cuts = np.arange(len(spec.categories) + 1, dtype=np.float64)
+                self.bin_labels.append([category_label(v) for v in spec.categories] + [UNSEEN_BIN])
+                self.reference_fractions.append((*ref.fractions, 0.0))
             else:
                 cuts = np.asarray(ref.edges, dtype=np.float64)
                 self.bin_labels.append([str(i) for i in range(len(ref.edges) + 1)])
+                self.reference_fractions.append(ref.fractions)
             self._cuts.append(cuts)
         sizes = [len(b) for b in self.bin_labels]
         self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
@@ -97,6 +102,8 @@ class Monitor:
         self.class_counts = np.zeros(max(len(self.classes), 1), dtype=np.int64)
         self.feedback = dict.fromkeys(FEEDBACK_OUTCOMES, 0)
         self.feedback_abs_error = 0.0
+        self.feedback_squared_error = 0.0
+        self.feedback_rows = 0
 
     # --- updates (hot path) -------------------------------------------------------------
 
@@ -104,8 +111,10 @@ class Monitor:
         """Each value's reference bin, ``(rows, features)``, offset into one flat bin vector."""
         out = np.empty(rows.shape, dtype=np.intp)
         for j, cuts in enumerate(self._cuts):
-            side: Literal["left", "right"] = "left" if self._categorical[j] else "right"
-            out[:, j] = np.searchsorted(cuts, rows[:, j], side=side)
+            if self._categorical[j]:
+                out[:, j] = rows[:, j]
+            else:
+                out[:, j] = np.searchsorted(cuts, rows[:, j], side="right")
         out += self._offsets
         return out
 
@@ -149,9 +158,13 @@ class Monitor:
         self.latency.observe(seconds)
 
     def observe_feedback(
-        self, labels: Sequence[float], classes: Sequence[Any], scores: Sequence[float]
+        self, labels: Sequence[Any], classes: Sequence[Any], scores: Sequence[float]
     ) -> tuple[int, int]:
-        """Record ground truth for earlier predictions; return (correct, incorrect)."""
+        """Record ground truth for earlier predictions; return (correct, incorrect).
+
+        The errors are of the exported value: ``1{label == positive} - P(positive)`` for
+        classifiers, ``label - prediction`` for regressors (so MAE and RMSE are PromQL).
+        """
         right = sum(1 for y, k in zip(labels, classes, strict=True) if y == k)
         wrong = len(labels) - right
         if self.classification:
@@ -165,6 +178,8 @@ class Monitor:
         else:
             errors = [abs(y - s) for y, s in zip(labels, scores, strict=True)]
         self.feedback_abs_error += float(sum(errors))
+        self.feedback_squared_error += float(sum(e * e for e in errors))
+        self.feedback_rows += len(labels)
         return right, wrong
 
     # --- the drift report ---------------------------------------------------------------
@@ -201,14 +216,23 @@ class Monitor:
         for j, spec in enumerate(self.card.features):
             ref = self.card.reference_for(spec.name)
             counts = flat[self._offsets[j] : self._offsets[j] + len(self.bin_labels[j])]
+            fractions = self.reference_fractions[j]
+            extra: dict[str, Any] = {}
             if self._categorical[j]:
-                test, result = "chi_square", stats.chi_square(counts, ref.fractions)
+                test, result = "chi_square", stats.chi_square(counts, fractions)
+                extra["live_shares"] = {
+                    label: float(x)
+                    for label, x in zip(self.bin_labels[j], stats.fractions(counts), strict=True)
+                }
+                extra["unseen"] = int(counts[-1])
             else:
                 test, result = (
                     "ks",
-                    stats.ks_binned(counts, ref.fractions, self.card.reference_size),
+                    stats.ks_binned(counts, fractions, self.card.reference_size),
                 )
-            value = stats.psi(counts, ref.fractions)
+                extra["live_mean"] = float(rows[:, j].mean())
+                extra["reference_mean"] = ref.mean
+            value = stats.psi(counts, fractions)
             p_values.append(result.p_value)
             features.append(
                 {
@@ -223,8 +247,7 @@ class Monitor:
                     else "moderate"
                     if value > stats.PSI_MODERATE
                     else "stable",
-                    "live_mean": float(rows[:, j].mean()),
-                    "reference_mean": ref.mean,
+                    **extra,
                 }
             )
         rejected = stats.bonferroni_reject(p_values, alpha)
@@ -249,6 +272,15 @@ class Monitor:
             },
         )
         return report
+
+
+def category_label(value: Any) -> str:
+    """A category as a metric label: ``true``/``false``, numbers as ``%g``, strings as given."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    return str(value)
 
 
 def _finite(value: float) -> float | None:

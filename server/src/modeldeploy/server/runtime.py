@@ -19,6 +19,7 @@ from modeldeploy.server.arrays import FloatArray, IndexArray, ValueArray
 from modeldeploy.server.batching import Slice
 from modeldeploy.server.bundle import Bundle
 from modeldeploy.server.card import CLASSIFICATION
+from modeldeploy.server.frame import Batch, Encoder
 from modeldeploy.server.monitor import Monitor
 
 
@@ -40,16 +41,21 @@ class ModelRuntime:
         self.monitor = monitor
         card = bundle.card
         self.classification = card.output.kind == CLASSIFICATION
+        self.encoder = Encoder(card.features, card.input_format)
         model = bundle.model
         if self.classification:
             self._classes = np.asarray(model.classes_)
             self.classes = [c.item() if hasattr(c, "item") else c for c in self._classes]
             self._positive = self.classes.index(card.output.positive_class)
+            # Labels that are not numbers (strings) become plain lists before JSON.
+            self.labels_are_objects = self._classes.dtype.kind in "OUSb"
         else:
             self.classes = []
+            self.labels_are_objects = False
 
-    def predict(self, rows: FloatArray) -> BatchResult:
+    def predict(self, batch: Batch) -> BatchResult:
         """One model call for all rows. Inputs were validated, so sklearn's re-checks are off."""
+        rows = batch.model_input
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             if self.classification:
                 proba = self.bundle.model.predict_proba(rows)
@@ -63,7 +69,7 @@ class ModelRuntime:
             else:
                 values = np.asarray(self.bundle.model.predict(rows), dtype=np.float64)
                 result = BatchResult(values, values, None, None)
-        self.monitor.observe_batch(rows, result.scores, result.class_index)
+        self.monitor.observe_batch(batch.codes, result.scores, result.class_index)
         return result
 
 

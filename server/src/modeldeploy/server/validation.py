@@ -17,11 +17,25 @@ from typing import Any
 import numpy as np
 
 from modeldeploy.server.arrays import FloatArray, IndexArray
-from modeldeploy.server.card import CATEGORICAL, INTEGER, ModelCard
+from modeldeploy.server.card import BOOLEAN, CATEGORICAL, INTEGER, FeatureSpec, ModelCard
 from modeldeploy.server.wire import RequestError, json_type
 
 # The largest finite float: integers beyond it cannot become numbers.
 _LARGEST = float(np.finfo(np.float64).max)
+# Integer features: the integers a float64 (and an int64 column) hold exactly.
+_LARGEST_INTEGER = float(2**53)
+
+
+def _bounds(spec: FeatureSpec) -> tuple[float, float]:
+    """The values a feature may take: its declared range, within what its type can hold."""
+    limit = _LARGEST_INTEGER if spec.kind == INTEGER else _LARGEST
+    low = -limit if spec.minimum is None else max(spec.minimum, -limit)
+    high = limit if spec.maximum is None else min(spec.maximum, limit)
+    return low, high
+
+
+# What a feature's values must be.
+NUMBER, STRING, BOOL = 0, 1, 2
 
 # Open Inference Protocol tensor types that carry numbers.
 NUMERIC_DATATYPES = frozenset(
@@ -54,8 +68,13 @@ class InputSchema:
     categorical: tuple[tuple[int, FloatArray], ...]
     max_rows: int
     index: dict[str, int] = field(default_factory=dict)
-    # Per column (minimum, maximum, integral, categories or None) for the per-value checks.
+    # Per column (minimum, maximum, integral, categories or None) for the numeric checks.
     columns: tuple[tuple[float, float, bool, frozenset[float] | None], ...] = ()
+    # Per column: NUMBER, STRING (a string category) or BOOL, what a value must be.
+    types: tuple[int, ...] = ()
+    # Per string column: its categories, or None when unseen values are allowed.
+    strings: dict[int, frozenset[str] | None] = field(default_factory=dict)
+    numeric_only: bool = True
 
     @classmethod
     def from_card(cls, card: ModelCard, max_rows: int) -> InputSchema:
@@ -63,27 +82,48 @@ class InputSchema:
         return cls(
             names=card.feature_names,
             name_set=frozenset(card.feature_names),
-            minimum=np.array([-math.inf if s.minimum is None else s.minimum for s in specs]),
-            maximum=np.array([math.inf if s.maximum is None else s.maximum for s in specs]),
+            minimum=np.array(
+                [
+                    _bounds(s)[0] if s.kind == INTEGER or s.minimum is not None else -math.inf
+                    for s in specs
+                ]
+            ),
+            maximum=np.array(
+                [
+                    _bounds(s)[1] if s.kind == INTEGER or s.maximum is not None else math.inf
+                    for s in specs
+                ]
+            ),
             integer_columns=np.array(
                 [i for i, s in enumerate(specs) if s.kind == INTEGER], dtype=np.intp
             ),
             categorical=tuple(
                 (i, np.asarray(s.categories, dtype=np.float64))
                 for i, s in enumerate(specs)
-                if s.kind == CATEGORICAL
+                if s.kind == CATEGORICAL and not s.string_categories and not s.allow_unseen
             ),
             max_rows=max_rows,
             index={name: i for i, name in enumerate(card.feature_names)},
             columns=tuple(
                 (
-                    -_LARGEST if s.minimum is None else max(s.minimum, -_LARGEST),
-                    _LARGEST if s.maximum is None else min(s.maximum, _LARGEST),
+                    *_bounds(s),
                     s.kind == INTEGER,
-                    frozenset(float(c) for c in s.categories) if s.kind == CATEGORICAL else None,
+                    frozenset(float(c) for c in s.categories)
+                    if s.kind == CATEGORICAL and not s.string_categories and not s.allow_unseen
+                    else None,
                 )
                 for s in specs
             ),
+            types=tuple(
+                STRING if s.string_categories else BOOL if s.kind == BOOLEAN else NUMBER
+                for s in specs
+            ),
+            strings={
+                i: None if s.allow_unseen else frozenset(s.categories)
+                for i, s in enumerate(specs)
+                if s.string_categories
+            },
+            numeric_only=not any(s.string_categories or s.kind == BOOLEAN for s in specs),
         )
 
     # --- the plain ``/predict`` shape ---------------------------------------------------
@@ -116,6 +156,7 @@ class InputSchema:
         columns = self.columns
         rows: list[list[Any]] = []
         append = rows.append
+        simple = self.numeric_only
         for i, inst in enumerate(instances):
             if type(inst) is not dict:
                 raise RequestError(
@@ -126,31 +167,73 @@ class InputSchema:
             if len(inst) != width or inst.keys() != name_set:
                 self._raise_keys(inst, f"instances[{i}]")
             row = [inst[n] for n in names]
-            for v, (low, high, integral, categories) in zip(row, columns, strict=True):
-                t = type(v)
-                if t is float:
-                    # v - v is 0.0 only for finite v; NaN and infinities fail here.
-                    if v - v != 0.0 or (integral and not v.is_integer()):
+            if simple:
+                for v, (low, high, integral, categories) in zip(row, columns, strict=True):
+                    t = type(v)
+                    if t is float:
+                        # v - v is 0.0 only for finite v; NaN and infinities fail here.
+                        if v - v != 0.0 or (integral and not v.is_integer()):
+                            self._raise_row(row, i)
+                    elif t is not int:
                         self._raise_row(row, i)
-                elif t is not int:
-                    self._raise_row(row, i)
-                if v < low or v > high or (categories is not None and v not in categories):
-                    self._raise_row(row, i)
+                    if v < low or v > high or (categories is not None and v not in categories):
+                        self._raise_row(row, i)
+            else:
+                self.check_row(row, i)
             append(row)
         return rows
 
-    def _raise_row(self, row: list[Any], i: int) -> None:
-        """Name the first bad value of a row that failed the quick checks."""
-        for name, v, (low, high, integral, categories) in zip(
-            self.names, row, self.columns, strict=True
+    def check_row(self, row: list[Any], i: int, where: Callable[[int], str] | None = None) -> None:
+        """Check one row of a schema with strings or booleans (raises on the first bad value)."""
+        strings = self.strings
+        for j, (v, kind, (low, high, integral, categories)) in enumerate(
+            zip(row, self.types, self.columns, strict=True)
         ):
-            where = f"instances[{i}].{name}"
-            if type(v) is not float and type(v) is not int:
-                raise RequestError(422, where, f"must be a number, got {json_type(v)}")
-            if type(v) is int and abs(v) > _LARGEST:
-                raise RequestError(422, where, "is too large to be a number")
-            value = float(v)
+            t = type(v)
+            if kind == STRING:
+                if t is not str:
+                    self._raise_row(row, i, where)
+                allowed = strings[j]
+                if allowed is not None and v not in allowed:
+                    self._raise_row(row, i, where)
+            elif kind == BOOL:
+                if t is not bool:
+                    self._raise_row(row, i, where)
+            else:
+                if t is float:
+                    if v - v != 0.0 or (integral and not v.is_integer()):
+                        self._raise_row(row, i, where)
+                elif t is not int:
+                    self._raise_row(row, i, where)
+                if v < low or v > high or (categories is not None and v not in categories):
+                    self._raise_row(row, i, where)
+
+    def _raise_row(self, row: list[Any], i: int, where: Callable[[int], str] | None = None) -> None:
+        """Name the first bad value of a row that failed the quick checks."""
+        for name, v, kind, (low, high, integral, categories) in zip(
+            self.names, row, self.types, self.columns, strict=True
+        ):
             c = self.index[name]
+            at = f"instances[{i}].{name}" if where is None else where(c)
+            if kind == STRING:
+                if type(v) is not str:
+                    raise RequestError(422, at, f"must be a string, got {json_type(v)}")
+                allowed = self.strings[c]
+                if allowed is not None and v not in allowed:
+                    shown = ", ".join(repr(x) for x in sorted(allowed)[:20])
+                    raise RequestError(
+                        422, at, f"{v!r} is not a known category of {name!r} (known: {shown})"
+                    )
+                continue
+            if kind == BOOL:
+                if type(v) is not bool:
+                    raise RequestError(422, at, f"must be true or false, got {json_type(v)}")
+                continue
+            if type(v) is not float and type(v) is not int:
+                raise RequestError(422, at, f"must be a number, got {json_type(v)}")
+            if type(v) is int and abs(v) > _LARGEST:
+                raise RequestError(422, at, "is too large to be a number")
+            value = float(v)
             if (
                 not math.isfinite(value)
                 or value < low
@@ -158,7 +241,7 @@ class InputSchema:
                 or (integral and not value.is_integer())
                 or (categories is not None and value not in categories)
             ):
-                raise RequestError(422, where, self._value_problem(c, value))
+                raise RequestError(422, at, self._value_problem(c, value))
         raise RequestError(
             422, f"instances[{i}]", "has an invalid value"
         )  # pragma: no cover - unreachable
@@ -171,8 +254,14 @@ class InputSchema:
 
     def _raise_keys(self, inst: dict[str, Any], where: str) -> None:
         missing = [n for n in self.names if n not in inst]
-        if missing:
+        if len(missing) == 1:
             raise RequestError(422, f"{where}.{missing[0]}", "is missing")
+        if missing:
+            raise RequestError(
+                422,
+                f"{where}.{missing[0]}",
+                f"is missing (missing features: {', '.join(map(repr, missing))})",
+            )
         extra = sorted(str(k) for k in inst if k not in self.name_set)
         raise RequestError(
             422,
@@ -202,165 +291,21 @@ class InputSchema:
         for c, cats in self.categorical:
             if c == col:
                 allowed = ", ".join(f"{x:g}" for x in cats)
-                return f"{value:g} is not a known category (allowed: {allowed})"
+                name = self.names[col]
+                return f"{value:g} is not a known category of {name!r} (allowed: {allowed})"
         if value < self.minimum[col]:
             return f"must be at least {self.minimum[col]:g}, got {value:g}"
         if value > self.maximum[col]:
             return f"must be at most {self.maximum[col]:g}, got {value:g}"
         return f"must be an integer, got {value:g}"
 
-    # --- the Open Inference Protocol shape ----------------------------------------------
+    # --- the Open Inference Protocol shape (parsed in ``tensors``) ----------------------
 
-    def rows_from_infer(self, payload: Any) -> tuple[FloatArray, str | None]:
-        """An OIP v2 inference request to rows, plus the client's ``id`` if it sent one.
+    def rows_from_infer(self, payload: Any) -> tuple[FloatArray | list[list[Any]], str | None]:
+        """An OIP v2 inference request to rows, plus the client's ``id`` if it sent one."""
+        from modeldeploy.server.tensors import rows_from_infer
 
-        Two layouts are accepted: one tensor of shape ``[rows, features]`` (features in the
-        card's order, data flat or nested), or one tensor per feature named after it, of
-        shape ``[rows]`` or ``[rows, 1]``.
-        """
-        if type(payload) is not dict:
-            raise RequestError(
-                422, "body", f"must be a JSON object with 'inputs', got {json_type(payload)}"
-            )
-        allowed = {"id", "inputs", "outputs", "parameters"}
-        for key in payload:
-            if key not in allowed:
-                raise RequestError(422, str(key), "is not a field of an inference request")
-        req_id = payload.get("id")
-        if req_id is not None and type(req_id) is not str:
-            raise RequestError(422, "id", f"must be a string, got {json_type(req_id)}")
-        inputs = payload.get("inputs")
-        if inputs is None:
-            raise RequestError(422, "inputs", "is missing")
-        if type(inputs) is not list or not inputs:
-            raise RequestError(422, "inputs", "must be a non-empty array of tensors")
-        tensors = [self._tensor(t, i) for i, t in enumerate(inputs)]
-        width = len(self.names)
-        first_name, first_shape, _ = tensors[0]
-        single = len(tensors) == 1 and (
-            first_name not in self.index
-            or (width > 1 and len(first_shape) == 2 and first_shape[1] == width)
-        )
-        if single:
-            name, shape, data = tensors[0]
-            if len(shape) != 2 or shape[1] != width:
-                raise RequestError(
-                    422,
-                    "inputs[0].shape",
-                    f"must be [rows, {width}] for one tensor of all features, got {shape}",
-                )
-            self._check_count(shape[0], "inputs[0].shape")
-            arr = np.asarray(data, dtype=np.float64).reshape(shape[0], width)
+        return rows_from_infer(self, payload)
 
-            def where(r: int, c: int) -> str:
-                return f"inputs[0].data[{r * width + c}] ({self.names[c]}, row {r})"
-
-        else:
-            by_name: dict[str, tuple[int, list[int], list[Any]]] = {}
-            for i, (name, shape, data) in enumerate(tensors):
-                if name not in self.index:
-                    raise RequestError(
-                        422,
-                        f"inputs[{i}].name",
-                        f"{name!r} is not a feature of this model (features: "
-                        f"{', '.join(self.names)})",
-                    )
-                if name in by_name:
-                    raise RequestError(422, f"inputs[{i}].name", f"{name!r} is given twice")
-                if not (len(shape) == 1 or len(shape) == 2 and shape[1] == 1):
-                    raise RequestError(
-                        422,
-                        f"inputs[{i}].shape",
-                        f"must be [rows] or [rows, 1] for a per-feature tensor, got {shape}",
-                    )
-                by_name[name] = (i, shape, data)
-            missing = [n for n in self.names if n not in by_name]
-            if missing:
-                raise RequestError(
-                    422,
-                    f"inputs.{missing[0]}",
-                    "is missing (send one tensor per feature, or one [rows, features] tensor)",
-                )
-            counts = {by_name[n][1][0] for n in self.names}
-            if len(counts) != 1:
-                raise RequestError(
-                    422,
-                    "inputs",
-                    f"per-feature tensors must have the same number of rows, got {sorted(counts)}",
-                )
-            rows = counts.pop()
-            self._check_count(rows, "inputs[0].shape")
-            arr = np.column_stack([np.asarray(by_name[n][2], dtype=np.float64) for n in self.names])
-            order = [by_name[n][0] for n in self.names]
-
-            def where(r: int, c: int) -> str:
-                return f"inputs[{order[c]}].data[{r}] ({self.names[c]})"
-
-        self.check_values(arr, where)
-        return arr, req_id
-
-    def _tensor(self, tensor: Any, i: int) -> tuple[str, list[int], list[Any]]:
-        """Check one OIP tensor: name, shape, datatype, and data matching the shape."""
-        where = f"inputs[{i}]"
-        if type(tensor) is not dict:
-            raise RequestError(422, where, f"must be a tensor object, got {json_type(tensor)}")
-        for key in ("name", "shape", "datatype", "data"):
-            if key not in tensor:
-                raise RequestError(422, f"{where}.{key}", "is missing")
-        for key in tensor:
-            if key not in ("name", "shape", "datatype", "data", "parameters"):
-                raise RequestError(422, f"{where}.{key}", "is not a field of a tensor")
-        name, shape, datatype, data = (
-            tensor["name"],
-            tensor["shape"],
-            tensor["datatype"],
-            tensor["data"],
-        )
-        if type(name) is not str:
-            raise RequestError(422, f"{where}.name", f"must be a string, got {json_type(name)}")
-        if type(shape) is not list or not shape or any(type(d) is not int or d < 0 for d in shape):
-            raise RequestError(
-                422, f"{where}.shape", f"must be an array of non-negative integers, got {shape!r}"
-            )
-        if type(datatype) is not str or datatype not in NUMERIC_DATATYPES:
-            raise RequestError(
-                422,
-                f"{where}.datatype",
-                f"must be a numeric tensor type ({', '.join(sorted(NUMERIC_DATATYPES))}), got "
-                f"{datatype!r}",
-            )
-        flat = _flatten(data, f"{where}.data")
-        expected = math.prod(shape)
-        if len(flat) != expected:
-            raise RequestError(
-                422, f"{where}.data", f"has {len(flat)} values, shape {shape} needs {expected}"
-            )
-        allow_bool = datatype == "BOOL"
-        for k, v in enumerate(flat):
-            t = type(v)
-            if t is not float and t is not int and not (allow_bool and t is bool):
-                raise RequestError(
-                    422, f"{where}.data[{k}]", f"must be a number, got {json_type(v)}"
-                )
-        return name, shape, flat
-
-
-def _flatten(data: Any, where: str, max_depth: int = 4) -> list[Any]:
-    """OIP data may be flat or nested in row-major order; return it flat."""
-    if type(data) is not list:
-        raise RequestError(422, where, f"must be an array, got {json_type(data)}")
-    if not data or type(data[0]) is not list:
-        return data
-    out: list[Any] = []
-
-    def walk(node: list[Any], depth: int) -> None:
-        if depth > max_depth:
-            raise RequestError(422, where, f"is nested more than {max_depth} levels deep")
-        for item in node:
-            if type(item) is list:
-                walk(item, depth + 1)
-            else:
-                out.append(item)
-
-    walk(data, 1)
-    return out
+    def check_count(self, rows: int, field: str) -> None:
+        self._check_count(rows, field)

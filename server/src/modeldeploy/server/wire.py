@@ -60,8 +60,12 @@ def check_content_type(value: bytes | None) -> None:
         )
 
 
-def parse_feedback(payload: Any, classes: tuple[Any, ...] | None) -> tuple[str, list[float]]:
-    """``{"request_id": ID, "labels": [...]}`` (or ``"label": x`` for one row) to its parts."""
+def parse_feedback(payload: Any, classes: tuple[Any, ...] | None) -> tuple[str, list[Any]]:
+    """``{"request_id": ID, "labels": [...]}`` (or ``"label": x`` for one row) to its parts.
+
+    Labels are classes (numbers or strings, as the model's) for classifiers, finite numbers
+    for regressors.
+    """
     if type(payload) is not dict:
         raise RequestError(422, "body", f"must be a JSON object, got {json_type(payload)}")
     for key in payload:
@@ -84,16 +88,20 @@ def parse_feedback(payload: Any, classes: tuple[Any, ...] | None) -> tuple[str, 
     field_name = "labels" if "labels" in payload else "label"
     if type(labels) is not list or not labels:
         raise RequestError(422, field_name, "must be a non-empty array")
-    out: list[float] = []
+    out: list[Any] = []
+    strings = classes is not None and any(isinstance(c, str) for c in classes)
     for k, v in enumerate(labels):
         where = f"labels[{k}]" if field_name == "labels" else "label"
-        if type(v) not in (int, float) or not math.isfinite(v):
+        if strings:
+            if type(v) is not str:
+                raise RequestError(422, where, f"must be a class name (string), got {json_type(v)}")
+        elif type(v) not in (int, float) or not math.isfinite(v):
             raise RequestError(422, where, f"must be a finite number, got {json_type(v)}")
         if classes is not None and v not in classes:
             raise RequestError(
                 422, where, f"{v!r} is not a class of this model ({', '.join(map(str, classes))})"
             )
-        out.append(float(v))
+        out.append(v if strings else float(v))
     return request_id, out
 
 

@@ -72,6 +72,13 @@ METRIC_PREDICTION_SUM_SQUARES: Final = "modeldeploy_prediction_sum_squares_total
 METRIC_PREDICTION_CLASS: Final = "modeldeploy_prediction_class_total"  # {class}
 METRIC_FEEDBACK: Final = "modeldeploy_feedback_total"  # {outcome}
 METRIC_FEEDBACK_ABS_ERROR: Final = "modeldeploy_feedback_abs_error_sum_total"
+# Squared errors and labelled rows: MAE = abs / rows, RMSE = sqrt(squared / rows) in PromQL.
+METRIC_FEEDBACK_SQUARED_ERROR: Final = "modeldeploy_feedback_squared_error_sum_total"
+METRIC_FEEDBACK_ROWS: Final = "modeldeploy_feedback_rows_total"
+# gauge {class}: the class shares of the model's own predictions on the reference data.
+METRIC_PREDICTION_CLASS_REFERENCE_FRACTION: Final = (
+    "modeldeploy_prediction_class_reference_fraction"
+)
 METRIC_MODEL_INFO: Final = "modeldeploy_model_info"  # gauge, 1 per loaded model {sha256}
 # Cumulative twins of the bin counts (bin b counts values in bins <= b), so KS is PromQL too.
 METRIC_FEATURE_CUMULATIVE: Final = "modeldeploy_feature_cumulative_total"  # {feature, bin}
@@ -80,7 +87,10 @@ METRIC_FEATURE_REFERENCE_CUMULATIVE: Final = "modeldeploy_feature_reference_cumu
 METRIC_BATCH_ROWS: Final = "modeldeploy_batch_rows"  # histogram: rows per model call
 # Rows of the reference data (gauge): the KS test's second sample size.
 METRIC_REFERENCE_ROWS: Final = "modeldeploy_reference_rows"
+# The pinned bundle digest (sha256 over model.joblib and model-card.json; see bundle.py).
 LABEL_SHA256: Final = "sha256"
+# The label of the extra drift bin of a categorical feature: values the reference never had.
+UNSEEN_BIN: Final = "__unseen__"
 
 OUTCOMES: Final = ("ok", "client_error", "server_error")
 FEEDBACK_OUTCOMES: Final = ("correct", "incorrect")
