@@ -132,7 +132,8 @@ def test_zscore_recorded_as_computed(tmp_path: Path) -> None:
                 "eval_time": f"{t}s",
                 "exp_samples": [
                     {
-                        "labels": f'{{namespace="ml", modeldeployment="{md}", role="candidate"}}',
+                        "labels": f'{{namespace="ml", modeldeployment="{md}", '
+                        f'role="candidate", version="{c.labels["version"]}"}}',
                         "value": ps.promql_round(zscore(c, st, t)),
                     }
                     for md, (c, st) in s.items()
@@ -165,6 +166,7 @@ def test_divergence_fires_for_a_diverging_candidate_only(tmp_path: Path) -> None
                         "namespace": "ml",
                         "modeldeployment": "churn",
                         "role": "candidate",
+                        "version": "2",
                     },
                     "exp_annotations": {
                         "summary": "Predictions of the candidate of ml/churn diverge from the "
