@@ -23,6 +23,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.status_patches: list[dict[str, Any]] = []
         self.applied: list[dict[str, Any]] = []
+        self.resource_versions: list[str | None] = []
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.applied.append(obj)
@@ -32,8 +33,14 @@ class FakeKube:
         return True
 
     async def patch_status(
-        self, kind: str, namespace: str, name: str, patch: dict[str, Any]
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
+        self.resource_versions.append(resource_version)
         self.status_patches.append(patch)
         return {"metadata": {"resourceVersion": str(len(self.status_patches))}}
 

@@ -90,11 +90,13 @@ def test_error_rate_counts_server_errors_only(tmp_path: Path) -> None:
             "eval_time": "5m",
             "exp_samples": [
                 {
-                    "labels": '{namespace="ml", modeldeployment="churn", role="candidate", version="2"}',
+                    "labels": '{namespace="ml", modeldeployment="churn", '
+                    'role="candidate", version="2"}',
                     "value": 150,
                 },
                 {
-                    "labels": '{namespace="ml", modeldeployment="churn", role="stable", version="2"}',
+                    "labels": '{namespace="ml", modeldeployment="churn", '
+                    'role="stable", version="2"}',
                     "value": 0,
                 },
             ],
