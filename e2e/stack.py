@@ -155,6 +155,8 @@ def model_deployment(
     namespace: str,
     bundle: Bundle,
     strategy: dict[str, Any],
+    # Not the CRD's 2: the canaries' 25/50/75% steps with the replicas router are shares of
+    # pods, and 4 pods make them exact (blue/green and shadow tests pass the default, 2).
     replicas: int = 4,
     sha256: str | None = None,
     provider: dict[str, Any] | None = None,

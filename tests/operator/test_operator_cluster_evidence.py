@@ -162,3 +162,49 @@ def test_two_status_writers_never_overwrite_each_other(
     finally:
         env.kubectl("delete", "modeldeployment", name, "--wait=false", check=False)
         env.operator.start()
+
+
+def test_a_stale_alert_of_a_previous_version_never_counts(env: Env) -> None:
+    """A rolled-back candidate's alert stays firing for its window; it names its version, and
+    the next candidate is promoted while it fires. ``minSamples: 0``: this test is about the
+    alert's version, and nobody sends the candidate traffic here."""
+    load_rules(env.cluster, env.namespace)
+    stale = f"stale-{env.namespace}"
+    env.cluster.add_rules(
+        stale,
+        {
+            "groups": [
+                {
+                    "name": stale,
+                    "interval": "2s",
+                    "rules": [
+                        {
+                            "alert": "ModelPredictionDivergence",
+                            "expr": "vector(24.8)",
+                            "labels": {
+                                "namespace": env.namespace,
+                                "modeldeployment": "stale",
+                                "role": "candidate",
+                                "version": "v3",
+                            },
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+    try:
+        name = "stale"
+        env.apply(manifest(env, name, "v1", minSamples=0))
+        env.wait_phase(name, "Healthy", stableVersion="v1")
+        firing = env.cluster.wait_for_query(
+            f'ALERTS{{alertstate="firing", modeldeployment="stale", '
+            f'namespace="{env.namespace}", version="v3"}}'
+        )
+        assert firing
+        env.apply(manifest(env, name, "v2", minSamples=0))
+        env.wait_phase(name, "Healthy", stableVersion="v2", timeout=300)
+        assert not [h for h in history(env, name) if h["outcome"] == "RolledBack"]
+    finally:
+        env.cluster.remove_rules(stale)
+        unload_rules(env.cluster, env.namespace)
