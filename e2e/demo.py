@@ -116,7 +116,7 @@ def rollout_outcome(
         ("ModelPredictionDivergence", "candidate"),
         ("ModelFeatureDrift", "candidate"),
     ):
-        alert = obs.first_alert(rule, role, started)
+        alert = obs.first_alert(rule, role, started, version)
         if alert is not None and rule in hist.get("message", ""):
             out.rule, out.value = rule, alert.value
             fired = alert.active_at + st_seconds(ALERT_FOR)
