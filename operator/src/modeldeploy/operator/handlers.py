@@ -21,15 +21,12 @@ import kopf
 from modeldeploy.operator import converge, engine
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.analysis import Poller, PrometheusClient, Snapshot
-from modeldeploy.operator.builders import Owner
-from modeldeploy.operator.desired import children
+from modeldeploy.operator.converge import apply_children, label_pods
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import Kube, KubeError, merge_patch
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import AnalysisSample, Observations, Spec, SpecError
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
-from modeldeploy.operator.promrules import PROMETHEUS_RULE_API
-from modeldeploy.operator.routers import router_for
 
 log = logging.getLogger("modeldeploy.operator")
 
@@ -132,47 +129,6 @@ async def fresh_status(rt: Runtime, namespace: str, name: str) -> tuple[dict[str
     fresh = await rt.kube.get(d.KIND, namespace, name) or {}
     rv = str((fresh.get("metadata") or {}).get("resourceVersion") or "")
     return dict(fresh.get("status") or {}), rv
-
-
-async def apply_children(
-    rt: Runtime, body: kopf.Body, spec: Spec, actions: Any, seen: converge.Markers | None
-) -> None:
-    """Apply the desired children when they changed, or one was deleted or edited."""
-    key = (spec.namespace, spec.name)
-    owner = Owner.from_body(body)
-    with_rule = await rt.kube.has_api(*PROMETHEUS_RULE_API)
-    router = router_for(spec)
-    api = router.required_api
-    with_traffic = api is None or await rt.kube.has_api(api.group, api.version, api.plural)
-    objs = children(owner, spec, actions, with_rule=with_rule, with_traffic=with_traffic)
-    if api is not None and not with_traffic:  # the router's objects are left out
-        warn = (spec.namespace, spec.name, router.name)
-        if warn not in rt.warned:
-            rt.warned.add(warn)
-            kopf.warn(body, reason="ProviderMissing", message=api.missing_message(router.name))
-    digest = converge.digest(objs)
-    if not converge.needs_apply(rt.applied.get(key), digest, seen):
-        return
-    markers: converge.Markers = {}
-    for obj in objs:
-        res = await rt.kube.apply(obj)
-        meta = res.get("metadata") or obj["metadata"]
-        markers[(obj["kind"], obj["metadata"]["name"])] = converge.marker(meta)
-    rt.applied[key] = (digest, markers)
-
-
-async def label_pods(rt: Runtime, spec: Spec, roles: dict[str, str], pods: Any) -> None:
-    """Set ``modeldeploy.io/role`` on running pods (templates never carry it: no restarts)."""
-    from modeldeploy.operator.builders import pod_role_patch
-
-    for slot, role in roles.items():
-        for pod in list(pods.get((spec.namespace, spec.name, slot), [])) if pods else []:
-            if pod["role"] != role and not pod["deleting"]:
-                try:
-                    await rt.kube.patch("Pod", spec.namespace, pod["name"], pod_role_patch(role))
-                except KubeError as exc:
-                    if exc.status != 404:
-                        raise
 
 
 def record_outcomes(rt: Runtime, old: RolloutStatus, new: RolloutStatus) -> None:
