@@ -17,7 +17,7 @@ import kopf
 import pytest
 
 from e2e.cluster.api import Cluster
-from e2e.stack import load_rules, unload_rules, wait
+from e2e.stack import wait
 from modeldeploy.operator import engine, handlers
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import ApiClientKube
@@ -47,9 +47,9 @@ def history(env: Env, name: str) -> list[dict[str, Any]]:
     return list(env.status(name).get("history") or [])
 
 
-def test_rules_not_loaded_never_promote_and_say_which_alert_and_where(env: Env) -> None:
-    """The cluster's Prometheus has none of the chart's rules loaded here (no test loaded
-    them for this namespace): each named alert is "not a loaded alerting rule"."""
+def test_a_misspelt_alert_never_promotes_and_says_which_alert_and_where(env: Env) -> None:
+    """The chart's rules are loaded (``operator_env``), but the named alert is misspelt: it
+    is "not a loaded alerting rule", the same check as for rules never loaded."""
     name = "unloaded"
     env.apply(manifest(env, name, "v1"))
     env.wait_phase(name, "Healthy", stableVersion="v1")
@@ -69,18 +69,14 @@ def test_rules_not_loaded_never_promote_and_say_which_alert_and_where(env: Env) 
 
 def test_no_traffic_pauses_for_evidence(env: Env) -> None:
     """The chart's rules are loaded and the candidate is scraped, but nobody calls it."""
-    load_rules(env.cluster, env.namespace)
-    try:
-        name = "idle"
-        env.apply(manifest(env, name, "v1"))
-        env.wait_phase(name, "Healthy", stableVersion="v1")
-        env.apply(manifest(env, name, "v2"))
-        st = env.wait_phase(name, "Paused", timeout=300, candidateVersion="v2")
-        assert st["pauseReason"].startswith("insufficient evidence: 0 of 100 predictions")
-        assert st["stableVersion"] == "v1" and st["analysis"]["outcome"] == "Passed"
-        assert any(e["reason"] == "InsufficientEvidence" for e in env.events(name))
-    finally:
-        unload_rules(env.cluster, env.namespace)
+    name = "idle"
+    env.apply(manifest(env, name, "v1"))
+    env.wait_phase(name, "Healthy", stableVersion="v1")
+    env.apply(manifest(env, name, "v2"))
+    st = env.wait_phase(name, "Paused", timeout=300, candidateVersion="v2")
+    assert st["pauseReason"].startswith("insufficient evidence: 0 of 100 predictions")
+    assert st["stableVersion"] == "v1" and st["analysis"]["outcome"] == "Passed"
+    assert any(e["reason"] == "InsufficientEvidence" for e in env.events(name))
 
 
 def test_deleted_and_edited_children_are_restored_within_a_resync(env: Env) -> None:
@@ -168,7 +164,6 @@ def test_a_stale_alert_of_a_previous_version_never_counts(env: Env) -> None:
     """A rolled-back candidate's alert stays firing for its window; it names its version, and
     the next candidate is promoted while it fires. ``minSamples: 0``: this test is about the
     alert's version, and nobody sends the candidate traffic here."""
-    load_rules(env.cluster, env.namespace)
     stale = f"stale-{env.namespace}"
     env.cluster.add_rules(
         stale,
@@ -207,4 +202,3 @@ def test_a_stale_alert_of_a_previous_version_never_counts(env: Env) -> None:
         assert not [h for h in history(env, name) if h["outcome"] == "RolledBack"]
     finally:
         env.cluster.remove_rules(stale)
-        unload_rules(env.cluster, env.namespace)
