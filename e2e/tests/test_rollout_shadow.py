@@ -20,6 +20,8 @@ pytestmark = pytest.mark.cluster
 def test_shadow_compares_then_rolls_back_diverging_and_promotes_good(env: Env) -> None:  # noqa: F811
     name = "shadow"
     shadow = {"shadow": {"duration": "25s", "autoPromote": True}}
+    # One replica, not the default 2: a shadow runs both slots at full size, and one pod
+    # each keeps the shared 2-core machine light; the mirrored traffic is the same.
     routed = {"provider": {"gatewayAPI": {"httpRoute": f"{name}-route"}}, "replicas": 1}
     env.deploy(name, "v1", shadow, **routed)
     env.healthy(name, "v1")
