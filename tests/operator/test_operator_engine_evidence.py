@@ -201,3 +201,15 @@ def test_waiting_is_bounded_by_the_progress_deadline_with_the_pods_reason() -> N
         f"candidate v2 not ready after 600s: its pods are not scraped by {URL}"
     )
     assert world.now - status.history[0].started_at > timedelta(seconds=600)
+
+
+def test_no_deadline_while_the_weight_asks_for_no_candidate_pods() -> None:
+    """A canary held at ``setWeight: 0`` with the replicas router runs no candidate pod:
+    nothing is scraped, and that is no start-up to time out."""
+    world, status = healthy()
+    held = {"canary": {"steps": [{"setWeight": 0}, {"pause": {}}]}}
+    sp = spec(version="v2", sha=SHA_B, strategy=held, analysis={"interval": "10s"})
+    for _ in range(90):  # 15 minutes, past the 600 s deadline
+        status, actions = tick(world, sp, status, sample=passing(world.now, scraped={"stable"}))
+    assert status.phase == "Paused" and status.candidate_version == "v2"
+    assert status.analysis.outcome == "Waiting" and status.analysis.waiting_since is None

@@ -25,6 +25,7 @@ from modeldeploy.operator.engine.status import (
     second,
 )
 from modeldeploy.operator.model import AnalysisSample, Check, Spec
+from modeldeploy.operator.routers import replica_split
 
 # Share of the interval after which a new sample is due: the operator's poller and the
 # ModelDeployment's interval are not in lock-step, so allow some jitter.
@@ -213,6 +214,9 @@ def _deadline(ctx: Context, role: str, version: str) -> tuple[str, str] | None:
     st, spec = ctx.st, ctx.spec
     analysis = st.analysis
     assert analysis is not None
+    if role == d.ROLE_CANDIDATE and replica_split(spec, st.canary_weight, True)[1] == 0:
+        analysis.waiting_since = None  # no candidate pods at this weight: nothing to wait for
+        return None
     analysis.waiting_since = analysis.waiting_since or ctx.stamp
     if ctx.since(analysis.waiting_since) <= spec.progress_deadline:
         return None
