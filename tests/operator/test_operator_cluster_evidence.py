@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import kopf
 import pytest
+import yaml
 
+from e2e.cluster import probe
 from e2e.cluster.api import Cluster
-from e2e.stack import wait
+from e2e.stack import CHART_RULES, wait
 from modeldeploy.operator import engine, handlers
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import ApiClientKube
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import Observations, Spec
-from tests.operator.test_operator_cluster import Env, operator_env
+from tests.operator.test_operator_cluster import Env, free_port, operator_env
 
 pytestmark = pytest.mark.cluster
 
@@ -202,3 +207,80 @@ def test_a_stale_alert_of_a_previous_version_never_counts(env: Env) -> None:
         assert not [h for h in history(env, name) if h["outcome"] == "RolledBack"]
     finally:
         env.cluster.remove_rules(stale)
+
+
+@pytest.fixture
+def empty_prometheus(tmp_path: Path) -> Iterator[str]:
+    """A second, real Prometheus on loopback with the chart's rules loaded and nothing to
+    scrape: every named alert is a loaded rule, but no pod is ever scraped."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("prometheus not installed")
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+                "rule_files": [str(CHART_RULES)],
+                "scrape_configs": [],
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def loaded() -> bool:
+        try:
+            code, body = probe.get(f"{url}/api/v1/rules?type=alert", timeout=2)
+        except OSError:
+            return False
+        return code == 200 and "ModelHighLatency" in body
+
+    try:
+        wait("empty Prometheus up with the chart's rules", loaded, timeout=60)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_an_unscraped_candidate_waits_then_fails_at_the_deadline(
+    env: Env, empty_prometheus: str
+) -> None:
+    """Ready pods that this Prometheus never scrapes: the analysis waits (no inconclusive
+    count), and the progress deadline ends it with a clear message. The deadline is 60 s
+    here, not the default 600 s, so the test takes a minute."""
+    name = "unscraped"
+    m = manifest(env, name, "v1", prometheusURL=empty_prometheus)
+    m["spec"]["progressDeadlineSeconds"] = 60
+    env.apply(m)
+    env.wait_phase(name, "Healthy", stableVersion="v1")
+    m = manifest(env, name, "v2", prometheusURL=empty_prometheus)
+    m["spec"]["progressDeadlineSeconds"] = 60
+    env.apply(m)
+    st = wait(
+        "waiting for the candidate",
+        lambda: (s := env.status(name)).get("analysis", {}).get("outcome") == "Waiting" and s,
+        timeout=120,
+    )
+    assert "waiting for the candidate v2: no metrics" in st["analysis"]["message"]
+    assert st.get("consecutiveErrors", 0) == 0
+    st = env.wait_phase(name, "Degraded", timeout=240)
+    top = history(env, name)[0]
+    assert top["reason"] == "ProgressDeadlineExceeded"
+    # Ready and never scraped: that is the reason (unless the pods were still starting,
+    # when the message gives their not-ready reason instead).
+    assert top["message"].startswith("candidate v2 not ready after 60s: ")
+    assert f"its pods are not scraped by {empty_prometheus}" in top["message"] or (
+        "container" in top["message"]
+    )
+    assert st["stableVersion"] == "v1"
