@@ -91,6 +91,9 @@ def test_deleted_and_edited_children_are_restored_within_a_resync(env: Env) -> N
     svc = env.get("service", name)
     assert svc is not None
     uid = svc["metadata"]["uid"]
+    dep = env.get("deployment", f"{name}-blue")
+    assert dep is not None
+    dep_uid = dep["metadata"]["uid"]
     started = time.monotonic()
     env.kubectl("delete", "service", name, "--wait=true")
     env.kubectl("delete", "deployment", f"{name}-blue", "--wait=false")
@@ -99,7 +102,14 @@ def test_deleted_and_edited_children_are_restored_within_a_resync(env: Env) -> N
         lambda: (env.get("service", name) or {}).get("metadata", {}).get("uid") not in (None, uid),
         timeout=30,
     )
-    wait("deployment restored", lambda: env.get("deployment", f"{name}-blue"), timeout=30)
+    wait(
+        "deployment restored",
+        lambda: (
+            (env.get("deployment", f"{name}-blue") or {}).get("metadata", {}).get("uid")
+            not in (None, dep_uid)
+        ),
+        timeout=30,
+    )
     restored = time.monotonic() - started
     # A hand edit of a field the operator owns is undone too.
     env.kubectl(
