@@ -77,11 +77,13 @@ def install(
     release: str | None = None,
     replicas: int = 1,
     timeout: int = 240,
+    operator_args: tuple[str, ...] = ("--analysis-interval", "1", "--resync-seconds", "1"),
 ) -> Stack:
     """A restricted namespace with the chart installed into it, watching only it.
 
     The release is named after the namespace: the chart's cluster-wide RBAC objects carry the
-    release's name, and other releases may share the cluster."""
+    release's name, and other releases may share the cluster. ``operator_args`` are the
+    operator's extra flags (fast polls for tests by default; ``()``: the chart's defaults)."""
     release = release or namespace
     cluster.apply(workloads.namespace(namespace))
     repo, tag = _split(cluster.operator_image)
@@ -109,8 +111,7 @@ def install(
         f"prometheus.url={cluster.prometheus_url}",
         "--set",
         f"replicaCount={replicas}",
-        "--set-string",
-        "extraArgs={--analysis-interval,1,--resync-seconds,1}",
+        *(("--set-string", "extraArgs={" + ",".join(operator_args) + "}") if operator_args else ()),
         "--wait",
         "--timeout",
         f"{timeout}s",
