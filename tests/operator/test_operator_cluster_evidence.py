@@ -7,6 +7,7 @@ instead of 30 s, so that a test takes seconds, not minutes) and where a test say
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import ApiClientKube
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import Observations, Spec
-from tests.operator.test_operator_cluster import Env, free_port, operator_env
+from tests.operator.test_operator_cluster import Env, Operator, free_port, operator_env
 
 pytestmark = pytest.mark.cluster
 
@@ -294,3 +295,84 @@ def test_an_unscraped_candidate_waits_then_fails_at_the_deadline(
         "container" in top["message"]
     )
     assert st["stableVersion"] == "v1"
+
+
+def test_a_firing_alert_takes_the_weight_to_zero_within_two_seconds(
+    env: Env, tmp_path: Path
+) -> None:
+    """At the defaults that matter here: the ModelDeployment's analysis.interval (30 s) and
+    the operator's own (10 s Prometheus poll, 5 s resync): the one-second alerts poll wakes
+    the ModelDeployment, whose candidate weight is 0 at most 2 s after Prometheus marked
+    the alert firing."""
+    env.operator.stop()
+    op = Operator(
+        env.cluster,
+        env.namespace,
+        tmp_path / "operator.log",
+        extra=("--resync-seconds", "5", "--analysis-interval", "10"),
+    )
+    rule = f"react-{env.namespace}"
+    kube = ApiClientKube.from_environment(str(env.cluster.kubeconfig))
+    name = "react"
+    try:
+        op.start()
+        slow = {"canary": {"steps": [{"setWeight": 50}, {"analysis": {"duration": "10m"}}]}}
+        m = env.manifest(name, "v1", slow, replicas=2)
+        m["spec"]["analysis"] = {}  # every analysis setting at its default
+        m["spec"].pop("progressDeadlineSeconds", None)
+        env.apply(m)
+        env.wait_phase(name, "Healthy", stableVersion="v1")
+        m["spec"]["model"].update(
+            version="v2", bundleURI=f"{env.bundles}/v2.tar.gz", sha256=env.sha["v2"]
+        )
+        env.apply(m)
+        env.wait_phase(name, "Progressing", currentStep=1, canaryWeight=50, timeout=300)
+        labels = {
+            "namespace": env.namespace,
+            "modeldeployment": name,
+            "role": "candidate",
+            "version": "v2",
+        }
+        env.cluster.add_rules(
+            rule,
+            {
+                "groups": [
+                    {
+                        "name": rule,
+                        "interval": "1s",
+                        "rules": [
+                            {"alert": "ModelHighErrorRate", "expr": "vector(0.5)", "labels": labels}
+                        ],
+                    }
+                ]
+            },
+        )
+
+        def firing() -> bool:
+            for a in env.cluster.prometheus_api("alerts")["alerts"]:
+                lab = a["labels"]
+                if lab.get("modeldeployment") == name and lab.get("namespace") == env.namespace:
+                    return bool(a["state"] == "firing")
+            return False
+
+        deadline = time.monotonic() + 60
+        while not firing():
+            assert time.monotonic() < deadline, "the alert never fired"
+            time.sleep(0.05)
+        fired = time.monotonic()
+        while True:
+            st = (asyncio.run(kube.get("ModelDeployment", env.namespace, name)) or {})["status"]
+            if not st.get("candidateVersion") and int(st.get("canaryWeight") or 0) == 0:
+                break
+            assert time.monotonic() - fired < 30, st
+            time.sleep(0.05)
+        took = time.monotonic() - fired
+        print(f"alert firing -> candidate weight 0: {took:.2f}s (analysis.interval 30s)")
+        assert st["history"][0]["reason"] == "AnalysisFailed"
+        assert "ModelHighErrorRate firing for the candidate v2" in st["history"][0]["message"]
+        assert took <= 2.0
+    finally:
+        with contextlib.suppress(Exception):
+            env.cluster.remove_rules(rule)
+        op.stop()
+        env.operator.start()
