@@ -54,6 +54,7 @@ class Alert:
     name: str
     role: str
     active_at: float  # when its expression was first seen true (Prometheus' activeAt)
+    version: str = ""  # the rules keep the server's version label
     fired_at: float | None = None  # first time it was seen firing (active_at + for, by eval)
     value: float = math.nan
 
@@ -113,7 +114,11 @@ class Observer:
     def poll(self) -> None:
         now = time.time()
         s = st.status(self.stack, self.name)
-        values = {key: self._value(q) for key, q in SERIES.items()}
+        versions = {
+            "stable": s.get("stableVersion", ""),
+            "candidate": s.get("candidateVersion", ""),
+        }
+        values = {key: self._value(q, versions) for key, q in SERIES.items()}
         self.samples.append(
             Sample(
                 now,
@@ -139,9 +144,15 @@ class Observer:
                     }
                 )
 
-    def _value(self, template: str) -> float:
+    def _value(self, template: str, versions: dict[str, str]) -> float:
+        """The series of the current stable or candidate version (a rolled-back
+        candidate's series stays in its 1-minute window beside the next one's)."""
         q = template.format(ns=self.stack.namespace, name=self.name)
         res = self.stack.cluster.query(q)
+        for r in res:
+            metric = r.get("metric") or {}
+            if metric.get("version") == versions.get(metric.get("role", ""), ""):
+                return float(r["value"][1])
         return float(res[0]["value"][1]) if res else math.nan
 
     def _poll_alerts(self, now: float) -> None:
@@ -153,19 +164,20 @@ class Observer:
             ):
                 continue
             active = _ts(a.get("activeAt")) or now
-            role = labels.get("role", "")
+            role, version = labels.get("role", ""), labels.get("version", "")
             known = next(
                 (
                     x
                     for x in self.alerts
                     if x.name == labels.get("alertname")
                     and x.role == role
+                    and x.version == version
                     and abs(x.active_at - active) < 0.5
                 ),
                 None,
             )
             if known is None:
-                known = Alert(labels.get("alertname", ""), role, active)
+                known = Alert(labels.get("alertname", ""), role, active, version)
                 self.alerts.append(known)
             if a.get("state") == "firing" and known.fired_at is None:
                 known.fired_at = now  # the value when it fired: what the operator acted on
@@ -180,10 +192,15 @@ class Observer:
                 return s.t
         return None
 
-    def first_alert(self, name: str, role: str, after: float) -> Alert | None:
+    def first_alert(
+        self, name: str, role: str, after: float, version: str | None = None
+    ) -> Alert | None:
         found = [
             a
             for a in self.alerts
-            if a.name == name and a.role == role and (a.fired_at or a.active_at) >= after
+            if a.name == name
+            and a.role == role
+            and (a.fired_at or a.active_at) >= after
+            and (version is None or a.version in (version, ""))
         ]
         return min(found, key=lambda a: a.active_at) if found else None

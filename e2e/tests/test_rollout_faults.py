@@ -47,7 +47,6 @@ def test_bundle_with_wrong_sha256_never_ready_and_traffic_stays_on_stable(env: E
                 b,
                 st.canary(50, analysis="5s"),
                 sha256=wrong,
-                analysis={"consecutiveErrorLimit": 1000},
             )
         )
         # The candidate's pods exist but never get ready; the stable keeps every request.
@@ -135,11 +134,11 @@ def test_unreachable_prometheus_never_promotes_and_rolls_back_at_the_error_limit
         name,
         "v2",
         st.canary(50, analysis="4s"),
-        analysis={"prometheusURL": dead, "consecutiveErrorLimit": 5},
+        analysis={"prometheusURL": dead},
     )
     rolled = env.finished(name, "v2", timeout=180)
     assert rolled["outcome"] == "RolledBack" and rolled["reason"] == "AnalysisInconclusive"
-    assert "5 inconclusive" in rolled["message"], rolled
+    assert "4 inconclusive" in rolled["message"], rolled  # the default consecutiveErrorLimit
     events = st.events(env.stack, name)
     inconclusive = [e for e in events if e["reason"] == "AnalysisInconclusive"]
     assert inconclusive and "Prometheus" in inconclusive[0]["message"]

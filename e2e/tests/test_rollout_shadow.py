@@ -20,6 +20,8 @@ pytestmark = pytest.mark.cluster
 def test_shadow_compares_then_rolls_back_diverging_and_promotes_good(env: Env) -> None:  # noqa: F811
     name = "shadow"
     shadow = {"shadow": {"duration": "25s", "autoPromote": True}}
+    # One replica, not the default 2: a shadow runs both slots at full size, and one pod
+    # each keeps the shared 2-core machine light; the mirrored traffic is the same.
     routed = {"provider": {"gatewayAPI": {"httpRoute": f"{name}-route"}}, "replicas": 1}
     env.deploy(name, "v1", shadow, **routed)
     env.healthy(name, "v1")
@@ -43,20 +45,8 @@ def test_shadow_compares_then_rolls_back_diverging_and_promotes_good(env: Env) -
         assert traffic.mirrored.by_version["v3"] > 30, traffic.mirrored.as_dict()
         assert set(traffic.snapshot().by_version) == {"v1"}  # clients never saw v3
 
-        st.wait(
-            "candidate alerts cleared",
-            lambda: (
-                not [
-                    a
-                    for a in env.cluster.prometheus_api("alerts")["alerts"]
-                    if a["labels"].get("namespace") == env.stack.namespace
-                    and a["labels"].get("modeldeployment") == name
-                    and a["labels"].get("role") == "candidate"
-                ]
-            ),
-            150,
-            interval=2,
-        )
+        # No waiting for v3's alerts to clear: they are v3's (version label) and never
+        # count against v2, which follows at once.
         env.deploy(name, "v2", shadow, **routed)
         traffic.mirror_to(st.service_ip(env.stack, f"{name}-canary"))
         promoted = env.finished(name, "v2", timeout=180)

@@ -14,6 +14,7 @@ import kstatus
 import pytest
 from luahealth import health
 
+from modeldeploy.operator.defaults import DEFAULT_ALERTS
 from modeldeploy.operator.engine import RolloutStatus, reconcile
 from modeldeploy.operator.model import Actions, AnalysisSample, Observations, SlotObservation, Spec
 
@@ -66,6 +67,7 @@ class Rollout:
 
     def __init__(self) -> None:
         self.now = START
+        self.ticks = 0
         self.status = RolloutStatus()
         self.slots: dict[str, SlotObservation] = {}
         self.seen: list[dict[str, Any]] = []
@@ -78,10 +80,14 @@ class Rollout:
         firing: tuple[tuple[str, float], ...] = (),
     ) -> dict[str, Any]:
         self.now += timedelta(seconds=31)
+        self.ticks += 31
         sample = AnalysisSample(
             at=self.now,
             firing={"candidate": firing} if firing else {},
             scraped=frozenset({"stable", "candidate"}),
+            rules=dict.fromkeys(DEFAULT_ALERTS, ""),
+            # the server's counters: 20 predictions a second per role
+            predictions={"candidate": 20.0 * self.ticks, "stable": 20.0 * self.ticks},
         )
         obs = Observations(slots=self.slots, analysis=sample, control=control)
         self.status, actions = reconcile(Spec.from_body(body), self.status, obs, self.now)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from modeldeploy.operator import defaults as d
 from modeldeploy.operator import engine
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.model import (
@@ -70,8 +71,23 @@ def spec(**kw: Any) -> Spec:
     return Spec.from_body(body(**kw))
 
 
-def passing(at: datetime, roles: tuple[str, ...] = ("stable", "candidate")) -> AnalysisSample:
-    return AnalysisSample(at=at, scraped=frozenset(roles))
+LOADED = dict.fromkeys(d.DEFAULT_ALERTS, "")  # every default alert loaded and healthy
+RATE = 50.0  # predictions per second each role serves in ``passing``
+
+
+def passing(
+    at: datetime, roles: tuple[str, ...] = ("stable", "candidate"), **kw: Any
+) -> AnalysisSample:
+    """All the evidence a pass needs: scraped, the alerts loaded, traffic (a counter growing
+    by ``RATE`` a second); keys without a version match every version."""
+    served = (at - T0).total_seconds() * RATE
+    fields: dict[str, Any] = {
+        "scraped": frozenset(roles),
+        "rules": LOADED,
+        "predictions": dict.fromkeys(roles, served),
+        **kw,
+    }
+    return AnalysisSample(at=at, **fields)
 
 
 @dataclass

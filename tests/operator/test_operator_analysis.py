@@ -1,5 +1,6 @@
-"""The analysis client against a real Prometheus on loopback: batched alerts, scraped roles,
-checks, and an unreachable Prometheus."""
+"""The analysis client against a real Prometheus on loopback: batched alerts, loaded
+alerting rules and their health, scraped versions, prediction counters, checks, and an
+unreachable Prometheus."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import aiohttp
@@ -17,7 +19,7 @@ import pytest
 import yaml
 
 from modeldeploy.operator import engine
-from modeldeploy.operator.analysis import Poller, PrometheusClient, index_alerts
+from modeldeploy.operator.analysis import Poller, PrometheusClient, index_alerts, index_rules
 from modeldeploy.operator.model import Check
 
 PROMETHEUS = shutil.which("prometheus")
@@ -53,21 +55,48 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             }
         )
     )
+
+    def versioned(expr: str) -> str:
+        """``expr`` for the candidate at v2 and the stable at v1 (the server's own label)."""
+        return (
+            f'label_replace({expr.format(role="candidate")}, "version", "v2", "", "") '
+            f'or label_replace({expr.format(role="stable")}, "version", "v1", "", "")'
+        )
+
+    iris = {"namespace": "ml", "modeldeployment": "iris"}
     (folder / "rules.yml").write_text(
         yaml.safe_dump(
             {
                 "groups": [
+                    {
+                        # What the model server's scrape gives: its info and its counter.
+                        "name": "server",
+                        "rules": [
+                            {
+                                "record": "modeldeploy_model_info",
+                                "expr": versioned('up{{role="{role}"}}'),
+                            },
+                            {
+                                "record": "modeldeploy_predictions_total",
+                                "expr": versioned('up{{role="{role}"}} * 150').replace(
+                                    'stable"} * 150', 'stable"} * 900'
+                                ),
+                            },
+                        ],
+                    },
                     {
                         "name": "t",
                         "rules": [
                             {
                                 "alert": "ModelFeatureDrift",
                                 "expr": "vector(0.42)",
-                                "labels": {
-                                    "namespace": "ml",
-                                    "modeldeployment": "iris",
-                                    "role": "candidate",
-                                },
+                                "labels": {**iris, "role": "candidate", "version": "v2"},
+                            },
+                            {
+                                # A rolled-back candidate's alert, still in its window.
+                                "alert": "ModelPredictionDivergence",
+                                "expr": "vector(24.8)",
+                                "labels": {**iris, "role": "candidate", "version": "v0"},
                             },
                             {
                                 "alert": "ModelHighLatency",
@@ -78,9 +107,14 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                     "role": "stable",
                                 },
                             },
+                            {
+                                # Fails at every evaluation: two `up` series on the right.
+                                "alert": "ModelHighErrorRate",
+                                "expr": "vector(1) + on () group_left () up",
+                            },
                             {"alert": "Unrelated", "expr": "vector(1)"},
                         ],
-                    }
+                    },
                 ]
             }
         )
@@ -104,7 +138,12 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     f"{url}/api/v1/query?query=count(up%3D%3D1)", timeout=2
                 ).read()
                 a = urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=2).read()
-                if b'"2"' in q and a.count(b'"firing"') >= 3:
+                r = urllib.request.urlopen(f"{url}/api/v1/rules?type=alert", timeout=2).read()
+                info = urllib.request.urlopen(
+                    f"{url}/api/v1/query?query=count(modeldeploy_model_info)", timeout=2
+                ).read()
+                ready = b'"2"' in q and b'"2"' in info
+                if ready and a.count(b'"firing"') >= 4 and b'"health":"err"' in r:
                     break
             except OSError:
                 pass
@@ -126,19 +165,68 @@ async def _with_client(fn):  # type: ignore[no-untyped-def]
         return await fn(PrometheusClient(session, timeout=5))
 
 
-def test_one_batched_snapshot_indexes_alerts_and_scraped_roles(prometheus: str) -> None:
+def test_one_batched_snapshot_indexes_alerts_rules_versions_and_predictions(
+    prometheus: str,
+) -> None:
     now = datetime.now(UTC)
     snap = run(_with_client(lambda c: c.snapshot(prometheus, now)))
-    assert snap.error == ""
-    assert snap.firing[("ml", "iris")] == {"candidate": [("ModelFeatureDrift", 0.42)]}
-    assert snap.firing[("ml", "other")] == {"stable": [("ModelHighLatency", 3.0)]}
+    assert snap.error == "" and snap.url == prometheus
+    assert snap.firing[("ml", "iris")] == {
+        ("candidate", "v2"): [("ModelFeatureDrift", 0.42)],
+        ("candidate", "v0"): [("ModelPredictionDivergence", 24.8)],
+    }
+    assert snap.firing[("ml", "other")] == {("stable", ""): [("ModelHighLatency", 3.0)]}
     assert all(key[1] for key in snap.firing), "alerts without the label are ignored"
-    assert snap.scraped[("ml", "iris")] == {"stable", "candidate"}
+    assert snap.scraped[("ml", "iris")] == {("stable", "v1"), ("candidate", "v2")}
+    assert snap.predictions[("ml", "iris")] == {("candidate", "v2"): 150.0, ("stable", "v1"): 900.0}
+    assert snap.rules is not None
+    assert snap.rules["ModelFeatureDrift"] == "" and snap.rules["Unrelated"] == ""
+    assert snap.rules["ModelHighErrorRate"].startswith("rule in group t has health err: ")
+    assert "ModelFeatureDrif" not in snap.rules
+
     sample = snap.sample("ml", "iris")
-    outcome, message, _ = engine.judge(sample, ("ModelFeatureDrift",), "candidate")
-    assert outcome == "Failed" and "0.42" in message
-    assert engine.judge(snap.sample("ml", "iris"), ("ModelFeatureDrift",), "stable")[0] == "Passed"
+    outcome, message, _ = engine.judge(sample, ("ModelFeatureDrift",), "candidate", version="v2")
+    assert outcome == "Failed" and "0.42" in message and "v2" in message
+    # Per version: the old candidate v0's divergence never counts against v2 ...
+    divergence = ("ModelPredictionDivergence",)
+    assert engine.judge(sample, divergence, "candidate", version="v2")[0] == "Passed"
+    # ... but it does against v0 itself.
+    assert engine.judge(sample, divergence, "candidate", version="v0")[0] == "Failed"
+    assert engine.judge(sample, ("ModelFeatureDrift",), "stable", version="v1")[0] == "Passed"
+    # Evidence or no promotion: a misspelt alert, or one whose rule fails, is no pass.
+    outcome, message, _ = engine.judge(sample, ("ModelFeatureDrif",), "candidate", version="v2")
+    assert outcome == "Inconclusive"
+    assert message == f"alert ModelFeatureDrif is not a loaded alerting rule in {prometheus}"
+    outcome, message, _ = engine.judge(sample, ("ModelHighErrorRate",), "candidate", version="v2")
+    assert outcome == "Inconclusive" and "cannot fire" in message and "health err" in message
+    # A version Prometheus does not scrape: no data, no pass.
+    assert engine.judge(sample, (), "candidate", version="v9")[0] == "Inconclusive"
     assert engine.judge(snap.sample("ml", "nobody"), (), "candidate")[0] == "Inconclusive"
+
+
+def test_alerts_poll_refreshes_firing_and_wakes_the_newly_firing(prometheus: str) -> None:
+    async def go() -> tuple[list[set[tuple[str, str]]], int]:
+        woken: list[set[tuple[str, str]]] = []
+        async with aiohttp.ClientSession() as session:
+            poller = Poller(
+                client=PrometheusClient(session),
+                interval=60,
+                on_firing=lambda url, keys: woken.append(keys),
+            )
+            poller.want(prometheus)
+            await poller.poll_once()
+            first = poller.snapshots[prometheus]
+            # Pretend the last full poll saw nothing firing for iris: the fast poll wakes it.
+            poller.snapshots[prometheus] = replace(first, firing={})
+            await poller.poll_alerts_once()
+            again = poller.snapshots[prometheus]
+            assert again.at == first.at, "the fast poll does not make a sample due"
+            assert again.rules == first.rules and again.firing == first.firing
+            await poller.poll_alerts_once()  # nothing new: nobody woken
+            return woken, len(again.firing)
+
+    woken, n = run(go())
+    assert woken[0] == {("ml", "iris"), ("ml", "other")} and len(woken) == 2 and n == 2
 
 
 def test_checks(prometheus: str) -> None:
@@ -198,4 +286,22 @@ def test_index_alerts_skips_pending_and_unlabelled() -> None:
             },
         },
     ]
-    assert index_alerts(alerts) == {("n", "m"): {"candidate": [("C", 1.0)]}}
+    assert index_alerts(alerts) == {("n", "m"): {("candidate", ""): [("C", 1.0)]}}
+
+
+def test_index_rules_keeps_the_worst_health_of_a_name() -> None:
+    groups = [
+        {"name": "chart", "rules": [{"type": "alerting", "name": "A", "health": "ok"}]},
+        {
+            "name": "md",
+            "rules": [
+                {"type": "alerting", "name": "A", "health": "err", "lastError": "boom"},
+                {"type": "alerting", "name": "B", "health": "unknown"},
+                {"type": "recording", "name": "r", "health": "ok"},
+            ],
+        },
+    ]
+    assert index_rules(groups) == {
+        "A": "rule in group md has health err: boom",
+        "B": "rule in group md has health unknown (not evaluated yet)",
+    }

@@ -129,9 +129,8 @@ def test_alert_for_the_stable_or_not_watched_does_not_roll_back() -> None:
     world, status = healthy()
     v2 = spec(version="v2", sha=SHA_B)
     status, _ = tick(world, v2, status, sample=passing(world.now))
-    noise = AnalysisSample(
-        at=world.now,
-        scraped=frozenset({"stable", "candidate"}),
+    noise = passing(
+        world.now,
         firing={"stable": (("ModelFeatureDrift", 1.0),), "candidate": (("SomethingElse", 3.0),)},
     )
     status, _ = tick(world, v2, status, sample=noise)

@@ -11,7 +11,7 @@ from opworld import SHA_B, World, body, healthy, passing, tick
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator import engine
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import AnalysisSample, SetWeight, Spec, other_slot
+from modeldeploy.operator.model import Analysis, AnalysisSample, SetWeight, Spec, other_slot
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -47,8 +47,10 @@ strategies = st.one_of(
         st.integers(0, 60),
     ),
 )
-# What Prometheus says at a tick: passing, unreachable, or no candidate metrics.
-samples = st.sampled_from(["pass", "error", "nodata"])
+# What Prometheus says at a tick: passing, unreachable, no candidate metrics, no traffic
+# (the counters stand still), or a named alert that is not loaded.
+samples = st.sampled_from(["pass", "error", "nodata", "notraffic", "unloaded"])
+NO_EVIDENCE = ("error", "nodata", "notraffic", "unloaded")
 
 
 def make_sample(kind: str, world: World) -> AnalysisSample:
@@ -56,6 +58,12 @@ def make_sample(kind: str, world: World) -> AnalysisSample:
         return passing(world.now)
     if kind == "error":
         return AnalysisSample(at=world.now, error="connection refused")
+    idle = {"stable": 5.0, "candidate": 5.0}  # the counters stand still
+    if kind == "notraffic":
+        return passing(world.now, predictions=idle)
+    if kind == "unloaded":
+        loaded = {n: "" for n in d.DEFAULT_ALERTS if n != d.ALERT_DIVERGENCE}
+        return passing(world.now, rules=loaded, predictions=idle)
     return AnalysisSample(at=world.now, scraped=frozenset({"stable"}))
 
 
@@ -107,7 +115,8 @@ def test_weight_never_exceeds_the_current_step_and_inconclusive_never_promotes(
             # promotion happened on a Passed sample taken at this tick or before
             assert status.analysis is not None
             assert status.analysis.outcome == "Passed" or before_outcome == "Passed"
-            assert kind == "pass" or before_outcome == "Passed"
+            # (no traffic passes the alerts; only an analysis step asks for minSamples)
+            assert kind in ("pass", "notraffic") or before_outcome == "Passed"
         assert 0 <= actions.weight <= 100
         total = sum(a.replicas for a in actions.deployments)
         assert total <= 2 * replicas
@@ -118,7 +127,7 @@ def test_weight_never_exceeds_the_current_step_and_inconclusive_never_promotes(
     strategy=strategies,
     provider=providers,
     replicas=st.integers(1, 6),
-    always_inconclusive=st.sampled_from(["error", "nodata"]),
+    always_inconclusive=st.sampled_from(["error", "nodata", "unloaded"]),
 )
 def test_never_promotes_while_analysis_is_inconclusive(
     strategy: dict[str, Any], provider: dict[str, Any], replicas: int, always_inconclusive: str
@@ -128,6 +137,47 @@ def test_never_promotes_while_analysis_is_inconclusive(
     for _ in range(80):
         status, _ = tick(world, v2, status, sample=make_sample(always_inconclusive, world), dt=30)
     assert status.stable_version == "v1"
+
+
+@SETTINGS
+@given(
+    strategy=strategies,
+    provider=providers,
+    replicas=st.integers(1, 6),
+    kinds=st.lists(st.sampled_from(NO_EVIDENCE), min_size=1, max_size=60),
+    insufficient=st.sampled_from(["pause", "rollback"]),
+)
+def test_never_promotes_past_an_analysis_step_without_evidence(
+    strategy: dict[str, Any],
+    provider: dict[str, Any],
+    replicas: int,
+    kinds: list[str],
+    insufficient: str,
+) -> None:
+    """Evidence or no promotion: without the minSamples predictions (or a loaded alert, or
+    metrics, or Prometheus), a plan with an analysis step never promotes, whatever the mix."""
+    v1, v2 = v2_of(strategy, provider, replicas)
+    v2 = Spec.from_body(
+        {
+            **body(version="v2", sha=SHA_B, strategy=strategy, provider=provider),
+            "spec": {
+                **body(version="v2", sha=SHA_B, strategy=strategy, provider=provider)["spec"],
+                "replicas": replicas,
+                "analysis": {
+                    "interval": "10s",
+                    "consecutiveErrorLimit": 1000,
+                    "onInsufficientEvidence": insufficient,
+                },
+            },
+        }
+    )
+    world, status = healthy(v1)
+    # Without an analysis step only the alerts gate: no traffic passes them.
+    gated = any(isinstance(s, Analysis) for s in engine.plan(v2)) or "notraffic" not in kinds
+    for kind in kinds * 3:
+        status, _ = tick(world, v2, status, sample=make_sample(kind, world), dt=20)
+        if gated:
+            assert not (status.promoted or status.stable_version == "v2"), kind
 
 
 def _drive(

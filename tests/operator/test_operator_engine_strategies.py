@@ -91,6 +91,11 @@ def test_shadow_mirrors_and_promotes_only_after_analysis() -> None:
     for _ in range(3):
         status, _ = tick(world, v2, status, sample=AnalysisSample(at=world.now, error="x"), dt=60)
     assert not status.promoted
+    # The step's time went by without evidence: paused, not promoted, until resumed.
+    status = run_until(world, v2, status, lambda s: s.phase == "Paused")
+    assert "insufficient evidence: 0 of 100 predictions" in status.message
+    assert not status.promoted
+    status, _ = tick(world, v2, status, sample=passing(world.now), control="resume")
     status = run_until(world, v2, status, lambda s: s.phase == "Healthy")
     assert status.stable_version == "v2"
 

@@ -23,6 +23,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.status_patches: list[dict[str, Any]] = []
         self.applied: list[dict[str, Any]] = []
+        self.resource_versions: list[str | None] = []
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.applied.append(obj)
@@ -32,8 +33,14 @@ class FakeKube:
         return True
 
     async def patch_status(
-        self, kind: str, namespace: str, name: str, patch: dict[str, Any]
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
+        self.resource_versions.append(resource_version)
         self.status_patches.append(patch)
         return {"metadata": {"resourceVersion": str(len(self.status_patches))}}
 
@@ -97,3 +104,50 @@ def test_record_outcomes_counts_a_finished_rollout_once(rt: handlers.Runtime) ->
     handlers.record_outcomes(rt, new, new)
     assert rt.metrics.rollouts.labels(outcome="RolledBack")._value.get() == 1
     assert rt.metrics.time_to_rollback._sum.get() == 90.0
+
+
+class ConflictingKube(FakeKube):
+    """The first status write meets another writer's newer status (a 409)."""
+
+    def __init__(self, theirs: dict[str, Any]) -> None:
+        super().__init__()
+        self.theirs = theirs
+        self.gets = 0
+
+    async def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        if resource_version == "7":
+            self.resource_versions.append(resource_version)
+            raise handlers.KubeError(409, "the object has been modified")
+        return await super().patch_status(kind, namespace, name, patch, resource_version)
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        self.gets += 1
+        return {"metadata": {"resourceVersion": "8"}, "status": self.theirs}
+
+
+def test_a_conflict_rereads_and_decides_again_on_the_other_writers_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(handlers.kopf, "event", lambda *a, **kw: None)
+    theirs = {"fromTheOtherWriter": "kept", "lastControl": "pause"}
+    kube = ConflictingKube(theirs)
+    rt = handlers.Runtime(
+        config=handlers.Config(),
+        kube=kube,
+        metrics=OperatorMetrics.create(),  # type: ignore[arg-type]
+    )
+    rt.now = lambda: NOW  # type: ignore[method-assign]
+    asyncio.run(handlers.reconcile(rt, _body({}), None, None, trigger="test"))
+    assert kube.resource_versions == ["7", "8"], "every write is conditional"
+    assert kube.gets == 1
+    patch = kube.status_patches[-1]
+    assert "fromTheOtherWriter" not in patch, "decided on their status: nothing to undo"
+    assert "lastControl" not in patch
+    assert rt.metrics.errors.labels(kind="conflict")._value.get() == 1

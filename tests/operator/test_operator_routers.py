@@ -207,7 +207,7 @@ def _apply(
         config=handlers.Config(), kube=cast(Any, kube), metrics=OperatorMetrics.create()
     )
     body = kopf.Body({"metadata": {"name": "iris", "namespace": "ml", "uid": "1234"}})
-    asyncio.run(handlers.apply_children(rt, body, sp, actions))
+    asyncio.run(handlers.apply_children(rt, body, sp, actions, None))
     return rt
 
 

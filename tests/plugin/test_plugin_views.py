@@ -122,3 +122,17 @@ def test_controls_that_cannot_apply_are_refused_with_a_reason() -> None:
     plugin.check_control("pause", healthy)
     plugin.check_control("abort", sample("progressing"))
     plugin.check_control("retry", sample("degraded"))
+
+
+def test_status_shows_the_evidence_and_why_it_paused() -> None:
+    md = sample("progressing")
+    md["status"].update(
+        paused=True,
+        phase="Paused",
+        pauseReason="insufficient evidence: 12 of 100 predictions (analysis.minSamples)",
+    )
+    md["status"]["analysis"].update(outcome="Waiting", predictions=12)
+    text = plugin.render_status(md, [], NOW)
+    assert "PAUSED: insufficient evidence: 12 of 100 predictions" in text
+    assert "Analysis:    Waiting 5m ago" in text
+    assert "Evidence:    12 predictions in this step" in text

@@ -132,7 +132,8 @@ def test_zscore_recorded_as_computed(tmp_path: Path) -> None:
                 "eval_time": f"{t}s",
                 "exp_samples": [
                     {
-                        "labels": f'{{namespace="ml", modeldeployment="{md}", role="candidate"}}',
+                        "labels": f'{{namespace="ml", modeldeployment="{md}", '
+                        f'role="candidate", version="{c.labels["version"]}"}}',
                         "value": ps.promql_round(zscore(c, st, t)),
                     }
                     for md, (c, st) in s.items()
@@ -165,6 +166,7 @@ def test_divergence_fires_for_a_diverging_candidate_only(tmp_path: Path) -> None
                         "namespace": "ml",
                         "modeldeployment": "churn",
                         "role": "candidate",
+                        "version": "2",
                     },
                     "exp_annotations": {
                         "summary": "Predictions of the candidate of ml/churn diverge from the "
@@ -182,3 +184,66 @@ def test_divergence_fires_for_a_diverging_candidate_only(tmp_path: Path) -> None
 
     checks = [at(t, t >= fire_at) for t in (120, DIVERGE_AT, fire_at - ps.STEP, fire_at, 700)]
     ps.run_promtool_tests(tmp_path, [ps.UnitTest("divergence", _all_series(s), alert_tests=checks)])
+
+
+def test_alerts_are_per_version_and_two_stable_versions_pool(tmp_path: Path) -> None:
+    """A rolled-back candidate v3 still diverging in its window beside the new candidate v5:
+    only v3's alert fires, labelled with its version, never v5's. Right after a promotion two
+    stable versions (v1 and v2) are in the window: the comparison still evaluates (pooled),
+    instead of failing on a many-to-many match."""
+    old = Predictions.build(_labels("churn", "candidate", "green", "3"), (STEPS, 20.0, 0.65, 0.04))
+    new = Predictions.build(_labels("churn", "candidate", "blue", "5"), (STEPS, 20.0, 0.5, 0.04))
+    stable_parts = (STEPS, 100.0, 0.5, 0.04)
+    stables = [
+        Predictions.build(
+            {**_labels("churn", "stable", "blue", v), "pod": f"churn-{v}"}, stable_parts
+        )
+        for v in ("1", "2")
+    ]
+    series = [x for p in (old, new, *stables) for x in p.series()]
+    t = 600
+    z_old, z_new = zscore(old, stables[0], t), zscore(new, stables[0], t)
+    assert abs(z_old) > 2 > abs(z_new)
+    test = ps.UnitTest(
+        "versions",
+        series,
+        alert_tests=[
+            {
+                "eval_time": f"{t}s",
+                "alertname": "ModelPredictionDivergence",
+                "exp_alerts": [
+                    {
+                        "exp_labels": {
+                            "severity": "warning",
+                            "namespace": "ml",
+                            "modeldeployment": "churn",
+                            "role": "candidate",
+                            "version": "3",
+                        },
+                        "exp_annotations": {
+                            "summary": "Predictions of the candidate of ml/churn diverge from "
+                            "the stable's",
+                            "description": f"Mean difference of {z_old:.2f} standard errors "
+                            "(threshold 2).",
+                            "zscore": f"{z_old:.4f}",
+                        },
+                    }
+                ],
+            }
+        ],
+        expr_tests=[
+            {
+                "expr": "round(modeldeploy:prediction_divergence_zscore:1m * 1e6)",
+                "eval_time": f"{t}s",
+                "exp_samples": [
+                    {
+                        "labels": '{namespace="ml", modeldeployment="churn", role="candidate", '
+                        f'version="{v}"}}',
+                        "value": ps.promql_round(z),
+                    }
+                    for v, z in (("3", z_old), ("5", z_new))
+                ],
+            }
+        ],
+    )
+    ps.run_promtool_tests(tmp_path, [test])

@@ -29,6 +29,8 @@ def _pod(role: str, slot: str, pod: str, version: str) -> dict[str, str]:
 CANDIDATE_A = _pod("candidate", "green", "churn-green-a", "2")
 CANDIDATE_B = _pod("candidate", "green", "churn-green-b", "2")
 STABLE = _pod("stable", "blue", "churn-blue-a", "1")
+# Every recorded series and alert keeps the server's version label.
+VERSION_OF = {"candidate": "2", "stable": "1"}
 
 
 class Feature:
@@ -121,6 +123,7 @@ def _expected_psi_samples(features: list[Feature], t: int) -> list[dict[str, obj
                 "namespace": "ml",
                 "modeldeployment": "churn",
                 "role": role,
+                "version": VERSION_OF[role],
                 "feature": f.name,
             }
             inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
@@ -170,6 +173,7 @@ def test_drift_alert_fires_with_the_psi_and_not_before(tmp_path: Path) -> None:
                 "namespace": "ml",
                 "modeldeployment": "churn",
                 "role": "candidate",
+                "version": VERSION_OF["candidate"],
                 "feature": feature.name,
             },
             "exp_annotations": {

@@ -59,6 +59,7 @@ def _alert(name: str, role: str, description: str, severity: str) -> dict[str, o
             "namespace": "ml",
             "modeldeployment": "churn",
             "role": role,
+            "version": "2",
         },
         "exp_annotations": {"summary": f"{name} ml/churn ({role})", "description": description},
     }
@@ -89,10 +90,15 @@ def test_error_rate_counts_server_errors_only(tmp_path: Path) -> None:
             "eval_time": "5m",
             "exp_samples": [
                 {
-                    "labels": '{namespace="ml", modeldeployment="churn", role="candidate"}',
+                    "labels": '{namespace="ml", modeldeployment="churn", '
+                    'role="candidate", version="2"}',
                     "value": 150,
                 },
-                {"labels": '{namespace="ml", modeldeployment="churn", role="stable"}', "value": 0},
+                {
+                    "labels": '{namespace="ml", modeldeployment="churn", '
+                    'role="stable", version="2"}',
+                    "value": 0,
+                },
             ],
         }
     ]

@@ -1,12 +1,22 @@
 """Prometheus as the operator asks it: one batched poll per interval, plus PromQL checks.
 
 The poller asks each Prometheus (the operator's default and any ``analysis.prometheusURL``)
-twice per interval, however many ModelDeployments it watches: ``/api/v1/alerts`` (every
-active alert with its labels and value; the firing ones with a ``modeldeployment`` label are
-indexed by (namespace, modeldeployment, role)) and one query for which roles Prometheus
-scrapes at all (so "nothing fires" can be told from "no data"). Handlers read the latest
-snapshot and turn it into an ``AnalysisSample`` for the pure engine. A failed poll is kept
-as a snapshot with ``error`` set, which the engine treats as inconclusive.
+four times per interval, however many ModelDeployments it watches:
+
+- ``/api/v1/alerts``: every active alert; the firing ones with a ``modeldeployment`` label
+  are indexed by (namespace, modeldeployment) then (role, version);
+- ``/api/v1/rules?type=alert``: every loaded alerting rule and whether its last evaluation
+  succeeded (a named alert that is not there, or fails, can never fire: no evidence);
+- one query for which (role, version) Prometheus scrapes (so "nothing fires" can be told
+  from "no data", and start-up from failure);
+- one query for the server's prediction counters per (role, version): the evidence.
+
+Between two full polls it reads ``/api/v1/alerts`` alone every ``alerts_interval`` (one
+request per Prometheus per second, whatever N) and calls ``on_firing`` with the
+ModelDeployments that have an alert newly firing, so that their rollback does not wait for
+the interval. Handlers read the latest snapshot and turn it into an ``AnalysisSample`` for
+the pure engine. A failed poll is kept as a snapshot with ``error`` set, which the engine
+treats as inconclusive.
 
 Only the optional per-ModelDeployment checks cost one query each.
 """
@@ -18,20 +28,31 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
-from modeldeploy.operator.model import AnalysisSample, Check, CheckResult
+from modeldeploy.operator.model import AnalysisSample, Check, CheckResult, RoleVersion
+from modeldeploy.server import contract as c
 
 log = logging.getLogger("modeldeploy.operator.analysis")
 
-SCRAPED_QUERY = 'count by (namespace, modeldeployment, role) (up{modeldeployment!=""} == 1)'
+# Series the server exports from its first scrape on, with its version: "scraped once".
+SCRAPED_QUERY = (
+    f"count by (namespace, modeldeployment, role, version) "
+    f'({c.METRIC_MODEL_INFO}{{modeldeployment!=""}})'
+)
+PREDICTIONS_QUERY = (
+    f"sum by (namespace, modeldeployment, role, version) "
+    f'({c.METRIC_PREDICTIONS}{{modeldeployment!=""}})'
+)
 ALERT_LABEL = "modeldeployment"
+VERSION_LABEL = c.LABEL_VERSION
 
 Key = tuple[str, str]  # (namespace, modeldeployment)
+Firing = dict[Key, dict[RoleVersion, list[tuple[str, float]]]]
 
 
 class PrometheusError(Exception):
@@ -44,8 +65,12 @@ class Snapshot:
 
     at: datetime
     error: str = ""
-    firing: dict[Key, dict[str, list[tuple[str, float]]]] = field(default_factory=dict)
-    scraped: dict[Key, set[str]] = field(default_factory=dict)
+    firing: Firing = field(default_factory=dict)
+    scraped: dict[Key, set[RoleVersion]] = field(default_factory=dict)
+    rules: dict[str, str] | None = None
+    predictions: dict[Key, dict[RoleVersion, float]] = field(default_factory=dict)
+    url: str = ""
+    alerts_at: datetime | None = None  # when the fast poll last refreshed ``firing``
 
     def sample(
         self, namespace: str, name: str, checks: tuple[CheckResult, ...] = ()
@@ -54,9 +79,13 @@ class Snapshot:
         return AnalysisSample(
             at=self.at,
             error=self.error,
-            firing={role: tuple(alerts) for role, alerts in self.firing.get(key, {}).items()},
+            firing={rv: tuple(alerts) for rv, alerts in self.firing.get(key, {}).items()},
             scraped=frozenset(self.scraped.get(key, set())),
             checks=checks,
+            rules=self.rules,
+            predictions=dict(self.predictions.get(key, {})),
+            prometheus=self.url,
+            alerts_at=self.alerts_at,
         )
 
 
@@ -67,16 +96,20 @@ def _value(raw: Any) -> float:
         return math.nan
 
 
-def index_alerts(alerts: Iterable[dict[str, Any]]) -> dict[Key, dict[str, list[tuple[str, float]]]]:
-    """Firing alerts by (namespace, modeldeployment) then role: [(alertname, value)]."""
-    out: dict[Key, dict[str, list[tuple[str, float]]]] = {}
+def _role_version(labels: dict[str, Any]) -> RoleVersion:
+    return (str(labels.get("role", "")), str(labels.get(VERSION_LABEL, "")))
+
+
+def index_alerts(alerts: Iterable[dict[str, Any]]) -> Firing:
+    """Firing alerts by (namespace, modeldeployment), then (role, version):
+    [(alertname, value)]."""
+    out: Firing = {}
     for alert in alerts:
         labels = alert.get("labels") or {}
         if alert.get("state") != "firing" or not labels.get(ALERT_LABEL):
             continue
         key = (labels.get("namespace", ""), labels[ALERT_LABEL])
-        role = labels.get("role", "")
-        out.setdefault(key, {}).setdefault(role, []).append(
+        out.setdefault(key, {}).setdefault(_role_version(labels), []).append(
             (labels.get("alertname", "?"), _value(alert.get("value")))
         )
     for roles in out.values():
@@ -85,14 +118,48 @@ def index_alerts(alerts: Iterable[dict[str, Any]]) -> dict[Key, dict[str, list[t
     return out
 
 
-def index_scraped(series: Iterable[dict[str, Any]]) -> dict[Key, set[str]]:
-    out: dict[Key, set[str]] = {}
+def index_scraped(series: Iterable[dict[str, Any]]) -> dict[Key, set[RoleVersion]]:
+    out: dict[Key, set[RoleVersion]] = {}
     for s in series:
         metric = s.get("metric") or {}
         if metric.get(ALERT_LABEL):
-            out.setdefault((metric.get("namespace", ""), metric[ALERT_LABEL]), set()).add(
-                metric.get("role", "")
-            )
+            key = (metric.get("namespace", ""), metric[ALERT_LABEL])
+            out.setdefault(key, set()).add(_role_version(metric))
+    return out
+
+
+def index_predictions(series: Iterable[dict[str, Any]]) -> dict[Key, dict[RoleVersion, float]]:
+    """The prediction counters summed over pods, by ModelDeployment, then (role, version)."""
+    out: dict[Key, dict[RoleVersion, float]] = {}
+    for s in series:
+        metric = s.get("metric") or {}
+        value = _value((s.get("value") or [None, None])[1])
+        if metric.get(ALERT_LABEL) and not math.isnan(value):
+            key = (metric.get("namespace", ""), metric[ALERT_LABEL])
+            out.setdefault(key, {})[_role_version(metric)] = value
+    return out
+
+
+def index_rules(groups: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Every loaded alerting rule's name: "" when its last evaluation succeeded, else why.
+
+    A name loaded in several groups (the chart's and a ModelDeployment's) is healthy only
+    when every one of them is."""
+    out: dict[str, str] = {}
+    for group in groups:
+        for rule in group.get("rules") or []:
+            if rule.get("type", "alerting") != "alerting" or not rule.get("name"):
+                continue
+            name, health = str(rule["name"]), str(rule.get("health", ""))
+            why = ""
+            if health != "ok":
+                why = f"rule in group {group.get('name', '?')} has health {health or 'unknown'}"
+                if rule.get("lastError"):
+                    why += f": {rule['lastError']}"
+                elif health == "unknown":
+                    why += " (not evaluated yet)"
+            if why or name not in out:
+                out[name] = out.get(name) or why
     return out
 
 
@@ -121,18 +188,32 @@ class PrometheusClient:
         data = await self._get(base.rstrip("/") + "/api/v1/alerts")
         return list((data or {}).get("alerts") or [])
 
+    async def rules(self, base: str) -> list[dict[str, Any]]:
+        data = await self._get(base.rstrip("/") + "/api/v1/rules", {"type": "alert"})
+        return list((data or {}).get("groups") or [])
+
     async def query(self, base: str, promql: str) -> tuple[str, Any]:
         data = await self._get(base.rstrip("/") + "/api/v1/query", {"query": promql})
         return data.get("resultType", ""), data.get("result")
 
     async def snapshot(self, base: str, now: datetime) -> Snapshot:
         try:
-            alerts, (_, scraped) = await asyncio.gather(
-                self.alerts(base), self.query(base, SCRAPED_QUERY)
+            alerts, rules, (_, scraped), (_, predictions) = await asyncio.gather(
+                self.alerts(base),
+                self.rules(base),
+                self.query(base, SCRAPED_QUERY),
+                self.query(base, PREDICTIONS_QUERY),
             )
         except PrometheusError as exc:
-            return Snapshot(at=now, error=f"{base}: {exc}")
-        return Snapshot(at=now, firing=index_alerts(alerts), scraped=index_scraped(scraped))
+            return Snapshot(at=now, error=f"{base}: {exc}", url=base)
+        return Snapshot(
+            at=now,
+            firing=index_alerts(alerts),
+            scraped=index_scraped(scraped or []),
+            rules=index_rules(rules),
+            predictions=index_predictions(predictions or []),
+            url=base,
+        )
 
     async def check(
         self, base: str, check: Check, namespace: str, name: str, role: str
@@ -167,9 +248,22 @@ def _single_value(kind: str, result: Any) -> tuple[float | None, str]:
     return value, ""
 
 
+def newly_firing(old: Firing, new: Firing) -> set[Key]:
+    """ModelDeployments with an alert firing now that did not fire before."""
+    out = set()
+    for key, by_version in new.items():
+        before = old.get(key, {})
+        for rv, alerts in by_version.items():
+            if {n for n, _ in alerts} - {n for n, _ in before.get(rv, [])}:
+                out.add(key)
+    return out
+
+
 @dataclass
 class Poller:
-    """Polls every known Prometheus once per interval; keeps the latest snapshot of each."""
+    """Polls every known Prometheus once per interval; keeps the latest snapshot of each.
+
+    Between full polls, the firing alerts alone are read every ``alerts_interval``."""
 
     client: PrometheusClient
     interval: float
@@ -177,6 +271,8 @@ class Poller:
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
     urls: dict[str, float] = field(default_factory=dict)  # url -> last time a handler asked
     on_poll: Callable[[str, Snapshot, float], None] | None = None
+    on_firing: Callable[[str, set[Key]], None] | None = None
+    alerts_interval: float = 1.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def want(self, url: str) -> Snapshot | None:
@@ -186,6 +282,13 @@ class Poller:
         self.urls[url] = time.monotonic()
         return self.snapshots.get(url)
 
+    def _store(self, url: str, snap: Snapshot) -> None:
+        old = self.snapshots.get(url)
+        self.snapshots[url] = snap
+        fired = newly_firing(old.firing if old else {}, snap.firing)
+        if fired and self.on_firing:
+            self.on_firing(url, fired)
+
     async def poll_once(self) -> None:
         stale = [u for u, t in self.urls.items() if time.monotonic() - t > 10 * self.interval]
         for url in stale:
@@ -194,11 +297,35 @@ class Poller:
         for url in list(self.urls):
             started = time.monotonic()
             snap = await self.client.snapshot(url, self.clock())
-            self.snapshots[url] = snap
+            self._store(url, snap)
             if self.on_poll:
                 self.on_poll(url, snap, time.monotonic() - started)
             if snap.error:
                 log.warning("Prometheus poll failed: %s", snap.error)
+
+    async def poll_alerts_once(self) -> None:
+        """Refresh the firing alerts of every snapshot that has no error."""
+        for url in list(self.urls):
+            snap = self.snapshots.get(url)
+            if snap is None or snap.error:
+                continue
+            try:
+                alerts = await self.client.alerts(url)
+            except PrometheusError as exc:
+                log.info("alerts poll of %s failed: %s", url, exc)
+                continue
+            self._store(url, replace(snap, firing=index_alerts(alerts), alerts_at=self.clock()))
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float, wake: bool) -> None:
+        waiters = [asyncio.ensure_future(stop.wait())]
+        if wake:
+            waiters.append(asyncio.ensure_future(self.wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -207,12 +334,15 @@ class Poller:
                 await self.poll_once()
             except Exception:  # never let the poller die
                 log.exception("Prometheus poll crashed")
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+            await self._sleep(stop, self.interval, wake=True)
+
+    async def run_alerts(self, stop: asyncio.Event) -> None:
+        """The fast path: firing alerts every ``alerts_interval`` seconds."""
+        while not stop.is_set():
+            started = time.monotonic()
             try:
-                await asyncio.wait(
-                    waiters, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                for w in waiters:
-                    w.cancel()
-                await asyncio.gather(*waiters, return_exceptions=True)
+                await self.poll_alerts_once()
+            except Exception:  # never let the poller die
+                log.exception("alerts poll crashed")
+            spent = time.monotonic() - started
+            await self._sleep(stop, max(0.05, self.alerts_interval - spent), wake=False)

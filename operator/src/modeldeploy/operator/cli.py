@@ -12,7 +12,10 @@ OPERATOR_HELP = """\
 Run the ModelDeployment rollout operator (kopf underneath) with the current kubeconfig, or
 the in-cluster service account. It watches ModelDeployments (modeldeploy.io/v1alpha1) and
 their Deployments and Pods, rolls new model versions out by their strategy, asks Prometheus
-once per --analysis-interval which alerts fire, and writes every step to .status.
+once per --analysis-interval which alerts fire, which alerting rules are loaded and healthy,
+what it scrapes and how many predictions each version served, reads the firing alerts alone
+every --alerts-interval (a firing alert rolls back within seconds), and writes every step
+to .status.
 
 Controls: kubectl annotate md NAME modeldeploy.io/control=pause|resume|promote|promote-full|
 abort|retry --overwrite (a value is applied once; add a suffix such as promote/2 to repeat).
@@ -82,6 +85,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="batched Prometheus poll period (default 10)",
     )
     op.add_argument(
+        "--alerts-interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="period of the firing-alerts poll that triggers rollbacks (default 1)",
+    )
+    op.add_argument(
         "--metrics-port",
         type=int,
         default=9102,
@@ -147,6 +157,7 @@ def run_operator(args: argparse.Namespace) -> int:
         server_image=args.server_image,
         resync_seconds=args.resync_seconds,
         analysis_interval=args.analysis_interval,
+        alerts_interval=args.alerts_interval,
         metrics_port=args.metrics_port,
         liveness_endpoint=args.liveness,
         peering=args.peering,

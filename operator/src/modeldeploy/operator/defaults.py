@@ -41,6 +41,13 @@ ANALYSIS_INTERVAL: Final = "30s"
 CONSECUTIVE_ERROR_LIMIT: Final = 4
 ON_ERROR_LIMIT: Final = "rollback"
 ON_ERROR_LIMIT_CHOICES: Final = ("rollback", "pause")
+# Evidence: predictions the candidate must serve within an analysis step before it passes.
+MIN_SAMPLES: Final = 100
+ON_INSUFFICIENT_EVIDENCE: Final = "pause"
+ON_INSUFFICIENT_EVIDENCE_CHOICES: Final = ("pause", "rollback")
+# How often the operator reads the firing alerts (one request per Prometheus), so that a
+# firing alert rolls back within seconds whatever analysis.interval is.
+ALERTS_POLL_SECONDS: Final = 1.0
 
 # Thresholds of the generated PrometheusRule: the chart's, from the one definition of the
 # rules (modeldeploy.server.contract.rules, which charts/modeldeploy/rules/ is generated from).

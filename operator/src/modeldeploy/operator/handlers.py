@@ -10,10 +10,7 @@ a crash in between repeats the same (idempotent) decision.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,22 +18,19 @@ from typing import Any
 
 import kopf
 
+from modeldeploy.operator import converge, engine
 from modeldeploy.operator import defaults as d
-from modeldeploy.operator import engine
 from modeldeploy.operator.analysis import Poller, PrometheusClient, Snapshot
-from modeldeploy.operator.builders import Owner
-from modeldeploy.operator.desired import children
+from modeldeploy.operator.converge import apply_children, label_pods
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import Kube, KubeError, merge_patch
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import AnalysisSample, Observations, Spec, SpecError
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
-from modeldeploy.operator.promrules import PROMETHEUS_RULE_API
-from modeldeploy.operator.routers import router_for
 
 log = logging.getLogger("modeldeploy.operator")
 
-REAPPLY_SECONDS = 300.0  # re-apply unchanged children now and then (repairs manual edits)
+STATUS_CONFLICT_RETRIES = 4  # re-read and decide again on a 409 of the status write
 
 
 @dataclass
@@ -49,6 +43,7 @@ class Config:
     server_image: str = ""
     resync_seconds: float = 5.0
     analysis_interval: float = 10.0
+    alerts_interval: float = d.ALERTS_POLL_SECONDS
     metrics_port: int = 9102
     liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
     peering: str | None = None
@@ -66,7 +61,8 @@ class Runtime:
     metrics: OperatorMetrics
     poller: Poller | None = None
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-    applied: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    applied: dict[tuple[str, str], tuple[str, converge.Markers]] = field(default_factory=dict)
+    wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
     warned: set[tuple[str, str, str]] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -75,10 +71,6 @@ class Runtime:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-def _digest(objs: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(objs, sort_keys=True).encode()).hexdigest()
 
 
 def observations(body: kopf.Body, deployments: Any, pods: Any) -> Observations:
@@ -121,54 +113,22 @@ async def analysis_sample(rt: Runtime, spec: Spec, status: RolloutStatus) -> Ana
     return snap.sample(spec.namespace, spec.name, checks)
 
 
-async def current_status(rt: Runtime, body: kopf.Body) -> dict[str, Any]:
-    """The status to decide on, as JSON (the base of the merge patch): the watch's, unless
-    our own last write has not arrived yet."""
+async def current_status(rt: Runtime, body: kopf.Body) -> tuple[dict[str, Any], str]:
+    """The status to decide on, as JSON (the base of the merge patch), and the
+    resourceVersion it belongs to: the watch's, unless our own last write has not arrived."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     status = dict(body.get("status") or {})
+    rv = str(body["metadata"].get("resourceVersion") or "")
     written = rt.written.get(key)
-    if written is None or written[1] == status:
-        return status
-    if body["metadata"].get("resourceVersion") == written[0]:
-        return status
-    fresh = await rt.kube.get(d.KIND, *key)
-    return dict((fresh or {}).get("status") or {})
+    if written is None or written[1] == status or rv == written[0]:
+        return status, rv
+    return await fresh_status(rt, *key)
 
 
-async def apply_children(rt: Runtime, body: kopf.Body, spec: Spec, actions: Any) -> None:
-    key = (spec.namespace, spec.name)
-    owner = Owner.from_body(body)
-    with_rule = await rt.kube.has_api(*PROMETHEUS_RULE_API)
-    router = router_for(spec)
-    api = router.required_api
-    with_traffic = api is None or await rt.kube.has_api(api.group, api.version, api.plural)
-    objs = children(owner, spec, actions, with_rule=with_rule, with_traffic=with_traffic)
-    if api is not None and not with_traffic:  # the router's objects are left out
-        warn = (spec.namespace, spec.name, router.name)
-        if warn not in rt.warned:
-            rt.warned.add(warn)
-            kopf.warn(body, reason="ProviderMissing", message=api.missing_message(router.name))
-    digest = _digest(objs)
-    last = rt.applied.get(key)
-    if last and last[0] == digest and time.monotonic() - last[1] < REAPPLY_SECONDS:
-        return
-    for obj in objs:
-        await rt.kube.apply(obj)
-    rt.applied[key] = (digest, time.monotonic())
-
-
-async def label_pods(rt: Runtime, spec: Spec, roles: dict[str, str], pods: Any) -> None:
-    """Set ``modeldeploy.io/role`` on running pods (templates never carry it: no restarts)."""
-    from modeldeploy.operator.builders import pod_role_patch
-
-    for slot, role in roles.items():
-        for pod in list(pods.get((spec.namespace, spec.name, slot), [])) if pods else []:
-            if pod["role"] != role and not pod["deleting"]:
-                try:
-                    await rt.kube.patch("Pod", spec.namespace, pod["name"], pod_role_patch(role))
-                except KubeError as exc:
-                    if exc.status != 404:
-                        raise
+async def fresh_status(rt: Runtime, namespace: str, name: str) -> tuple[dict[str, Any], str]:
+    fresh = await rt.kube.get(d.KIND, namespace, name) or {}
+    rv = str((fresh.get("metadata") or {}).get("resourceVersion") or "")
+    return dict(fresh.get("status") or {}), rv
 
 
 def record_outcomes(rt: Runtime, old: RolloutStatus, new: RolloutStatus) -> None:
@@ -186,13 +146,18 @@ def record_outcomes(rt: Runtime, old: RolloutStatus, new: RolloutStatus) -> None
 
 
 async def reconcile(
-    rt: Runtime, body: kopf.Body, deployments: Any, pods: Any, trigger: str
+    rt: Runtime,
+    body: kopf.Body,
+    deployments: Any,
+    pods: Any,
+    trigger: str,
+    child_indexes: tuple[Any, ...] | None = None,
 ) -> None:
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
     lock = rt.locks.setdefault((ns, name), asyncio.Lock())
     async with lock:
         rt.metrics.reconciles.labels(trigger=trigger).inc()
-        raw = await current_status(rt, body)
+        raw, rv = await current_status(rt, body)
         try:
             spec = Spec.from_body(dict(body), default_image=rt.config.server_image)
         except SpecError as exc:
@@ -203,28 +168,45 @@ async def reconcile(
                     d.KIND, ns, name, {"message": f"invalid spec: {exc}", "phase": "Degraded"}
                 )
             return
-        status = RolloutStatus.from_json(raw)  # parsed once, written once (below)
         obs = observations(body, deployments, pods)
-        sample = await analysis_sample(rt, spec, status)
-        obs = Observations(slots=obs.slots, control=obs.control, analysis=sample)
-        new_status, actions = engine.reconcile(spec, status, obs, rt.now())
-        try:
-            await apply_children(rt, body, spec, actions)
-            await label_pods(rt, spec, actions.pod_roles, pods)
-            new_raw = new_status.to_json()
-            patch = merge_patch(raw, new_raw)
-            if patch:
-                res = await rt.kube.patch_status(d.KIND, ns, name, patch)
-                rt.written[(ns, name)] = (
-                    res.get("metadata", {}).get("resourceVersion", ""),
-                    new_raw,
-                )
-        except KubeError as exc:
-            rt.metrics.errors.labels(kind="api").inc()
-            raise kopf.TemporaryError(f"{exc}", delay=5) from None
+        seen = None if child_indexes is None else converge.observed(child_indexes, (ns, name))
+        for attempt in range(STATUS_CONFLICT_RETRIES):
+            status = RolloutStatus.from_json(raw)  # parsed once, written once (below)
+            sample = await analysis_sample(rt, spec, status)
+            obs = Observations(slots=obs.slots, control=obs.control, analysis=sample)
+            new_status, actions = engine.reconcile(spec, status, obs, rt.now())
+            try:
+                await apply_children(rt, body, spec, actions, seen)
+                await label_pods(rt, spec, actions.pod_roles, pods)
+                new_raw = new_status.to_json()
+                patch = merge_patch(raw, new_raw)
+                if patch:
+                    res = await rt.kube.patch_status(d.KIND, ns, name, patch, rv or None)
+                    rt.written[(ns, name)] = (
+                        res.get("metadata", {}).get("resourceVersion", ""),
+                        new_raw,
+                    )
+                break
+            except KubeError as exc:
+                if exc.status == 409 and attempt < STATUS_CONFLICT_RETRIES - 1:
+                    # Another writer changed the object since we read it: decide again on
+                    # what it wrote, never over it.
+                    rt.metrics.errors.labels(kind="conflict").inc()
+                    raw, rv = await fresh_status(rt, ns, name)
+                    continue
+                rt.metrics.errors.labels(kind="api").inc()
+                raise kopf.TemporaryError(f"{exc}", delay=5) from None
         for event in actions.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         record_outcomes(rt, status, new_status)
+
+
+def wake(rt: Runtime, keys: set[tuple[str, str]]) -> None:
+    """Reconcile these ModelDeployments now (an alert just started firing for them)."""
+    for key in keys:
+        event = rt.wakeups.get(key)
+        if event is not None:
+            event.set()
 
 
 def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
@@ -293,18 +275,76 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         key = (namespace or "", labels[d.LABEL_NAME], labels[d.LABEL_SLOT])
         return {key: pod_summary(dict(body))}
 
+    def child_index(group: str, version: str, plural: str, kind: str) -> None:
+        @kopf.index(
+            group,
+            version,
+            plural,
+            labels={d.LABEL_NAME: kopf.PRESENT},
+            id=f"md_children_{plural}",
+            registry=registry,
+        )
+        def index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], converge.Markers]:
+            return converge.index_entry(kind, body)
+
+    for child_kind in converge.CHILD_KINDS:
+        child_index(*child_kind)
+
+    def children_of(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            kwargs.get(f"md_children_{plural}") for _, _, plural, _ in converge.CHILD_KINDS
+        )
+
     @kopf.on.create(*res, id="reconcile", registry=registry)
     @kopf.on.update(*res, id="reconcile", registry=registry)
     @kopf.on.resume(*res, id="reconcile", registry=registry)
     async def on_change(body: kopf.Body, reason: str, **kwargs: Any) -> None:
         # kopf passes each index as a keyword argument named after its id.
-        await reconcile(rt, body, kwargs["md_deployments"], kwargs["md_pods"], trigger=reason)
+        await reconcile(
+            rt,
+            body,
+            kwargs["md_deployments"],
+            kwargs["md_pods"],
+            trigger=reason,
+            child_indexes=children_of(kwargs),
+        )
 
     @kopf.timer(
         *res, interval=rt.config.resync_seconds, initial_delay=1.0, id="resync", registry=registry
     )
     async def resync(body: kopf.Body, **kwargs: Any) -> None:
-        await reconcile(rt, body, kwargs["md_deployments"], kwargs["md_pods"], trigger="timer")
+        await reconcile(
+            rt,
+            body,
+            kwargs["md_deployments"],
+            kwargs["md_pods"],
+            trigger="timer",
+            child_indexes=children_of(kwargs),
+        )
+
+    @kopf.daemon(*res, id="react", cancellation_timeout=2.0, registry=registry)
+    async def react(body: kopf.Body, stopped: Any, **kwargs: Any) -> None:
+        """Reconcile at once when the alerts poll sees an alert start firing for this
+        ModelDeployment: the rollback does not wait for the resync or the interval."""
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        event = rt.wakeups.setdefault(key, asyncio.Event())
+        while not stopped:
+            try:
+                await asyncio.wait_for(event.wait(), timeout=30)
+            except TimeoutError:
+                continue
+            event.clear()
+            try:
+                await reconcile(
+                    rt,
+                    body,
+                    kwargs["md_deployments"],
+                    kwargs["md_pods"],
+                    trigger="alert",
+                    child_indexes=children_of(kwargs),
+                )
+            except kopf.TemporaryError as exc:
+                log.warning("reconcile on a firing alert failed: %s", exc)
 
     @kopf.on.delete(*res, optional=True, id="forget", registry=registry)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
@@ -313,6 +353,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         rt.locks.pop(key, None)
         rt.applied.pop(key, None)
         rt.written.pop(key, None)
+        rt.wakeups.pop(key, None)
 
     return registry
 
@@ -329,13 +370,17 @@ async def start_background(rt: Runtime) -> None:
             rt.metrics.analysis_polls.labels(outcome="error" if snap.error else "ok").inc()
             rt.metrics.analysis_poll_seconds.observe(seconds)
 
-        rt.poller = Poller(
-            client=PrometheusClient(session), interval=rt.config.analysis_interval, on_poll=on_poll
+        rt.poller = poller = Poller(
+            client=PrometheusClient(session),
+            interval=rt.config.analysis_interval,
+            on_poll=on_poll,
+            on_firing=lambda url, keys: wake(rt, keys),
+            alerts_interval=rt.config.alerts_interval,
         )
 
         async def run_poller() -> None:
             try:
-                await rt.poller.run(rt.stop)  # type: ignore[union-attr]
+                await asyncio.gather(poller.run(rt.stop), poller.run_alerts(rt.stop))
             finally:
                 await session.close()
 

@@ -79,7 +79,14 @@ class Kube(Protocol):
     ) -> list[Json]: ...
     async def delete(self, kind: str, namespace: str, name: str) -> bool: ...
     async def patch(self, kind: str, namespace: str, name: str, patch: Json) -> Json: ...
-    async def patch_status(self, kind: str, namespace: str, name: str, patch: Json) -> Json: ...
+    async def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Json,
+        resource_version: str | None = None,
+    ) -> Json: ...
     async def has_api(self, group: str, version: str, plural: str) -> bool: ...
 
 
@@ -227,12 +234,31 @@ class ApiClientKube:
             query=[("fieldManager", d.FIELD_MANAGER)],
         )
 
-    async def patch_status(self, kind: str, namespace: str, name: str, patch: Json) -> Json:
-        """Merge-patch ``.status`` (``patch`` is the status part only)."""
-        return await self._with_conflict_retry(
+    async def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Json,
+        resource_version: str | None = None,
+    ) -> Json:
+        """Merge-patch ``.status`` (``patch`` is the status part only).
+
+        With ``resource_version`` the write is conditional: the apiserver answers 409 when
+        the object changed since it was read, and the caller re-reads and decides again
+        (retrying the same patch would only overwrite the other writer)."""
+        if resource_version is None:
+            return await self._with_conflict_retry(
+                "PATCH",
+                KINDS[kind].path(namespace, name, "status"),
+                body={"status": patch},
+                content_type="application/merge-patch+json",
+                query=[("fieldManager", d.FIELD_MANAGER)],
+            )
+        return await self._call(
             "PATCH",
             KINDS[kind].path(namespace, name, "status"),
-            body={"status": patch},
+            body={"metadata": {"resourceVersion": resource_version}, "status": patch},
             content_type="application/merge-patch+json",
             query=[("fieldManager", d.FIELD_MANAGER)],
         )

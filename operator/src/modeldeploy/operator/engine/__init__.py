@@ -9,8 +9,12 @@ restart: no step is skipped and no weight change happens twice.
 The rollout is a list of steps (each strategy's ``plan``); ``status.current_step`` indexes
 it. A step is *entered* (its side effects recorded in the status) and later *completed* by
 an observation (pods ready, time passed, analysis passed) or a control. Analysis runs in the
-background of every rollout: a failed sample rolls back at once; inconclusive samples never
-promote and, after ``consecutiveErrorLimit`` in a row, roll back or pause.
+background of every rollout: a failed sample rolls back at once (also between two samples,
+when the fast alerts poll sees a watched alert fire for the candidate's version); samples
+wait while the candidate's pods were never scraped (bounded by ``progressDeadlineSeconds``);
+inconclusive samples never promote and, after ``consecutiveErrorLimit`` in a row, roll back
+or pause; an analysis step needs ``minSamples`` predictions, else it pauses or rolls back
+(``onInsufficientEvidence``).
 
 Modules: ``status`` and ``records`` (the typed status and its JSON), ``strategy`` with ``canary``,
 ``bluegreen`` and ``shadow`` (the schedules), ``rollout`` (what they share: slots, steps,
@@ -19,7 +23,7 @@ conditions) and ``reconcile`` (the order of the passes and the desired state).
 """
 
 from modeldeploy.operator.engine.controls import parse_control
-from modeldeploy.operator.engine.judging import condition_holds, judge
+from modeldeploy.operator.engine.judging import condition_holds, count_predictions, judge
 from modeldeploy.operator.engine.reconcile import analysis_role, reconcile, sample_due
 from modeldeploy.operator.engine.status import (
     AnalysisResult,
@@ -42,6 +46,7 @@ __all__ = [
     "Strategy",
     "analysis_role",
     "condition_holds",
+    "count_predictions",
     "judge",
     "parse_control",
     "plan",

@@ -51,10 +51,10 @@ def apply_control(ctx: Context, verb: str | None) -> None:
         _pause_or_resume(ctx, verb)
     elif verb == "promote":
         ctx.event("Normal", "Promote", f"step {st.current_step} skipped by promote control")
-        st.paused = False
+        st.paused, st.pause_reason = False, ""
         rollout.complete(ctx)
     elif verb == "promote-full":
-        st.paused = False
+        st.paused, st.pause_reason = False, ""
         target = next(i for i, s in enumerate(ctx.plan) if isinstance(s, Promote))
         if st.current_step < target:
             ctx.event("Normal", "PromoteFull", "promoting at once by control")
@@ -71,7 +71,7 @@ def _pause_or_resume(ctx: Context, verb: str) -> None:
             ctx.event("Normal", "Paused", "paused by control")
         return
     was_paused = st.paused
-    st.paused, st.pause_started_at = False, None
+    st.paused, st.pause_started_at, st.pause_reason = False, None, ""
     step = ctx.step
     if isinstance(step, Pause) and step.seconds is None:
         ctx.event("Normal", "Resumed", "resumed: indefinite pause ended")

@@ -1,8 +1,12 @@
 """Analysis: judging one Prometheus sample, and the bookkeeping of samples in the status.
 
-Evidence or no promotion: an unreachable Prometheus, a role it does not scrape, or a check
-without a value is inconclusive, never a pass. Only a sample newer than the last one by
-about an interval counts, so polling faster than ``analysis.interval`` changes nothing.
+Evidence or no promotion: an unreachable Prometheus, a named alert that is not a loaded and
+healthy alerting rule there, a version it does not scrape, or a check without a value is
+inconclusive, never a pass; an analysis step passes only with ``minSamples`` predictions
+(``rollout``). Start-up is not failure: until the pods were scraped once, samples wait,
+bounded by ``progressDeadlineSeconds``. Only a sample newer than the last one by about an
+interval is judged, so polling faster than ``analysis.interval`` changes nothing, except
+that a watched alert firing for the version rolls back at once.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from modeldeploy.operator.engine.status import (
     second,
 )
 from modeldeploy.operator.model import AnalysisSample, Check, Spec
+from modeldeploy.operator.routers import replica_split
 
 # Share of the interval after which a new sample is due: the operator's poller and the
 # ModelDeployment's interval are not in lock-step, so allow some jitter.
@@ -55,25 +60,55 @@ def _check(check: Check, name: str, value: float) -> tuple[AnalysisResult, str]:
     return result, (f"check {name} = {value:g} ({cond})" if cond else "")
 
 
+def _rules_unknown(sample: AnalysisSample, alerts: tuple[str, ...]) -> list[str]:
+    """Why each named alert cannot be trusted to fire: not loaded, or its rule fails."""
+    where = sample.prometheus or "Prometheus"
+    if sample.rules is None:
+        return [f"the loaded alerting rules of {where} were not read"] if alerts else []
+    out = []
+    for name in alerts:
+        why = sample.rules.get(name)
+        if why is None:
+            out.append(f"alert {name} is not a loaded alerting rule in {where}")
+        elif why:
+            out.append(f"alert {name} cannot fire in {where}: {why}")
+    return out
+
+
+def firing_watched(
+    sample: AnalysisSample, alerts: tuple[str, ...], role: str, version: str
+) -> list[tuple[str, float]]:
+    """The named alerts firing for ``role`` at ``version`` (an old version's never count)."""
+    watched = set(alerts)
+    return [(n, v) for n, v in sample.firing_for(role, version) if n in watched]
+
+
+def _who(role: str, version: str) -> str:
+    return f"the {role} {version}" if version else f"the {role}"
+
+
 def judge(
-    sample: AnalysisSample, alerts: tuple[str, ...], role: str, checks: tuple[Check, ...] = ()
+    sample: AnalysisSample,
+    alerts: tuple[str, ...],
+    role: str,
+    checks: tuple[Check, ...] = (),
+    version: str = "",
 ) -> tuple[Outcome, str, list[AnalysisResult]]:
     """Passed, Failed or Inconclusive, a message naming what decided, and the results.
 
-    A named alert firing for ``role`` fails; a failed check fails; an unreachable
-    Prometheus, a role Prometheus does not scrape, or a check without a value is
-    inconclusive.
+    A named alert firing for ``role`` at ``version`` fails; a failed check fails. An
+    unreachable Prometheus, a named alert that is not a loaded and healthy alerting rule,
+    a role and version Prometheus does not scrape, or a check without a value is
+    inconclusive: evidence or no promotion.
     """
     if sample.error:
         return "Inconclusive", f"Prometheus: {sample.error}", []
     results: list[AnalysisResult] = []
     failed: list[str] = []
     unknown: list[str] = []
-    watched = set(alerts)
-    for name, value in sample.firing.get(role, ()):
-        if name in watched:
-            results.append(AnalysisResult("alert", name, f"{value:g}", "Failed"))
-            failed.append(f"alert {name} firing for the {role} (value {value:g})")
+    for name, value in firing_watched(sample, alerts, role, version):
+        results.append(AnalysisResult("alert", name, f"{value:g}", "Failed"))
+        failed.append(f"alert {name} firing for {_who(role, version)} (value {value:g})")
     specs = {c.name: c for c in checks}
     for res in sample.checks:
         check = specs.get(res.name)
@@ -91,13 +126,17 @@ def judge(
     unknown += [f"check {name}: not evaluated" for name in sorted(missing)]
     if failed:
         return "Failed", "; ".join(failed), results
-    if role not in sample.scraped:
-        unknown.append(f"no metrics from the {role} pods in Prometheus")
+    if not sample.is_scraped(role, version):
+        unknown.insert(
+            0,
+            f"no metrics from {_who(role, version)} pods in {sample.prometheus or 'Prometheus'}",
+        )
+    unknown += _rules_unknown(sample, alerts)
     if unknown:
         return "Inconclusive", "; ".join(unknown), results
     return (
         "Passed",
-        f"no alert firing for the {role}"
+        f"no alert firing for {_who(role, version)}"
         + (f", {len(sample.checks)} checks passed" if sample.checks else ""),
         results,
     )
@@ -113,20 +152,120 @@ def sample_is_new(spec: Spec, st: RolloutStatus, at: datetime) -> bool:
     return (at - last).total_seconds() >= spec.analysis.interval * _INTERVAL_SLACK
 
 
-def record_sample(ctx: Context, role: str) -> tuple[str, str] | None:
-    """Judge and record the sample, if any is due; the (reason, message) to roll back on."""
-    sample, spec, st = ctx.obs.analysis, ctx.spec, ctx.st
-    if sample is None or not sample_is_new(spec, st, sample.at):
+def version_of(st: RolloutStatus, role: str) -> str:
+    """The model version whose alerts gate ``role`` now."""
+    return st.candidate_version if role == d.ROLE_CANDIDATE else st.stable_version
+
+
+def count_predictions(analysis: AnalysisState, sample: AnalysisSample, who: str) -> None:
+    """Add the predictions served since the last sample to the step's evidence.
+
+    The counter is the sum over the pods of ``who`` ("role/version"). The first value seen
+    in a step is its baseline; a drop means a pod restarted (or went away), and the
+    predictions since the last sample are then not counted: evidence is never over-counted.
+    """
+    role, _, version = who.partition("/")
+    total = None if sample.error else sample.predictions_of(role, version)
+    if total is None or math.isnan(total):
+        return
+    if analysis.predictions_of != who or analysis.predictions_seen is None:
+        analysis.predictions_of, analysis.predictions_seen = who, total
+        return
+    if total > analysis.predictions_seen:
+        analysis.predictions += int(total - analysis.predictions_seen)
+    analysis.predictions_seen = total
+
+
+def _fail_fast(
+    ctx: Context, sample: AnalysisSample, role: str, version: str
+) -> tuple[str, str] | None:
+    """A watched alert firing for the version rolls back at once, whatever the interval."""
+    fired = firing_watched(sample, ctx.spec.analysis.alerts, role, version)
+    if sample.error or not fired:
         return None
-    outcome, message, results = judge(sample, spec.analysis.alerts, role, spec.analysis.checks)
+    message = "; ".join(
+        f"alert {name} firing for {_who(role, version)} (value {value:g})" for name, value in fired
+    )
+    analysis = ctx.st.analysis = ctx.st.analysis or AnalysisState()
     at = second(sample.at)
+    analysis.outcome, analysis.message = "Failed", message
+    analysis.results = [
+        AnalysisResult("alert", name, f"{value:g}", "Failed", at) for name, value in fired
+    ][: d.ANALYSIS_RESULTS_LIMIT]
+    return "AnalysisFailed", message
+
+
+def _waiting(ctx: Context, sample: AnalysisSample, role: str, version: str) -> bool:
+    """Start-up is not failure: until the pods of ``role`` at ``version`` were scraped once
+    in this rollout, a sample without their metrics waits."""
+    analysis = ctx.st.analysis
+    assert analysis is not None
+    who = f"{role}/{version}"
+    if sample.error:
+        return False
+    if sample.is_scraped(role, version):
+        analysis.scraped_as = who
+        return False
+    return analysis.scraped_as != who
+
+
+def _deadline(ctx: Context, role: str, version: str) -> tuple[str, str] | None:
+    """Waiting is bounded by ``progressDeadlineSeconds``; the failure says why."""
+    st, spec = ctx.st, ctx.spec
+    analysis = st.analysis
+    assert analysis is not None
+    if role == d.ROLE_CANDIDATE and replica_split(spec, st.canary_weight, True)[1] == 0:
+        analysis.waiting_since = None  # no candidate pods at this weight: nothing to wait for
+        return None
+    analysis.waiting_since = analysis.waiting_since or ctx.stamp
+    if ctx.since(analysis.waiting_since) <= spec.progress_deadline:
+        return None
+    slot = st.candidate_slot if role == d.ROLE_CANDIDATE or not st.stable_slot else st.stable_slot
+    reason = ctx.obs.slot(slot).reason if slot else ""
+    where = ctx.obs.analysis.prometheus if ctx.obs.analysis else ""
+    why = reason or f"its pods are not scraped by {where or 'Prometheus'}"
+    who = "candidate" if role == d.ROLE_CANDIDATE else role
+    return (
+        "ProgressDeadlineExceeded",
+        f"{who} {version} not ready after {spec.progress_deadline:g}s: {why}",
+    )
+
+
+def record_sample(ctx: Context, role: str) -> tuple[str, str] | None:
+    """Judge and record the sample, if any is due; the (reason, message) to roll back on.
+
+    A sample that is not due still rolls back on a watched alert firing for the version:
+    the operator reads the firing alerts every second, so the reaction does not wait for
+    ``analysis.interval``."""
+    sample, spec, st = ctx.obs.analysis, ctx.spec, ctx.st
+    if sample is None:
+        return None
+    version = version_of(st, role)
     analysis = st.analysis = st.analysis or AnalysisState()
+    count_predictions(analysis, sample, f"{role}/{version}")
+    if not sample_is_new(spec, st, sample.at):
+        read_at = sample.alerts_at or sample.at
+        if st.rollout_started_at is not None and read_at < st.rollout_started_at:
+            return None  # read before this rollout began
+        return _fail_fast(ctx, sample, role, version)
+    outcome, message, results = judge(
+        sample, spec.analysis.alerts, role, spec.analysis.checks, version
+    )
+    at = second(sample.at)
+    if outcome == "Inconclusive" and _waiting(ctx, sample, role, version):
+        outcome, message = "Waiting", f"waiting for {_who(role, version)}: {message}"
+    elif outcome != "Failed":
+        _waiting(ctx, sample, role, version)  # records the first scrape
     analysis.last_sample_at, analysis.outcome, analysis.message = at, outcome, message
     for result in results:
         result.at = at
     analysis.results = results[: d.ANALYSIS_RESULTS_LIMIT]
+    if outcome != "Waiting":
+        analysis.waiting_since = None
     if outcome == "Failed":
         return "AnalysisFailed", message
+    if outcome == "Waiting":
+        return _deadline(ctx, role, version)
     if outcome == "Passed":
         analysis.consecutive_errors = 0
         analysis.passed_samples += 1
@@ -140,6 +279,7 @@ def record_sample(ctx: Context, role: str) -> tuple[str, str] | None:
         return "AnalysisInconclusive", f"{errors} inconclusive analyses in a row: {message}"
     if not st.paused:
         st.paused, st.pause_started_at = True, ctx.stamp
+        st.pause_reason = f"{errors} inconclusive analyses in a row: {message}"
         ctx.event("Warning", "Paused", f"paused after {errors} inconclusive analyses: {message}")
     return None
 
@@ -151,7 +291,11 @@ def watch_stable_drift(ctx: Context) -> None:
     sample, st = ctx.obs.analysis, ctx.st
     if sample is None or sample.error:
         return
-    values = [v for name, v in sample.firing.get(d.ROLE_STABLE, ()) if name == d.ALERT_DRIFT]
+    values = [
+        v
+        for name, v in sample.firing_for(d.ROLE_STABLE, st.stable_version)
+        if name == d.ALERT_DRIFT
+    ]
     old = st.condition(d.CONDITION_INPUT_DRIFT)
     was_drifting = old is not None and old.status == "True"
     if values:

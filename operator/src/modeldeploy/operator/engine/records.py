@@ -12,8 +12,9 @@ from typing import Any, Literal, cast
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.model import Json, Slot, Template, format_time, parse_time
 
-Outcome = Literal["Passed", "Failed", "Inconclusive"]
-_OUTCOMES: tuple[str, ...] = ("Passed", "Failed", "Inconclusive")
+# "Waiting": the pods are not Ready and scraped yet (start-up is not failure).
+Outcome = Literal["Passed", "Failed", "Inconclusive", "Waiting"]
+_OUTCOMES: tuple[str, ...] = ("Passed", "Failed", "Inconclusive", "Waiting")
 
 
 def second(at: datetime) -> datetime:
@@ -170,10 +171,18 @@ class AnalysisState:
     outcome: Outcome | None = None
     message: str = ""
     results: list[AnalysisResult] = field(default_factory=list)
+    # Evidence: predictions served in the current step, from the server's counter (its
+    # value at the last sample, and whose it is: "role/version").
+    predictions: int = 0
+    predictions_seen: float | None = None
+    predictions_of: str = ""
+    scraped_as: str = ""  # "role/version" first seen scraped: until then, samples wait
+    waiting_since: datetime | None = None
 
     @classmethod
     def from_json(cls, raw: Json, consecutive_errors: int) -> AnalysisState:
         outcome = raw.get("outcome")
+        seen = raw.get("predictionsSeen")
         return cls(
             passed_samples=read_int(raw, "passedSamples"),
             consecutive_errors=consecutive_errors,
@@ -183,6 +192,11 @@ class AnalysisState:
             results=[
                 AnalysisResult.from_json(r) for r in raw.get("results") or [] if isinstance(r, dict)
             ],
+            predictions=read_int(raw, "predictions"),
+            predictions_seen=float(seen) if isinstance(seen, (int, float)) else None,
+            predictions_of=read_str(raw, "predictionsOf"),
+            scraped_as=read_str(raw, "scrapedAs"),
+            waiting_since=read_time(raw.get("waitingSince")),
         )
 
     def to_json(self) -> Json:
@@ -194,6 +208,13 @@ class AnalysisState:
                 results=[r.to_json() for r in self.results],
             )
             put(out, "outcome", self.outcome)
+        if self.predictions:
+            out["predictions"] = self.predictions
+        if self.predictions_seen is not None:
+            out["predictionsSeen"] = self.predictions_seen
+        put(out, "predictionsOf", self.predictions_of)
+        put(out, "scrapedAs", self.scraped_as)
+        put(out, "waitingSince", self.waiting_since)
         return out
 
 

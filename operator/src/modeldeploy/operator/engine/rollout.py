@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator.engine import judging
 from modeldeploy.operator.engine.context import Context
 from modeldeploy.operator.engine.status import AnalysisState, HistoryEntry, SlotRecord
 from modeldeploy.operator.model import (
@@ -53,6 +54,7 @@ def clear_rollout(ctx: Context) -> None:
     st.candidate_version = st.candidate_revision = ""
     st.step_started_at = st.scale_down_at = None
     st.promoted = False
+    st.pause_reason = ""
     st.canary_weight = st.current_step = 0
     st.analysis = st.analysis or AnalysisState()
     st.analysis.consecutive_errors = 0
@@ -143,6 +145,13 @@ def enter(ctx: Context, index: int) -> None:
     st.analysis = st.analysis or AnalysisState()
     st.analysis.passed_samples = 0
     step = ctx.plan[index]
+    # Evidence counts per step, from the counter's value at the step's start (the sample
+    # in hand; without one, the next sample is the baseline).
+    st.analysis.predictions, st.analysis.predictions_seen = 0, None
+    st.analysis.predictions_of = ""
+    if isinstance(step, Analysis) and ctx.obs.analysis is not None:
+        version = st.candidate_version if step.role == d.ROLE_CANDIDATE else st.stable_version
+        judging.count_predictions(st.analysis, ctx.obs.analysis, f"{step.role}/{version}")
     if isinstance(step, SetWeight):
         if step.weight != st.canary_weight:
             st.canary_weight = step.weight
@@ -188,14 +197,41 @@ def step_done(ctx: Context, step: Step) -> bool:
         return step.seconds is not None and ctx.since(st.step_started_at) >= step.seconds
     if isinstance(step, Analysis):
         analysis = st.analysis or AnalysisState()
-        return (
-            ctx.since(st.step_started_at) >= step.seconds
-            and analysis.outcome == "Passed"
-            and analysis.passed_samples >= 1
-        )
+        return analysis_over(ctx, step) and analysis.predictions >= ctx.spec.analysis.min_samples
     if isinstance(step, Promote):
         return True
     return ctx.since(st.scale_down_at) >= 0  # ScaleDownPrevious
+
+
+def analysis_over(ctx: Context, step: Analysis) -> bool:
+    """The step's duration is over and its last sample passed (evidence aside)."""
+    analysis = ctx.st.analysis or AnalysisState()
+    return (
+        ctx.since(ctx.st.step_started_at) >= step.seconds
+        and analysis.outcome == "Passed"
+        and analysis.passed_samples >= 1
+    )
+
+
+def insufficient_evidence(ctx: Context, step: Analysis) -> bool:
+    """Too few predictions once the step is over: pause (the default) or roll back."""
+    st, spec = ctx.st, ctx.spec
+    analysis = st.analysis or AnalysisState()
+    need = spec.analysis.min_samples
+    if not analysis_over(ctx, step) or analysis.predictions >= need:
+        return False
+    version = st.candidate_version if step.role == d.ROLE_CANDIDATE else st.stable_version
+    message = (
+        f"insufficient evidence: {analysis.predictions} of {need} predictions "
+        f"(analysis.minSamples) served by the {step.role} {version} in step "
+        f"{st.current_step} ({step.seconds:g}s)"
+    )
+    if spec.analysis.on_insufficient_evidence == "rollback":
+        rollback(ctx, "InsufficientEvidence", message)
+        return True
+    st.paused, st.pause_started_at, st.pause_reason = True, ctx.stamp, message
+    ctx.event("Warning", "InsufficientEvidence", f"paused: {message}; resume or promote")
+    return True
 
 
 def promotion_allowed(ctx: Context) -> bool:
@@ -222,6 +258,8 @@ def advance(ctx: Context) -> None:
                 "ProgressDeadlineExceeded",
                 f"candidate not ready after {spec.progress_deadline:g}s: {reason}",
             )
+            return
+        if isinstance(step, Analysis) and insufficient_evidence(ctx, step):
             return
         if not step_done(ctx, step):
             return
@@ -274,4 +312,4 @@ def rollback(ctx: Context, reason: str, message: str) -> None:
     push_history(ctx, "RolledBack" if reason != "Aborted" else "Aborted", reason, message)
     ctx.event("Warning", "RolledBack", f"rolled back {st.candidate_version}: {reason}: {message}")
     clear_rollout(ctx)
-    st.paused, st.pause_started_at = False, None
+    st.paused, st.pause_started_at, st.pause_reason = False, None, ""

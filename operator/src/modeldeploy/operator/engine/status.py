@@ -62,6 +62,7 @@ _SCALARS: tuple[tuple[str, str], ...] = (
     ("rollout_started_at", "rolloutStartedAt"),
     ("paused", "paused"),
     ("pause_started_at", "pauseStartedAt"),
+    ("pause_reason", "pauseReason"),
     ("promoted", "promoted"),
     ("previous_slot", "previousSlot"),
     ("scale_down_at", "scaleDownAt"),
@@ -106,6 +107,7 @@ class RolloutStatus:
     aborted_revision: str = ""  # rolled back: not retried until the spec changes or retry
     paused: bool = False
     pause_started_at: datetime | None = None
+    pause_reason: str = ""  # why the engine paused by itself ("" when a person paused)
     last_control: str = ""
     slots: dict[Slot, SlotRecord] = field(default_factory=dict)
     analysis: AnalysisState | None = None  # None until the first rollout starts
@@ -175,6 +177,7 @@ class RolloutStatus:
             aborted_revision=text("abortedRevision"),
             paused=flag("paused"),
             pause_started_at=time("pauseStartedAt"),
+            pause_reason=text("pauseReason"),
             last_control=text("lastControl"),
             extra={k: copy.deepcopy(v) for k, v in src.items() if k not in _KNOWN},
         )

@@ -57,7 +57,9 @@ def _rolling_out(ctx: Context) -> Situation | None:
     waiting = isinstance(step, Pause) and step.seconds is None
     phase = "Paused" if st.paused or waiting else "Progressing"
     if st.paused:
-        message = f"paused at step {st.current_step}"
+        message = f"paused at step {st.current_step}" + (
+            f": {st.pause_reason}" if st.pause_reason else ""
+        )
     elif waiting:
         message = f"step {st.current_step}: waiting for promote"
     else:
@@ -65,6 +67,11 @@ def _rolling_out(ctx: Context) -> Situation | None:
             f"step {st.current_step}/{len(ctx.plan) - 1}: {describe(step)}, "
             f"{st.canary_weight}% to {st.candidate_version}"
         )
+        analysis = st.analysis
+        if analysis is not None and analysis.outcome in ("Waiting", "Inconclusive"):
+            message += f"; analysis {analysis.outcome.lower()}: {analysis.message}"
+        elif isinstance(step, Analysis) and analysis is not None:
+            message += f"; {analysis.predictions}/{ctx.spec.analysis.min_samples} predictions"
     progress = "RolloutPaused" if phase == "Paused" else "RolloutInProgress"
     return Situation(
         phase,

@@ -160,6 +160,7 @@ def render_status(obj: Json, events: Sequence[Json], now: datetime) -> str:
                 else ""
             )
             + ("  PAUSED" if status.get("paused") else "")
+            + (f": {status['pauseReason']}" if status.get("pauseReason") else "")
         )
     lines.append(f"Conditions:  {_condition_line(status)}")
     slots = _slot_rows(status)
@@ -178,6 +179,10 @@ def render_status(obj: Json, events: Sequence[Json], now: datetime) -> str:
             )
             + (f": {analysis['message']}" if analysis.get("message") else ""),
         ]
+        if status.get("candidateVersion"):
+            lines.append(
+                f"Evidence:    {int(analysis.get('predictions') or 0)} predictions in this step"
+            )
         results = analysis.get("results") or []
         if results:
             lines += table(

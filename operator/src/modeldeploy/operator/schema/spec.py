@@ -283,8 +283,10 @@ def analysis_schema() -> Schema:
             ),
             "alerts": _list(
                 _str(maxLength=253),
-                "Alert names that roll back when firing for the "
-                "candidate (labels namespace, modeldeployment, role).",
+                "Alert names that roll back when firing for the candidate's version "
+                "(labels namespace, modeldeployment, role, version); each must be a "
+                "loaded, healthy alerting rule in that Prometheus, else the analysis "
+                "is inconclusive.",
                 32,
                 default=list(d.DEFAULT_ALERTS),
             ),
@@ -301,6 +303,19 @@ def analysis_schema() -> Schema:
                 default=d.CONSECUTIVE_ERROR_LIMIT,
             ),
             "onErrorLimit": _str("", enum=list(d.ON_ERROR_LIMIT_CHOICES), default=d.ON_ERROR_LIMIT),
+            "minSamples": _int(
+                "Predictions the candidate must serve within an analysis step (or "
+                "pre-promotion analysis) before it can pass, counted from the server's own "
+                "counters; too few is never a pass.",
+                minimum=0,
+                default=d.MIN_SAMPLES,
+            ),
+            "onInsufficientEvidence": _str(
+                "What an analysis step with too few predictions does once its duration is "
+                "over: pause (resume or promote to go on) or rollback.",
+                enum=list(d.ON_INSUFFICIENT_EVIDENCE_CHOICES),
+                default=d.ON_INSUFFICIENT_EVIDENCE,
+            ),
             "thresholds": thresholds,
         },
         default={},

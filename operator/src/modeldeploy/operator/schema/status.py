@@ -8,6 +8,7 @@ from modeldeploy.operator.schema.openapi import (
     _bool,
     _int,
     _list,
+    _num,
     _obj,
     _quantity_map,
     _str,
@@ -85,6 +86,7 @@ def status_schema() -> Schema:
             "rolloutStartedAt": _str(format="date-time"),
             "paused": _bool("Paused by the pause control."),
             "pauseStartedAt": _str(format="date-time"),
+            "pauseReason": _str("Why the rollout paused by itself (e.g. too few predictions)."),
             "promoted": _bool("The candidate of a blue/green was switched to; post-promotion."),
             "previousSlot": _str(enum=list(d.SLOTS)),
             "scaleDownAt": _str(format="date-time"),
@@ -94,9 +96,14 @@ def status_schema() -> Schema:
             "analysis": _obj(
                 {
                     "lastSampleAt": _str(format="date-time"),
-                    "outcome": _str(enum=["Passed", "Failed", "Inconclusive"]),
+                    "outcome": _str(enum=["Passed", "Failed", "Inconclusive", "Waiting"]),
                     "message": _str(),
                     "passedSamples": _int(),
+                    "predictions": _int("Predictions served in the current analysis step."),
+                    "predictionsSeen": _num("The server's counter at the last sample."),
+                    "predictionsOf": _str("role/version the counter belongs to."),
+                    "scrapedAs": _str("role/version first seen scraped in this rollout."),
+                    "waitingSince": _str(format="date-time"),
                     "results": _list(result, "", d.ANALYSIS_RESULTS_LIMIT),
                 }
             ),

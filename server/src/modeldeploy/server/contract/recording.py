@@ -1,5 +1,5 @@
 """The recording rules: what the chart's rule file records per (namespace, modeldeployment,
-role), from the counters the server exports. The alerts (``rules``) read these series.
+role, version), from the counters the server exports. The alerts (``rules``) read these series.
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def drift_records() -> list[Rule]:
 
 def prediction_records() -> list[Rule]:
     by = join(BY_ROLE)
-    on_target = f"on ({join(TARGET)}) group_left ()"
+    target = join(TARGET)
+    on_target = f"on ({target}) group_left ()"
     cand, stable = {ROLE: ROLE_CANDIDATE}, {ROLE: ROLE_STABLE}
 
     def increase(record: str, metric: str, comment: str) -> Rule:
@@ -142,11 +143,14 @@ def prediction_records() -> list[Rule]:
             record=PREDICTION_DIVERGENCE_ZSCORE,
             comment="Candidate mean minus stable mean, in standard errors of the difference "
             "(the two standard errors add in quadrature). Carries the candidate's "
-            "labels.",
+            "labels, its version included. The stable side ignores the version: right after "
+            "a promotion two stable versions are in the window, whose pooled mean is "
+            "compared, with the larger standard error (never a sharper test).",
             text=f"(\n  {series(PREDICTION_MEAN, cand)}\n  - {on_target}\n"
-            f"  {series(PREDICTION_MEAN, stable)}\n)\n/\nsqrt(\n"
+            f"  (\n    sum by ({target}) ({series(PREDICTION_SUM, stable)})\n"
+            f"    / sum by ({target}) ({series(PREDICTIONS, stable)} > 0)\n  )\n)\n/\nsqrt(\n"
             f"  {series(PREDICTION_MEAN_STDERR, cand)} ^ 2\n  + {on_target}\n"
-            f"  {series(PREDICTION_MEAN_STDERR, stable)} ^ 2\n)",
+            f"  max by ({target}) ({series(PREDICTION_MEAN_STDERR, stable)}) ^ 2\n)",
         ),
     ]
 

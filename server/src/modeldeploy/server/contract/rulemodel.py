@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from modeldeploy.server.contract import LABEL_ROLE
+from modeldeploy.server.contract import LABEL_ROLE, LABEL_VERSION
 
 # --- Labels -----------------------------------------------------------------------------
 # Target labels the scrape configuration adds from the pod (see the chart's README):
@@ -26,9 +26,13 @@ ROLE_STABLE: Final = "stable"
 ROLE_CANDIDATE: Final = "candidate"
 # One ModelDeployment.
 TARGET: Final = (NAMESPACE, MODELDEPLOYMENT)
+# The model version the server exports on every series (not a target label): kept so that
+# an alert names the version it is about, and an old candidate's alert never counts
+# against a new one.
+VERSION: Final = LABEL_VERSION
 # What every recorded series is aggregated by and every alert carries: the labels the
-# operator matches alerts on. A new label (such as the model's version) is added here.
-BY_ROLE: Final = (*TARGET, ROLE)
+# operator matches alerts on. A new label is added here.
+BY_ROLE: Final = (*TARGET, ROLE, VERSION)
 
 # --- Names ------------------------------------------------------------------------------
 ALERT_DRIFT: Final = "ModelFeatureDrift"

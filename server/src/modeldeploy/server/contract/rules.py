@@ -299,7 +299,8 @@ CHART_FILE_COMMENT: Final = (
     "Series come from the model server (names in modeldeploy.server.contract) and carry the "
     "target labels the scrape configuration adds from the pod: namespace, pod, "
     "modeldeployment (pod label modeldeploy.io/name), slot (modeldeploy.io/slot) and role "
-    "(modeldeploy.io/role: stable | candidate). Everything is aggregated by "
+    "(modeldeploy.io/role: stable | candidate); version is the server's own label. "
+    "Everything is aggregated by "
     f"({join(BY_ROLE)}) so alerts carry exactly the labels the operator matches on, and "
     "sums over pods and replicas stay correct because the inputs are counters.",
     "",
