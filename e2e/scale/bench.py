@@ -19,6 +19,8 @@ from pathlib import Path
 
 from e2e.cluster.api import Cluster
 from e2e.cluster.config import Paths
+from e2e.cluster.lifecycle import status, up
+from e2e.cluster.sh import locked
 from e2e.scale.env import scale_env
 from e2e.scale.run import Result, measure
 
@@ -62,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", action="store_true", help="run the chosen N only")
     p.add_argument("--analysis", default="60s", help="canary analysis step (default 60s)")
     args = p.parse_args(argv)
-    cluster = Cluster.from_paths(Paths.default())
+    paths = Paths.default()
+    with locked(paths.lock):  # reuse a healthy cluster, or bring one up (and keep it)
+        if not status(paths).healthy:
+            up(paths)
+    cluster = Cluster.from_paths(paths)
     sizes = [args.n] if args.only else sorted({100, 250, args.n})
     last: Result | None = None
     for n in sizes:

@@ -28,6 +28,7 @@ from e2e.cluster.api import Cluster
 from e2e.scale.exporter import MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "modeldeploy.io_modeldeployments.yaml"
 SA = "modeldeploy-scale-operator"
 VERBS = ("list", "watch", "get", "patch", "create", "update", "delete")
 FLOW_PREFIX = "modeldeploy-scale-"
@@ -251,6 +252,9 @@ def scale_env(cluster: Cluster, folder: Path, label: str = "scale") -> Iterator[
     """Everything up for one run; everything of the run removed afterwards (the fake node
     and kwok stay, as an option of the cluster that was asked for)."""
     fakenode.ensure(cluster.paths)
+    # as tests/operator/test_operator_cluster.py does: the CRD of this tree, left installed
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io")
     ns = f"md-{label}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", ns)
     st.load_rules(cluster, ns)
@@ -263,14 +267,35 @@ def scale_env(cluster: Cluster, folder: Path, label: str = "scale") -> Iterator[
         operator = start_operator(cluster, ns, kubeconfig, folder)
         yield ScaleEnv(cluster, ns, folder, faults, operator)
     finally:
+        if operator is not None:  # it removes its finalizers; whatever is left, we do
+            cluster.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--wait=false")
+            with suppress(TimeoutError):
+                wait("ModelDeployments deleted", lambda: not _left(cluster, ns), 120)
         _stop(operator.proc if operator else None)
         _stop(exporter)
+        for obj in _left(cluster, ns):
+            cluster.kubectl(
+                "patch",
+                "-n",
+                ns,
+                obj,
+                "--type",
+                "merge",
+                "-p",
+                '{"metadata":{"finalizers":null}}',
+                check=False,
+            )
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         cluster.kubectl("delete", "clusterrolebinding", f"{SA}-{ns}", check=False)
         names = [f"flowschema/{FLOW_PREFIX}{v}" for v in (*VERBS, "other")]
         cluster.kubectl("delete", *names, "--ignore-not-found", check=False)
         with suppress(OSError, RuntimeError):
             st.unload_rules(cluster, ns)
+
+
+def _left(cluster: Cluster, namespace: str) -> list[str]:
+    out = cluster.kubectl("get", "modeldeployments", "-n", namespace, "-o", "name", check=False)
+    return out.stdout.split()
 
 
 def wait(what: str, ok: Any, timeout: float, every: float = 1.0) -> None:

@@ -110,6 +110,7 @@ def serve(host: str, port: int, faults: Path | None) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once
 
         def do_GET(self) -> None:
             code, text = exporter.answer(self.path)

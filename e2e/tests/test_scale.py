@@ -13,6 +13,7 @@ import pytest
 
 from e2e.cluster.api import Cluster
 from e2e.scale.env import ScaleEnv, scale_env
+from e2e.scale.bench import report
 from e2e.scale.run import faulty, measure
 
 pytestmark = pytest.mark.cluster
@@ -29,6 +30,7 @@ def test_batched_analysis_rolls_back_exactly_the_injected_subset(env: ScaleEnv) 
     bad = faulty(N)
     assert len(bad) == 3 and set(bad.values()) == {"diverge", "drift"}
     r = measure(env, N, analysis="60s")
+    report(r)
     assert r.wrong == [], r
     assert r.outcomes == {"Promoted": N - len(bad), "RolledBack": len(bad)}
     # the rollbacks came from the alerts Prometheus fired for those candidates
