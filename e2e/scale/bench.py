@@ -42,7 +42,9 @@ def report(r: Result) -> None:
     )
     print(f"  operator RSS peak / end               {r.rss_peak:.0f} MiB / {r.rss_end:.0f} MiB")
     print(f"  operator CPU during the rollouts      {r.cpu_s:.1f} s")
+    life = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.api_lifetime.items())) or "none"
     print(f"  apiserver requests by the operator    {api}")
+    print(f"    (its whole life, start-up included: {life})")
     print(
         f"  Prometheus API requests               {prom} ({r.polls:.0f} polls, "
         f"{per_poll:.1f} per poll)"

@@ -240,6 +240,7 @@ class ScaleEnv:
     folder: Path
     faults: Path
     operator: Operator
+    api_start: dict[str, float]  # the operator's requests by verb before it started
 
     def set_faults(self, kinds: dict[str, str]) -> None:
         tmp = self.faults.with_suffix(".tmp")
@@ -264,8 +265,11 @@ def scale_env(cluster: Cluster, folder: Path, label: str = "scale") -> Iterator[
     try:
         exporter = start_exporter(faults, folder)
         kubeconfig = identity(cluster, ns, folder)
+        from e2e.scale.run import api_counts
+
+        api_start = api_counts(cluster)  # cumulative over earlier runs; none on a new cluster
         operator = start_operator(cluster, ns, kubeconfig, folder)
-        yield ScaleEnv(cluster, ns, folder, faults, operator)
+        yield ScaleEnv(cluster, ns, folder, faults, operator, api_start)
     finally:
         if operator is not None:  # it removes its finalizers; whatever is left, we do
             cluster.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--wait=false")

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from e2e.cluster import config, probe
-from e2e.scale.env import ScaleEnv, model_deployment, wait
+from e2e.cluster.api import Cluster
+from e2e.scale.env import FLOW_PREFIX, ScaleEnv, model_deployment, wait
 
 V1, V2 = "v1", "v2"
 ENDED = ("Promoted", "RolledBack", "Aborted")
@@ -106,6 +107,18 @@ def _label(labels: str, key: str) -> str:
     return m.group(1) if m else ""
 
 
+def api_counts(cluster: Cluster) -> dict[str, float]:
+    """The operator's requests so far by verb, as the apiserver's FlowSchemas counted them."""
+    ctx = probe.admin_context(cluster.paths)
+    text = _scrape(f"{config.APISERVER_URL}/metrics", ctx)
+    out: dict[str, float] = {}
+    for labels, v in series(text, "apiserver_flowcontrol_dispatched_requests_total").items():
+        flow = _label(labels, "flow_schema")
+        if flow.startswith(FLOW_PREFIX):
+            out[flow.removeprefix(FLOW_PREFIX)] = v
+    return out
+
+
 @dataclass
 class Counters:
     """Cumulative counters at one instant (deltas of two are a run's cost)."""
@@ -118,15 +131,7 @@ class Counters:
 
     @classmethod
     def now(cls, env: ScaleEnv) -> Counters:
-        ctx = probe.admin_context(env.cluster.paths)
-        api_text = _scrape(f"{config.APISERVER_URL}/metrics", ctx)
-        api: dict[str, float] = {}
-        for labels, v in series(
-            api_text, "apiserver_flowcontrol_dispatched_requests_total"
-        ).items():
-            flow = _label(labels, "flow_schema")
-            if flow.startswith("modeldeploy-scale-"):
-                api[flow.removeprefix("modeldeploy-scale-")] = v
+        api = api_counts(env.cluster)
         prom: dict[str, float] = {}
         for labels, v in series(
             _scrape(f"{config.PROMETHEUS_URL}/metrics"), "prometheus_http_requests_total"
@@ -178,6 +183,7 @@ class Result:
     rss_end: float = 0.0
     cpu_s: float = 0.0
     api: dict[str, float] = field(default_factory=dict)
+    api_lifetime: dict[str, float] = field(default_factory=dict)
     prometheus: dict[str, float] = field(default_factory=dict)
     polls: float = 0.0
     wrong: list[str] = field(default_factory=list)
@@ -241,6 +247,7 @@ def measure(env: ScaleEnv, n: int, analysis: str = "60s", log: Any = print) -> R
             _delta(before.api, after.api),
             _delta(before.prometheus, after.prometheus),
         )
+        res.api_lifetime = _delta(env.api_start, after.api)
         res.polls = after.polls - before.polls
         lag = {le: v - before.lag_buckets.get(le, 0.0) for le, v in after.lag_buckets.items()}
         res.tick_p50, res.tick_p99 = quantile(0.5, lag), quantile(0.99, lag)
