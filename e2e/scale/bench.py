@@ -32,7 +32,10 @@ def report(r: Result) -> None:
     )
     per_poll = sum(v for k, v in r.prometheus.items() if k.startswith("/api/")) / max(r.polls, 1)
     print(f"--- N={r.n}", flush=True)
-    print(f"  healthy rollouts all promoted after   {r.healthy_done_s:.1f} s")
+    print(
+        f"  healthy rollouts all promoted after   {r.healthy_done_s:.1f} s"
+        f" (v2 applied to all N in {r.apply_s:.1f} s)"
+    )
     print(
         f"  analysis tick lag p50 / p99           {r.tick_p50:.2f} s / {r.tick_p99:.2f} s"
         f" ({r.ticks} ticks)"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from e2e.cluster.api import Cluster
-from e2e.scale.env import ScaleEnv, scale_env
 from e2e.scale.bench import report
+from e2e.scale.env import ScaleEnv, scale_env
 from e2e.scale.run import faulty, measure
 
 pytestmark = pytest.mark.cluster
