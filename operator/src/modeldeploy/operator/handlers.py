@@ -73,7 +73,6 @@ class Runtime:
     # ModelDeployments mid-rollout: kopf's live body and indexes, so a fresh poll can judge
     # them at once rather than at their next timer tick (scale benchmark: tick lag)
     live: dict[tuple[str, str], tuple[kopf.Body, Any, Any]] = field(default_factory=dict)
-    waking: set[tuple[str, str]] = field(default_factory=set)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     metrics_started: bool = False
 
@@ -333,21 +332,18 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
 
 
 def wake_rollouts(rt: Runtime) -> None:
-    """A fresh snapshot: reconcile every ModelDeployment mid-rollout now, so its analysis
-    sample is judged when due, not at its next timer tick. One busy reconciling gets its turn
-    after that reconcile (which may have read the previous snapshot); at most one waits."""
+    """A fresh snapshot: reconcile every ModelDeployment mid-rollout now (one not already
+    reconciling), so its analysis sample is judged when due, not at its next timer tick."""
 
     async def one(key: tuple[str, str], body: kopf.Body, deps: Any, pods: Any) -> None:
         try:
             await reconcile(rt, body, deps, pods, trigger="poll")
         except Exception as exc:  # the timer retries; kopf is not in this call
             log.debug("reconcile after poll of %s/%s: %s", *key, exc)
-        finally:
-            rt.waking.discard(key)
 
     for key, (body, deps, pods) in list(rt.live.items()):
-        if key not in rt.waking:
-            rt.waking.add(key)
+        lock = rt.locks.get(key)
+        if lock is None or not lock.locked():
             rt.tasks.append(asyncio.create_task(one(key, body, deps, pods)))
     rt.tasks[:] = [t for t in rt.tasks if not t.done()]
 
