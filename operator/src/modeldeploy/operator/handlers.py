@@ -70,9 +70,6 @@ class Runtime:
     written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
     warned: set[tuple[str, str, str]] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    # ModelDeployments mid-rollout: kopf's live body and indexes, so a fresh poll can judge
-    # them at once rather than at their next timer tick (scale benchmark: tick lag)
-    live: dict[tuple[str, str], tuple[kopf.Body, Any, Any]] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     metrics_started: bool = False
 
@@ -312,11 +309,6 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         *res, interval=rt.config.resync_seconds, initial_delay=1.0, id="resync", registry=registry
     )
     async def resync(body: kopf.Body, **kwargs: Any) -> None:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        if (body.get("status") or {}).get("candidateVersion"):
-            rt.live[key] = (body, kwargs["md_deployments"], kwargs["md_pods"])
-        else:
-            rt.live.pop(key, None)
         await reconcile(rt, body, kwargs["md_deployments"], kwargs["md_pods"], trigger="timer")
 
     @kopf.on.delete(*res, optional=True, id="forget", registry=registry)
@@ -326,26 +318,8 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         rt.locks.pop(key, None)
         rt.applied.pop(key, None)
         rt.written.pop(key, None)
-        rt.live.pop(key, None)
 
     return registry
-
-
-def wake_rollouts(rt: Runtime) -> None:
-    """A fresh snapshot: reconcile every ModelDeployment mid-rollout now (one not already
-    reconciling), so its analysis sample is judged when due, not at its next timer tick."""
-
-    async def one(key: tuple[str, str], body: kopf.Body, deps: Any, pods: Any) -> None:
-        try:
-            await reconcile(rt, body, deps, pods, trigger="poll")
-        except Exception as exc:  # the timer retries; kopf is not in this call
-            log.debug("reconcile after poll of %s/%s: %s", *key, exc)
-
-    for key, (body, deps, pods) in list(rt.live.items()):
-        lock = rt.locks.get(key)
-        if lock is None or not lock.locked():
-            rt.tasks.append(asyncio.create_task(one(key, body, deps, pods)))
-    rt.tasks[:] = [t for t in rt.tasks if not t.done()]
 
 
 async def start_background(rt: Runtime) -> None:
@@ -359,8 +333,6 @@ async def start_background(rt: Runtime) -> None:
         def on_poll(url: str, snap: Snapshot, seconds: float) -> None:
             rt.metrics.analysis_polls.labels(outcome="error" if snap.error else "ok").inc()
             rt.metrics.analysis_poll_seconds.observe(seconds)
-            if not snap.error:
-                wake_rollouts(rt)
 
         rt.poller = Poller(
             client=PrometheusClient(session), interval=rt.config.analysis_interval, on_poll=on_poll
