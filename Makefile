@@ -1,5 +1,5 @@
 # The two commands the README opens with. Each does its own set-up from nothing.
-.PHONY: demo test setup unit lint crds clean
+.PHONY: demo test setup unit lint crds clean bench-operator
 
 demo: setup
 	.venv/bin/python -m e2e.demo
@@ -23,6 +23,12 @@ lint:
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	scripts/lint_imports.sh
+
+# One operator replica against N ModelDeployments (default 500; also 100 and 250) on the local
+# cluster's fake node (kwok, built on first use): see "The operator at scale" in README.md.
+N ?= 500
+bench-operator:
+	.venv/bin/python -m e2e.scale.bench --n $(N)
 
 clean:
 	-.venv/bin/python -m e2e.cluster down

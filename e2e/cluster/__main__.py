@@ -26,6 +26,10 @@ def _up(args: argparse.Namespace) -> int:
     paths = Paths.default()
     with locked(paths.lock):
         up(paths)
+        if args.fake_node:
+            from .fakenode import ensure
+
+            ensure(paths)
     return 0
 
 
@@ -61,13 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument(
         "--only",
         action="append",
-        choices=["kubernetes", "etcd", "prometheus", "helm"],
-        help="build only these Go targets (repeatable)",
+        choices=["kubernetes", "etcd", "prometheus", "helm", "kwok"],
+        help="build only these Go targets (repeatable; kwok, for the scale benchmark, only so)",
     )
     b.add_argument("--binaries-only", action="store_true", help="skip the images")
     b.add_argument("--nice", action="store_true", help="run Go builds at the lowest priority")
     b.set_defaults(run=_build)
-    sub.add_parser("up", help="start the cluster (reuses a healthy one)").set_defaults(run=_up)
+    u = sub.add_parser("up", help="start the cluster (reuses a healthy one)")
+    u.add_argument(
+        "--fake-node",
+        action="store_true",
+        help="also run kwok and its fake node (for the operator's scale benchmark)",
+    )
+    u.set_defaults(run=_up)
     sub.add_parser("down", help="stop it and undo every change").set_defaults(run=_down)
     sub.add_parser("status", help="what runs; exit 1 unless healthy").set_defaults(run=_status)
     sub.add_parser("env", help="shell export lines for KUBECONFIG, PATH, ...").set_defaults(

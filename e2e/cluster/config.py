@@ -17,6 +17,8 @@ HELM_VERSION = "v3.19.5"
 # from its Go module (module v0.316.0 is Prometheus 3.16.0) with only that discovery compiled in.
 PROMETHEUS_MODULE_VERSION = "v0.316.0"
 PROMETHEUS_VERSION = "3.16.0"
+# Optional (the scale benchmark): fake nodes whose pods never run, built from its Go module.
+KWOK_VERSION = "v0.7.0"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOBUILD_DIR = REPO_ROOT / "e2e" / "gobuild"
@@ -34,6 +36,14 @@ POD_CIDR = "10.244.0.0/24"
 SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 BRIDGE = "cni0"
+# The optional fake node (kwok): only pods that request FAKE_NODE_RESOURCE fit on it (the real
+# node has none), and its PreferNoSchedule taint keeps every other pod on the real node.
+FAKE_NODE_NAME = "modeldeploy-fake-node"
+FAKE_NODE_LABEL = "modeldeploy.io/fake-node"
+FAKE_NODE_RESOURCE = "modeldeploy.io/fake-node"
+# The scale benchmark's synthetic exporter (on the host side of the veth pair): Prometheus
+# scrapes the fake node's pods there instead of at their (fake) pod addresses.
+SCALE_EXPORTER_PORT = 9479
 
 APISERVER_PORT = 6443
 PROMETHEUS_PORT = 9090
@@ -112,6 +122,10 @@ class Paths:
     @property
     def helm_bin(self) -> Path:
         return self.cache / "bin" / f"helm-{HELM_VERSION}"
+
+    @property
+    def kwok_bin(self) -> Path:
+        return self.cache / "bin" / f"kwok-{KWOK_VERSION}"
 
     @property
     def prometheus_bin(self) -> Path:
@@ -202,6 +216,9 @@ class Paths:
 
     def promtool(self) -> Path:
         return self.prometheus_bin / "promtool"
+
+    def kwok(self) -> Path:
+        return self.kwok_bin / "kwok"
 
     def k8s(self, name: str) -> Path:
         return self.k8s_bin / name

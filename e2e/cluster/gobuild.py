@@ -112,6 +112,19 @@ def targets(paths: Paths) -> dict[str, Target]:
     }
 
 
+def optional_targets(paths: Paths) -> dict[str, Target]:
+    """Built only when asked for (`build --only kwok`, or by the scale benchmark); `up`
+    never needs them."""
+    return {
+        "kwok": Target(
+            "kwok",
+            (paths.kwok(),),
+            (str(paths.kwok()), "--version"),
+            f"kwok version {config.KWOK_VERSION}",
+        ),
+    }
+
+
 def build_kubernetes(paths: Paths, nice: bool) -> float:
     paths.k8s_bin.mkdir(parents=True, exist_ok=True)
     pkgs = [f"k8s.io/kubernetes/cmd/{n}" for n in K8S_BINARIES]
@@ -249,11 +262,35 @@ def build_helm(paths: Paths, nice: bool) -> float:
     return seconds
 
 
+def build_kwok(paths: Paths, nice: bool) -> float:
+    paths.kwok_bin.mkdir(parents=True, exist_ok=True)
+    env = go_env(paths)
+    env["GOBIN"] = str(paths.kwok_bin)
+    ver = config.KWOK_VERSION
+    cmd = [
+        "go",
+        "install",
+        "-v",
+        "-trimpath",
+        "-ldflags",
+        "-s -w",
+        f"sigs.k8s.io/kwok/cmd/kwok@{ver}",
+    ]
+    return run_logged(
+        _nice(cmd, nice),
+        paths.cache / "logs" / "build-kwok.log",
+        label=f"building kwok {ver}",
+        env=env,
+        cwd=paths.cache,
+    )
+
+
 BUILDERS = {
     "kubernetes": build_kubernetes,
     "etcd": build_etcd,
     "prometheus": build_prometheus,
     "helm": build_helm,
+    "kwok": build_kwok,
 }
 
 
@@ -264,7 +301,8 @@ def build_binaries(
     if shutil.which("go") is None:
         raise RuntimeError("the go command is missing: install Go >= 1.24 to build the cluster")
     done: dict[str, float] = {}
-    for name, target in targets(paths).items():
+    wanted = {**targets(paths), **{k: v for k, v in optional_targets(paths).items() if k in only}}
+    for name, target in wanted.items():
         if only and name not in only:
             continue
         if is_current(target):

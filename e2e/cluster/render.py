@@ -273,6 +273,41 @@ def _pod_relabels() -> list[dict[str, Any]]:
     return rules
 
 
+FAKE_NODE_SCRAPE_INTERVAL = "5s"
+
+
+def _fake_node_job(
+    sd: list[dict[str, Any]], scrape_ann: str, node: str, fake: str
+) -> dict[str, Any]:
+    """Pods of the optional fake node (kwok) run nothing: they are scraped at the scale
+    exporter, one target per pod as for real pods (same target labels, so the same `up`
+    series), the path naming the pod's namespace, ModelDeployment, slot, role and version."""
+    version = f"__meta_kubernetes_pod_label_{_sd_name('app.kubernetes.io/version')}"
+    return {
+        "job_name": "fake-node-pods",
+        "scrape_interval": FAKE_NODE_SCRAPE_INTERVAL,
+        "scrape_timeout": FAKE_NODE_SCRAPE_INTERVAL,
+        "kubernetes_sd_configs": sd,
+        "relabel_configs": [
+            {"source_labels": [scrape_ann], "regex": "true", "action": "keep"},
+            {"source_labels": [node], "regex": fake, "action": "keep"},
+            *_pod_relabels(),
+            {
+                "source_labels": ["namespace", "modeldeployment", "slot", "role", version],
+                "separator": "/",
+                "regex": "(.*)",
+                "replacement": "/metrics/$1",
+                "target_label": "__metrics_path__",
+            },
+            {
+                "regex": "(.*)",
+                "replacement": f"{config.HOST_IP}:{config.SCALE_EXPORTER_PORT}",
+                "target_label": "__address__",
+            },
+        ],
+    }
+
+
 def prometheus_config(paths: Paths) -> str:
     """Pods discovered through the apiserver (role pod), 2 s scrape and rule evaluation."""
     sd = [
@@ -288,6 +323,7 @@ def prometheus_config(paths: Paths) -> str:
     ]
     scrape_ann = f"__meta_kubernetes_pod_annotation_{_sd_name(SCRAPE_ANNOTATION)}"
     operator_ann = f"__meta_kubernetes_pod_annotation_{_sd_name(OPERATOR_ANNOTATION)}"
+    node, fake = "__meta_kubernetes_pod_node_name", config.FAKE_NODE_NAME
     return dump(
         {
             "global": {
@@ -303,9 +339,11 @@ def prometheus_config(paths: Paths) -> str:
                     "relabel_configs": [
                         {"source_labels": [scrape_ann], "regex": "true", "action": "keep"},
                         {"source_labels": [operator_ann], "regex": "true", "action": "drop"},
+                        {"source_labels": [node], "regex": fake, "action": "drop"},
                         *_pod_relabels(),
                     ],
                 },
+                _fake_node_job(sd, scrape_ann, node, fake),
                 {
                     "job_name": "modeldeploy-operator",
                     "kubernetes_sd_configs": sd,

@@ -175,6 +175,11 @@ async def reconcile(
             sample = await analysis_sample(rt, spec, status)
             obs = Observations(slots=obs.slots, control=obs.control, analysis=sample)
             new_status, actions = engine.reconcile(spec, status, obs, rt.now())
+            before, after = (
+                s.analysis.last_sample_at if s.analysis else None for s in (status, new_status)
+            )
+            at = sample.at if sample else None
+            rt.metrics.observe_tick(before, after, at, spec.analysis.interval, rt.now())
             try:
                 await apply_children(rt, body, spec, actions, seen)
                 await label_pods(rt, spec, actions.pod_roles, pods)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -18,6 +19,7 @@ class OperatorMetrics:
     analysis_polls: Counter
     analysis_poll_seconds: Histogram
     phase: Gauge
+    analysis_tick_lag: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> OperatorMetrics:
@@ -68,4 +70,27 @@ class OperatorMetrics:
                 ["phase"],
                 registry=reg,
             ),
+            analysis_tick_lag=Histogram(
+                "modeldeploy_operator_analysis_tick_lag_seconds",
+                "From when a ModelDeployment's next analysis sample was due (the previous one"
+                " plus the interval, and not before the snapshot it reads) to its judgement.",
+                registry=reg,
+                buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60),
+            ),
         )
+
+    def observe_tick(
+        self,
+        before: datetime | None,
+        after: datetime | None,
+        sampled_at: datetime | None,
+        interval: float,
+        now: datetime,
+    ) -> None:
+        """Observe the lag of one analysis tick: a sample was judged (``after`` is new) that
+        was due at ``before + interval``, or when its snapshot was taken if that is later.
+        The first sample of an analysis has no due time and is not observed."""
+        if before is None or after is None or after == before or sampled_at is None:
+            return
+        due = max(before.timestamp() + interval, sampled_at.timestamp())
+        self.analysis_tick_lag.observe(max(0.0, now.timestamp() - due))

@@ -1,0 +1,1 @@
+"""The operator at scale: fake-node pods, a synthetic exporter, the benchmark."""
