@@ -18,7 +18,8 @@ import sklearn
 from modeldeploy.server.arrays import FloatArray, IndexArray, ValueArray
 from modeldeploy.server.batching import Slice
 from modeldeploy.server.bundle import Bundle
-from modeldeploy.server.card import CLASSIFICATION
+from modeldeploy.server.card import CLASSIFICATION, INTEGER, ModelCard
+from modeldeploy.server.compiled import Proba, compiled_proba
 from modeldeploy.server.frame import Batch, Encoder
 from modeldeploy.server.monitor import Monitor
 
@@ -49,6 +50,9 @@ class ModelRuntime:
             self._positive = self.classes.index(card.output.positive_class)
             # Labels that are not numbers (strings) become plain lists before JSON.
             self.labels_are_objects = self._classes.dtype.kind in "OUSb"
+            self._proba: Proba | None = None
+            if not self.encoder.dataframe and self.encoder.numeric_only:
+                self._proba = compiled_proba(model, sample_rows(card))
         else:
             self.classes = []
             self.labels_are_objects = False
@@ -58,7 +62,7 @@ class ModelRuntime:
         rows = batch.model_input
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             if self.classification:
-                proba = self.bundle.model.predict_proba(rows)
+                proba = (self._proba or self.bundle.model.predict_proba)(rows)
                 index = proba.argmax(axis=1)
                 result = BatchResult(
                     self._classes[index],
@@ -71,6 +75,25 @@ class ModelRuntime:
                 result = BatchResult(values, values, None, None)
         self.monitor.observe_batch(batch.codes, result.scores, result.class_index)
         return result
+
+
+def sample_rows(card: ModelCard, rows: int = 256, seed: int = 0) -> FloatArray:
+    """Valid rows near the reference distribution, to check a compiled model call against
+    the model's own: categories as listed, numbers around the reference mean and spread."""
+    rng = np.random.default_rng(seed)
+    columns = []
+    for spec in card.features:
+        if spec.discrete:
+            columns.append(rng.choice(np.asarray(spec.categories, dtype=np.float64), rows))
+            continue
+        ref = card.reference_for(spec.name)
+        values = ref.mean + (ref.std or 1.0) * 1.5 * rng.standard_normal(rows)
+        if spec.kind == INTEGER:
+            values = np.round(values)
+        low = -np.inf if spec.minimum is None else spec.minimum
+        high = np.inf if spec.maximum is None else spec.maximum
+        columns.append(np.clip(values, low, high))
+    return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
 
 
 class FeedbackStore:
