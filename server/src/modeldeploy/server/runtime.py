@@ -51,8 +51,11 @@ class ModelRuntime:
             # Labels that are not numbers (strings) become plain lists before JSON.
             self.labels_are_objects = self._classes.dtype.kind in "OUSb"
             self._proba: Proba | None = None
-            if not self.encoder.dataframe and self.encoder.numeric_only:
-                self._proba = compiled_proba(model, sample_rows(card))
+            if self.encoder.dataframe or self.encoder.numeric_only:
+                sample = sample_rows(card)
+                if self.encoder.dataframe:
+                    sample = self.encoder.build([sample.tolist()]).model_input
+                self._proba = compiled_proba(model, sample)
         else:
             self.classes = []
             self.labels_are_objects = False
@@ -77,14 +80,16 @@ class ModelRuntime:
         return result
 
 
-def sample_rows(card: ModelCard, rows: int = 256, seed: int = 0) -> FloatArray:
+def sample_rows(card: ModelCard, rows: int = 256, seed: int = 0) -> Any:
     """Valid rows near the reference distribution, to check a compiled model call against
-    the model's own: categories as listed, numbers around the reference mean and spread."""
+    the model's own: categories as listed, numbers around the reference mean and spread (a
+    float array when every feature is numeric, an object array otherwise)."""
     rng = np.random.default_rng(seed)
     columns = []
     for spec in card.features:
         if spec.discrete:
-            columns.append(rng.choice(np.asarray(spec.categories, dtype=np.float64), rows))
+            picks = rng.integers(0, len(spec.categories), rows)
+            columns.append(np.array([spec.categories[i] for i in picks], dtype=object))
             continue
         ref = card.reference_for(spec.name)
         values = ref.mean + (ref.std or 1.0) * 1.5 * rng.standard_normal(rows)
@@ -92,8 +97,14 @@ def sample_rows(card: ModelCard, rows: int = 256, seed: int = 0) -> FloatArray:
             values = np.round(values)
         low = -np.inf if spec.minimum is None else spec.minimum
         high = np.inf if spec.maximum is None else spec.maximum
-        columns.append(np.clip(values, low, high))
-    return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
+        clipped = np.clip(values, low, high)
+        columns.append(clipped.astype(np.int64) if spec.kind == INTEGER else clipped)
+    if all(not s.string_categories for s in card.features):
+        return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
+    table = np.empty((rows, len(columns)), dtype=object)
+    for j, column in enumerate(columns):
+        table[:, j] = column.tolist()
+    return table
 
 
 class FeedbackStore:
