@@ -64,8 +64,8 @@ from benchlib import (
 from frame_bench import frame_servers
 
 
-def mean_batch_rows(url: str) -> float:
-    """Rows per model call, from our own metrics."""
+def batch_rows_totals(url: str) -> tuple[float, float]:
+    """(rows, model calls) so far, from our own metrics."""
     text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
     total = sum(
         float(v) for v in re.findall(r"^modeldeploy_batch_rows_sum\{[^}]*\} (\S+)$", text, re.M)
@@ -73,7 +73,15 @@ def mean_batch_rows(url: str) -> float:
     count = sum(
         float(v) for v in re.findall(r"^modeldeploy_batch_rows_count\{[^}]*\} (\S+)$", text, re.M)
     )
-    return total / count if count else 1.0
+    return total, count
+
+
+def batch_rows_at_16(url: str, script: Path) -> float:
+    """Rows per model call at 16 connections: our metrics around a 2 s run."""
+    rows0, calls0 = batch_rows_totals(url)
+    run_wrk(url + "/predict", script, 16, 2)
+    rows1, calls1 = batch_rows_totals(url)
+    return (rows1 - rows0) / (calls1 - calls0) if calls1 > calls0 else 1.0
 
 
 def model_seconds_per_call(bundle: Path, sha: str, rows: int, repeat: int = 300) -> float:
@@ -262,7 +270,7 @@ def main() -> int:
                     server.name, server.url, server.script, args.duration, args.warmup
                 )
                 if server.name == "ours":
-                    batch_at_16 = mean_batch_rows(server.url.rsplit("/", 1)[0])
+                    batch_at_16 = batch_rows_at_16(server.url.rsplit("/", 1)[0], server.script)
             except Exception:
                 log_text = (tmp / f"{server.name}.log").read_text(errors="replace")
                 print(log_text[-3000:], file=sys.stderr)
