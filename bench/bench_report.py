@@ -37,6 +37,7 @@ def report(
     model_call_s: float,
     monitoring: tuple[float, float],
     bookkeeping: tuple[float, float],
+    raw_alternating: float,
 ) -> None:
     numeric = [r for r in results if not r.server.endswith("-frame")]
     frame = [r for r in results if r.server.endswith("-frame")]
@@ -60,6 +61,10 @@ def report(
         f"{ours.requests_per_s / const.requests_per_s:.2f}x"
     )
     on, off = monitoring
+    print(
+        f"  ours / raw ASGI app, medians of alternating runs side by side: "
+        f"{on / raw_alternating:.2f}x ({on:,.0f} vs {raw_alternating:,.0f} req/s; goal >= 0.45x)"
+    )
     print(
         f"  monitoring cost (medians of alternating runs): drift bookkeeping on {on:,.0f} "
         f"req/s vs off {off:,.0f} req/s "

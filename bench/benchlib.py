@@ -200,7 +200,7 @@ def measure(name: str, url: str, script: Path, duration: float, warmup: float) -
     return results
 
 
-def uvicorn_cmd(python: str, app: str, port: int) -> list[str]:
+def uvicorn_cmd(python: str, app: str, port: int | str) -> list[str]:
     return [
         python,
         "-m",

@@ -40,7 +40,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -197,7 +196,9 @@ def main() -> int:
             flush=True,
         )
 
-        def ours_cmd(port: int, *extra: str, bundle: Path = bundle, sha: str = sha) -> list[str]:
+        def ours_cmd(
+            port: int | str, *extra: str, bundle: Path = bundle, sha: str = sha
+        ) -> list[str]:
             return [
                 python,
                 "-m",
@@ -278,9 +279,19 @@ def main() -> int:
             finally:
                 stop(process)
 
-        monitoring = monitoring_cost(
-            ours_cmd, predict_lua, tmp, env, args.duration / 2, args.rounds
+        medians = alternating(
+            {
+                "on": (ours_cmd("{port}"), "/v2/health/ready"),
+                "off": (ours_cmd("{port}", "--no-drift"), "/v2/health/ready"),
+                "raw": (uvicorn_cmd(python, "raw_server:app", "{port}"), "/health"),
+            },
+            predict_lua,
+            tmp,
+            env,
+            args.duration / 2,
+            args.rounds,
         )
+        monitoring = medians["on"], medians["off"]
         rows = max(int(round(batch_at_16)), 1)
         report(
             results,
@@ -288,54 +299,61 @@ def main() -> int:
             model_seconds_per_call(bundle, sha, rows),
             monitoring,
             bookkeeping_seconds_per_batch(bundle, rows),
+            medians["raw"],
         )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0
 
 
-def monitoring_cost(
-    ours_cmd: Callable[..., list[str]],
+def alternating(
+    cmds: dict[str, tuple[list[str], str]],
     script: Path,
     tmp: Path,
     env: dict[str, str],
     duration: float,
     rounds: int,
-) -> tuple[float, float]:
-    """Median req/s at 16 connections with drift bookkeeping on and off.
+) -> dict[str, float]:
+    """Median req/s at 16 connections of servers run side by side, measured in turns.
 
-    Both servers run side by side (idle while the other is measured) and the runs
-    alternate, so a busy neighbour on a shared machine hits both alike.
+    ``cmds`` maps a name to (command for a port given as ``{port}``, readiness path). All
+    servers run at once (idle while another is measured) and the runs alternate, so a busy
+    neighbour on a shared machine hits them alike.
     """
     import statistics
 
-    runs: dict[str, list[float]] = {"on": [], "off": []}
+    runs: dict[str, list[float]] = {key: [] for key in cmds}
     processes = {}
     try:
-        for key, extra in (("on", ()), ("off", ("--no-drift",))):
+        for key, (cmd, ready) in cmds.items():
             port = free_port()
-            with open(tmp / f"monitoring-{key}.log", "wb") as log:
+            with open(tmp / f"alternating-{key}.log", "wb") as log:
                 processes[key] = (
                     subprocess.Popen(
-                        ours_cmd(port, *extra), stdout=subprocess.DEVNULL, stderr=log, env=env
+                        [a.replace("{port}", str(port)) for a in cmd],
+                        stdout=subprocess.DEVNULL,
+                        stderr=log,
+                        env=env,
+                        cwd=tmp,
                     ),
                     port,
+                    ready,
                 )
-        for process, port in processes.values():
-            wait_http(f"http://127.0.0.1:{port}/v2/health/ready", process)
+        for process, port, ready in processes.values():
+            wait_http(f"http://127.0.0.1:{port}{ready}", process)
             run_wrk(f"http://127.0.0.1:{port}/predict", script, 16, 2)
         for _ in range(rounds):
-            for key, (_, port) in processes.items():
+            for key, (_, port, _) in processes.items():
                 rps, _, _, errors = run_wrk(
                     f"http://127.0.0.1:{port}/predict", script, 16, duration
                 )
-                assert errors == 0, f"monitoring {key}: {errors} errors"
+                assert errors == 0, f"{key}: {errors} errors"
                 runs[key].append(rps)
     finally:
-        for process, _ in processes.values():
+        for process, _, _ in processes.values():
             stop(process)
-    print(f"  monitoring     c=16 on {runs['on']} off {runs['off']} req/s", flush=True)
-    return statistics.median(runs["on"]), statistics.median(runs["off"])
+    print("  alternating c=16 " + "; ".join(f"{k} {v}" for k, v in runs.items()), flush=True)
+    return {key: statistics.median(values) for key, values in runs.items()}
 
 
 if __name__ == "__main__":
