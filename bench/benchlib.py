@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +40,52 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+
+
+@dataclass
+class Server:
+    """One server under test: its command, readiness URL, target URL and request."""
+
+    name: str
+    cmd: list[str]
+    ready: str
+    url: str
+    script: Path
+    body: bytes
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def mlserver_folder(folder: Path, model_file: Path, port: int) -> Path:
+    """An MLServer model repository serving ``model_file`` with the scikit-learn runtime and
+    adaptive batching (up to 64 rows, 2 ms), one process."""
+    import shutil
+
+    (folder / MODEL_NAME).mkdir(parents=True)
+    shutil.copy(model_file, folder / MODEL_NAME / model_file.name)
+    (folder / "settings.json").write_text(
+        json.dumps(
+            {
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+                "parallel_workers": 0,
+                "debug": False,
+                "host": "127.0.0.1",
+            }
+        )
+    )
+    (folder / MODEL_NAME / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": MODEL_NAME,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "max_batch_size": 64,
+                "max_batch_time": 0.002,
+                "parameters": {"uri": f"./{model_file.name}", "version": "1"},
+            }
+        )
+    )
+    return folder
 
 
 def free_port() -> int:
@@ -154,7 +200,7 @@ def measure(name: str, url: str, script: Path, duration: float, warmup: float) -
     return results
 
 
-def uvicorn_cmd(python: str, app: str, port: int) -> list[str]:
+def uvicorn_cmd(python: str, app: str, port: int | str) -> list[str]:
     return [
         python,
         "-m",

@@ -1,19 +1,27 @@
-"""Serving benchmark: our server against the textbook one, MLServer and a constant endpoint.
+"""Serving benchmark: our server against the textbook one, MLServer and two constant servers.
 
-One run, one machine, one model (the example GradientBoosting with 150 trees), one load
-generator (wrk with a Lua script that POSTs one row per request), 1, 16 and 64
-connections. Servers, all one process on 127.0.0.1:
+One run, one machine, one load generator (wrk with a Lua script that POSTs one row per
+request), 1, 16 and 64 connections, two models:
+
+  the example    GradientBoosting with 150 trees after a scaler, fitted on an array
+  a DataFrame    a ColumnTransformer (OneHotEncoder on string columns, a scaler) before 150
+  pipeline       boosted trees, bundled with ``bundle_model`` (see frame_bench.py)
+
+Servers, all one process on 127.0.0.1:
 
   ours           modeldeploy serve (drift bookkeeping on; and with --no-drift, measured in
                  alternating runs, for the cost of monitoring)
   textbook       FastAPI + pydantic + a pandas DataFrame + predict_proba per request
-  mlserver       MLServer 1.7.1, scikit-learn runtime, adaptive batching, its own venv
+  mlserver       MLServer 1.7.1, scikit-learn runtime, adaptive batching, its own venv (the
+                 DataFrame pipeline through its pandas codec)
   constant       FastAPI endpoint that reads the body and returns a constant
+  raw-asgi       a raw ASGI app under the same uvicorn that reads the body and answers a
+                 constant: the ceiling of a Python server here
 
 Prints requests/s and p50/p99 per server and connection count, each ratio to ours, the
-monitoring cost, and how close ours comes to its floor (the constant endpoint's cost plus
-the model's own cost per row at the batch size reached). Figures, not a test: only
-ratios from one run count.
+monitoring cost, and how close ours comes to its floor (the raw ASGI app's cost plus the
+model's own cost per row at the batch size reached). Figures, not a test: only ratios from
+one run count.
 
     .venv/bin/python bench/serve_bench.py [--duration 8] [--json results.json]
 """
@@ -32,29 +40,31 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from bench_report import report
 from benchlib import (
-    CONNECTIONS,
     MODEL_NAME,
     ROW,
     Result,
+    Server,
     ensure_mlserver,
     ensure_pandas,
     free_port,
     lua_script,
     measure,
+    mlserver_folder,
     run_wrk,
     stop,
     uvicorn_cmd,
     wait_http,
 )
+from frame_bench import frame_servers
 
 
-def mean_batch_rows(url: str) -> float:
-    """Rows per model call, from our own metrics."""
+def batch_rows_totals(url: str) -> tuple[float, float]:
+    """(rows, model calls) so far, from our own metrics."""
     text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
     total = sum(
         float(v) for v in re.findall(r"^modeldeploy_batch_rows_sum\{[^}]*\} (\S+)$", text, re.M)
@@ -62,25 +72,36 @@ def mean_batch_rows(url: str) -> float:
     count = sum(
         float(v) for v in re.findall(r"^modeldeploy_batch_rows_count\{[^}]*\} (\S+)$", text, re.M)
     )
-    return total / count if count else 1.0
+    return total, count
+
+
+def batch_rows_at_16(url: str, script: Path) -> float:
+    """Rows per model call at 16 connections: our metrics around a 2 s run."""
+    rows0, calls0 = batch_rows_totals(url)
+    run_wrk(url + "/predict", script, 16, 2)
+    rows1, calls1 = batch_rows_totals(url)
+    return (rows1 - rows0) / (calls1 - calls0) if calls1 > calls0 else 1.0
 
 
 def model_seconds_per_call(bundle: Path, sha: str, rows: int, repeat: int = 300) -> float:
-    """What one predict_proba call costs in-process at a given batch size."""
+    """What one model call costs in-process at a given batch size, made as the server makes
+    it (the compiled call when the model's shape has one)."""
     import numpy as np
-
-    from modeldeploy.server.bundle import load_bundle
-    from modeldeploy.server.examples import generate_traffic
-
-    model = load_bundle(bundle, sha).model
-    x = np.ascontiguousarray(generate_traffic(max(rows, 1), seed=3))
     import sklearn
 
+    from modeldeploy.server.bundle import load_bundle
+    from modeldeploy.server.compiled import compiled_proba
+    from modeldeploy.server.examples import generate_traffic
+    from modeldeploy.server.runtime import sample_rows
+
+    loaded = load_bundle(bundle, sha)
+    call = compiled_proba(loaded.model, sample_rows(loaded.card)) or loaded.model.predict_proba
+    x = np.ascontiguousarray(generate_traffic(max(rows, 1), seed=3))
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        model.predict_proba(x)
+        call(x)
         start = time.perf_counter()
         for _ in range(repeat):
-            model.predict_proba(x)
+            call(x)
     return (time.perf_counter() - start) / repeat
 
 
@@ -127,6 +148,9 @@ def main() -> int:
     parser.add_argument(
         "--skip-mlserver", action="store_true", help="leave MLServer out (no venv install)"
     )
+    parser.add_argument(
+        "--skip-frame", action="store_true", help="leave the DataFrame pipeline out"
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -172,9 +196,9 @@ def main() -> int:
             flush=True,
         )
 
-        servers: list[tuple[str, list[str], str, str, Path, bytes, dict[str, str]]] = []
-
-        def ours_cmd(port: int, *extra: str) -> list[str]:
+        def ours_cmd(
+            port: int | str, *extra: str, bundle: Path = bundle, sha: str = sha
+        ) -> list[str]:
             return [
                 python,
                 "-m",
@@ -190,107 +214,84 @@ def main() -> int:
                 *extra,
             ]
 
+        def local(name: str, cmd: list[str], port: int, ready: str, **env: str) -> Server:
+            url = f"http://127.0.0.1:{port}"
+            return Server(name, cmd, url + ready, url + "/predict", predict_lua, ours_body, env)
+
+        port = free_port()
+        servers = [local("ours", ours_cmd(port), port, "/v2/health/ready")]
         port = free_port()
         servers.append(
-            (
-                "ours",
-                ours_cmd(port),
-                f"http://127.0.0.1:{port}/v2/health/ready",
-                f"http://127.0.0.1:{port}/predict",
-                predict_lua,
-                ours_body,
-                {},
-            )
-        )
-        port = free_port()
-        servers.append(
-            (
+            local(
                 "textbook",
                 uvicorn_cmd(python, "textbook_server:app", port),
-                f"http://127.0.0.1:{port}/health",
-                f"http://127.0.0.1:{port}/predict",
-                predict_lua,
-                ours_body,
-                {"MODEL_PATH": str(bundle / MODEL_FILE)},
+                port,
+                "/health",
+                MODEL_PATH=str(bundle / MODEL_FILE),
             )
         )
         if mlserver is not None:
             port = free_port()
-            folder = tmp / "mlserver"
-            (folder / MODEL_NAME).mkdir(parents=True)
-            shutil.copy(bundle / MODEL_FILE, folder / MODEL_NAME / MODEL_FILE)
-            (folder / "settings.json").write_text(
-                json.dumps(
-                    {
-                        "http_port": port,
-                        "grpc_port": free_port(),
-                        "metrics_port": free_port(),
-                        "parallel_workers": 0,
-                        "debug": False,
-                        "host": "127.0.0.1",
-                    }
-                )
-            )
-            (folder / MODEL_NAME / "model-settings.json").write_text(
-                json.dumps(
-                    {
-                        "name": MODEL_NAME,
-                        "implementation": "mlserver_sklearn.SKLearnModel",
-                        "max_batch_size": 64,
-                        "max_batch_time": 0.002,
-                        "parameters": {"uri": f"./{MODEL_FILE}", "version": "1"},
-                    }
-                )
-            )
+            folder = mlserver_folder(tmp / "mlserver", bundle / MODEL_FILE, port)
             servers.append(
-                (
+                Server(
                     "mlserver",
                     [str(mlserver), "start", str(folder)],
                     f"http://127.0.0.1:{port}/v2/health/ready",
                     f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer",
                     v2_lua,
                     v2_body,
-                    {},
                 )
             )
-        port = free_port()
-        servers.append(
-            (
-                "constant",
-                uvicorn_cmd(python, "constant_server:app", port),
-                f"http://127.0.0.1:{port}/health",
-                f"http://127.0.0.1:{port}/predict",
-                predict_lua,
-                ours_body,
-                {},
-            )
-        )
+        for name, app in (("constant", "constant_server:app"), ("raw-asgi", "raw_server:app")):
+            port = free_port()
+            servers.append(local(name, uvicorn_cmd(python, app, port), port, "/health"))
+        if not args.skip_frame:
+            servers += frame_servers(tmp, python, ours_cmd, mlserver)[0]
 
         batch_at_16 = 1.0
-        for name, cmd, ready, url, script, body, extra_env in servers:
-            with open(tmp / f"{name}.log", "wb") as log:
+        for server in servers:
+            with open(tmp / f"{server.name}.log", "wb") as log:
                 process = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, env={**env, **extra_env}, cwd=tmp
+                    server.cmd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**env, **server.env},
+                    cwd=tmp,
                 )
             try:
-                wait_http(ready, process)
+                wait_http(server.ready, process)
                 probe_request = urllib.request.Request(
-                    url, data=body, headers={"Content-Type": "application/json"}
+                    server.url, data=server.body, headers={"Content-Type": "application/json"}
                 )
                 with urllib.request.urlopen(probe_request, timeout=10) as probe:
-                    assert probe.status == 200, f"{name}: probe answered {probe.status}"
-                results += measure(name, url, script, args.duration, args.warmup)
-                if name == "ours":
-                    batch_at_16 = mean_batch_rows(url.rsplit("/", 1)[0])
+                    assert probe.status == 200, f"{server.name}: probe answered {probe.status}"
+                    print(f"  {server.name} answers {probe.read()[:400]!r}", flush=True)
+                results += measure(
+                    server.name, server.url, server.script, args.duration, args.warmup
+                )
+                if server.name == "ours":
+                    batch_at_16 = batch_rows_at_16(server.url.rsplit("/", 1)[0], server.script)
             except Exception:
-                print((tmp / f"{name}.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+                log_text = (tmp / f"{server.name}.log").read_text(errors="replace")
+                print(log_text[-3000:], file=sys.stderr)
                 raise
             finally:
                 stop(process)
 
-        monitoring = monitoring_cost(
-            ours_cmd, predict_lua, tmp, env, args.duration / 2, args.rounds
+        medians = alternating(
+            {
+                "on": (ours_cmd("{port}"), "/v2/health/ready"),
+                "off": (ours_cmd("{port}", "--no-drift"), "/v2/health/ready"),
+                "raw": (uvicorn_cmd(python, "raw_server:app", "{port}"), "/health"),
+            },
+            predict_lua,
+            tmp,
+            env,
+            args.duration / 2,
+            args.rounds,
         )
+        monitoring = medians["on"], medians["off"]
         rows = max(int(round(batch_at_16)), 1)
         report(
             results,
@@ -298,111 +299,61 @@ def main() -> int:
             model_seconds_per_call(bundle, sha, rows),
             monitoring,
             bookkeeping_seconds_per_batch(bundle, rows),
+            medians["raw"],
         )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
     return 0
 
 
-def monitoring_cost(
-    ours_cmd: Callable[..., list[str]],
+def alternating(
+    cmds: dict[str, tuple[list[str], str]],
     script: Path,
     tmp: Path,
     env: dict[str, str],
     duration: float,
     rounds: int,
-) -> tuple[float, float]:
-    """Median req/s at 16 connections with drift bookkeeping on and off.
+) -> dict[str, float]:
+    """Median req/s at 16 connections of servers run side by side, measured in turns.
 
-    Both servers run side by side (idle while the other is measured) and the runs
-    alternate, so a busy neighbour on a shared machine hits both alike.
+    ``cmds`` maps a name to (command for a port given as ``{port}``, readiness path). All
+    servers run at once (idle while another is measured) and the runs alternate, so a busy
+    neighbour on a shared machine hits them alike.
     """
     import statistics
 
-    runs: dict[str, list[float]] = {"on": [], "off": []}
+    runs: dict[str, list[float]] = {key: [] for key in cmds}
     processes = {}
     try:
-        for key, extra in (("on", ()), ("off", ("--no-drift",))):
+        for key, (cmd, ready) in cmds.items():
             port = free_port()
-            with open(tmp / f"monitoring-{key}.log", "wb") as log:
+            with open(tmp / f"alternating-{key}.log", "wb") as log:
                 processes[key] = (
                     subprocess.Popen(
-                        ours_cmd(port, *extra), stdout=subprocess.DEVNULL, stderr=log, env=env
+                        [a.replace("{port}", str(port)) for a in cmd],
+                        stdout=subprocess.DEVNULL,
+                        stderr=log,
+                        env=env,
+                        cwd=tmp,
                     ),
                     port,
+                    ready,
                 )
-        for process, port in processes.values():
-            wait_http(f"http://127.0.0.1:{port}/v2/health/ready", process)
+        for process, port, ready in processes.values():
+            wait_http(f"http://127.0.0.1:{port}{ready}", process)
             run_wrk(f"http://127.0.0.1:{port}/predict", script, 16, 2)
         for _ in range(rounds):
-            for key, (_, port) in processes.items():
+            for key, (_, port, _) in processes.items():
                 rps, _, _, errors = run_wrk(
                     f"http://127.0.0.1:{port}/predict", script, 16, duration
                 )
-                assert errors == 0, f"monitoring {key}: {errors} errors"
+                assert errors == 0, f"{key}: {errors} errors"
                 runs[key].append(rps)
     finally:
-        for process, _ in processes.values():
+        for process, _, _ in processes.values():
             stop(process)
-    print(f"  monitoring     c=16 on {runs['on']} off {runs['off']} req/s", flush=True)
-    return statistics.median(runs["on"]), statistics.median(runs["off"])
-
-
-def report(
-    results: list[Result],
-    batch_rows: float,
-    model_call_s: float,
-    monitoring: tuple[float, float],
-    bookkeeping: tuple[float, float],
-) -> None:
-    by = {(r.server, r.connections): r for r in results}
-    names = list(dict.fromkeys(r.server for r in results))
-    print("\n| server | conns | req/s | p50 ms | p99 ms | ours / this (req/s) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name in names:
-        for c in CONNECTIONS:
-            r, ours = by[(name, c)], by[("ours", c)]
-            ratio = ours.requests_per_s / r.requests_per_s if r.requests_per_s else float("nan")
-            print(
-                f"| {name} | {c} | {r.requests_per_s:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-                f"{ratio:.2f}x |"
-            )
-    ours = by[("ours", 16)]
-    print("\nat 16 connections:")
-    for name, goal in (("textbook", 8.0), ("mlserver", 4.0)):
-        if (name, 16) in by:
-            other = by[(name, 16)]
-            ratio = ours.requests_per_s / other.requests_per_s
-            print(
-                f"  ours / {name}: {ratio:.1f}x req/s (goal >= {goal:g}x), p99 "
-                f"{ours.p99_ms:.2f} ms vs {other.p99_ms:.2f} ms"
-                f" ({'lower' if ours.p99_ms < other.p99_ms else 'NOT lower'})"
-            )
-    const = by[("constant", 16)]
-    print(
-        f"  ours / constant: {ours.requests_per_s / const.requests_per_s:.2f}x req/s (goal >= 0.4x)"
-    )
-    on, off = monitoring
-    print(
-        f"  monitoring cost (medians of alternating runs): drift bookkeeping on {on:,.0f} "
-        f"req/s vs off {off:,.0f} req/s "
-        f"({(1 - on / off) * 100:.1f}% of throughput)"
-    )
-    per_request = (bookkeeping[0] - bookkeeping[1]) / batch_rows
-    print(
-        f"  drift bookkeeping in process: {bookkeeping[0] * 1e6:.1f} us per batch of "
-        f"{batch_rows:.0f} rows with it, "
-        f"{bookkeeping[1] * 1e6:.1f} us without: {per_request * 1e6:.2f} us per request "
-        f"({per_request * on * 100:.1f}% of a request's time at {on:,.0f} req/s)"
-    )
-    floor_s = 1.0 / const.requests_per_s + model_call_s / batch_rows
-    print(
-        f"  floor: constant endpoint {1e6 / const.requests_per_s:.0f} us + model "
-        f"{model_call_s * 1e6:.0f} us per call "
-        f"/ {batch_rows:.1f} rows per call = {floor_s * 1e6:.0f} us per request = "
-        f"{1 / floor_s:,.0f} req/s; "
-        f"ours reaches {ours.requests_per_s * floor_s * 100:.0f}% of it"
-    )
+    print("  alternating c=16 " + "; ".join(f"{k} {v}" for k, v in runs.items()), flush=True)
+    return {key: statistics.median(values) for key, values in runs.items()}
 
 
 if __name__ == "__main__":

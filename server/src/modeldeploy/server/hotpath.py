@@ -117,7 +117,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 
 class HotPath:
-    """ASGI middleware serving the prediction endpoints itself."""
+    """The ASGI app in front of FastAPI: serves the prediction endpoints itself."""
 
     def __init__(
         self, app: Callable[[Scope, Receive, Send], Awaitable[None]], state: ServerState

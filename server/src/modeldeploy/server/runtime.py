@@ -18,7 +18,8 @@ import sklearn
 from modeldeploy.server.arrays import FloatArray, IndexArray, ValueArray
 from modeldeploy.server.batching import Slice
 from modeldeploy.server.bundle import Bundle
-from modeldeploy.server.card import CLASSIFICATION
+from modeldeploy.server.card import CLASSIFICATION, INTEGER, ModelCard
+from modeldeploy.server.compiled import Proba, compiled_proba
 from modeldeploy.server.frame import Batch, Encoder
 from modeldeploy.server.monitor import Monitor
 
@@ -49,6 +50,12 @@ class ModelRuntime:
             self._positive = self.classes.index(card.output.positive_class)
             # Labels that are not numbers (strings) become plain lists before JSON.
             self.labels_are_objects = self._classes.dtype.kind in "OUSb"
+            self._proba: Proba | None = None
+            if self.encoder.dataframe or self.encoder.numeric_only:
+                sample = sample_rows(card)
+                if self.encoder.dataframe:
+                    sample = self.encoder.build([sample.tolist()]).model_input
+                self._proba = compiled_proba(model, sample)
         else:
             self.classes = []
             self.labels_are_objects = False
@@ -58,7 +65,7 @@ class ModelRuntime:
         rows = batch.model_input
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             if self.classification:
-                proba = self.bundle.model.predict_proba(rows)
+                proba = (self._proba or self.bundle.model.predict_proba)(rows)
                 index = proba.argmax(axis=1)
                 result = BatchResult(
                     self._classes[index],
@@ -71,6 +78,33 @@ class ModelRuntime:
                 result = BatchResult(values, values, None, None)
         self.monitor.observe_batch(batch.codes, result.scores, result.class_index)
         return result
+
+
+def sample_rows(card: ModelCard, rows: int = 256, seed: int = 0) -> Any:
+    """Valid rows near the reference distribution, to check a compiled model call against
+    the model's own: categories as listed, numbers around the reference mean and spread (a
+    float array when every feature is numeric, an object array otherwise)."""
+    rng = np.random.default_rng(seed)
+    columns = []
+    for spec in card.features:
+        if spec.discrete:
+            picks = rng.integers(0, len(spec.categories), rows)
+            columns.append(np.array([spec.categories[i] for i in picks], dtype=object))
+            continue
+        ref = card.reference_for(spec.name)
+        values = ref.mean + (ref.std or 1.0) * 1.5 * rng.standard_normal(rows)
+        if spec.kind == INTEGER:
+            values = np.round(values)
+        low = -np.inf if spec.minimum is None else spec.minimum
+        high = np.inf if spec.maximum is None else spec.maximum
+        clipped = np.clip(values, low, high)
+        columns.append(clipped.astype(np.int64) if spec.kind == INTEGER else clipped)
+    if all(not s.string_categories for s in card.features):
+        return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
+    table = np.empty((rows, len(columns)), dtype=object)
+    for j, column in enumerate(columns):
+        table[:, j] = column.tolist()
+    return table
 
 
 class FeedbackStore:
