@@ -36,7 +36,8 @@ def model_schema() -> Schema:
                 maxLength=2048,
             ),
             "sha256": _str(
-                "The sha256 of model.joblib; the server refuses any other file.",
+                "The bundle digest (`modeldeploy digest BUNDLE`: model and card); the server "
+                "loads nothing else.",
                 pattern=r"^[a-f0-9]{64}$",
             ),
         },
