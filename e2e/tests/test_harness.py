@@ -82,7 +82,7 @@ def test_prometheus_relabels_pod_labels_to_target_labels(paths: Paths) -> None:
     assert conf["global"]["scrape_interval"] == "2s"
     assert conf["global"]["evaluation_interval"] == "2s"
     jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
-    assert set(jobs) == {"pods", "modeldeploy-operator"}
+    assert set(jobs) == {"pods", "modeldeploy-operator", "fake-node-pods"}
     for job in jobs.values():
         assert job["kubernetes_sd_configs"][0]["role"] == "pod"
         targets = {r.get("target_label"): r for r in job["relabel_configs"]}
@@ -99,6 +99,14 @@ def test_prometheus_relabels_pod_labels_to_target_labels(paths: Paths) -> None:
         "regex": "true",
         "action": "keep",
     }
+    # Pods on the fake node (scale runs) are scraped by their own job only, never at their
+    # fake addresses by the real one.
+    on_fake = {
+        "source_labels": ["__meta_kubernetes_pod_node_name"],
+        "regex": config.FAKE_NODE_NAME,
+    }
+    assert {**on_fake, "action": "drop"} in jobs["pods"]["relabel_configs"]
+    assert {**on_fake, "action": "keep"} in jobs["fake-node-pods"]["relabel_configs"]
 
 
 def test_kubelet_config_keeps_cgroup_v1_and_no_image_gc(paths: Paths) -> None:

@@ -137,6 +137,13 @@ def test_shadow_mirrors_to_the_candidate_then_promotes(routed_env: Env) -> None:
     assert mirror[0]["type"] == "RequestMirror"
     assert mirror[0]["requestMirror"]["backendRef"]["name"] == f"{name}-green"
     assert backends(env, f"{name}-route") == [(f"{name}-blue", 100)]
+    # No gateway runs here to copy requests to the shadow, so it serves no predictions: at
+    # the defaults (minSamples 100, onInsufficientEvidence pause) it waits for a person,
+    # still mirrored, and never promotes by itself.
+    st = env.wait_phase(name, "Paused", candidateVersion="v2")
+    assert st["pauseReason"].startswith("insufficient evidence: 0 of 100 predictions")
+    assert filters(env, f"{name}-route")
+    env.control(name, "promote")
     st = env.wait_phase(name, "Healthy", stableVersion="v2")
     assert st["history"][0]["outcome"] == "Promoted"
     assert wait(
