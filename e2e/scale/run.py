@@ -187,6 +187,7 @@ class Result:
     api_lifetime: dict[str, float] = field(default_factory=dict)
     prometheus: dict[str, float] = field(default_factory=dict)
     polls: float = 0.0
+    seconds: float = 0.0  # the measured window
     wrong: list[str] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -267,6 +268,7 @@ def measure(env: ScaleEnv, n: int, analysis: str = "60s", log: Any = print) -> R
         )
         res.api_lifetime = _delta(env.api_start, after.api)
         res.polls = after.polls - before.polls
+        res.seconds = end - start
         lag = {le: v - before.lag_buckets.get(le, 0.0) for le, v in after.lag_buckets.items()}
         res.tick_p50, res.tick_p99 = quantile(0.5, lag), quantile(0.99, lag)
         res.ticks = int(lag.get(float("inf"), 0))

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.cluster
 
 def test_canary_promoted_step_by_step_then_diverging_rolled_back(env: Env) -> None:  # noqa: F811
     name = "canary"
-    # 10 s steps: at 25% of 20 requests/s of 4 rows the candidate serves about 200
-    # predictions in a step, twice the default analysis.minSamples (100).
-    strategy = st.canary(25, 50, 75, analysis="10s")
+    # 30 s analysis steps: at 25% of 20 requests/s of 4 rows the candidate serves a few
+    # hundred predictions in a step, well above the default analysis.minSamples (100)
+    # (10 s steps measured 84 on a loaded machine: too few, and the rollout paused).
+    strategy = st.canary(25, 50, 75, analysis="30s")
     env.deploy(name, "v1", strategy)
     env.healthy(name, "v1")
     obs = Observer(env.stack, name)
