@@ -132,13 +132,12 @@ class Counters:
     @classmethod
     def now(cls, env: ScaleEnv) -> Counters:
         api = api_counts(env.cluster)
-        prom: dict[str, float] = {}
-        for labels, v in series(
-            _scrape(f"{config.PROMETHEUS_URL}/metrics"), "prometheus_http_requests_total"
-        ).items():
-            h = _label(labels, "handler")
-            prom[h] = prom.get(h, 0.0) + v
         op = env.operator.metrics()
+        # The operator's own count: Prometheus's would include every other client of it.
+        prom: dict[str, float] = {}
+        for labels, v in series(op, "modeldeploy_operator_prometheus_requests_total").items():
+            h = _label(labels, "path")
+            prom[h] = prom.get(h, 0.0) + v
         polls = sum(series(op, "modeldeploy_operator_analysis_polls_total").values())
         lag = {
             float(_label(k, "le").replace("+Inf", "inf")): v

@@ -216,3 +216,20 @@ def test_actions_are_idempotent_for_the_same_status() -> None:
     _, a1 = engine.reconcile(sp, status, obs, T0)
     _, a2 = engine.reconcile(sp, status, obs, T0)
     assert children(OWNER, sp, a1, with_rule=True) == children(OWNER, sp, a2, with_rule=True)
+
+
+def test_pods_keep_serving_while_their_endpoints_go() -> None:
+    """Scaled down or replaced: serve through the endpoint removal, then shut down gracefully."""
+    from modeldeploy.operator.builders import PRE_STOP_SECONDS, TERMINATION_GRACE_SECONDS
+
+    sp = Spec.from_body(body())
+    objs = children(OWNER, sp, rollout_actions(sp), with_rule=False)
+    for dep in (o for o in objs if o["kind"] == "Deployment"):
+        pod = dep["spec"]["template"]["spec"]
+        server = next(c for c in pod["containers"] if c["name"] == "server")
+        assert server["lifecycle"]["preStop"]["exec"]["command"] == [
+            "sleep",
+            str(PRE_STOP_SECONDS),
+        ]
+        assert pod["terminationGracePeriodSeconds"] == TERMINATION_GRACE_SECONDS
+        assert TERMINATION_GRACE_SECONDS > PRE_STOP_SECONDS + 10  # room for in-flight work

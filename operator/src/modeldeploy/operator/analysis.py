@@ -166,11 +166,19 @@ def index_rules(groups: Iterable[dict[str, Any]]) -> dict[str, str]:
 class PrometheusClient:
     """The two endpoints of Prometheus's HTTP API the operator uses."""
 
-    def __init__(self, session: aiohttp.ClientSession, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        timeout: float = 10.0,
+        on_request: Callable[[str], None] | None = None,
+    ) -> None:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._on_request = on_request  # counts requests by path (the operator's metric)
 
     async def _get(self, url: str, params: dict[str, str] | None = None) -> Any:
+        if self._on_request is not None:
+            self._on_request(url[url.find("/api/") :] if "/api/" in url else url)
         try:
             async with self._session.get(url, params=params, timeout=self._timeout) as resp:
                 body = await resp.json(content_type=None)

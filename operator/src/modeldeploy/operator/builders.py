@@ -25,6 +25,11 @@ UID = 10001
 BUNDLE_MOUNT = "/models"
 BUNDLE_DIR = f"{BUNDLE_MOUNT}/bundle"
 HTTP_PORT_NAME = "http"
+# A pod that is scaled down or replaced keeps serving this long after its deletion starts,
+# while the endpoints controller, kube-proxy and gateways stop sending it new connections;
+# only then does SIGTERM start the server's graceful shutdown (in-flight requests finish).
+PRE_STOP_SECONDS = 5
+TERMINATION_GRACE_SECONDS = 30
 
 
 def restricted_container_security() -> Json:
@@ -96,6 +101,7 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
         "command": serve_args(dep),
         "ports": [{"name": HTTP_PORT_NAME, "containerPort": c.DEFAULT_PORT, "protocol": "TCP"}],
         "readinessProbe": probe,
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SECONDS)]}}},
         "livenessProbe": {
             "httpGet": {"path": c.LIVE_PATH, "port": HTTP_PORT_NAME},
             "initialDelaySeconds": 10,
@@ -154,7 +160,7 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": restricted_pod_security(),
-                    "terminationGracePeriodSeconds": 30,
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                     "initContainers": [fetch],
                     "containers": [server],
                     "volumes": [

@@ -376,7 +376,10 @@ async def start_background(rt: Runtime) -> None:
             rt.metrics.analysis_poll_seconds.observe(seconds)
 
         rt.poller = poller = Poller(
-            client=PrometheusClient(session),
+            client=PrometheusClient(
+                session,
+                on_request=lambda path: rt.metrics.prometheus_requests.labels(path=path).inc(),
+            ),
             interval=rt.config.analysis_interval,
             on_poll=on_poll,
             on_firing=lambda url, keys: wake(rt, keys),

@@ -17,6 +17,7 @@ class OperatorMetrics:
     time_to_rollback: Histogram
     rollout_duration: Histogram
     analysis_polls: Counter
+    prometheus_requests: Counter
     analysis_poll_seconds: Histogram
     phase: Gauge
     analysis_tick_lag: Histogram
@@ -57,6 +58,12 @@ class OperatorMetrics:
                 "modeldeploy_operator_analysis_polls",
                 "Batched Prometheus polls by outcome.",
                 ["outcome"],
+                registry=reg,
+            ),
+            prometheus_requests=Counter(
+                "modeldeploy_operator_prometheus_requests",
+                "Requests to Prometheus's HTTP API by path (constant per poll, whatever N).",
+                ["path"],
                 registry=reg,
             ),
             analysis_poll_seconds=Histogram(
