@@ -214,6 +214,11 @@ def wake(rt: Runtime, keys: set[tuple[str, str]]) -> None:
             event.set()
 
 
+def slot_key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str, str, str]:
+    """How the slot indexes (Deployments and Pods alike) key an object: its slot."""
+    return (namespace or "", labels[d.LABEL_NAME], labels[d.LABEL_SLOT])
+
+
 def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     """Register every handler on a fresh registry (so the timer interval is configurable)."""
     registry = kopf.OperatorRegistry()
@@ -263,8 +268,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     def md_deployments(
         body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
     ) -> dict[tuple[str, str, str], dict[str, Any]]:
-        key = (namespace or "", labels[d.LABEL_NAME], labels[d.LABEL_SLOT])
-        return {key: deployment_summary(dict(body))}
+        return {slot_key(namespace, labels): deployment_summary(dict(body))}
 
     @kopf.index(
         "",
@@ -277,8 +281,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     def md_pods(
         body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
     ) -> dict[tuple[str, str, str], dict[str, Any]]:
-        key = (namespace or "", labels[d.LABEL_NAME], labels[d.LABEL_SLOT])
-        return {key: pod_summary(dict(body))}
+        return {slot_key(namespace, labels): pod_summary(dict(body))}
 
     def child_index(group: str, version: str, plural: str, kind: str) -> None:
         @kopf.index(
