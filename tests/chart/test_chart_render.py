@@ -267,8 +267,7 @@ def test_crds_in_chart_are_the_generated_ones() -> None:
     in_chart = hc.CHART / "crds" / "modeldeploy.io_modeldeployments.yaml"
     assert generated.exists(), "crds/ has not been generated"
     assert in_chart.read_bytes() == generated.read_bytes(), (
-        "charts/modeldeploy/crds/ is stale: cp crds/modeldeploy.io_modeldeployments.yaml "
-        "charts/modeldeploy/crds/"
+        "charts/modeldeploy/crds/ is stale: run `modeldeploy crds`"
     )
 
 

@@ -66,7 +66,7 @@ def test_every_alert_of_a_modeldeployment_takes_its_thresholds() -> None:
     # (chart text, ModelDeployment text) in the expression and in the description.
     swaps = {
         d.ALERT_DRIFT: [("> 0.25", "> 0.1"), ("exceeds 0.25.", "exceeds 0.1.")],
-        d.ALERT_DIVERGENCE: [("> 2", "> 3"), ("(threshold 2)", "(threshold 3)")],
+        d.ALERT_DIVERGENCE: [("> 4", "> 3"), ("(threshold 4)", "(threshold 3)")],
         d.ALERT_ERROR_RATE: [("> 0.05", "> 0.02"), ("(threshold 5%)", "(threshold 2%)")],
         d.ALERT_LATENCY: [("> 1", "> 0.5"), ("exceeds 1s.", "exceeds 0.5s.")],
     }
@@ -102,7 +102,7 @@ def test_operator_defaults_are_the_contracts() -> None:
         d.THRESHOLD_DIVERGENCE_STD_ERRORS,
         d.THRESHOLD_ERROR_RATE,
         d.THRESHOLD_LATENCY_P99_SECONDS,
-    ) == (0.25, 2.0, 0.05, 1.0)
+    ) == (0.25, 4.0, 0.05, 1.0)
     assert d.THRESHOLD_FOR == rules.DEFAULT_FOR == "30s"
     assert d.DEFAULT_ALERTS == rules.ALERTS
 

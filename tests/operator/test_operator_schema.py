@@ -24,8 +24,11 @@ def test_crds_folder_is_not_stale() -> None:
     assert path.read_text() == crdgen.render(), "crds/ is stale: run `modeldeploy crds`"
 
 
-def test_crds_command_writes_the_repositorys_crds_folder() -> None:
-    assert crdgen.default_path() == ROOT / "crds" / crdgen.FILE_NAME
+def test_crds_command_writes_the_repositorys_crds_folder_and_the_charts_copy() -> None:
+    assert crdgen.default_paths() == (
+        ROOT / "crds" / crdgen.FILE_NAME,
+        ROOT / "charts" / "modeldeploy" / "crds" / crdgen.FILE_NAME,
+    )
 
 
 def test_check_mode_detects_a_stale_file(tmp_path: Path) -> None:

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import promsim as ps
 
+from modeldeploy.server.contract.rules import DEFAULT_THRESHOLDS
+
 STEPS = 50
 DIVERGE_AT = 300
 HOLD = 30
 MIN_SAMPLES = 30
+# The default threshold, in standard errors of the difference.
+Z = DEFAULT_THRESHOLDS.divergence_std_errors
 EVAL_TIMES = list(range(ps.STEP, STEPS * ps.STEP + 1, ps.STEP))
 
 
@@ -71,7 +75,7 @@ def zscore(candidate: Predictions, stable: Predictions, t: int) -> float:
 
 def fires(candidate: Predictions, stable: Predictions, t: int) -> bool:
     return (
-        abs(zscore(candidate, stable, t)) > 2
+        abs(zscore(candidate, stable, t)) > Z
         and candidate.window(t)[0] >= MIN_SAMPLES
         and stable.window(t)[0] >= MIN_SAMPLES
     )
@@ -108,7 +112,7 @@ def scenario() -> dict[str, tuple[Predictions, Predictions]]:
             Predictions.build(_labels("fraud", "candidate", "blue", "7"), (STEPS, 2.0, 0.6, 0.0)),
             Predictions.build(_labels("fraud", "stable", "green", "6"), stable_parts),
         ),
-        # Plenty of answers, a mean 0.004 away: well within two standard errors.
+        # Plenty of answers, a mean 0.004 away: well within the threshold.
         "spam": (
             Predictions.build(
                 _labels("spam", "candidate", "green", "3"), (STEPS, 20.0, 0.504, 0.04)
@@ -148,8 +152,8 @@ def test_divergence_fires_for_a_diverging_candidate_only(tmp_path: Path) -> None
     churn, fraud, spam = s["churn"], s["fraud"], s["spam"]
     # What the scenario claims.
     assert not fires(*churn, DIVERGE_AT)
-    assert abs(zscore(*fraud, 700)) > 2 and fraud[0].window(700)[0] < MIN_SAMPLES
-    assert abs(zscore(*spam, 700)) < 2
+    assert abs(zscore(*fraud, 700)) > Z and fraud[0].window(700)[0] < MIN_SAMPLES
+    assert abs(zscore(*spam, 700)) < Z
     fire_at = ps.first_firing(EVAL_TIMES, lambda t: fires(*churn, t), HOLD)
     assert fire_at is not None and DIVERGE_AT < fire_at <= DIVERGE_AT + 60 + HOLD
     assert ps.first_firing(EVAL_TIMES, lambda t: fires(*fraud, t), HOLD) is None
@@ -171,7 +175,7 @@ def test_divergence_fires_for_a_diverging_candidate_only(tmp_path: Path) -> None
                     "exp_annotations": {
                         "summary": "Predictions of the candidate of ml/churn diverge from the "
                         "stable's",
-                        "description": f"Mean difference of {z:.2f} standard errors (threshold 2).",
+                        "description": f"Mean difference of {z:.2f} standard errors (threshold {Z:g}).",
                         "zscore": f"{z:.4f}",
                     },
                 }
@@ -203,7 +207,7 @@ def test_alerts_are_per_version_and_two_stable_versions_pool(tmp_path: Path) -> 
     series = [x for p in (old, new, *stables) for x in p.series()]
     t = 600
     z_old, z_new = zscore(old, stables[0], t), zscore(new, stables[0], t)
-    assert abs(z_old) > 2 > abs(z_new)
+    assert abs(z_old) > Z > abs(z_new)
     test = ps.UnitTest(
         "versions",
         series,
@@ -224,7 +228,7 @@ def test_alerts_are_per_version_and_two_stable_versions_pool(tmp_path: Path) -> 
                             "summary": "Predictions of the candidate of ml/churn diverge from "
                             "the stable's",
                             "description": f"Mean difference of {z_old:.2f} standard errors "
-                            "(threshold 2).",
+                            f"(threshold {Z:g}).",
                             "zscore": f"{z_old:.4f}",
                         },
                     }

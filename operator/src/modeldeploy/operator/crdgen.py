@@ -1,7 +1,9 @@
-"""Write (or check) ``crds/`` from the schema in ``modeldeploy.operator.schema``.
+"""Write (or check) ``crds/`` and the chart's copy from the schema in
+``modeldeploy.operator.schema``.
 
-``python -m modeldeploy.operator.crdgen`` regenerates the file; ``--check`` exits 1 when the
-committed file differs, which is what the stale-CRD test and CI rely on.
+``modeldeploy crds`` regenerates both files (Helm installs CRDs only from the chart's own
+``crds/`` folder, so the chart carries a copy); ``--check`` exits 1 when either differs, which
+is what the stale-CRD test and CI rely on.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ def render() -> str:
     return HEADER + yaml.dump(crd(), Dumper=_NoAliasDumper, sort_keys=False, width=100)
 
 
-def default_path() -> Path:
-    """``crds/`` at the repository root (operator/src/modeldeploy/operator/ is four below)."""
-    return Path(__file__).resolve().parents[4] / "crds" / FILE_NAME
+def default_paths() -> tuple[Path, Path]:
+    """``crds/`` at the repository root (operator/src/modeldeploy/operator/ is four below) and
+    the chart's ``crds/``."""
+    root = Path(__file__).resolve().parents[4]
+    return root / "crds" / FILE_NAME, root / "charts" / "modeldeploy" / "crds" / FILE_NAME
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         default=None,
-        help=f"file to write (default: crds/{FILE_NAME}); '-' for stdout",
+        help=f"file to write (default: crds/{FILE_NAME} and the chart's copy); '-' for stdout",
     )
     parser.add_argument(
         "--check", action="store_true", help="do not write; exit 1 when the file is stale"
@@ -63,16 +67,16 @@ def run(args: argparse.Namespace) -> int:
     if str(args.output) == "-":
         sys.stdout.write(text)
         return 0
-    path: Path = args.output or default_path()
+    paths: tuple[Path, ...] = (args.output,) if args.output else default_paths()
     if args.check:
-        current = path.read_text() if path.exists() else ""
-        if current != text:
+        stale = [p for p in paths if (p.read_text() if p.exists() else "") != text]
+        for path in stale:
             print(f"{path} is stale: run `modeldeploy crds`", file=sys.stderr)
-            return 1
-        return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(f"wrote {path}")
+        return 1 if stale else 0
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 
