@@ -175,7 +175,8 @@ def test_divergence_fires_for_a_diverging_candidate_only(tmp_path: Path) -> None
                     "exp_annotations": {
                         "summary": "Predictions of the candidate of ml/churn diverge from the "
                         "stable's",
-                        "description": f"Mean difference of {z:.2f} standard errors (threshold {Z:g}).",
+                        "description": f"Mean difference of {z:.2f} standard errors "
+                        f"(threshold {Z:g}).",
                         "zscore": f"{z:.4f}",
                     },
                 }
