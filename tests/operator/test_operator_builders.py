@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -145,10 +146,11 @@ def test_blue_green_active_and_preview_services() -> None:
 
 def test_http_route_weights_and_mirror() -> None:
     sp = CASES["canary-gateway"]
+    # The step's weight, as the route gets it once the candidate's pods are Ready (until then
+    # it is held at what they can take: test_operator_engine_capacity).
+    actions = dataclasses.replace(rollout_actions(sp), weight=30)
     route = next(
-        o
-        for o in children(OWNER, sp, rollout_actions(sp), with_rule=False)
-        if o["kind"] == "HTTPRoute"
+        o for o in children(OWNER, sp, actions, with_rule=False) if o["kind"] == "HTTPRoute"
     )
     assert route["metadata"]["name"] == "iris-route"
     assert route["spec"]["rules"][0]["backendRefs"] == [

@@ -60,16 +60,19 @@ def test_canary_steps_through_weights_and_promotes() -> None:
     assert status.candidate_slot == "green" and status.candidate_version == "v2"
     assert status.current_step == 0 and status.canary_weight == 25
     assert status.phase == "Progressing"
-    # replicas provider: the weight is the share of pods (4 replicas: 1 candidate, 3 stable)
+    # replicas provider: the weight is the share of pods (4 replicas: 1 candidate, 3 stable),
+    # but the stable keeps its 4 until the candidate's pod is Ready (make before break)
     reps = {a.slot: a.replicas for a in actions.deployments}
-    assert reps == {"blue": 3, "green": 1}
-    assert actions.weight == 25 and actions.candidate_slot == "green"
+    assert reps == {"blue": 4, "green": 1}
+    assert actions.weight == 0 and actions.candidate_slot == "green"  # no Ready pod yet
     assert actions.pod_roles == {"blue": "stable", "green": "candidate"}
     green = next(a for a in actions.deployments if a.slot == "green")
     assert green.serve_role == "candidate"
-    # candidate ready -> pause 30s
-    status, _ = tick(world, v2, status, sample=passing(world.now))
+    # candidate ready -> pause 30s; now the stable gives up its pod
+    status, actions = tick(world, v2, status, sample=passing(world.now))
     assert status.current_step == 1
+    assert {a.slot: a.replicas for a in actions.deployments} == {"blue": 3, "green": 1}
+    assert actions.weight == 25
     status = run_until(world, v2, status, lambda s: s.current_step == 2)
     assert status.canary_weight == 50
     status = run_until(world, v2, status, lambda s: s.current_step == 4)
@@ -78,7 +81,9 @@ def test_canary_steps_through_weights_and_promotes() -> None:
     assert status.phase == "Healthy" and status.stable_slot == "green"
     assert status.stable_version == "v2"
     assert status.history[0].outcome == "Promoted"
-    assert world.applied_weights == [0, 25, 50, 75, 100, 0]
+    # Each weight once its pods are Ready; at 100 the candidate is promoted as soon as all
+    # of its pods are, so the route goes from 75 to the new stable whole.
+    assert world.applied_weights == [0, 25, 50, 75, 0]
     reasons = [e.reason for e in world.events]
     assert reasons.count("WeightSet") == 4 and "Promoted" in reasons
     assert "RolloutCompleted" in reasons

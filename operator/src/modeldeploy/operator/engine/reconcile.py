@@ -1,8 +1,9 @@
 """One decision: the order of the engine's passes, and the desired state of a status.
 
-The actions are a function of the new status alone (and the spec), which is what makes a
-lost status write or a lost apply harmless: the next reconcile reaches the same status and
-asks for the same children.
+The actions are a function of the new status, the spec and the observed pods (which hold
+back the router's split until Ready pods can take it: ``capacity``), all level state: that
+is what makes a lost status write or a lost apply harmless, since the next reconcile
+reaches the same status and asks for the same children.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.engine import controls, judging, rollout, summary
+from modeldeploy.operator.engine.capacity import candidate_share, hold_capacity, ready_weight
 from modeldeploy.operator.engine.context import Context
 from modeldeploy.operator.engine.status import RolloutStatus
 from modeldeploy.operator.engine.strategy import strategy_of
@@ -22,7 +24,7 @@ from modeldeploy.operator.model import (
     SlotDeployment,
     Spec,
 )
-from modeldeploy.operator.routers import replica_split
+from modeldeploy.operator.routers import replica_split, router_for
 
 
 def _context(spec: Spec, status: RolloutStatus, obs: Observations, now: datetime) -> Context:
@@ -55,6 +57,19 @@ def _run(ctx: Context) -> None:
         rollout.advance(ctx)
     judging.watch_stable_drift(ctx)
     summary.summarise(ctx)
+    st.traffic_share = _share(ctx)
+
+
+def _share(ctx: Context) -> int:
+    """What the router can really give the candidate at the current weight."""
+    st = ctx.st
+    if not st.active or st.promoted:
+        return 0
+    weight, mirror = ctx.strategy.traffic(st.canary_weight)
+    if mirror:
+        return 0  # a shadow gets copies, never a client's request
+    stable_n, candidate_n = replica_split(ctx.spec, st.canary_weight, True)
+    return candidate_share(stable_n, candidate_n, weight, router_for(ctx.spec).exact_split)
 
 
 def _actions(ctx: Context) -> Actions:
@@ -74,6 +89,7 @@ def _actions(ctx: Context) -> Actions:
             replicas[st.candidate_slot] = candidate_n
             roles[st.candidate_slot] = d.ROLE_CANDIDATE
     roles[stable] = d.ROLE_STABLE
+    replicas = hold_capacity(ctx, replicas)
     deployments = tuple(
         SlotDeployment(
             slot=slot,
@@ -86,6 +102,8 @@ def _actions(ctx: Context) -> Actions:
     )
     candidate = None if st.promoted or not st.active else st.candidate_slot
     weight, mirror = ctx.strategy.traffic(st.canary_weight)
+    if candidate is not None and not mirror:
+        weight = ready_weight(ctx, weight, candidate_n)
     return Actions(
         deployments=deployments,
         pod_roles=roles,

@@ -72,6 +72,7 @@ _KNOWN = {key for _, key in _SCALARS} | {
     "observedGeneration",
     "canaryWeight",
     "currentStep",
+    "trafficShare",
     "consecutiveErrors",
     "slots",
     "analysis",
@@ -95,6 +96,9 @@ class RolloutStatus:
     stable_served: bool = False  # the stable revision was seen serving once
     canary_weight: int = 0
     current_step: int = 0
+    # Derived each reconcile: the percent of requests the candidate can really get at
+    # ``canary_weight`` (the pod share with ``replicas``); written with the weight.
+    traffic_share: int = 0
     # The rollout in progress: a candidate revision means one is.
     candidate_slot: Slot | None = None
     candidate_version: str = ""
@@ -165,6 +169,7 @@ class RolloutStatus:
             stable_revision=text("stableRevision"),
             stable_served=flag("stableServed"),
             canary_weight=read_int(src, "canaryWeight"),
+            traffic_share=read_int(src, "trafficShare"),
             current_step=read_int(src, "currentStep"),
             candidate_slot=read_slot(src.get("candidateSlot")),
             candidate_version=text("candidateVersion"),
@@ -207,7 +212,11 @@ class RolloutStatus:
         if self.observed_generation is not None:
             out["observedGeneration"] = self.observed_generation
         if self.stable_slot is not None:
-            out.update(canaryWeight=self.canary_weight, currentStep=self.current_step)
+            out.update(
+                canaryWeight=self.canary_weight,
+                trafficShare=self.traffic_share,
+                currentStep=self.current_step,
+            )
         if self.slots:
             out["slots"] = {slot: rec.to_json() for slot, rec in self.slots.items()}
         if self.analysis is not None:

@@ -81,6 +81,10 @@ def status_schema() -> Schema:
             "candidateRevision": _str(),
             "abortedRevision": _str("A revision rolled back; not retried until spec or retry."),
             "canaryWeight": _int(),
+            "trafficShare": _int(
+                "Percent of requests the candidate can really get at canaryWeight: the route's "
+                "weight, or with the replicas provider its share of the pods."
+            ),
             "currentStep": _int(),
             "stepStartedAt": _str(format="date-time"),
             "rolloutStartedAt": _str(format="date-time"),
