@@ -271,6 +271,37 @@ def test_poller_polls_each_url_once_per_round(prometheus: str) -> None:
     assert run(go()) == (1, 1)
 
 
+def test_a_stalled_prometheus_does_not_hold_back_the_others(prometheus: str) -> None:
+    """Polls of several Prometheus run at once: a stalled one (it accepts and never answers)
+    costs its own ModelDeployments the client's timeout, not everybody else's snapshot."""
+
+    async def go() -> list[tuple[str, float, str]]:
+        async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(30)
+            writer.close()
+
+        server = await asyncio.start_server(stall, "127.0.0.1", 0)
+        stalled = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        done: list[tuple[str, float, str]] = []
+        async with server, aiohttp.ClientSession() as session:
+            poller = Poller(
+                client=PrometheusClient(session, timeout=4.0),
+                interval=60,
+                on_poll=lambda url, snap, s: done.append((url, s, snap.error)),
+            )
+            poller.want(stalled)  # first: polled one after the other, it would go first
+            poller.want(prometheus)
+            await poller.poll_once()
+            alerts = asyncio.create_task(poller.poll_alerts_once())
+            await asyncio.wait_for(alerts, 10)
+        return [(u if u == prometheus else "stalled", s, e) for u, s, e in done]
+
+    (first, fast, fast_error), (second, slow, slow_error) = run(go())
+    assert (first, second) == (prometheus, "stalled")
+    assert fast_error == "" and "timeout" in slow_error.lower(), slow_error
+    assert slow >= 4.0 > fast
+
+
 def test_index_alerts_skips_pending_and_unlabelled() -> None:
     alerts = [
         {"state": "pending", "labels": {"alertname": "A", "modeldeployment": "m"}},

@@ -1,7 +1,8 @@
 """Prometheus as the operator asks it: one batched poll per interval, plus PromQL checks.
 
 The poller asks each Prometheus (the operator's default and any ``analysis.prometheusURL``)
-four times per interval, however many ModelDeployments it watches:
+four times per interval, however many ModelDeployments it watches, all of them at once (one
+slow Prometheus delays only its own ModelDeployments):
 
 - ``/api/v1/alerts``: every active alert; the firing ones with a ``modeldeployment`` label
   are indexed by (namespace, modeldeployment) then (role, version);
@@ -302,27 +303,33 @@ class Poller:
         for url in stale:
             self.urls.pop(url, None)
             self.snapshots.pop(url, None)
-        for url in list(self.urls):
-            started = time.monotonic()
-            snap = await self.client.snapshot(url, self.clock())
-            self._store(url, snap)
-            if self.on_poll:
-                self.on_poll(url, snap, time.monotonic() - started)
-            if snap.error:
-                log.warning("Prometheus poll failed: %s", snap.error)
+        # Concurrently: a slow or unreachable Prometheus (up to the client's timeout) must
+        # not hold back the snapshots, and so the rollbacks, of the others.
+        await asyncio.gather(*(self._poll(url) for url in list(self.urls)))
+
+    async def _poll(self, url: str) -> None:
+        started = time.monotonic()
+        snap = await self.client.snapshot(url, self.clock())
+        self._store(url, snap)
+        if self.on_poll:
+            self.on_poll(url, snap, time.monotonic() - started)
+        if snap.error:
+            log.warning("Prometheus poll failed: %s", snap.error)
 
     async def poll_alerts_once(self) -> None:
-        """Refresh the firing alerts of every snapshot that has no error."""
-        for url in list(self.urls):
-            snap = self.snapshots.get(url)
-            if snap is None or snap.error:
-                continue
-            try:
-                alerts = await self.client.alerts(url)
-            except PrometheusError as exc:
-                log.info("alerts poll of %s failed: %s", url, exc)
-                continue
-            self._store(url, replace(snap, firing=index_alerts(alerts), alerts_at=self.clock()))
+        """Refresh the firing alerts of every snapshot that has no error (concurrently)."""
+        await asyncio.gather(*(self._poll_alerts(url) for url in list(self.urls)))
+
+    async def _poll_alerts(self, url: str) -> None:
+        snap = self.snapshots.get(url)
+        if snap is None or snap.error:
+            return
+        try:
+            alerts = await self.client.alerts(url)
+        except PrometheusError as exc:
+            log.info("alerts poll of %s failed: %s", url, exc)
+            return
+        self._store(url, replace(snap, firing=index_alerts(alerts), alerts_at=self.clock()))
 
     async def _sleep(self, stop: asyncio.Event, seconds: float, wake: bool) -> None:
         waiters = [asyncio.ensure_future(stop.wait())]
