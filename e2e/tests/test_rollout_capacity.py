@@ -19,8 +19,8 @@ ALL_IN = {"canary": {"steps": [{"setWeight": 100}, {"analysis": {"duration": "60
 REPLICAS = 2  # the CRD's default
 
 
-def deployment(env: Env, name: str) -> dict[str, object]:
-    return env.cluster.kubectl_json("get", "deployment", name, "-n", env.stack.namespace)
+def deployment(e: Env, name: str) -> dict[str, object]:
+    return e.cluster.kubectl_json("get", "deployment", name, "-n", e.stack.namespace)
 
 
 def test_a_candidate_never_ready_at_100_costs_no_request(env: Env) -> None:  # noqa: F811
