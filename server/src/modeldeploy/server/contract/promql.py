@@ -1,4 +1,5 @@
-"""Ad-hoc PromQL for drift and divergence, written against the server's metric names.
+"""Ad-hoc PromQL for drift, divergence and live error, written against the server's metric
+names.
 
 The same formulas as ``stats`` (and ``/drift``), but over counters Prometheus scraped from
 every replica, for any window, by model, version and role (the chart's recording rules,
@@ -117,6 +118,28 @@ def divergence_z(window: str = "5m") -> str:
     )
 
 
+def _feedback(window: str) -> tuple[str, str, str]:
+    return (
+        _increase(c.METRIC_FEEDBACK_ABS_ERROR, window, BY),
+        _increase(c.METRIC_FEEDBACK_SQUARED_ERROR, window, BY),
+        _increase(c.METRIC_FEEDBACK_ROWS, window, BY),
+    )
+
+
+def feedback_mae(window: str = "10m") -> str:
+    """A regressor's live mean absolute error over the rows labelled through ``/feedback``
+    (the chart records it per ModelDeployment over one minute: ``modeldeploy:feedback_mae:1m``).
+    """
+    absolute, _, rows = _feedback(window)
+    return f"{absolute}\n/ {rows}"
+
+
+def feedback_rmse(window: str = "10m") -> str:
+    """Its root mean squared error: ``sqrt(sum of squared errors / rows)``."""
+    _, squared, rows = _feedback(window)
+    return f"sqrt(\n  {squared}\n  / {rows}\n)"
+
+
 # The README's ```promql blocks, by the name of the marker before each one
 # (``<!-- promql: NAME -->``), with their default windows.
 README_BLOCKS: Final[dict[str, Callable[[], str]]] = {
@@ -125,4 +148,6 @@ README_BLOCKS: Final[dict[str, Callable[[], str]]] = {
     "ks_critical": ks_critical,
     "chi_square": chi_square,
     "divergence_z": divergence_z,
+    "feedback_mae": feedback_mae,
+    "feedback_rmse": feedback_rmse,
 }
