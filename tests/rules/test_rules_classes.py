@@ -18,6 +18,7 @@ import numpy as np
 import promsim as ps
 from scipy import stats
 
+from modeldeploy.server.contract import promql
 from modeldeploy.server.contract.rules import DEFAULT_THRESHOLDS, MIN_PREDICTIONS
 
 STEPS = 50
@@ -102,17 +103,22 @@ class Pod:
         return out
 
 
-def class_counts(pods: list[Pod], t: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+def class_counts(pods: list[Pod], t: int, window: int = ps.WINDOW) -> dict[str, float]:
+    """Per class, ``increase(x[window])`` at t summed over pods (exact: see ``promsim``)."""
+    k, out = t // ps.STEP, dict[str, float]()
     for p in pods:
-        for k, samples in p.classes.items():
-            out[k] = out.get(k, 0.0) + ps.window_delta(samples, t)
+        for cls, samples in p.classes.items():
+            delta = samples[k] - samples[max(0, k - window // ps.STEP)]
+            out[cls] = out.get(cls, 0.0) + delta
     return out
 
 
-def chi_square(candidate: Pod, stables: list[Pod], t: int) -> tuple[float, int]:
+def chi_square(
+    candidate: list[Pod] | Pod, stables: list[Pod], t: int, window: int = ps.WINDOW
+) -> tuple[float, int]:
     """scipy's Pearson chi-square of the 2xK table of the classes seen (either side)."""
-    c, s = class_counts([candidate], t), class_counts(stables, t)
+    cands = candidate if isinstance(candidate, list) else [candidate]
+    c, s = class_counts(cands, t, window), class_counts(stables, t, window)
     seen = [k for k in sorted(set(c) | set(s)) if c.get(k, 0) + s.get(k, 0) > 0]
     table = np.array([[c.get(k, 0.0) for k in seen], [s.get(k, 0.0) for k in seen]])
     result = stats.chi2_contingency(table, correction=False)
@@ -265,6 +271,27 @@ def test_class_chi_square_df_and_z_are_scipys(tmp_path: Path) -> None:
     assert {d["labels"] for d in test.expr_tests[-1]["exp_samples"]} == {
         _key(p) for md in ("iris", "tags", "fraud") for p in s[md][0]
     }
+    ps.run_promtool_tests(tmp_path, [test])
+
+
+def test_readme_class_chi_square_is_scipys(tmp_path: Path) -> None:
+    """The README's ad-hoc PromQL, per model over five minutes (candidate versions pooled)."""
+    s = scenario()
+    test = ps.UnitTest("adhoc", _series(s))
+    for t in (120, 600):
+        chi2, df = [], []
+        for md, (cands, stables) in s.items():
+            if md != "house":
+                x, k = chi_square(cands, stables, t, 300)
+                chi2.append({"labels": f'{{model="{md}"}}', "value": ps.promql_round(x)})
+                df.append({"labels": f'{{model="{md}"}}', "value": float(k)})
+        for expr, samples in (
+            (ROUND.format(f"({promql.class_chi_square()})"), chi2),
+            (promql.class_degrees_of_freedom(), df),
+        ):
+            test.expr_tests.append({"expr": expr, "eval_time": f"{t}s", "exp_samples": samples})
+    # Four classes seen (a, b, new class, retired; "never" is not): three degrees of freedom.
+    assert chi_square(s["tags"][0], s["tags"][1], 600, 300)[1] == 3
     ps.run_promtool_tests(tmp_path, [test])
 
 

@@ -197,8 +197,9 @@ def request_records() -> list[Rule]:
 
 
 def feedback_records() -> list[Rule]:
-    """Live error of a regressor from the labels clients send to /feedback (a classifier's
-    live accuracy is ``modeldeploy_feedback_total{outcome}``)."""
+    """Live error from the labels clients send to /feedback: of a regressor's prediction, or
+    of a classifier's positive-class probability (its RMSE squared is the Brier score; its
+    accuracy is ``modeldeploy_feedback_total{outcome}``)."""
     by = join(BY_ROLE)
 
     def increase(metric: str, indent: str = "") -> str:
@@ -208,17 +209,17 @@ def feedback_records() -> list[Rule]:
     return [
         Rule(
             record=FEEDBACK_ROWS,
-            comment="Labelled rows of a regressor over the window, per role.",
+            comment="Labelled rows over the window, per role.",
             text=increase(METRIC_FEEDBACK_ROWS),
         ),
         Rule(
             record=FEEDBACK_MAE,
-            comment="Mean absolute error of those rows: sum |label - prediction| / rows.",
+            comment="Mean absolute error of those rows: sum |label - predicted value| / rows.",
             text=f"{increase(METRIC_FEEDBACK_ABS_ERROR)}\n/ {rows}",
         ),
         Rule(
             record=FEEDBACK_RMSE,
-            comment="Root mean squared error: sqrt(sum (label - prediction)^2 / rows).",
+            comment="Root mean squared error: sqrt(sum (label - predicted value)^2 / rows).",
             text=f"sqrt(\n  {increase(METRIC_FEEDBACK_SQUARED_ERROR, '  ')}\n  / {rows}\n)",
         ),
     ]
