@@ -63,18 +63,19 @@ def test_every_alert_of_a_modeldeployment_takes_its_thresholds() -> None:
             "for": "1m",
         }
     )
-    # (chart text, ModelDeployment text) in the expression and in the description.
+    # (chart text, ModelDeployment text, times in the expression) and in the description.
+    # Divergence compares both of its tests' z-scores with the one threshold.
     swaps = {
-        d.ALERT_DRIFT: [("> 0.25", "> 0.1"), ("exceeds 0.25.", "exceeds 0.1.")],
-        d.ALERT_DIVERGENCE: [("> 4", "> 3"), ("(threshold 4)", "(threshold 3)")],
-        d.ALERT_ERROR_RATE: [("> 0.05", "> 0.02"), ("(threshold 5%)", "(threshold 2%)")],
-        d.ALERT_LATENCY: [("> 1", "> 0.5"), ("exceeds 1s.", "exceeds 0.5s.")],
+        d.ALERT_DRIFT: [("> 0.25 ", "> 0.1 ", 1), ("exceeds 0.25.", "exceeds 0.1.")],
+        d.ALERT_DIVERGENCE: [("> 4,", "> 3,", 2), ("(threshold 4)", "(threshold 3)")],
+        d.ALERT_ERROR_RATE: [("> 0.05 ", "> 0.02 ", 1), ("(threshold 5%)", "(threshold 2%)")],
+        d.ALERT_LATENCY: [("> 1 ", "> 0.5 ", 1), ("exceeds 1s.", "exceeds 0.5s.")],
     }
     for name, alert in md.items():
-        (expr_old, expr_new), (text_old, text_new) = swaps[name]
-        assert chart[name]["expr"].count(expr_old + " ") == 1, name
+        (expr_old, expr_new, times), (text_old, text_new) = swaps[name]
+        assert chart[name]["expr"].count(expr_old) == times, name
         assert _without_selector(alert["expr"]) == chart[name]["expr"].replace(
-            expr_old + " ", expr_new + " "
+            expr_old, expr_new
         ), name
         description = chart[name]["annotations"]["description"]
         assert text_old in description, name
@@ -120,3 +121,23 @@ def test_thresholds_print_as_promql_numbers() -> None:
 def test_selector_values_are_quoted() -> None:
     assert rules.series("m", {"a": 'x"y\\z'}) == 'm{a="x\\"y\\\\z"}'
     assert rules.series("m") == "m"
+
+
+def test_divergence_of_a_modeldeployment_reads_both_tests_of_its_own_series() -> None:
+    """The mean and the class test, each on this ModelDeployment's series only, and no
+    recording rule of its own (the chart records the class counts and their chi-square)."""
+    groups = promrules.rule_groups(OWNER, spec())
+    assert all("alert" in r for g in groups for r in g["rules"])
+    expr = _md_alerts()[d.ALERT_DIVERGENCE]["expr"]
+    assert f"abs({rules.PREDICTION_DIVERGENCE_ZSCORE}{{{SELECTOR}}}) > 4," in expr
+    assert f"{rules.PREDICTION_CLASS_ZSCORE}{{{SELECTOR}}} > 4," in expr
+    for test in (rules.TEST_MEAN, rules.TEST_CLASSES):
+        assert f'"{rules.LABEL_TEST}", "{test}", "", ""' in expr, test
+    chart_records = {
+        r["record"]
+        for g in yaml.safe_load(CHART_RULES.read_text())["groups"]
+        for r in g["rules"]
+        if "record" in r
+    }
+    assert rules.PREDICTION_CLASS_ZSCORE in chart_records
+    assert {rules.FEEDBACK_MAE, rules.FEEDBACK_RMSE} <= chart_records

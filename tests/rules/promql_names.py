@@ -20,8 +20,10 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 FUNCTIONS = {
     "abs",
     "clamp_min",
+    "count",
     "histogram_quantile",
     "increase",
+    "label_replace",
     "ln",
     "max",
     "min",

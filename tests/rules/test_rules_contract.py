@@ -57,8 +57,13 @@ def test_rules_use_only_contract_metrics_and_labels() -> None:
         assert labels <= allowed_labels, f"{name}: unknown labels {labels - allowed_labels}"
         assert functions <= FUNCTIONS, f"{name}: unexpected functions {functions - FUNCTIONS}"
         used_raw |= metrics - recorded
-    # The rules read what gates a rollout: bins and references, predictions, requests.
+    # The rules read what gates a rollout: bins and references, predictions (and their
+    # classes), requests; and the regressors' live error.
     assert {
+        contract.METRIC_PREDICTION_CLASS,
+        contract.METRIC_FEEDBACK_ABS_ERROR,
+        contract.METRIC_FEEDBACK_SQUARED_ERROR,
+        contract.METRIC_FEEDBACK_ROWS,
         contract.METRIC_FEATURE_BIN,
         contract.METRIC_FEATURE_REFERENCE_FRACTION,
         contract.METRIC_PREDICTIONS,
@@ -81,7 +86,7 @@ def test_alerts_carry_the_labels_the_operator_matches() -> None:
     assert set(alerts) == ALERTS
     for name, rule in alerts.items():
         # Every alert's expression starts from a series aggregated by exactly these labels.
-        first_metric = re.match(r"\s*(?:abs\()?([a-z_:0-9]+)", rule["expr"])
+        first_metric = re.match(r"[\s(]*(?:(?:abs|label_replace)\(\s*)*([a-z_:0-9]+)", rule["expr"])
         assert first_metric, name
         source = next(r for r in rules() if r.get("record") == first_metric.group(1))
         _, labels, _ = tokens(source["expr"])

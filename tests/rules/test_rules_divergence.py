@@ -171,6 +171,7 @@ def test_divergence_fires_for_a_diverging_candidate_only(tmp_path: Path) -> None
                         "modeldeployment": "churn",
                         "role": "candidate",
                         "version": "2",
+                        "test": "mean",
                     },
                     "exp_annotations": {
                         "summary": "Predictions of the candidate of ml/churn diverge from the "
@@ -178,6 +179,7 @@ def test_divergence_fires_for_a_diverging_candidate_only(tmp_path: Path) -> None
                         "description": f"Mean difference of {z:.2f} standard errors "
                         f"(threshold {Z:g}).",
                         "zscore": f"{z:.4f}",
+                        "test": "mean",
                     },
                 }
             )
@@ -224,6 +226,7 @@ def test_alerts_are_per_version_and_two_stable_versions_pool(tmp_path: Path) -> 
                             "modeldeployment": "churn",
                             "role": "candidate",
                             "version": "3",
+                            "test": "mean",
                         },
                         "exp_annotations": {
                             "summary": "Predictions of the candidate of ml/churn diverge from "
@@ -231,6 +234,7 @@ def test_alerts_are_per_version_and_two_stable_versions_pool(tmp_path: Path) -> 
                             "description": f"Mean difference of {z_old:.2f} standard errors "
                             f"(threshold {Z:g}).",
                             "zscore": f"{z_old:.4f}",
+                            "test": "mean",
                         },
                     }
                 ],

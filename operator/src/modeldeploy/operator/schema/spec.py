@@ -254,7 +254,8 @@ def analysis_schema() -> Schema:
             ),
             "divergenceStdErrors": _num(
                 "Prediction divergence alert: candidate mean this many "
-                "standard errors from stable.",
+                "standard errors from stable, or (multiclass) its predicted-class "
+                "counts' chi-square above this as a normal quantile (Wilson-Hilferty z).",
                 minimum=0,
                 default=d.THRESHOLD_DIVERGENCE_STD_ERRORS,
             ),

@@ -1,4 +1,5 @@
-"""Ad-hoc PromQL for drift and divergence, written against the server's metric names.
+"""Ad-hoc PromQL for drift, divergence and live error, written against the server's metric
+names.
 
 The same formulas as ``stats`` (and ``/drift``), but over counters Prometheus scraped from
 every replica, for any window, by model, version and role (the chart's recording rules,
@@ -117,6 +118,67 @@ def divergence_z(window: str = "5m") -> str:
     )
 
 
+def _role(role: str) -> str:
+    return f'{{{c.LABEL_ROLE}="{role}"}}'
+
+
+def _class_counts(role: str, window: str, by: str = f"{c.LABEL_MODEL}, {c.LABEL_CLASS}") -> str:
+    return _increase(c.METRIC_PREDICTION_CLASS, window, by, _role(role))
+
+
+def _class_table(window: str) -> tuple[str, str, str, str]:
+    """The two rows of the table over the classes either side has (0 where the other has
+    none), and their totals."""
+    cand, stable = _class_counts("candidate", window), _class_counts("stable", window)
+    return (
+        f"({cand}\n    or {stable} * 0)",
+        f"({stable}\n    or {cand} * 0)",
+        _class_counts("candidate", window, c.LABEL_MODEL),
+        _class_counts("stable", window, c.LABEL_MODEL),
+    )
+
+
+def class_chi_square(window: str = "5m") -> str:
+    """The 2xK chi-square of the candidate's predicted-class counts against the stable's, per
+    model, over the classes either side predicted: ``sum_k (C_k nS - S_k nC)^2 / (nC nS
+    (C_k + S_k))`` (the chart's class test, per ModelDeployment and version, is this)."""
+    cand, stable, n_c, n_s = _class_table(window)
+    on = f"on ({c.LABEL_MODEL}) group_left"
+    return (
+        f"sum by ({c.LABEL_MODEL}) (\n  ({cand}\n   * {on} {n_s}\n"
+        f"   - {stable}\n   * {on} {n_c}) ^ 2\n"
+        f"  / ({cand}\n   + {stable} > 0)\n)\n/ ({n_c} * {n_s})"
+    )
+
+
+def class_degrees_of_freedom(window: str = "5m") -> str:
+    """Its degrees of freedom: the classes either side predicted, minus 1."""
+    cand, stable, _, _ = _class_table(window)
+    return f"count by ({c.LABEL_MODEL}) (\n  {cand}\n  + {stable} > 0\n) - 1"
+
+
+def _feedback(window: str) -> tuple[str, str, str]:
+    return (
+        _increase(c.METRIC_FEEDBACK_ABS_ERROR, window, BY),
+        _increase(c.METRIC_FEEDBACK_SQUARED_ERROR, window, BY),
+        _increase(c.METRIC_FEEDBACK_ROWS, window, BY),
+    )
+
+
+def feedback_mae(window: str = "10m") -> str:
+    """Live mean absolute error over the rows labelled through ``/feedback``, of a regressor's
+    prediction or a classifier's positive-class probability (the chart records it per
+    ModelDeployment over one minute: ``modeldeploy:feedback_mae:1m``)."""
+    absolute, _, rows = _feedback(window)
+    return f"{absolute}\n/ {rows}"
+
+
+def feedback_rmse(window: str = "10m") -> str:
+    """Its root mean squared error: ``sqrt(sum of squared errors / rows)``."""
+    _, squared, rows = _feedback(window)
+    return f"sqrt(\n  {squared}\n  / {rows}\n)"
+
+
 # The README's ```promql blocks, by the name of the marker before each one
 # (``<!-- promql: NAME -->``), with their default windows.
 README_BLOCKS: Final[dict[str, Callable[[], str]]] = {
@@ -125,4 +187,8 @@ README_BLOCKS: Final[dict[str, Callable[[], str]]] = {
     "ks_critical": ks_critical,
     "chi_square": chi_square,
     "divergence_z": divergence_z,
+    "class_chi_square": class_chi_square,
+    "class_degrees_of_freedom": class_degrees_of_freedom,
+    "feedback_mae": feedback_mae,
+    "feedback_rmse": feedback_rmse,
 }

@@ -34,6 +34,12 @@ VERSION: Final = LABEL_VERSION
 # operator matches alerts on. A new label is added here.
 BY_ROLE: Final = (*TARGET, ROLE, VERSION)
 
+# The label ModelPredictionDivergence adds: which test fired (``TEST_MEAN`` or
+# ``TEST_CLASSES``); each is its own alert, with its own ``for``.
+LABEL_TEST: Final = "test"
+TEST_MEAN: Final = "mean"
+TEST_CLASSES: Final = "classes"
+
 # --- Names ------------------------------------------------------------------------------
 ALERT_DRIFT: Final = "ModelFeatureDrift"
 ALERT_DIVERGENCE: Final = "ModelPredictionDivergence"
@@ -57,6 +63,18 @@ PREDICTION_MEAN: Final = "modeldeploy:prediction_mean:1m"
 PREDICTION_VARIANCE: Final = "modeldeploy:prediction_variance:1m"
 PREDICTION_MEAN_STDERR: Final = "modeldeploy:prediction_mean_stderr:1m"
 PREDICTION_DIVERGENCE_ZSCORE: Final = "modeldeploy:prediction_divergence_zscore:1m"
+# The predicted-class counts, and their 2xK chi-square of the candidate against the stable.
+PREDICTION_CLASS: Final = "modeldeploy:prediction_class:increase1m"
+PREDICTION_CLASS_STABLE: Final = "modeldeploy:prediction_class_stable:increase1m"
+PREDICTION_CLASS_STABLE_MATCHED: Final = "modeldeploy:prediction_class_stable_matched:increase1m"
+PREDICTION_CLASS_CHI2_TERM: Final = "modeldeploy:prediction_class_chi2_term:1m"
+PREDICTION_CLASS_CHI2: Final = "modeldeploy:prediction_class_chi2:1m"
+PREDICTION_CLASS_DF: Final = "modeldeploy:prediction_class_df:1m"
+PREDICTION_CLASS_ZSCORE: Final = "modeldeploy:prediction_class_divergence_zscore:1m"
+# Live error of a regressor from /feedback labels.
+FEEDBACK_ROWS: Final = "modeldeploy:feedback_rows:increase1m"
+FEEDBACK_MAE: Final = "modeldeploy:feedback_mae:1m"
+FEEDBACK_RMSE: Final = "modeldeploy:feedback_rmse:1m"
 REQUESTS_RATE: Final = "modeldeploy:requests:rate1m"
 REQUEST_SERVER_ERRORS_RATIO: Final = "modeldeploy:request_server_errors:ratio_rate1m"
 REQUEST_DURATION_P99: Final = "modeldeploy:request_duration_seconds:p99_1m"
@@ -65,6 +83,7 @@ REQUEST_DURATION_P50: Final = "modeldeploy:request_duration_seconds:p50_1m"
 GROUP_DRIFT: Final = "modeldeploy.drift"
 GROUP_PREDICTIONS: Final = "modeldeploy.predictions"
 GROUP_REQUESTS: Final = "modeldeploy.requests"
+GROUP_FEEDBACK: Final = "modeldeploy.feedback"
 
 # --- Defaults ---------------------------------------------------------------------------
 

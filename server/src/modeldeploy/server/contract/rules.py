@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from modeldeploy.server.contract import LABEL_FEATURE, recording
+from modeldeploy.server.contract import LABEL_FEATURE, classes, recording
 from modeldeploy.server.contract.rulemodel import (
     ALERT_DIVERGENCE,
     ALERT_DRIFT,
@@ -35,14 +35,26 @@ from modeldeploy.server.contract.rulemodel import (
     FEATURE_PSI_MAX,
     FEATURE_PSI_TERM,
     FEATURE_REFERENCE_FRACTION,
+    FEEDBACK_MAE,
+    FEEDBACK_RMSE,
+    FEEDBACK_ROWS,
     GROUP_DRIFT,
+    GROUP_FEEDBACK,
     GROUP_PREDICTIONS,
     GROUP_REQUESTS,
+    LABEL_TEST,
     MIN_FEATURE_OBSERVATIONS,
     MIN_PREDICTIONS,
     MIN_REQUESTS,
     MODELDEPLOYMENT,
     NAMESPACE,
+    PREDICTION_CLASS,
+    PREDICTION_CLASS_CHI2,
+    PREDICTION_CLASS_CHI2_TERM,
+    PREDICTION_CLASS_DF,
+    PREDICTION_CLASS_STABLE,
+    PREDICTION_CLASS_STABLE_MATCHED,
+    PREDICTION_CLASS_ZSCORE,
     PREDICTION_DIVERGENCE_ZSCORE,
     PREDICTION_MEAN,
     PREDICTION_MEAN_STDERR,
@@ -58,6 +70,8 @@ from modeldeploy.server.contract.rulemodel import (
     ROLE_CANDIDATE,
     ROLE_STABLE,
     TARGET,
+    TEST_CLASSES,
+    TEST_MEAN,
     WINDOW,
     WINDOW_SECONDS,
     Group,
@@ -88,15 +102,27 @@ __all__ = [
     "FEATURE_PSI_MAX",
     "FEATURE_PSI_TERM",
     "FEATURE_REFERENCE_FRACTION",
+    "FEEDBACK_MAE",
+    "FEEDBACK_RMSE",
+    "FEEDBACK_ROWS",
     "GROUP_DRIFT",
+    "GROUP_FEEDBACK",
     "GROUP_PREDICTIONS",
     "GROUP_REQUESTS",
+    "LABEL_TEST",
     "MIN_FEATURE_OBSERVATIONS",
     "MIN_PREDICTIONS",
     "MIN_REQUESTS",
     "MODELDEPLOYMENT",
     "NAMESPACE",
     "PREDICTIONS",
+    "PREDICTION_CLASS",
+    "PREDICTION_CLASS_CHI2",
+    "PREDICTION_CLASS_CHI2_TERM",
+    "PREDICTION_CLASS_DF",
+    "PREDICTION_CLASS_STABLE",
+    "PREDICTION_CLASS_STABLE_MATCHED",
+    "PREDICTION_CLASS_ZSCORE",
     "PREDICTION_DIVERGENCE_ZSCORE",
     "PREDICTION_MEAN",
     "PREDICTION_MEAN_STDERR",
@@ -111,6 +137,8 @@ __all__ = [
     "ROLE_CANDIDATE",
     "ROLE_STABLE",
     "TARGET",
+    "TEST_CLASSES",
+    "TEST_MEAN",
     "WINDOW",
     "WINDOW_SECONDS",
     "Group",
@@ -142,6 +170,11 @@ _ROLE = _template("$labels.role")
 
 
 # --- Alerts -----------------------------------------------------------------------------
+
+
+def _tested(condition: str, test: str) -> str:
+    """``condition`` with the label saying which test it is."""
+    return f'label_replace(\n  {condition},\n  "{LABEL_TEST}", "{test}", "", ""\n)'
 
 
 def alerts(
@@ -196,19 +229,29 @@ def alerts(
         ALERT_DIVERGENCE: alert(
             ALERT_DIVERGENCE,
             "warning",
-            f"abs({series(PREDICTION_DIVERGENCE_ZSCORE, sel)}) > {z}\n"
+            f"(\n{_tested(f'abs({series(PREDICTION_DIVERGENCE_ZSCORE, sel)}) > {z}', TEST_MEAN)}"
+            f"\nor\n{_tested(f'{series(PREDICTION_CLASS_ZSCORE, sel)} > {z}', TEST_CLASSES)}\n)\n"
             f"and {on_role}\n"
             f"{series(PREDICTIONS, sel, {ROLE: ROLE_CANDIDATE})} >= {MIN_PREDICTIONS}\n"
             f"and on ({join(TARGET)})\n"
             f"{series(PREDICTIONS, sel, {ROLE: ROLE_STABLE})} >= {MIN_PREDICTIONS}",
             {
                 "summary": f"Predictions of the candidate of {_WHERE} diverge from the stable's",
-                "description": f"Mean difference of {_VALUE2} standard errors (threshold {z}).",
+                "description": _template(f'if eq $labels.{LABEL_TEST} "{TEST_CLASSES}"')
+                + f"Predicted-class counts differ by {_VALUE2} standard errors, the "
+                f"Wilson-Hilferty z of their chi-square (threshold {z})."
+                + _template("else")
+                + f"Mean difference of {_VALUE2} standard errors (threshold {z})."
+                + _template("end"),
                 "zscore": _VALUE4,
+                "test": _template(f"$labels.{LABEL_TEST}"),
             },
-            "Prediction divergence: the candidate's mean prediction differs from the "
-            f"stable's by more than {z} standard errors of the difference. Both need "
-            f"{MIN_PREDICTIONS} predictions in the window, so a candidate with a handful of "
+            "Prediction divergence, by either of two tests, each its own alert (label "
+            f"{LABEL_TEST}): {TEST_MEAN}, the candidate's mean prediction differs from the "
+            f"stable's by more than {z} standard errors of the difference; {TEST_CLASSES} (any "
+            "classifier), its predicted-class counts differ from the stable's by a 2xK "
+            f"chi-square whose Wilson-Hilferty z exceeds {z}. Both need {MIN_PREDICTIONS} "
+            "predictions of each side in the window, so a candidate with a handful of "
             "identical answers (zero variance, hence a tiny standard error) does not fire.",
         ),
         ALERT_ERROR_RATE: alert(
@@ -255,12 +298,17 @@ def chart_groups(
     a = alerts(thresholds, hold=hold)
     return [
         Group(GROUP_DRIFT, interval, (*recording.drift_records(), a[ALERT_DRIFT])),
-        Group(GROUP_PREDICTIONS, interval, (*recording.prediction_records(), a[ALERT_DIVERGENCE])),
+        Group(
+            GROUP_PREDICTIONS,
+            interval,
+            (*recording.prediction_records(), *classes.class_records(), a[ALERT_DIVERGENCE]),
+        ),
         Group(
             GROUP_REQUESTS,
             interval,
             (*recording.request_records(), a[ALERT_ERROR_RATE], a[ALERT_LATENCY]),
         ),
+        Group(GROUP_FEEDBACK, interval, tuple(recording.feedback_records())),
     ]
 
 
