@@ -32,7 +32,6 @@ ALERT_FOR = "6s"
 # so a rollout takes seconds. consecutiveErrorLimit, the alerts and the replicas are the
 # defaults: start-up waits (it is no error) and alerts are matched by version.
 ANALYSIS_INTERVAL = "2s"
-MODEL = "incident-predictor"
 KIND = "modeldeployment"
 T = TypeVar("T")
 
@@ -169,7 +168,7 @@ def model_deployment(
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "model": {
-                "name": MODEL,
+                "name": bundle.model,
                 "version": bundle.version,
                 "bundleURI": bundle.uri,
                 "sha256": sha256 or bundle.sha256,

@@ -1,10 +1,13 @@
 """A bounded traffic generator for the model Service of a ModelDeployment.
 
-It sends the example model's synthetic requests (``server.examples``) to one address inside
-the local cluster (a Service ClusterIP, a pod or the node) or to loopback, and nothing else:
-the address is checked against the cluster's own ranges before the first request. Every
-request is counted with the version that answered it, so a test can prove that no request
-was lost while traffic moved between versions. Inputs can be shifted on demand (drift).
+It sends request rows from a rows provider (by default the example model's synthetic
+requests, ``server.examples``; ``dataframe_rows`` for a user's model, whose rows are JSON
+records of string, boolean, integer and float columns) to one address inside the local
+cluster (a Service ClusterIP, a pod or the node) or to loopback, and nothing else: the
+address is checked against the cluster's own ranges before the first request. Every request
+is counted with the version that answered it, so a test can prove that no request was lost
+while traffic moved between versions. Inputs can be shifted on demand (drift), and a bounded
+sample of the answers can be kept with their rows, to check them against the model itself.
 
 Each request opens its own connection: the ``replicas`` provider weights traffic by the share
 of pods behind one Service, and kube-proxy picks a pod per connection, so kept-alive
@@ -19,8 +22,9 @@ import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from e2e.cluster import config
 from modeldeploy.server import contract as c
@@ -36,6 +40,48 @@ ALLOWED_NETWORKS = tuple(
 # request is lost only if no version answered it at all.
 RETRIES = 5
 RETRY_PAUSE = 0.2
+
+Record = dict[str, Any]
+
+
+class Rows(Protocol):
+    """A rows provider: ``count`` request rows (JSON records by feature name), deterministic
+    in ``seed``; ``shifted`` asks for the drifted inputs (a provider may have none)."""
+
+    def __call__(self, count: int, seed: int, shifted: bool) -> list[Record]: ...
+
+
+def example_rows(count: int, seed: int, shifted: bool) -> list[Record]:
+    """The example incident predictor's synthetic requests (``server.examples``)."""
+    from modeldeploy.server.examples import records_for
+
+    return records_for(count, seed=seed, shifted=shifted)
+
+
+def dataframe_rows(
+    make: Callable[[int, int], Any],
+    shifted: Callable[[int, int], Any] | None = None,
+    drop: tuple[str, ...] = (),
+) -> Rows:
+    """Rows from a user's data: ``make(count, seed)`` returns a pandas DataFrame (string,
+    boolean, integer and float columns); ``drop`` names columns that are not features (the
+    target). ``shifted`` makes the drifted inputs, if the test has any."""
+
+    def rows(count: int, seed: int, shift: bool) -> list[Record]:
+        if shift and shifted is None:
+            raise ValueError("this rows provider has no shifted inputs")
+        frame = (shifted if shift and shifted is not None else make)(count, seed)
+        return records_of(frame.drop(columns=list(drop)))
+
+    return rows
+
+
+def records_of(frame: Any) -> list[Record]:
+    """A DataFrame's rows as JSON records: Python str, bool, int and float values."""
+    return [
+        {k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
 
 
 def check_address(host: str) -> str:
@@ -53,6 +99,15 @@ class Second:
     answers: Counter[str] = field(default_factory=Counter)
     score_sum: dict[str, float] = field(default_factory=dict)
     score_n: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One kept answer: the version that gave it, the rows sent and the JSON answer."""
+
+    version: str
+    records: list[Record]
+    answer: dict[str, Any]
 
 
 @dataclass
@@ -84,6 +139,33 @@ def _score(answer: dict[str, Any]) -> list[float]:
     return [float(v) for v in answer.get("predictions") or []]
 
 
+def predict(
+    host: str, records: list[Record], port: int = c.DEFAULT_PORT, timeout: float = 5.0
+) -> tuple[str, dict[str, Any]]:
+    """One ``POST /predict`` of ``records`` to ``host`` (checked like the generator's):
+    the version that answered and its JSON answer; an HTTP error raises."""
+    body = json.dumps({"instances": records}).encode()
+    return _request(check_address(host), port, body, timeout)
+
+
+def _request(host: str, port: int, body: bytes, timeout: float) -> tuple[str, dict[str, Any]]:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(
+            "POST",
+            c.PREDICT_PATH,
+            body=body,
+            headers={"content-type": "application/json", "connection": "close"},
+        )
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise http.client.HTTPException(f"HTTP {resp.status}")
+        return resp.getheader(c.MODEL_VERSION_HEADER) or "", json.loads(data)
+    finally:
+        conn.close()
+
+
 class Traffic:
     """Steady POST /predict traffic in a background thread, bounded in count and time."""
 
@@ -97,16 +179,19 @@ class Traffic:
         max_seconds: float = 900.0,
         seed: int = 0,
         timeout: float = 2.0,
+        rows: Rows = example_rows,
+        keep_answers: int = 0,
     ) -> None:
-        from modeldeploy.server.examples import records_for
-
         self.host, self.port = check_address(host), port
         self.rate, self.batch, self.timeout = rate, batch, timeout
         self.max_requests, self.max_seconds = max_requests, max_seconds
-        pool = 4096
-        self._normal = records_for(pool, seed=seed)
-        self._shifted = records_for(pool, seed=seed + 1, shifted=True)
+        self._rows, self._seed, self._pool = rows, seed, 4096
+        self._normal = rows(self._pool, seed, False)
+        self._shifted: list[Record] | None = None
         self.shifted = False
+        # up to ``keep_answers`` answers of each version, with their rows (the first ones)
+        self.keep_answers = keep_answers
+        self.answers: list[Answered] = []
         self.tally = Tally()
         self.seconds: dict[int, Second] = {}
         self.started = 0.0
@@ -137,6 +222,8 @@ class Traffic:
 
     def shift(self, on: bool = True) -> None:
         """Send the shifted inputs (drift) from the next request on."""
+        if on and self._shifted is None:
+            self._shifted = self._rows(self._pool, self._seed + 1, True)
         self.shifted = on
 
     def __enter__(self) -> Traffic:
@@ -179,7 +266,7 @@ class Traffic:
             and time.monotonic() < deadline
             and self.tally.sent < self.max_requests
         ):
-            pool = self._shifted if self.shifted else self._normal
+            pool = self._shifted if self.shifted and self._shifted else self._normal
             start = (i * self.batch) % (len(pool) - self.batch)
             self._one(pool[start : start + self.batch])
             i += 1
@@ -190,7 +277,7 @@ class Traffic:
             else:
                 next_at = time.monotonic()  # behind: do not burst to catch up
 
-    def _one(self, records: list[dict[str, Any]]) -> None:
+    def _one(self, records: list[Record]) -> None:
         body = json.dumps({"instances": records}).encode()
         if self.mirror is not None:
             self._shadow(body, *self.mirror)
@@ -204,7 +291,7 @@ class Traffic:
                 last = type(exc).__name__
             else:
                 if version:
-                    self._record(version, answer, retried=attempt > 0)
+                    self._record(version, answer, retried=attempt > 0, records=records)
                     return
                 last = "no version"
             if attempt < RETRIES and not self._stop.is_set():
@@ -228,28 +315,16 @@ class Traffic:
     def _post(
         self, body: bytes, host: str | None = None, port: int | None = None
     ) -> tuple[str, dict[str, Any]]:
-        conn = http.client.HTTPConnection(
-            host or self.host, port or self.port, timeout=self.timeout
-        )
-        try:
-            conn.request(
-                "POST",
-                c.PREDICT_PATH,
-                body=body,
-                headers={"content-type": "application/json", "connection": "close"},
-            )
-            resp = conn.getresponse()
-            data = resp.read()
-            if resp.status != 200:
-                raise http.client.HTTPException(f"HTTP {resp.status}")
-            return resp.getheader(c.MODEL_VERSION_HEADER) or "", json.loads(data)
-        finally:
-            conn.close()
+        return _request(host or self.host, port or self.port, body, self.timeout)
 
-    def _record(self, version: str, answer: dict[str, Any], retried: bool) -> None:
+    def _record(
+        self, version: str, answer: dict[str, Any], retried: bool, records: list[Record]
+    ) -> None:
         scores = _score(answer)
         now = int(time.time())
         with self._lock:
+            if sum(a.version == version for a in self.answers) < self.keep_answers:
+                self.answers.append(Answered(version, records, answer))
             t = self.tally
             t.answered += 1
             t.retried += int(retried)

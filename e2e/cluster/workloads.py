@@ -1,11 +1,13 @@
 """Manifests the cluster's tests (and demos) run: all from our own images, all restricted.
 
 A bundle server serves model bundles from inside the cluster (nothing outside is ever
-reached); pods reach it by its Service's ClusterIP (no cluster DNS needed).
+reached): the example bundles it builds at start, or the files a test built and gave it; pods
+reach it by its Service's ClusterIP (no cluster DNS needed).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from modeldeploy.server import contract
@@ -128,6 +130,40 @@ def bundle_server(image: str, versions: dict[str, str], name: str = "bundles") -
         "volumes": [{"name": "srv", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
     }
     return [_deployment(name, labels, 1, pod), service(name, labels, 80, BUNDLE_PORT)]
+
+
+def bundle_files_server(
+    image: str, files: dict[str, bytes], name: str = "bundles"
+) -> list[Manifest]:
+    """Deployment + Service serving the given files (bundles a test built itself, e.g.
+    `v1.tar.gz` and `v1.sha256`) over HTTP, from a ConfigMap mounted read-only. A ConfigMap
+    holds at most about 1 MiB: enough for small models' bundles."""
+    labels = {"app.kubernetes.io/name": name}
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{name}-files", "labels": labels},
+        "binaryData": {f: base64.b64encode(data).decode() for f, data in files.items()},
+    }
+    pod = {
+        "containers": [
+            _container(
+                "http",
+                image,
+                ["-m", "http.server", str(BUNDLE_PORT), "--bind", "0.0.0.0", "--directory", "/srv"],
+                command=["python3"],
+                volumeMounts=[{"name": "srv", "mountPath": "/srv", "readOnly": True}],
+                ports=[{"name": "http", "containerPort": BUNDLE_PORT}],
+                readinessProbe={"tcpSocket": {"port": BUNDLE_PORT}, "periodSeconds": 1},
+            )
+        ],
+        "volumes": [{"name": "srv", "configMap": {"name": f"{name}-files"}}],
+    }
+    return [
+        config_map,
+        _deployment(name, labels, 1, pod),
+        service(name, labels, 80, BUNDLE_PORT),
+    ]
 
 
 def model_server(

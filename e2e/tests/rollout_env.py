@@ -1,12 +1,12 @@
 """What the rollout tests share: one chart install per test module (operator from our image
 under the chart's RBAC, watching the module's own restricted namespace), the fast chart rules
-in Prometheus, and the example bundles served from a pod. Imported by each test module, so
-each module gets (and removes) its own namespace."""
+in Prometheus, and the bundles (the examples, or a test's own) served from a pod. Imported by
+each test module, so each module gets (and removes) its own namespace."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -63,12 +63,19 @@ class Env:
 
 
 @contextmanager
-def make_env(cluster: Cluster, variants: dict[str, str] = VARIANTS) -> Iterator[Env]:
+def make_env(
+    cluster: Cluster,
+    variants: dict[str, str] = VARIANTS,
+    bundles: Callable[[Cluster, str], dict[str, Bundle]] | None = None,
+) -> Iterator[Env]:
+    """A fresh namespace with the chart, the rules and a bundle server: the example bundles
+    of ``variants``, or what ``bundles(cluster, namespace)`` serves (a test's own)."""
     ns = f"md-e2e-{uuid.uuid4().hex[:6]}"
     s = st.install(cluster, ns)
     try:
         st.load_rules(cluster, ns)
-        yield Env(s, serve_bundles(cluster, ns, variants))
+        served = bundles(cluster, ns) if bundles else serve_bundles(cluster, ns, variants)
+        yield Env(s, served)
     finally:
         st.uninstall(s)
         st.unload_rules(cluster, ns)

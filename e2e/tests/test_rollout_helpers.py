@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from e2e import stack as st
-from e2e.traffic import Traffic, check_address
+from e2e.traffic import Traffic, check_address, dataframe_rows
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.96.0.10", "10.244.0.7", "10.250.0.2"])
@@ -83,6 +83,40 @@ def test_traffic_counts_answers_per_version_retries_and_stops_at_its_bound(serve
         sec.score_sum[v] / sec.score_n[v] for sec in traffic.seconds.values() for v in sec.score_n
     ]
     assert sums and all(abs(m - 0.25) < 1e-9 for m in sums)
+
+
+def test_dataframe_rows_send_json_records_and_answers_are_kept_per_version(server: int) -> None:
+    import numpy as np
+    import pandas as pd
+
+    def make(count: int, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame(
+            {
+                "plan": rng.choice(["free", "pro"], count),
+                "autopay": rng.random(count) < 0.5,
+                "seats": rng.integers(0, 9, count),
+                "spend": rng.random(count),
+                "churned": ["no"] * count,
+            }
+        )
+
+    rows = dataframe_rows(make, drop=("churned",))
+    assert [type(v) for v in rows(4, 0, False)[0].values()] == [str, bool, int, float]
+    with pytest.raises(ValueError, match="no shifted"):
+        rows(4, 0, True)
+    traffic = Traffic(
+        "127.0.0.1", port=server, rate=200, batch=2, max_requests=30, rows=rows, keep_answers=3
+    )
+    started = time.monotonic()
+    with traffic:
+        while traffic.snapshot().answered < 30 and time.monotonic() - started < 20:
+            time.sleep(0.05)
+    assert traffic.tally.answered == 30 and traffic.tally.lost == 0, traffic.tally.as_dict()
+    assert sorted(a.version for a in traffic.answers) == ["v1"] * 3 + ["v2"] * 3
+    for a in traffic.answers:
+        assert [list(r) for r in a.records] == [["plan", "autopay", "seats", "spend"]] * 2
+        assert len(a.answer["probabilities"]) == 2
 
 
 def test_fast_rules_change_only_intervals_and_for() -> None:

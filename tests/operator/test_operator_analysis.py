@@ -320,6 +320,26 @@ def test_index_alerts_skips_pending_and_unlabelled() -> None:
     assert index_alerts(alerts) == {("n", "m"): {("candidate", ""): [("C", 1.0)]}}
 
 
+def test_index_alerts_names_the_feature_a_drift_alert_fires_for() -> None:
+    labels = {"modeldeployment": "m", "namespace": "n", "role": "candidate", "version": "v3"}
+    alerts = [
+        {
+            "state": "firing",
+            "value": "2.5e+00",
+            "labels": {**labels, "alertname": "ModelFeatureDrift", "feature": "plan"},
+        },
+        {"state": "firing", "value": "9", "labels": {**labels, "alertname": "ModelHighLatency"}},
+    ]
+    assert index_alerts(alerts) == {
+        ("n", "m"): {
+            ("candidate", "v3"): [
+                ('ModelFeatureDrift{feature="plan"}', 2.5),
+                ("ModelHighLatency", 9.0),
+            ]
+        }
+    }
+
+
 def test_index_rules_keeps_the_worst_health_of_a_name() -> None:
     groups = [
         {"name": "chart", "rules": [{"type": "alerting", "name": "A", "health": "ok"}]},

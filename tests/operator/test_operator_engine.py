@@ -130,6 +130,20 @@ def test_firing_alert_rolls_back_at_once_with_rule_and_value() -> None:
     assert status.phase == "Degraded" and "candidateRevision" not in status.to_json()
 
 
+def test_a_drift_rollback_names_the_feature_that_drifted() -> None:
+    world, status = healthy()
+    v2 = spec(version="v2", sha=SHA_B)
+    status, _ = tick(world, v2, status, sample=passing(world.now))
+    drift = 'ModelFeatureDrift{feature="plan"}'  # as the poller names a per-feature alert
+    status, actions = tick(
+        world, v2, status, sample=passing(world.now, firing={"candidate": ((drift, 2.5),)})
+    )
+    h = status.history[0]
+    assert h.outcome == "RolledBack" and f"alert {drift} firing" in h.message, h.message
+    assert status.analysis.results[0].name == drift
+    assert any(drift in e.message for e in actions.events if e.reason == "RolledBack")
+
+
 def test_alert_for_the_stable_or_not_watched_does_not_roll_back() -> None:
     world, status = healthy()
     v2 = spec(version="v2", sha=SHA_B)

@@ -47,7 +47,7 @@ def _step(
 
 def test_stable_drift_sets_the_condition_and_posts_one_event() -> None:
     state = _healthy()
-    firing = {"stable": (("ModelFeatureDrift", 0.31), ("ModelFeatureDrift", 0.87))}
+    firing = {"stable": (('ModelFeatureDrift{feature="a"}', 0.87), ("ModelFeatureDrift", 0.31))}
     sample = AnalysisSample(
         at=T0 + timedelta(seconds=10), firing=firing, scraped=frozenset({"stable"})
     )

@@ -51,6 +51,9 @@ PREDICTIONS_QUERY = (
 )
 ALERT_LABEL = "modeldeployment"
 VERSION_LABEL = c.LABEL_VERSION
+# Labels that tell one alert's firing series apart beyond role and version (the drift alert
+# fires per feature): shown with the alert's name, so a rollback names the feature.
+SUBJECT_LABELS = (c.LABEL_FEATURE,)
 
 Key = tuple[str, str]  # (namespace, modeldeployment)
 Firing = dict[Key, dict[RoleVersion, list[tuple[str, float]]]]
@@ -103,15 +106,18 @@ def _role_version(labels: dict[str, Any]) -> RoleVersion:
 
 def index_alerts(alerts: Iterable[dict[str, Any]]) -> Firing:
     """Firing alerts by (namespace, modeldeployment), then (role, version):
-    [(alertname, value)]."""
+    [(alert, value)], the alert being its name with its subject labels, if any
+    (``ModelFeatureDrift{feature="plan"}``; ``model.alert_name`` gives the name back)."""
     out: Firing = {}
     for alert in alerts:
         labels = alert.get("labels") or {}
         if alert.get("state") != "firing" or not labels.get(ALERT_LABEL):
             continue
         key = (labels.get("namespace", ""), labels[ALERT_LABEL])
+        subject = ",".join(f'{k}="{labels[k]}"' for k in SUBJECT_LABELS if labels.get(k))
+        name = str(labels.get("alertname", "?")) + (f"{{{subject}}}" if subject else "")
         out.setdefault(key, {}).setdefault(_role_version(labels), []).append(
-            (labels.get("alertname", "?"), _value(alert.get("value")))
+            (name, _value(alert.get("value")))
         )
     for roles in out.values():
         for alerts_ in roles.values():

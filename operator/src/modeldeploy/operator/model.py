@@ -294,6 +294,12 @@ class CheckResult:
 RoleVersion = tuple[str, str]  # (pod role, model version)
 
 
+def alert_name(alert: str) -> str:
+    """The rule's name of a firing alert as the sample names it: ``ModelFeatureDrift`` for
+    ``ModelFeatureDrift{feature="plan"}`` (the alert with its subject labels)."""
+    return alert.partition("{")[0]
+
+
 def _keyed(raw: Mapping[Any, Any]) -> dict[RoleVersion, Any]:
     """A bare role as a key means "any version" (see ``AnalysisSample``)."""
     return {(k, "") if isinstance(k, str) else k: v for k, v in raw.items()}
@@ -311,6 +317,8 @@ class AnalysisSample:
     ``rules`` is every loaded alerting rule's name with "" when healthy, else why not
     (``None``: the rules were not read, so no named alert is known to be loaded).
     ``predictions`` is the server's cumulative prediction counter summed over the pods.
+    A firing alert is named with its subject labels (``ModelFeatureDrift{feature="plan"}``),
+    so messages say which feature; it is matched by ``alert_name``.
     """
 
     at: datetime

@@ -24,7 +24,7 @@ from modeldeploy.operator.engine.status import (
     RolloutStatus,
     second,
 )
-from modeldeploy.operator.model import AnalysisSample, Check, Spec
+from modeldeploy.operator.model import AnalysisSample, Check, Spec, alert_name
 from modeldeploy.operator.routers import replica_split
 
 # Share of the interval after which a new sample is due: the operator's poller and the
@@ -80,7 +80,7 @@ def firing_watched(
 ) -> list[tuple[str, float]]:
     """The named alerts firing for ``role`` at ``version`` (an old version's never count)."""
     watched = set(alerts)
-    return [(n, v) for n, v in sample.firing_for(role, version) if n in watched]
+    return [(n, v) for n, v in sample.firing_for(role, version) if alert_name(n) in watched]
 
 
 def _who(role: str, version: str) -> str:
@@ -294,7 +294,7 @@ def watch_stable_drift(ctx: Context) -> None:
     values = [
         v
         for name, v in sample.firing_for(d.ROLE_STABLE, st.stable_version)
-        if name == d.ALERT_DRIFT
+        if alert_name(name) == d.ALERT_DRIFT
     ]
     old = st.condition(d.CONDITION_INPUT_DRIFT)
     was_drifting = old is not None and old.status == "True"
