@@ -181,8 +181,12 @@ class Traffic:
         timeout: float = 2.0,
         rows: Rows = example_rows,
         keep_answers: int = 0,
+        retries: int = RETRIES,
     ) -> None:
+        """``retries=0``: every failed attempt (refused, reset, timed out, not a 200) is a
+        lost request, which is how the capacity tests count."""
         self.host, self.port = check_address(host), port
+        self.retries = retries
         self.rate, self.batch, self.timeout = rate, batch, timeout
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self._rows, self._seed, self._pool = rows, seed, 4096
@@ -217,7 +221,7 @@ class Traffic:
     def stop(self) -> Tally:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.timeout * (RETRIES + 2))
+            self._thread.join(timeout=self.timeout * (self.retries + 2))
         return self.tally
 
     def shift(self, on: bool = True) -> None:
@@ -284,7 +288,7 @@ class Traffic:
         with self._lock:
             self.tally.sent += 1
         last = ""
-        for attempt in range(RETRIES + 1):
+        for attempt in range(self.retries + 1):
             try:
                 version, answer = self._post(body)
             except (OSError, http.client.HTTPException) as exc:
@@ -294,7 +298,7 @@ class Traffic:
                     self._record(version, answer, retried=attempt > 0, records=records)
                     return
                 last = "no version"
-            if attempt < RETRIES and not self._stop.is_set():
+            if attempt < self.retries and not self._stop.is_set():
                 time.sleep(RETRY_PAUSE)
         with self._lock:
             self.tally.lost += 1

@@ -85,6 +85,20 @@ def test_traffic_counts_answers_per_version_retries_and_stops_at_its_bound(serve
     assert sums and all(abs(m - 0.25) < 1e-9 for m in sums)
 
 
+def test_traffic_without_retries_counts_every_failed_attempt_as_lost(server: int) -> None:
+    traffic = Traffic(
+        "127.0.0.1", port=server, rate=200, max_requests=70, max_seconds=20, retries=0
+    )
+    started = time.monotonic()
+    with traffic:
+        while traffic.snapshot().sent < 70 and time.monotonic() - started < 20:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    t = traffic.tally
+    assert t.sent == 70 and t.retried == 0, t.as_dict()
+    assert t.lost == 10 and t.answered == 60, t.as_dict()  # every 7th connection dropped
+
+
 def test_dataframe_rows_send_json_records_and_answers_are_kept_per_version(server: int) -> None:
     import numpy as np
     import pandas as pd
