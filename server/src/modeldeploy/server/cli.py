@@ -282,7 +282,7 @@ def _register_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="bundle your own fitted model with its reference data",
         description="Write the bundle of a fitted scikit-learn estimator or Pipeline (saved with "
         "joblib): the schema comes from the reference data, classes from the model, metrics "
-        "from --test or a held-out 25%% of the data. Prints the bundle sha256 to pin.",
+        "from --test or a held-out 25% of the data. Prints the bundle sha256 to pin.",
     )
     bundle.add_argument("model", metavar="MODEL.joblib", help="the fitted model, joblib.dump'ed")
     bundle.add_argument("out", metavar="OUT", help="bundle folder, or a path ending in .tar.gz")
