@@ -116,20 +116,23 @@ def bundle_server(image: str, versions: dict[str, str], name: str = "bundles") -
                 volumeMounts=[*volume, {"name": "tmp", "mountPath": "/tmp"}],
             )
         ],
-        "containers": [
-            _container(
-                "http",
-                image,
-                ["-m", "http.server", str(BUNDLE_PORT), "--bind", "0.0.0.0", "--directory", "/srv"],
-                command=["python3"],
-                volumeMounts=volume,
-                ports=[{"name": "http", "containerPort": BUNDLE_PORT}],
-                readinessProbe={"tcpSocket": {"port": BUNDLE_PORT}, "periodSeconds": 1},
-            )
-        ],
+        "containers": [_http_files(image, volume)],
         "volumes": [{"name": "srv", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
     }
     return [_deployment(name, labels, 1, pod), service(name, labels, 80, BUNDLE_PORT)]
+
+
+def _http_files(image: str, mounts: list[Manifest]) -> Manifest:
+    """The container that serves /srv over HTTP (Python's http.server) on BUNDLE_PORT."""
+    return _container(
+        "http",
+        image,
+        ["-m", "http.server", str(BUNDLE_PORT), "--bind", "0.0.0.0", "--directory", "/srv"],
+        command=["python3"],
+        volumeMounts=mounts,
+        ports=[{"name": "http", "containerPort": BUNDLE_PORT}],
+        readinessProbe={"tcpSocket": {"port": BUNDLE_PORT}, "periodSeconds": 1},
+    )
 
 
 def bundle_files_server(
@@ -147,15 +150,7 @@ def bundle_files_server(
     }
     pod = {
         "containers": [
-            _container(
-                "http",
-                image,
-                ["-m", "http.server", str(BUNDLE_PORT), "--bind", "0.0.0.0", "--directory", "/srv"],
-                command=["python3"],
-                volumeMounts=[{"name": "srv", "mountPath": "/srv", "readOnly": True}],
-                ports=[{"name": "http", "containerPort": BUNDLE_PORT}],
-                readinessProbe={"tcpSocket": {"port": BUNDLE_PORT}, "periodSeconds": 1},
-            )
+            _http_files(image, [{"name": "srv", "mountPath": "/srv", "readOnly": True}])
         ],
         "volumes": [{"name": "srv", "configMap": {"name": f"{name}-files"}}],
     }
