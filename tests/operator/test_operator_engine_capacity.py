@@ -52,9 +52,11 @@ def check_capacity(world: World, status: RolloutStatus, sp: Spec, weight: int) -
     slots = world.slots
     if "replicas" in sp.provider:
         if sp.strategy == "canary":
-            # One Service selects every slot: any Ready pod serves.
+            # One Service selects every slot: any Ready pod serves. Through a rollout all R
+            # of them; on the way back at least one (the rejected version is kept only
+            # while the stable has none).
             total = sum(o.ready_replicas for o in slots.values())
-            assert total >= R, (status.to_json(), slots)
+            assert total >= (R if status.active else 1), (status.to_json(), slots)
         return
     # A route: the stable stays whole, and the candidate's Ready pods take no more than
     # their share of the weight (each of the R pods of a version takes 1/R of its load).
@@ -133,16 +135,20 @@ def test_a_rollback_from_100_keeps_the_candidate_until_the_stable_is_ready(provi
     assert {a.slot: a.replicas for a in final.deployments} == {"blue": R, "green": 0}
 
 
-def test_an_abort_at_50_keeps_capacity() -> None:
+def test_an_abort_at_50_takes_the_candidate_out_at_once() -> None:
+    """The stable still has Ready pods: they take all of the traffic while the rest start,
+    and the aborted version answers no more."""
     world, status = healthy_slow(spec())
     v2 = spec(version="v2", sha=SHA_B, generation=2)
     status = drive(world, v2, status, lambda i: None, 8)
-    assert status.canary_weight == 50
-    status, _ = tick(world, v2, status, control="abort")
+    assert status.canary_weight == 50 and ready(world, "blue") == 2
+    status, actions = tick(world, v2, status, control="abort")
+    assert {a.slot: a.replicas for a in actions.deployments} == {"blue": R, "green": 0}
     world.observe()
     world.pending = None
     check_capacity(world, status, v2, 0)
     drive(world, v2, status, lambda i: None, 4)
+    assert ready(world, "blue") == R
 
 
 def test_the_stable_grows_back_when_the_candidates_pods_stop_being_ready() -> None:

@@ -16,10 +16,15 @@ its basic canary by surging first):
 - the stable keeps ``replicas - ready candidate pods`` (the candidate's Ready pods of its
   own revision, counted only while the candidate takes client traffic: a canary). It may
   even grow back to that if candidate pods stop being Ready mid-rollout;
-- every other slot (a candidate whose weight goes down, a rolled-back candidate, the
-  previous stable at the end of a rollout) keeps the pods it has, up to ``replicas -
-  ready stable pods``, so the Service still has Ready endpoints for all of the traffic
-  until the stable has them. It never grows: a candidate is not scaled up to cover.
+- a candidate whose weight goes down keeps the pods it has, up to ``replicas - ready
+  stable pods``, until the stable has Ready pods to take its share back;
+- a version on its way out (a rolled-back or aborted candidate, the previous stable at the
+  end of a rollout) keeps its pods only while the stable has no Ready pod at all: after a
+  rollback from 100% it answers until the stable's first pods are Ready, so no request
+  finds the Service empty. Otherwise it goes at once and the stable's Ready pods carry all
+  of the traffic while the rest start: a version that was rejected (wrong answers, errors)
+  answers for as short a time as possible, at the cost of a few seconds at a higher load
+  per stable pod. Neither ever grows: a candidate is not scaled up to cover.
 
 A route (the routed providers) moves requests, not pods, and the stable stays whole there;
 what it must not do is send a share to candidate pods that are not Ready yet (the gateway
@@ -65,11 +70,13 @@ def hold_capacity(ctx: Context, split: Mapping[Slot, int]) -> dict[Slot, int]:
         candidate_ready = _ready(ctx, st.candidate_slot, st.candidate_revision)
     stable_ready = _ready(ctx, stable, st.stable_revision)
     for slot, want in split.items():
+        running = ctx.obs.slot(slot).replicas
         if slot == stable:
             out[slot] = max(want, min(total, total - candidate_ready))
-        else:
-            running = ctx.obs.slot(slot).replicas
+        elif slot == st.candidate_slot and st.active:
             out[slot] = max(want, min(running, total - stable_ready))
+        elif stable_ready == 0:
+            out[slot] = max(want, min(running, total))
     return out
 
 
