@@ -14,7 +14,8 @@ FETCH_COMMAND: Final = ("modeldeploy", "fetch")
 FLAG_FETCH_SHA256: Final = "--sha256"
 FLAG_S3_ENDPOINT: Final = "--s3-endpoint"
 FLAG_S3_REGION: Final = "--s3-region"
-FLAG_S3_PATH_STYLE: Final = "--s3-path-style"  # and --no-s3-path-style
+FLAG_S3_PATH_STYLE: Final = "--s3-path-style"
+FLAG_NO_S3_PATH_STYLE: Final = "--no-s3-path-style"
 DEFAULT_S3_REGION: Final = "us-east-1"
 
 # S3 credentials reach the init container only as environment variables that the pod spec
