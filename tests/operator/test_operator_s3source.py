@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from opworld import SHA_A, body
+from opworld import SHA_A, body, healthy
 
 from modeldeploy.operator.builders import Owner, deployment, fetch_args
 from modeldeploy.operator.model import ModelRef, SlotDeployment, Spec, SpecError, Template
@@ -132,3 +132,13 @@ def test_changing_the_s3_block_is_a_new_revision() -> None:
     a = slot(model(s3=S3)).template.revision
     b = slot(model(s3={**S3, "region": "eu-west-2"})).template.revision
     assert a != b
+
+
+def test_the_s3_block_survives_the_status_and_the_slot_keeps_it() -> None:
+    """The engine renders a slot's pods from the template recorded in status: an s3 block the
+    apiserver pruned there would give the pods no endpoint and no credentials."""
+    raw = model(s3=S3)
+    sp = Spec.from_body({**body(), "spec": {**body()["spec"], "model": raw}})
+    world, status = healthy(sp)  # every status write goes through the CRD's pruning
+    slot_template = status.slots[status.stable_slot].template
+    assert slot_template.model.s3 == ModelRef.from_json(raw).s3
