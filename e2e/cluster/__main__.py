@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument(
         "--only",
         action="append",
-        choices=["kubernetes", "etcd", "prometheus", "helm", "kwok"],
+        choices=["kubernetes", "etcd", "prometheus", "helm", "versitygw", "kwok"],
         help="build only these Go targets (repeatable; kwok, for the scale benchmark, only so)",
     )
     b.add_argument("--binaries-only", action="store_true", help="skip the images")

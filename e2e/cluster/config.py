@@ -19,6 +19,8 @@ PROMETHEUS_MODULE_VERSION = "v0.316.0"
 PROMETHEUS_VERSION = "3.16.0"
 # Optional (the scale benchmark): fake nodes whose pods never run, built from its Go module.
 KWOK_VERSION = "v0.7.0"
+# The S3-compatible server of the s3:// bundle tests (Apache-2.0), built from its Go module.
+VERSITYGW_VERSION = "v1.8.0"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOBUILD_DIR = REPO_ROOT / "e2e" / "gobuild"
@@ -79,7 +81,14 @@ def built_tool(name: str) -> str:
     Tests use the exact versions the cluster runs, never whatever else is on PATH.
     """
     paths = Paths.default()
-    for folder in (paths.k8s_bin, paths.helm_bin, paths.etcd_bin, paths.prometheus_bin):
+    folders = (
+        paths.k8s_bin,
+        paths.helm_bin,
+        paths.etcd_bin,
+        paths.prometheus_bin,
+        paths.versitygw_bin,
+    )
+    for folder in folders:
         candidate = folder / name
         if os.access(candidate, os.X_OK):
             return str(candidate)
@@ -126,6 +135,10 @@ class Paths:
     @property
     def kwok_bin(self) -> Path:
         return self.cache / "bin" / f"kwok-{KWOK_VERSION}"
+
+    @property
+    def versitygw_bin(self) -> Path:
+        return self.cache / "bin" / f"versitygw-{VERSITYGW_VERSION}"
 
     @property
     def prometheus_bin(self) -> Path:
@@ -219,6 +232,9 @@ class Paths:
 
     def kwok(self) -> Path:
         return self.kwok_bin / "kwok"
+
+    def versitygw(self) -> Path:
+        return self.versitygw_bin / "versitygw"
 
     def k8s(self, name: str) -> Path:
         return self.k8s_bin / name

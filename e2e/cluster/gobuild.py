@@ -1,8 +1,9 @@
 """Build the cluster's binaries from Go modules into a cache folder keyed by version.
 
 kube-* and etcd come from the wrapper modules in e2e/gobuild (their upstream go.mod files
-carry replace directives that `go install MOD@VER` refuses); helm installs as is. A binary
-that already reports the wanted version is never rebuilt.
+carry replace directives that `go install MOD@VER` refuses); helm and versitygw (the
+S3-compatible server the s3:// bundle tests run) install as they are. A binary that already
+reports the wanted version is never rebuilt.
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ def targets(paths: Paths) -> dict[str, Target]:
             (str(paths.helm()), "version", "--short"),
             config.HELM_VERSION,
             recipe=HELM_RECIPE,
+        ),
+        "versitygw": Target(
+            "versitygw",
+            (paths.versitygw(),),
+            (str(paths.versitygw()), "--version"),
+            f"Version  : {config.VERSITYGW_VERSION}",
         ),
     }
 
@@ -285,12 +292,36 @@ def build_kwok(paths: Paths, nice: bool) -> float:
     )
 
 
+def build_versitygw(paths: Paths, nice: bool) -> float:
+    paths.versitygw_bin.mkdir(parents=True, exist_ok=True)
+    env = go_env(paths)
+    env["GOBIN"] = str(paths.versitygw_bin)
+    ver = config.VERSITYGW_VERSION
+    cmd = [
+        "go",
+        "install",
+        "-v",
+        "-trimpath",
+        "-ldflags",
+        f"-s -w -X main.Version={ver} -X main.Build={ver}",
+        f"github.com/versity/versitygw/cmd/versitygw@{ver}",
+    ]
+    return run_logged(
+        _nice(cmd, nice),
+        paths.cache / "logs" / "build-versitygw.log",
+        label=f"building versitygw {ver}",
+        env=env,
+        cwd=paths.cache,
+    )
+
+
 BUILDERS = {
     "kubernetes": build_kubernetes,
     "etcd": build_etcd,
     "prometheus": build_prometheus,
     "helm": build_helm,
     "kwok": build_kwok,
+    "versitygw": build_versitygw,
 }
 
 

@@ -163,7 +163,7 @@ def test_missing_model_file_and_bad_inputs_are_clear(tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="not a bundle"):
         fetch(str(tmp_path / "x.txt"), tmp_path / "d")
     with pytest.raises(FetchError, match="unsupported scheme"):
-        fetch("s3://bucket/b.tar.gz", tmp_path / "d")
+        fetch("ftp://127.0.0.1/b.tar.gz", tmp_path / "d")
     with pytest.raises(FetchError, match="must be a .tar.gz"):
         fetch("http://127.0.0.1:9/folder/", tmp_path / "d")
     (tmp_path / "bad.tar.gz").write_bytes(b"not gzip")

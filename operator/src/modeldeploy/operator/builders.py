@@ -20,6 +20,7 @@ from modeldeploy.operator.owned import Owner as Owner  # re-exported: callers im
 from modeldeploy.operator.owned import common_labels, metadata, selector, slot_name
 from modeldeploy.operator.routers import router_for
 from modeldeploy.server import contract as c
+from modeldeploy.server.contract import sources as src
 
 UID = 10001
 BUNDLE_MOUNT = "/models"
@@ -72,7 +73,39 @@ def serve_args(dep: SlotDeployment) -> list[str]:
 
 
 def fetch_args(dep: SlotDeployment) -> list[str]:
-    return ["modeldeploy", "fetch", dep.template.model.bundle_uri, BUNDLE_DIR]
+    """``modeldeploy fetch URI DIR --sha256 ...`` plus the s3 block's settings (no secrets)."""
+    model = dep.template.model
+    args = [*src.FETCH_COMMAND, model.bundle_uri, BUNDLE_DIR, src.FLAG_FETCH_SHA256, model.sha256]
+    s3 = model.s3
+    if s3 is not None:
+        if s3.endpoint:
+            args += [src.FLAG_S3_ENDPOINT, s3.endpoint]
+        if s3.region:
+            args += [src.FLAG_S3_REGION, s3.region]
+        if s3.path_style is not None:
+            args.append(src.FLAG_S3_PATH_STYLE if s3.path_style else src.FLAG_NO_S3_PATH_STYLE)
+    return args
+
+
+def fetch_env(dep: SlotDeployment) -> list[Json]:
+    """The credentials, as references to the user's Secret: the pod reads it, the operator
+    never does (it has no RBAC for Secrets), and the pod spec holds no secret."""
+    s3 = dep.template.model.s3
+    if s3 is None or not s3.credentials_secret:
+        return []
+    return [
+        {
+            "name": env,
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": s3.credentials_secret,
+                    "key": key,
+                    **({} if required else {"optional": True}),
+                }
+            },
+        }
+        for env, key, required in src.S3_CREDENTIAL_ENV
+    ]
 
 
 def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
@@ -125,6 +158,7 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
         "image": tmpl.image,
         "imagePullPolicy": tmpl.image_pull_policy,
         "command": fetch_args(dep),
+        **({"env": env} if (env := fetch_env(dep)) else {}),
         "securityContext": restricted_container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": volume_mounts,

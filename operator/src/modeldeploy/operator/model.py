@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator.modelsource import S3Source, check_bundle_uri
 
 Json = dict[str, Any]
 Slot = Literal["blue", "green"]
@@ -66,26 +67,36 @@ class ModelRef:
     version: str
     bundle_uri: str
     sha256: str
+    s3: S3Source | None = None  # only with an s3:// bundle_uri
 
     def to_json(self) -> Json:
-        return {
+        out: Json = {
             "name": self.name,
             "version": self.version,
             "bundleURI": self.bundle_uri,
             "sha256": self.sha256,
         }
+        if self.s3 is not None:
+            out["s3"] = self.s3.to_json()
+        return out
 
     @classmethod
     def from_json(cls, raw: Json) -> ModelRef:
         try:
-            return cls(
+            uri = raw["bundleURI"]
+            out = cls(
                 name=raw["name"],
                 version=str(raw["version"]),
-                bundle_uri=raw["bundleURI"],
+                bundle_uri=uri,
                 sha256=raw["sha256"],
+                s3=S3Source.from_json(raw["s3"]) if raw.get("s3") is not None else None,
             )
+            check_bundle_uri(uri, out.s3)
         except KeyError as exc:
             raise SpecError(f"spec.model.{exc.args[0]} is required") from None
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        return out
 
 
 @dataclass(frozen=True)

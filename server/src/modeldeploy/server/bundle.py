@@ -36,6 +36,9 @@ from modeldeploy.server.card import (
     PredictionReference,
 )
 from modeldeploy.server.contract import CARD_FILE, MODEL_FILE
+from modeldeploy.server.digest import bundle_digest as bundle_digest
+from modeldeploy.server.digest import file_sha256 as file_sha256
+from modeldeploy.server.digest import sha256_bytes as sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -62,31 +65,9 @@ class Bundle:
     model_sha256: str = ""
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def bundle_digest(model_bytes: bytes, card_bytes: bytes) -> str:
-    """The digest a bundle is pinned by: it covers the model file and the card."""
-    manifest = (
-        f"modeldeploy-bundle/v1\n{MODEL_FILE} {sha256_bytes(model_bytes)}\n"
-        f"{CARD_FILE} {sha256_bytes(card_bytes)}\n"
-    )
-    return sha256_bytes(manifest.encode())
-
-
 def bundle_sha256(path: Path) -> str:
     """The bundle digest of a bundle folder or archive (what to pin)."""
     return bundle_digest(*read_bundle_files(Path(path)))
-
-
-def file_sha256(path: Path) -> str:
-    """Digest of a file, read in chunks (model files can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def normalise_sha256(value: str) -> str:

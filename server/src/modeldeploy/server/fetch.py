@@ -1,103 +1,65 @@
 """``modeldeploy fetch URI DEST``: put a model bundle where the server will read it.
 
-Runs in the init container of every model server pod (the server image, so standard
-library only). URI is http(s)://, file:// or a plain path; it names a bundle folder or a
-``.tar.gz`` of one, which is unpacked (refusing links and paths that leave the folder).
-DEST appears complete or not at all: the bundle is assembled beside it and renamed into
-place. Network errors and 5xx answers are retried a bounded number of times; anything else
-fails at once with a message saying what and where. The bundle digest (model and card) is
-checked by the server, not here: the pin lives in the server's command line.
+Runs in the init container of every model server pod. URI is http(s)://, s3://, file:// or
+a plain path; it names a bundle folder or a ``.tar.gz`` of one, which is unpacked (refusing
+links and paths that leave the folder).
+
+  http(s)://HOST/PATH.tar.gz   an archive (standard library only)
+  s3://BUCKET/KEY.tar.gz       an archive in S3 or any S3-compatible store
+  s3://BUCKET/PREFIX/          a folder bundle: every object under PREFIX/
+  file:///PATH or /PATH        a folder or an archive on a mounted volume
+
+DEST appears complete or not at all: the bundle is assembled beside it, its bundle digest
+is checked against --sha256 (when given; the server checks it again before it loads), and
+only then is it renamed into place. Network errors, 5xx answers and throttling are retried
+a bounded number of times with backoff (1 s, 2 s, 4 s, ...); anything else (403, 404, a
+wrong digest) fails at once with a message saying what and where.
+
+S3: --s3-endpoint for an S3-compatible server (default AWS), --s3-region (default
+us-east-1), --s3-path-style or --no-s3-path-style (default: path-style with an endpoint,
+virtual-hosted on AWS). Credentials only from the environment, never from flags:
+$MODELDEPLOY_S3_ACCESS_KEY_ID, $MODELDEPLOY_S3_SECRET_ACCESS_KEY and, optionally,
+$MODELDEPLOY_S3_SESSION_TOKEN (pods fill them from a Secret); without them requests are
+unsigned.
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict, Unpack
 
 from modeldeploy.server.contract import MODEL_FILE
+from modeldeploy.server.contract import sources as c
+from modeldeploy.server.digest import folder_digest
+from modeldeploy.server.sources import (
+    ATTEMPTS,
+    BACKOFF_SECONDS,
+    TIMEOUT_SECONDS,
+    FetchError,
+    Retry,
+    is_tar,
+    source_for,
+)
+from modeldeploy.server.sources.s3 import S3Settings
 
-ATTEMPTS = 5
-BACKOFF_SECONDS = 1.0
-TIMEOUT_SECONDS = 30.0
-CHUNK = 1 << 20
-TAR_SUFFIXES = (".tar.gz", ".tgz")
-
-
-class FetchError(Exception):
-    """A bundle that cannot be fetched; the message is for the pod's log."""
-
-
-def _is_tar(name: str) -> bool:
-    return name.lower().endswith(TAR_SUFFIXES)
-
-
-def local_path(uri: str) -> Path | None:
-    """The local path of a file:// URI or a plain path; None for http(s)."""
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme in ("http", "https"):
-        return None
-    if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise FetchError(f"{uri}: file:// URIs must be local (file:///path)")
-        return Path(urllib.parse.unquote(parsed.path))
-    if parsed.scheme == "":
-        return Path(uri)
-    raise FetchError(
-        f"{uri}: unsupported scheme {parsed.scheme!r} (use http(s)://, file:// or a path)"
-    )
+__all__ = ["FetchError", "fetch"]
 
 
 class DownloadOptions(TypedDict, total=False):
-    """The keyword arguments ``fetch`` passes on to ``download``."""
+    """How network sources retry (see ``sources.base.Retry``)."""
 
     attempts: int
     backoff: float
     timeout: float
     sleep: Callable[[float], None]
-
-
-def download(
-    url: str,
-    target: Path,
-    *,
-    attempts: int = ATTEMPTS,
-    backoff: float = BACKOFF_SECONDS,
-    timeout: float = TIMEOUT_SECONDS,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Stream ``url`` into ``target``; retry connection errors and 5xx, not 4xx."""
-    last = ""
-    for attempt in range(1, attempts + 1):
-        try:
-            req = urllib.request.Request(url, headers={"User-Agent": "modeldeploy-fetch"})
-            with urllib.request.urlopen(req, timeout=timeout) as resp, open(target, "wb") as out:
-                shutil.copyfileobj(resp, out, CHUNK)
-            return
-        except urllib.error.HTTPError as exc:
-            last = f"HTTP {exc.code} {exc.reason}"
-            if exc.code < 500 and exc.code != 429:
-                raise FetchError(f"{url}: {last}") from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            last = str(getattr(exc, "reason", exc))
-        if attempt < attempts:
-            delay = backoff * 2 ** (attempt - 1)
-            print(
-                f"fetch: {url}: {last}; retrying in {delay:g}s ({attempt}/{attempts})",
-                file=sys.stderr,
-            )
-            sleep(delay)
-    raise FetchError(f"{url}: {last} (gave up after {attempts} attempts)")
 
 
 def _checked_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
@@ -140,30 +102,53 @@ def bundle_root(folder: Path) -> Path:
     )
 
 
-def fetch(uri: str, dest: Path, **download_options: Unpack[DownloadOptions]) -> Path:
-    """Fetch the bundle at ``uri`` into ``dest`` atomically; returns ``dest``."""
+def check_digest(bundle: Path, pinned: str) -> None:
+    """Refuse a staged bundle whose bundle digest is not ``pinned`` (nothing is kept)."""
+    expected = pinned.strip().lower().removeprefix("sha256:")
+    try:
+        actual = folder_digest(bundle)
+    except FileNotFoundError as exc:
+        raise FetchError(f"the bundle has no {Path(exc.filename).name}") from None
+    if not hmac.compare_digest(actual, expected):
+        raise FetchError(
+            f"bundle sha256 (model and card) is {actual}, pinned {expected}: refusing it"
+        )
+
+
+def fetch(
+    uri: str,
+    dest: Path,
+    *,
+    sha256: str = "",
+    s3: S3Settings | None = None,
+    **download_options: Unpack[DownloadOptions],
+) -> Path:
+    """Fetch the bundle at ``uri`` into ``dest`` atomically; returns ``dest``.
+
+    With ``sha256``, a bundle with another digest is refused before anything is placed.
+    """
+    source = source_for(uri, s3)
+    retry = Retry(**download_options)
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         staged = work / "bundle"
-        source = local_path(uri)
-        if source is None:
-            name = urllib.parse.urlparse(uri).path
-            if not _is_tar(name):
-                raise FetchError(f"{uri}: an http(s) bundle must be a .tar.gz")
-            archive = work / "bundle.tar.gz"
-            download(uri, archive, **download_options)
-            unpack(archive, staged)
-        elif source.is_dir():
-            shutil.copytree(source, staged, symlinks=False)
-        elif source.is_file() and _is_tar(source.name):
-            unpack(source, staged)
-        elif source.exists():
-            raise FetchError(f"{uri}: not a bundle (expected a folder or a .tar.gz)")
+        got = source.stage(work, retry)
+        if got.is_dir() and got.is_relative_to(work):
+            os.replace(got, staged)  # downloaded objects: already ours
+        elif got.is_dir():
+            shutil.copytree(got, staged, symlinks=False)
+        elif is_tar(got.name):
+            unpack(got, staged)
         else:
-            raise FetchError(f"{uri}: no such file or folder")
+            raise FetchError(f"{uri}: not a bundle (expected a folder or a .tar.gz)")
         root = bundle_root(staged)
+        if sha256:
+            try:
+                check_digest(root, sha256)
+            except FetchError as exc:
+                raise FetchError(f"{uri}: {exc}") from None
         old = work / "old"
         if dest.exists():
             os.replace(dest, old)
@@ -184,9 +169,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "uri",
         metavar="URI",
-        help="http(s)://.../bundle.tar.gz, file:///path or /path (a bundle folder or .tar.gz)",
+        help="http(s)://.../bundle.tar.gz, s3://BUCKET/KEY.tar.gz, s3://BUCKET/PREFIX/, "
+        "file:///path or /path (a bundle folder or .tar.gz)",
     )
     parser.add_argument("dest", metavar="DEST", type=Path, help="folder to create")
+    parser.add_argument(
+        c.FLAG_FETCH_SHA256,
+        dest="sha256",
+        default="",
+        metavar="HEX",
+        help="the pinned bundle digest (`modeldeploy digest`): refuse any other bundle",
+    )
     parser.add_argument(
         "--attempts", type=int, default=ATTEMPTS, help=f"download attempts (default {ATTEMPTS})"
     )
@@ -196,12 +189,55 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=TIMEOUT_SECONDS,
         help=f"seconds per network operation (default {TIMEOUT_SECONDS:g})",
     )
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=BACKOFF_SECONDS,
+        help=f"seconds before the first retry, doubled for each next one "
+        f"(default {BACKOFF_SECONDS:g})",
+    )
+    s3 = parser.add_argument_group("s3:// sources")
+    s3.add_argument(
+        c.FLAG_S3_ENDPOINT,
+        dest="s3_endpoint",
+        default="",
+        metavar="URL",
+        help="an S3-compatible server, http(s)://HOST[:PORT] (default: AWS)",
+    )
+    s3.add_argument(
+        c.FLAG_S3_REGION,
+        dest="s3_region",
+        default="",
+        metavar="REGION",
+        help=f"the region requests are signed for (default {c.DEFAULT_S3_REGION})",
+    )
+    s3.add_argument(
+        c.FLAG_S3_PATH_STYLE,
+        dest="s3_path_style",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="path-style (ENDPOINT/BUCKET/KEY) or virtual-hosted (BUCKET.ENDPOINT/KEY) "
+        "addressing (default: path-style with --s3-endpoint, virtual-hosted on AWS)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        dest = fetch(args.uri, args.dest, attempts=args.attempts, timeout=args.timeout)
+        s3_flags = (args.s3_endpoint, args.s3_region, args.s3_path_style)
+        if args.uri.startswith(c.S3_SCHEME):
+            s3 = S3Settings.from_env(*s3_flags)  # the only place credentials are read
+        else:
+            s3 = S3Settings(*s3_flags)  # refused by the source if any flag is set
+        dest = fetch(
+            args.uri,
+            args.dest,
+            sha256=args.sha256,
+            s3=s3,
+            attempts=args.attempts,
+            timeout=args.timeout,
+            backoff=args.backoff,
+        )
     except FetchError as exc:
         print(f"fetch: {exc}", file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@ cannot say (exactly one strategy, weights that never decrease...)."""
 from __future__ import annotations
 
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator.modelsource import DNS_SUBDOMAIN
 from modeldeploy.operator.schema.openapi import (
     CONDITION_PATTERN,
     DNS_LABEL_PATTERN,
@@ -18,6 +19,7 @@ from modeldeploy.operator.schema.openapi import (
     _quantity_map,
     _str,
 )
+from modeldeploy.server.contract import sources
 
 
 def model_schema() -> Schema:
@@ -31,18 +33,67 @@ def model_schema() -> Schema:
             ),
             "bundleURI": _str(
                 "Where the init container fetches the bundle from: http(s)://, "
-                "file:// or an absolute path; a .tar.gz is unpacked.",
-                pattern=r"^(https?://|file://|/).+",
+                "s3://BUCKET/KEY.tar.gz, s3://BUCKET/PREFIX/ (a folder bundle), file:// or an "
+                "absolute path; a .tar.gz is unpacked.",
+                pattern=r"^(https?://|s3://|file://|/).+",
                 maxLength=2048,
             ),
             "sha256": _str(
-                "The bundle digest (`modeldeploy digest BUNDLE`: model and card); the server "
-                "loads nothing else.",
+                "The bundle digest (`modeldeploy digest BUNDLE`: model and card); the init "
+                "container keeps and the server loads nothing else.",
                 pattern=r"^[a-f0-9]{64}$",
             ),
+            "s3": s3_schema(),
         },
         required=["name", "version", "bundleURI", "sha256"],
         description="The model to serve.",
+        rules=[
+            (
+                "!has(self.s3) || self.bundleURI.startsWith('s3://')",
+                "s3 applies only to an s3:// bundleURI",
+            ),
+            (
+                "!self.bundleURI.startsWith('s3://') || "
+                f"(self.bundleURI.matches('{sources.S3_URI_PATTERN}') && "
+                "!self.bundleURI.matches('^s3://[^/]*[.][.]'))",
+                "an s3:// bundleURI is s3://BUCKET/KEY: a bucket name of 3 to 63 lowercase "
+                "letters, digits, dots and hyphens (beginning and ending with a letter or "
+                "digit, no '..'), then a key",
+            ),
+        ],
+    )
+
+
+def s3_schema() -> Schema:
+    return _obj(
+        {
+            "endpoint": _str(
+                "An S3-compatible server, http(s)://HOST[:PORT]; default AWS S3.",
+                pattern=sources.ENDPOINT_PATTERN,
+                maxLength=512,
+            ),
+            "region": _str(
+                f"The region requests are signed for (default {sources.DEFAULT_S3_REGION}).",
+                pattern=sources.REGION_PATTERN,
+                maxLength=32,
+            ),
+            "pathStyle": _bool(
+                "Path-style addressing (ENDPOINT/BUCKET/KEY) instead of virtual-hosted "
+                "(BUCKET.ENDPOINT/KEY); default: path-style with an endpoint, virtual-hosted "
+                "on AWS."
+            ),
+            "credentialsSecret": _str(
+                "A Secret in this namespace with the keys "
+                f"{sources.SECRET_ACCESS_KEY_ID} and {sources.SECRET_SECRET_ACCESS_KEY} "
+                f"(and, optionally, {sources.SECRET_SESSION_TOKEN}). Only the init container "
+                "gets them, as environment variables; the operator never reads the Secret. "
+                "Without it, requests are unsigned (a public bucket).",
+                pattern=DNS_SUBDOMAIN,
+                maxLength=253,
+            ),
+        },
+        description="How to reach an s3:// bundle: the endpoint, region, addressing and "
+        "credentials.",
     )
 
 

@@ -16,7 +16,14 @@ from modeldeploy.operator.schema.openapi import (
 
 
 def _model_status() -> Schema:
-    return _obj({"name": _str(), "version": _str(), "bundleURI": _str(), "sha256": _str()})
+    """The slot's model as the spec gave it (a field left out here would be pruned, and the
+    slot's pods rebuilt from what is left)."""
+    s3 = _obj(
+        {"endpoint": _str(), "region": _str(), "pathStyle": _bool(), "credentialsSecret": _str()}
+    )
+    return _obj(
+        {"name": _str(), "version": _str(), "bundleURI": _str(), "sha256": _str(), "s3": s3}
+    )
 
 
 def status_schema() -> Schema:

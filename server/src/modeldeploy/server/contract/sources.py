@@ -1,0 +1,88 @@
+"""Where bundles come from: the ``modeldeploy fetch`` command line and the rules both halves
+check a bundle URI by (the CRD's admission, the operator's parser and the init container).
+
+Standard library only, like the rest of the contract.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+FETCH_COMMAND: Final = ("modeldeploy", "fetch")
+# Checked by the init container before the bundle is put in place (the server checks again).
+FLAG_FETCH_SHA256: Final = "--sha256"
+FLAG_S3_ENDPOINT: Final = "--s3-endpoint"
+FLAG_S3_REGION: Final = "--s3-region"
+FLAG_S3_PATH_STYLE: Final = "--s3-path-style"
+FLAG_NO_S3_PATH_STYLE: Final = "--no-s3-path-style"
+DEFAULT_S3_REGION: Final = "us-east-1"
+
+# S3 credentials reach the init container only as environment variables that the pod spec
+# fills from a Secret (valueFrom.secretKeyRef): never a flag, never a literal in the spec.
+ENV_S3_ACCESS_KEY_ID: Final = "MODELDEPLOY_S3_ACCESS_KEY_ID"
+ENV_S3_SECRET_ACCESS_KEY: Final = "MODELDEPLOY_S3_SECRET_ACCESS_KEY"
+ENV_S3_SESSION_TOKEN: Final = "MODELDEPLOY_S3_SESSION_TOKEN"
+# The keys of the user's credentials Secret (the names most S3 tooling already uses).
+SECRET_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"
+SECRET_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
+SECRET_SESSION_TOKEN: Final = "AWS_SESSION_TOKEN"  # optional
+# (environment variable, Secret key, required) for the pod spec.
+S3_CREDENTIAL_ENV: Final = (
+    (ENV_S3_ACCESS_KEY_ID, SECRET_ACCESS_KEY_ID, True),
+    (ENV_S3_SECRET_ACCESS_KEY, SECRET_SECRET_ACCESS_KEY, True),
+    (ENV_S3_SESSION_TOKEN, SECRET_SESSION_TOKEN, False),
+)
+
+S3_SCHEME: Final = "s3://"
+# S3's bucket naming rules (general purpose buckets), as one expression for the CRD's CEL rule.
+BUCKET_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+S3_URI_PATTERN: Final = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
+ENDPOINT_PATTERN: Final = r"^https?://[^/?#@\s]+/?$"
+REGION_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$"
+_IP = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+def check_bucket(bucket: str) -> None:
+    """Raise ``ValueError`` with the rule a bucket name breaks."""
+    if not 3 <= len(bucket) <= 63:
+        raise ValueError(f"bucket name {bucket!r} must be 3 to 63 characters long")
+    if not re.match(BUCKET_PATTERN, bucket):
+        raise ValueError(
+            f"bucket name {bucket!r} may hold only lowercase letters, digits, dots and hyphens, "
+            "and must begin and end with a letter or digit"
+        )
+    if ".." in bucket or _IP.match(bucket):
+        raise ValueError(f"bucket name {bucket!r} may not hold '..' or look like an IP address")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://BUCKET/KEY`` -> (bucket, key); ``ValueError`` saying what is wrong.
+
+    KEY names one object (a ``.tar.gz`` bundle) or, otherwise, a prefix under which every
+    object is a file of a folder bundle.
+    """
+    if not uri.startswith(S3_SCHEME):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[len(S3_SCHEME) :].partition("/")
+    check_bucket(bucket)
+    if not key.strip("/"):
+        raise ValueError(
+            f"{uri!r} names no object: use s3://{bucket}/KEY.tar.gz or s3://{bucket}/PREFIX/"
+        )
+    if any(part in ("..", ".") for part in key.split("/")):
+        raise ValueError(f"{uri!r}: the key may not hold '.' or '..' segments")
+    return bucket, key
+
+
+def check_endpoint(endpoint: str) -> None:
+    """An S3 endpoint is ``http(s)://HOST[:PORT]``: no path, query or user info."""
+    if not re.match(ENDPOINT_PATTERN, endpoint):
+        raise ValueError(
+            f"S3 endpoint {endpoint!r} must be http(s)://HOST[:PORT] (no path, query or user)"
+        )
+
+
+def check_region(region: str) -> None:
+    if not re.match(REGION_PATTERN, region):
+        raise ValueError(f"S3 region {region!r} must be lowercase letters, digits and hyphens")
