@@ -235,3 +235,25 @@ def test_pods_keep_serving_while_their_endpoints_go() -> None:
         ]
         assert pod["terminationGracePeriodSeconds"] == TERMINATION_GRACE_SECONDS
         assert TERMINATION_GRACE_SECONDS > PRE_STOP_SECONDS + 10  # room for in-flight work
+
+
+def test_deployments_scaled_to_zero_are_applied_after_services_and_routes() -> None:
+    """A rollback: the candidate's Deployment goes to 0 only once the Services (and a route)
+    no longer point at it, and the stable's runs before them."""
+    sp = CASES["canary-gateway"]
+    actions = dataclasses.replace(
+        rollout_actions(sp),
+        deployments=tuple(
+            dataclasses.replace(dep, replicas=0 if dep.slot == "green" else 4)
+            for dep in rollout_actions(sp).deployments
+        ),
+        candidate_slot=None,
+        weight=0,
+    )
+    kinds = [
+        (o["kind"], o["metadata"]["name"]) for o in children(OWNER, sp, actions, with_rule=True)
+    ]
+    assert kinds[0] == ("Deployment", "iris-blue")
+    assert kinds.index(("Deployment", "iris-green")) > max(
+        i for i, (kind, _) in enumerate(kinds) if kind in ("Service", "HTTPRoute")
+    )
