@@ -298,7 +298,9 @@ class Traffic:
                     self._record(version, answer, retried=attempt > 0, records=records)
                     return
                 last = "no version"
-            if attempt < self.retries and not self._stop.is_set():
+            if attempt < self.retries:
+                # Even when stopping: a request sent while the traffic was on is answered or
+                # lost on its own merits, not because the generator was told to stop.
                 time.sleep(RETRY_PAUSE)
         with self._lock:
             self.tally.lost += 1
