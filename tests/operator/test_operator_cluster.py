@@ -341,7 +341,9 @@ def test_create_then_canary_to_a_new_version_without_restarting_pods(env: Env) -
         ],
     )
     uids = {p["metadata"]["uid"] for p in cand}
-    assert env.replicas(name) == {"blue": 1, "green": 1}
+    # Make before break: the stable gives up its pod once the operator has seen the
+    # candidate's Ready (the next reconcile), not before.
+    assert wait("stable scaled to its share", lambda: env.replicas(name) == {"blue": 1, "green": 1})
     st = env.wait_phase(name, "Healthy", stableVersion="v2")
     assert st["stableSlot"] == "green" and not st.get("candidateVersion")
     assert st["history"][0]["outcome"] == "Promoted" and st["history"][0]["version"] == "v2"
