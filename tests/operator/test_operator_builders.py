@@ -136,12 +136,17 @@ def test_replicas_provider_canary_service_selects_both_slots() -> None:
 
 def test_blue_green_active_and_preview_services() -> None:
     sp = CASES["bluegreen-istio"]
-    svcs = {
-        s["metadata"]["name"]: s["spec"]["selector"]
-        for s in services(OWNER, sp, rollout_actions(sp))
-    }
+    actions = rollout_actions(sp)
+
+    def selectors(a: object) -> dict[str, dict[str, str]]:
+        return {s["metadata"]["name"]: s["spec"]["selector"] for s in services(OWNER, sp, a)}
+
+    svcs = selectors(actions)
     assert svcs["iris"] == {d.LABEL_NAME: "iris", d.LABEL_SLOT: "blue"}
-    assert svcs["iris-preview"] == {d.LABEL_NAME: "iris", d.LABEL_SLOT: "green"}
+    # No Ready candidate pod yet: the preview stays on the stable, then moves.
+    assert svcs["iris-preview"] == {d.LABEL_NAME: "iris", d.LABEL_SLOT: "blue"}
+    ready = selectors(dataclasses.replace(actions, candidate_ready=True))
+    assert ready["iris-preview"] == {d.LABEL_NAME: "iris", d.LABEL_SLOT: "green"}
 
 
 def test_http_route_weights_and_mirror() -> None:

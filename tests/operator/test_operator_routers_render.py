@@ -58,7 +58,10 @@ def expected_metadata(name: str, component: str, **labels: str) -> dict[str, Any
 
 
 def canary(weight: int, stable: Slot = "blue", candidate: Slot = "green") -> Actions:
-    return Actions(stable_slot=stable, candidate_slot=candidate, weight=weight)
+    """A rollout whose candidate has Ready pods (a blue/green preview then selects it)."""
+    return Actions(
+        stable_slot=stable, candidate_slot=candidate, weight=weight, candidate_ready=True
+    )
 
 
 def shadow() -> Actions:

@@ -232,6 +232,16 @@ def candidate_service_name(spec: Spec, owner: Owner) -> str:
     return f"{owner.name}-{suffix}"
 
 
+def _preview_slot(spec: Spec, actions: Actions, stable: str) -> str:
+    """A blue/green's preview moves to the candidate once it has a Ready pod (before, its
+    only endpoints would be the last version's pods on their way out); the canary Service
+    follows the candidate at once."""
+    candidate = actions.candidate_slot
+    if candidate is None or (spec.strategy == "blueGreen" and not actions.candidate_ready):
+        return stable
+    return candidate
+
+
 def services(owner: Owner, spec: Spec, actions: Actions) -> list[Json]:
     """The Services: ``NAME`` (what clients call), ``NAME-canary``/``NAME-preview`` (the
     candidate only) and one per slot (the routed providers' backends).
@@ -246,7 +256,7 @@ def services(owner: Owner, spec: Spec, actions: Actions) -> list[Json]:
         service(
             owner,
             candidate_service_name(spec, owner),
-            selector(owner, actions.candidate_slot or stable),
+            selector(owner, _preview_slot(spec, actions, stable)),
             "candidate",
         ),
     ]

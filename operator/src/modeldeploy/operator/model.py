@@ -404,6 +404,7 @@ class Actions:
     stable_slot: Slot | None = None
     candidate_slot: Slot | None = None
     weight: int = 0  # percent of traffic to the candidate slot
+    candidate_ready: bool = False  # the candidate slot has a Ready pod of its revision
     mirror: bool = False  # mirror traffic to the candidate slot (shadow)
     events: tuple[Event, ...] = ()
     prometheus_rule: bool = True

@@ -80,6 +80,15 @@ def hold_capacity(ctx: Context, split: Mapping[Slot, int]) -> dict[Slot, int]:
     return out
 
 
+def candidate_ready(ctx: Context) -> bool:
+    """Whether the candidate has a Ready pod of its revision: until then a blue/green's
+    preview Service keeps selecting the stable, so it never points at no Ready pod."""
+    st = ctx.st
+    return (
+        st.candidate_slot is not None and _ready(ctx, st.candidate_slot, st.candidate_revision) > 0
+    )
+
+
 def ready_weight(ctx: Context, weight: int, pods_for_weight: int) -> int:
     """The part of ``weight`` the candidate's Ready pods can take: all of it once the
     ``pods_for_weight`` the split gives it are Ready, ``weight * ready / pods`` before."""

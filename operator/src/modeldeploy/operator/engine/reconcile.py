@@ -12,7 +12,12 @@ from datetime import datetime
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.engine import controls, judging, rollout, summary
-from modeldeploy.operator.engine.capacity import candidate_share, hold_capacity, ready_weight
+from modeldeploy.operator.engine.capacity import (
+    candidate_ready,
+    candidate_share,
+    hold_capacity,
+    ready_weight,
+)
 from modeldeploy.operator.engine.context import Context
 from modeldeploy.operator.engine.status import RolloutStatus
 from modeldeploy.operator.engine.strategy import strategy_of
@@ -109,6 +114,7 @@ def _actions(ctx: Context) -> Actions:
         pod_roles=roles,
         stable_slot=stable,
         candidate_slot=candidate,
+        candidate_ready=candidate is not None and candidate_ready(ctx),
         weight=weight if candidate else 0,
         mirror=candidate is not None and mirror,
         events=tuple(ctx.events),
