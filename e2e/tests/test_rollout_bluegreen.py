@@ -4,11 +4,13 @@ ModelFeatureDrift before the switch. Live traffic on both Services; none lost.""
 
 from __future__ import annotations
 
+import http.client
 import time
 
 import pytest
 
 from e2e import stack as st
+from e2e.traffic import example_rows, predict
 
 from .rollout_env import Env, assert_none_lost, env  # noqa: F401
 
@@ -90,4 +92,18 @@ def preview_ready(env: Env, name: str) -> bool:  # noqa: F811
         "jsonpath={.status.readyReplicas}",
         check=False,
     )
-    return ready.returncode == 0 and ready.stdout.strip() not in ("", "0")
+    if ready.returncode != 0 or ready.stdout.strip() in ("", "0"):
+        return False
+    # The preview moves to the candidate once it has a Ready pod; kube-proxy follows a moment
+    # later: ten answers in a row from the candidate say it has.
+    stable = st.status(env.stack, name).get("stableVersion")
+    host = st.service_ip(env.stack, f"{name}-preview")
+    rows = example_rows(4, 0, False)
+    for _ in range(10):
+        try:
+            version, _ = predict(host, rows)
+        except (OSError, http.client.HTTPException):
+            return False
+        if version == stable:
+            return False
+    return True
