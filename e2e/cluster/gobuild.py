@@ -269,49 +269,40 @@ def build_helm(paths: Paths, nice: bool) -> float:
     return seconds
 
 
-def build_kwok(paths: Paths, nice: bool) -> float:
-    paths.kwok_bin.mkdir(parents=True, exist_ok=True)
+def _go_install(
+    paths: Paths, nice: bool, name: str, package: str, bin_dir: Path, ldflags: str
+) -> float:
+    """``go install PACKAGE@VERSION`` into ``bin_dir``, logged: for modules that install as
+    they are (no wrapper module)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
     env = go_env(paths)
-    env["GOBIN"] = str(paths.kwok_bin)
-    ver = config.KWOK_VERSION
-    cmd = [
-        "go",
-        "install",
-        "-v",
-        "-trimpath",
-        "-ldflags",
-        "-s -w",
-        f"sigs.k8s.io/kwok/cmd/kwok@{ver}",
-    ]
+    env["GOBIN"] = str(bin_dir)
+    cmd = ["go", "install", "-v", "-trimpath", "-ldflags", ldflags, package]
     return run_logged(
         _nice(cmd, nice),
-        paths.cache / "logs" / "build-kwok.log",
-        label=f"building kwok {ver}",
+        paths.cache / "logs" / f"build-{name}.log",
+        label=f"building {name} {package.rpartition('@')[2]}",
         env=env,
         cwd=paths.cache,
     )
 
 
+def build_kwok(paths: Paths, nice: bool) -> float:
+    ver = config.KWOK_VERSION
+    return _go_install(
+        paths, nice, "kwok", f"sigs.k8s.io/kwok/cmd/kwok@{ver}", paths.kwok_bin, "-s -w"
+    )
+
+
 def build_versitygw(paths: Paths, nice: bool) -> float:
-    paths.versitygw_bin.mkdir(parents=True, exist_ok=True)
-    env = go_env(paths)
-    env["GOBIN"] = str(paths.versitygw_bin)
     ver = config.VERSITYGW_VERSION
-    cmd = [
-        "go",
-        "install",
-        "-v",
-        "-trimpath",
-        "-ldflags",
-        f"-s -w -X main.Version={ver} -X main.Build={ver}",
+    return _go_install(
+        paths,
+        nice,
+        "versitygw",
         f"github.com/versity/versitygw/cmd/versitygw@{ver}",
-    ]
-    return run_logged(
-        _nice(cmd, nice),
-        paths.cache / "logs" / "build-versitygw.log",
-        label=f"building versitygw {ver}",
-        env=env,
-        cwd=paths.cache,
+        paths.versitygw_bin,
+        f"-s -w -X main.Version={ver} -X main.Build={ver}",
     )
 
 
