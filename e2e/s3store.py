@@ -21,6 +21,21 @@ from e2e.cluster import config
 PORT = 17070
 
 
+def s3_client(endpoint: str, access_key: str, secret_key: str) -> Any:
+    """A botocore S3 client for an S3-compatible server on ``endpoint`` (path-style, the
+    region every local server accepts), used by tests to create buckets and upload."""
+    import botocore.session
+    from botocore.config import Config
+
+    return botocore.session.Session().create_client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(region_name="us-east-1", s3={"addressing_style": "path"}),
+    )
+
+
 @dataclass
 class S3Store:
     endpoint: str
@@ -28,16 +43,7 @@ class S3Store:
     secret_key: str = field(repr=False)
 
     def client(self) -> Any:
-        import botocore.session
-        from botocore.config import Config
-
-        return botocore.session.Session().create_client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            config=Config(region_name="us-east-1", s3={"addressing_style": "path"}),
-        )
+        return s3_client(self.endpoint, self.access_key, self.secret_key)
 
     def secret(self, name: str, namespace: str) -> dict[str, Any]:
         """The credentials Secret a ModelDeployment names (``credentialsSecret``)."""

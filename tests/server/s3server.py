@@ -17,6 +17,7 @@ from typing import Any
 
 from server_process import free_port
 
+from e2e.s3store import s3_client
 from modeldeploy.server.contract import sources as c
 
 
@@ -38,16 +39,7 @@ class S3Server:
 
     def client(self) -> Any:
         """A botocore client as the root user (to create buckets and upload bundles)."""
-        import botocore.session
-        from botocore.config import Config
-
-        return botocore.session.Session().create_client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            config=Config(region_name="us-east-1", s3={"addressing_style": "path"}),
-        )
+        return s3_client(self.endpoint, self.access_key, self.secret_key)
 
     def stop(self) -> None:
         if self.process.poll() is None:
