@@ -40,6 +40,7 @@ ALLOWED_NETWORKS = tuple(
 # request is lost only if no version answered it at all.
 RETRIES = 5
 RETRY_PAUSE = 0.2
+LOST_SHOWN = 20  # lost requests a tally lists with their time and error
 
 Record = dict[str, Any]
 
@@ -119,6 +120,9 @@ class Tally:
     rows: int = 0
     by_version: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    # when each lost request was sent (seconds since the traffic started) and why, so a
+    # failing test says which moment of the rollout cost it
+    lost_at: list[tuple[float, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +132,7 @@ class Tally:
             "retried": self.retried,
             "by_version": dict(self.by_version),
             "errors": dict(self.errors),
+            "lost_at": self.lost_at[:LOST_SHOWN],
         }
 
 
@@ -224,6 +229,10 @@ class Traffic:
             self._thread.join(timeout=self.timeout * (self.retries + 2))
         return self.tally
 
+    def clock(self) -> float:
+        """Seconds since the traffic started: the clock of ``Tally.lost_at``."""
+        return round(time.time() - self.started, 1)
+
     def shift(self, on: bool = True) -> None:
         """Send the shifted inputs (drift) from the next request on."""
         if on and self._shifted is None:
@@ -246,6 +255,7 @@ class Traffic:
                 rows=self.tally.rows,
                 by_version=Counter(self.tally.by_version),
                 errors=Counter(self.tally.errors),
+                lost_at=list(self.tally.lost_at),
             )
 
     def recent_versions(self, seconds: int = 10) -> Counter[str]:
@@ -287,17 +297,18 @@ class Traffic:
             self._shadow(body, *self.mirror)
         with self._lock:
             self.tally.sent += 1
-        last = ""
+        sent_at = self.clock()
+        last, detail = "", ""
         for attempt in range(self.retries + 1):
             try:
                 version, answer = self._post(body)
             except (OSError, http.client.HTTPException) as exc:
-                last = type(exc).__name__
+                last, detail = type(exc).__name__, f"{type(exc).__name__}: {exc}"
             else:
                 if version:
                     self._record(version, answer, retried=attempt > 0, records=records)
                     return
-                last = "no version"
+                last = detail = "no version"
             if attempt < self.retries:
                 # Even when stopping: a request sent while the traffic was on is answered or
                 # lost on its own merits, not because the generator was told to stop.
@@ -305,6 +316,7 @@ class Traffic:
         with self._lock:
             self.tally.lost += 1
             self.tally.errors[last] += 1
+            self.tally.lost_at.append((sent_at, detail))
 
     def _shadow(self, body: bytes, host: str, port: int) -> None:
         try:

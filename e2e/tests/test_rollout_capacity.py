@@ -30,6 +30,7 @@ def test_a_candidate_never_ready_at_100_costs_no_request(env: Env) -> None:  # n
     env.healthy(name, "v1")
     with env.traffic(name, rate=10, max_seconds=300, retries=0) as traffic:
         time.sleep(3)
+        moments = {"v2 applied": traffic.clock()}
         # v2's bundle pinned by a digest it does not have: its pods never become Ready.
         env.deploy(name, "v2", ALL_IN, replicas=REPLICAS, sha256="0" * 64)
         st.wait(
@@ -43,6 +44,7 @@ def test_a_candidate_never_ready_at_100_costs_no_request(env: Env) -> None:  # n
         assert stable["status"]["readyReplicas"] == REPLICAS  # type: ignore[index]
         status = st.status(env.stack, name)
         assert status["canaryWeight"] == 100 and status["candidateVersion"] == "v2"
+        moments["abort"] = traffic.clock()
         env.cluster.kubectl(
             "annotate",
             "--overwrite",
@@ -54,7 +56,8 @@ def test_a_candidate_never_ready_at_100_costs_no_request(env: Env) -> None:  # n
         )
         aborted = env.finished(name, "v2")
         assert aborted["outcome"] == "Aborted", aborted
+        moments["aborted"] = traffic.clock()
         time.sleep(5)
     tally = traffic.tally
-    assert tally.sent > 300 and tally.lost == 0, tally.as_dict()
+    assert tally.sent > 300 and tally.lost == 0, (tally.as_dict(), moments)
     assert set(tally.by_version) == {"v1"}, tally.as_dict()

@@ -374,10 +374,21 @@ def test_blue_green_preview_then_switch(env: Env) -> None:
     env.wait_phase(name, "Healthy", stableVersion="v1")
     env.apply(env.manifest(name, "v2", strategy))
     env.wait_phase(name, "Progressing", candidateVersion="v2")
-    preview = env.get("service", f"{name}-preview")
-    assert preview and preview["spec"]["selector"]["modeldeploy.io/slot"] == "green"
-    active = env.get("service", name)
-    assert active and active["spec"]["selector"]["modeldeploy.io/slot"] == "blue"
+
+    def slots() -> tuple[str, str] | None:
+        """The slots the preview and the active Service select, once the preview moved."""
+        preview, active = (env.get("service", s) or {} for s in (f"{name}-preview", name))
+        got = tuple(
+            (svc.get("spec") or {}).get("selector", {}).get("modeldeploy.io/slot", "")
+            for svc in (preview, active)
+        )
+        return (got[0], got[1]) if got[0] == "green" else None
+
+    # The preview moves to the candidate once the candidate has a Ready pod (before, it
+    # keeps selecting the stable, so it never points at no Ready pod); the active Service
+    # stays on the stable until the promotion, at least autoPromotionSeconds later.
+    _, active_slot = wait("the preview selects the Ready candidate", slots)
+    assert active_slot == "blue"
     wait("both slots full size", lambda: env.replicas(name) == {"blue": 1, "green": 1})
     st = env.wait_phase(name, "Healthy", stableVersion="v2")
     assert st["stableSlot"] == "green"
