@@ -153,6 +153,28 @@ def predict(
     return _request(check_address(host), port, body, timeout)
 
 
+def wait_answering(
+    host: str, port: int = c.DEFAULT_PORT, timeout: float = 60.0, rows: Rows = example_rows
+) -> str:
+    """Poll ``host`` with one small request every 0.2 s until it answers (bounded in
+    ``timeout``): the version that answered. A Service's address works only once kube-proxy
+    has programmed it, a moment after the Service and its Ready pods exist."""
+    body = json.dumps({"instances": rows(1, 0, False)}).encode()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            version, _ = _request(check_address(host), port, body, timeout=2.0)
+        except (OSError, http.client.HTTPException) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if version:
+                return version
+            last = "no version header"
+        time.sleep(0.2)
+    raise TimeoutError(f"{host}:{port} did not answer within {timeout:.0f} s ({last})")
+
+
 def _request(host: str, port: int, body: bytes, timeout: float) -> tuple[str, dict[str, Any]]:
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:

@@ -4,6 +4,7 @@ guard, counting and retries against a real HTTP server on loopback, and the fast
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from e2e import stack as st
-from e2e.traffic import Traffic, check_address, dataframe_rows
+from e2e.traffic import Traffic, check_address, dataframe_rows, wait_answering
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "10.96.0.10", "10.244.0.7", "10.250.0.2"])
@@ -145,3 +146,48 @@ def test_fast_rules_change_only_intervals_and_for() -> None:
             assert ("for" in r_fast) == ("for" in r_orig)
             if "for" in r_fast:
                 assert r_fast["for"] == st.ALERT_FOR
+
+
+class _Answering(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers["content-length"]))
+        out = b'{"probabilities": [[0.5, 0.5]]}'
+        self.send_response(200)
+        self.send_header("x-model-version", "v7")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_wait_answering_polls_until_the_address_answers_and_is_bounded() -> None:
+    port = _free_port()
+    with pytest.raises(TimeoutError, match="did not answer.*ConnectionRefused"):
+        wait_answering("127.0.0.1", port, timeout=0.5)
+    with pytest.raises(ValueError, match="outside"):
+        wait_answering("8.8.8.8", port, timeout=0.5)
+
+    def serve_later() -> None:
+        time.sleep(0.8)
+        srv = ThreadingHTTPServer(("127.0.0.1", port), _Answering)
+        servers.append(srv)
+        srv.serve_forever()
+
+    servers: list[ThreadingHTTPServer] = []
+    threading.Thread(target=serve_later, daemon=True).start()
+    started = time.monotonic()
+    try:
+        assert wait_answering("127.0.0.1", port, timeout=20) == "v7"
+        assert time.monotonic() - started >= 0.8  # it was refused first, and kept polling
+    finally:
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()
