@@ -123,6 +123,31 @@ def test_register_then_fetch_by_version_and_alias_loads_and_predicts(
     assert load_bundle(tmp_path / "cli", good.sha256).sha256 == good.sha256
 
 
+def test_a_registered_version_loads_with_mlflow_sklearn_too(
+    mlflow: MLflowServer, churn: str, bundles: dict[str, Built]
+):
+    x, _ = example_eval_data(20, seed=4)
+    script = (
+        "import json, sys, numpy, mlflow.sklearn\n"
+        f"model = mlflow.sklearn.load_model('models:/{churn}@champion')\n"
+        "rows = numpy.array(json.load(sys.stdin))\n"
+        "print(json.dumps(model.predict_proba(rows).tolist()))\n"
+    )
+    env = {"MLFLOW_TRACKING_URI": mlflow.url, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    res = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(x.tolist()),
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    ours = load_bundle(bundles["good"].path, bundles["good"].sha256).model.predict_proba(x)
+    assert json.loads(res.stdout.splitlines()[-1]) == ours.tolist()
+
+
 def test_moving_the_alias_resolves_to_the_new_version(
     mlflow: MLflowServer, bundles: dict[str, Built], tmp_path: Path
 ):

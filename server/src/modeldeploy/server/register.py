@@ -11,6 +11,11 @@ and the card agree:
   modeldeploy.metric.NAME        each of the card's metrics (also logged on the run)
   modeldeploy.card_version       the card's own version string
 
+Beside the bundle's files it uploads model.pkl (the same fitted model, pickled) and an
+MLmodel file with the sklearn flavor, so that mlflow.sklearn.load_model("models:/NAME/V")
+loads it too. modeldeploy itself never reads them: it loads model.joblib, pinned by the
+bundle digest, which does not cover model.pkl.
+
 --alias then points the alias at the new version. Prints the version number, its
 models:/NAME/VERSION URI and, with --alias, models:/NAME@ALIAS. Needs no mlflow package.
 Credentials only from the environment, as for fetch: $MLFLOW_TRACKING_USERNAME and
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
+import platform
 import re
 import sys
 import tempfile
@@ -42,6 +49,7 @@ from modeldeploy.server.sources.mlflow_api import (
 
 EXPERIMENT = "modeldeploy-register"
 TAG_VALUE_LIMIT = 5000  # MLflow's longest model version tag value
+MLFLOW_PICKLE = "model.pkl"
 
 
 def card_tags(card: dict[str, Any], digest: str) -> dict[str, str]:
@@ -55,6 +63,45 @@ def card_tags(card: dict[str, Any], digest: str) -> dict[str, str]:
     for metric, value in sorted(card.get("metrics", {}).items()):
         tags[c.TAG_METRIC_PREFIX + metric] = repr(float(value))
     return tags
+
+
+def mlflow_model(bundle: Path, out: Path, card: dict[str, Any]) -> list[Path]:
+    """``model.pkl`` and ``MLmodel`` (as JSON, which is YAML) in ``out``, for MLflow's
+    sklearn flavor; none when the model does not pickle (a warning says so)."""
+    import joblib
+    import sklearn
+
+    if (bundle / MLFLOW_PICKLE).exists() or (bundle / "MLmodel").exists():
+        print(f"register: warning: {bundle} has its own MLmodel or model.pkl", file=sys.stderr)
+        return []
+    try:
+        data = pickle.dumps(joblib.load(bundle / MODEL_FILE), protocol=pickle.DEFAULT_PROTOCOL)
+    except Exception as exc:  # a model that joblib saved but pickle cannot: leave it out
+        print(f"register: warning: no MLmodel ({exc}): not loadable by mlflow", file=sys.stderr)
+        return []
+    (out / MLFLOW_PICKLE).write_bytes(data)
+    python = platform.python_version()
+    flavors = {
+        "python_function": {
+            "loader_module": "mlflow.sklearn",
+            "data": MLFLOW_PICKLE,
+            "python_version": python,
+        },
+        "sklearn": {
+            "pickled_model": MLFLOW_PICKLE,
+            "serialization_format": "pickle",
+            "sklearn_version": sklearn.__version__,
+            "code": None,
+        },
+    }
+    mlmodel = {
+        "artifact_path": "model",
+        "flavors": flavors,
+        "utc_time_created": time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime()),
+        "metadata": {"modeldeploy.sha256": folder_digest(bundle), "card": card.get("name")},
+    }
+    (out / "MLmodel").write_text(json.dumps(mlmodel, indent=2) + "\n", encoding="utf-8")
+    return [out / MLFLOW_PICKLE, out / "MLmodel"]
 
 
 def _experiment_id(client: Client) -> str:
@@ -116,8 +163,12 @@ def register(
     )["run"]["info"]
     source = f"{run['artifact_uri'].rstrip('/')}/model"
     root = artifact_path(source)
-    for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
-        client.upload(f"{root}/{path.relative_to(bundle).as_posix()}", path)
+    files = {p.relative_to(bundle).as_posix(): p for p in bundle.rglob("*") if p.is_file()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for extra in mlflow_model(bundle, Path(tmp), card):
+            files[extra.name] = extra
+        for rel, path in sorted(files.items()):
+            client.upload(f"{root}/{rel}", path)
     now = int(time.time() * 1000)
     metrics = [
         {"key": k, "value": float(v), "timestamp": now, "step": 0}
