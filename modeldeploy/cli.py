@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     from modeldeploy.server import fetch as fetch_cli
 
     fetch_cli.register(commands)
+    from modeldeploy.server import register as register_cli
+
+    register_cli.add_parser(commands)
     try:
         from modeldeploy.operator import cli as operator_cli
     except ImportError:  # pragma: no cover - the operator half is optional in an install

@@ -1,12 +1,14 @@
 """``modeldeploy fetch URI DEST``: put a model bundle where the server will read it.
 
-Runs in the init container of every model server pod. URI is http(s)://, s3://, file:// or
-a plain path; it names a bundle folder or a ``.tar.gz`` of one, which is unpacked (refusing
-links and paths that leave the folder).
+Runs in the init container of every model server pod. URI is http(s)://, s3://, models:/,
+file:// or a plain path; it names a bundle folder or a ``.tar.gz`` of one, which is unpacked
+(refusing links and paths that leave the folder).
 
   http(s)://HOST/PATH.tar.gz   an archive (standard library only)
   s3://BUCKET/KEY.tar.gz       an archive in S3 or any S3-compatible store
   s3://BUCKET/PREFIX/          a folder bundle: every object under PREFIX/
+  models:/NAME/VERSION         a version in an MLflow Model Registry (--tracking-uri)
+  models:/NAME@ALIAS           the version an alias points at, resolved first
   file:///PATH or /PATH        a folder or an archive on a mounted volume
 
 DEST appears complete or not at all: the bundle is assembled beside it, its bundle digest
@@ -21,6 +23,13 @@ virtual-hosted on AWS). Credentials only from the environment, never from flags:
 $MODELDEPLOY_S3_ACCESS_KEY_ID, $MODELDEPLOY_S3_SECRET_ACCESS_KEY and, optionally,
 $MODELDEPLOY_S3_SESSION_TOKEN (pods fill them from a Secret); without them requests are
 unsigned.
+
+models:/: --tracking-uri http(s)://HOST[:PORT][/PATH], the MLflow tracking server; it must
+serve its artifacts (--serve-artifacts): files are downloaded through it. Never unpinned:
+without --sha256 the version's modeldeploy.sha256 tag (set by `modeldeploy register`) is
+the pin; with neither, or if they differ, nothing is downloaded. Credentials only from the
+environment, by MLflow's names: $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD
+(basic auth) or $MLFLOW_TRACKING_TOKEN (bearer).
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from modeldeploy.server.sources import (
     is_tar,
     source_for,
 )
+from modeldeploy.server.sources.mlflow import MLflowSettings, MLflowSource
 from modeldeploy.server.sources.s3 import S3Settings
 
 __all__ = ["FetchError", "fetch"]
@@ -121,14 +131,18 @@ def fetch(
     *,
     sha256: str = "",
     s3: S3Settings | None = None,
+    mlflow: MLflowSettings | None = None,
     **download_options: Unpack[DownloadOptions],
 ) -> Path:
     """Fetch the bundle at ``uri`` into ``dest`` atomically; returns ``dest``.
 
-    With ``sha256``, a bundle with another digest is refused before anything is placed.
+    With ``sha256``, a bundle with another digest is refused before anything is placed. A
+    models:/ bundle is always checked: against ``sha256`` or else its version's digest tag.
     """
-    source = source_for(uri, s3)
+    source = source_for(uri, s3, mlflow)
     retry = Retry(**download_options)
+    if isinstance(source, MLflowSource):
+        sha256 = source.pin(sha256, retry)  # before any file is downloaded
     dest = dest.resolve()
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
@@ -170,7 +184,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "uri",
         metavar="URI",
         help="http(s)://.../bundle.tar.gz, s3://BUCKET/KEY.tar.gz, s3://BUCKET/PREFIX/, "
-        "file:///path or /path (a bundle folder or .tar.gz)",
+        "models:/NAME/VERSION, models:/NAME@ALIAS, file:///path or /path (a bundle folder "
+        "or .tar.gz)",
     )
     parser.add_argument("dest", metavar="DEST", type=Path, help="folder to create")
     parser.add_argument(
@@ -178,7 +193,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="sha256",
         default="",
         metavar="HEX",
-        help="the pinned bundle digest (`modeldeploy digest`): refuse any other bundle",
+        help="the pinned bundle digest (`modeldeploy digest`): refuse any other bundle "
+        "(models:/: default the version's digest tag)",
     )
     parser.add_argument(
         "--attempts", type=int, default=ATTEMPTS, help=f"download attempts (default {ATTEMPTS})"
@@ -219,6 +235,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="path-style (ENDPOINT/BUCKET/KEY) or virtual-hosted (BUCKET.ENDPOINT/KEY) "
         "addressing (default: path-style with --s3-endpoint, virtual-hosted on AWS)",
     )
+    registry = parser.add_argument_group("models:/ sources")
+    registry.add_argument(
+        c.FLAG_MLFLOW_TRACKING_URI,
+        dest="tracking_uri",
+        default="",
+        metavar="URL",
+        help="the MLflow tracking server, http(s)://HOST[:PORT][/PATH] (required for models:/)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -229,11 +253,16 @@ def run(args: argparse.Namespace) -> int:
             s3 = S3Settings.from_env(*s3_flags)  # the only place credentials are read
         else:
             s3 = S3Settings(*s3_flags)  # refused by the source if any flag is set
+        if args.uri.startswith(c.MODELS_SCHEME):
+            mlflow = MLflowSettings.from_env(args.tracking_uri)  # credentials: only here
+        else:
+            mlflow = MLflowSettings(args.tracking_uri)  # refused by the source if given
         dest = fetch(
             args.uri,
             args.dest,
             sha256=args.sha256,
             s3=s3,
+            mlflow=mlflow,
             attempts=args.attempts,
             timeout=args.timeout,
             backoff=args.backoff,

@@ -86,3 +86,53 @@ def check_endpoint(endpoint: str) -> None:
 def check_region(region: str) -> None:
     if not re.match(REGION_PATTERN, region):
         raise ValueError(f"S3 region {region!r} must be lowercase letters, digits and hyphens")
+
+
+# --- The MLflow Model Registry: models:/NAME/VERSION and models:/NAME@ALIAS ---------------
+
+MODELS_SCHEME: Final = "models:/"
+FLAG_MLFLOW_TRACKING_URI: Final = "--tracking-uri"
+# Credentials of the tracking server, under the names MLflow's own client reads them by:
+# basic auth (username and password) or a bearer token. Environment only, never a flag.
+ENV_MLFLOW_USERNAME: Final = "MLFLOW_TRACKING_USERNAME"
+ENV_MLFLOW_PASSWORD: Final = "MLFLOW_TRACKING_PASSWORD"
+ENV_MLFLOW_TOKEN: Final = "MLFLOW_TRACKING_TOKEN"
+# Tags `modeldeploy register` sets on a model version. The digest tag is the pin of every
+# fetch of that version without --sha256 (a version without it is never fetched unpinned).
+TAG_SHA256: Final = "modeldeploy.sha256"
+TAG_DATA_FINGERPRINT: Final = "modeldeploy.data_fingerprint"
+TAG_METRIC_PREFIX: Final = "modeldeploy.metric."  # + the card's metric name
+TAG_MODEL_VERSION: Final = "modeldeploy.card_version"  # the card's own version string
+# The registry's names: at most 256 characters, no '/' (MLflow's own rule is looser).
+MODEL_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$"
+ALIAS_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$"
+
+
+def split_models_uri(uri: str) -> tuple[str, str, str]:
+    """``models:/NAME/VERSION`` -> (name, version, ""); ``models:/NAME@ALIAS`` ->
+    (name, "", alias); ``ValueError`` saying what is wrong."""
+    if not uri.startswith(MODELS_SCHEME):
+        raise ValueError(f"{uri!r} is not a models:/ URI")
+    rest = uri[len(MODELS_SCHEME) :]
+    if "@" in rest:
+        name, _, alias = rest.partition("@")
+        version = ""
+        if not re.match(ALIAS_PATTERN, alias) or re.match(r"^[vV][0-9]+$", alias):
+            raise ValueError(
+                f"{uri!r}: alias {alias!r} must be letters, digits, '_' and '-', start with "
+                "a letter or '_', and not look like a version (v1)"
+            )
+    else:
+        name, _, version = rest.partition("/")
+        alias = ""
+        if not version.isdigit() or int(version) < 1:
+            raise ValueError(
+                f"{uri!r}: use models:/NAME/VERSION (a version number from 1) or models:/NAME@ALIAS"
+            )
+        version = str(int(version))
+    if not re.match(MODEL_NAME_PATTERN, name):
+        raise ValueError(
+            f"{uri!r}: model name {name!r} must be letters, digits, '_', '.' and '-' "
+            "(at most 256, starting with a letter or digit)"
+        )
+    return name, version, alias

@@ -1,0 +1,78 @@
+"""A real ``mlflow server`` for tests: sqlite registry in a temporary folder, one worker, its
+artifacts proxied (``--serve-artifacts``) to a versitygw bucket on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from s3server import S3Server
+from server_process import free_port
+
+BUCKET = "mlflow"
+START_SECONDS = 90  # it takes 12-15 s on an idle machine; the machine is shared
+
+
+@dataclass
+class MLflowServer:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_mlflow(s3: S3Server, root: Path) -> MLflowServer:
+    """Start ``mlflow server`` with its artifacts in ``s3://mlflow/artifacts``; wait for it."""
+    s3.client().create_bucket(Bucket=BUCKET)
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "AWS_", "MODELDEPLOY_"))
+    }
+    env.update(
+        MLFLOW_S3_ENDPOINT_URL=s3.endpoint,
+        AWS_ACCESS_KEY_ID=s3.access_key,
+        AWS_SECRET_ACCESS_KEY=s3.secret_key,
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    mlflow = Path(sys.executable).with_name("mlflow")
+    cmd = [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
+    cmd += ["--artifacts-destination", f"s3://{BUCKET}/artifacts", "--serve-artifacts"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log_path = root / "mlflow.log"
+    began = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = MLflowServer(proc, f"http://127.0.0.1:{port}", log_path)
+    deadline = began + START_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {server.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"mlflow server did not answer /health in {START_SECONDS} s")
