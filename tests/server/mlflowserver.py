@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from s3server import S3Server
-from server_process import free_port
+from server_process import free_port, wait_healthy
 
 BUCKET = "mlflow"
 START_SECONDS = 90  # it takes 12-15 s on an idle machine; the machine is shared
@@ -58,21 +56,14 @@ def start_mlflow(s3: S3Server, root: Path) -> MLflowServer:
     cmd += ["--artifacts-destination", f"s3://{BUCKET}/artifacts", "--serve-artifacts"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     log_path = root / "mlflow.log"
-    began = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     server = MLflowServer(proc, f"http://127.0.0.1:{port}", log_path)
-    deadline = began + START_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {server.log()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"mlflow server did not answer /health in {START_SECONDS} s")
+    try:
+        wait_healthy(proc, f"{server.url}/health", START_SECONDS, "mlflow server", server.log, 0.2)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server

@@ -9,13 +9,11 @@ import os
 import secrets
 import subprocess
 import threading
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server_process import free_port
+from server_process import free_port, wait_healthy
 
 from e2e.s3store import s3_client
 from modeldeploy.server.contract import sources as c
@@ -69,18 +67,18 @@ def start_versitygw(binary: str, root: Path, port: int | None = None) -> S3Serve
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = S3Server(proc, f"http://127.0.0.1:{port}", access, secret, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"versitygw exited: {log_path.read_text(errors='replace')}")
-        try:
-            with urllib.request.urlopen(f"{server.endpoint}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError("versitygw did not answer /health within 30 s")
+    try:
+        wait_healthy(
+            proc,
+            f"{server.endpoint}/health",
+            30,
+            "versitygw",
+            lambda: log_path.read_text(errors="replace"),
+        )
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 class FaultProxy:

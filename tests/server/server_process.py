@@ -9,12 +9,37 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+
+def wait_healthy(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    seconds: float,
+    what: str,
+    log: Callable[[], str],
+    pause: float = 0.1,
+) -> None:
+    """Poll ``url`` until it answers 200 (bounded in ``seconds``): a RuntimeError with the
+    end of the process's ``log`` if it exits first, or if it never answers."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(pause)
+    raise RuntimeError(f"{what} did not answer {url} within {seconds:g} s: {log()[-3000:]}")
 
 
 def free_port() -> int:
