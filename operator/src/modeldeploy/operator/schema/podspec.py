@@ -20,8 +20,14 @@ from modeldeploy.operator.schema.openapi import Schema, _bool, _exactly_one, _in
 # and dashes): every supported cluster takes them.
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 PERCENT_OR_INT = {
-    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^[0-9]+%$"}],
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
     "x-kubernetes-int-or-string": True,
+    "x-kubernetes-validations": [
+        {
+            "rule": "type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",
+            "message": "a number of pods (0 or more) or a percent such as 50%",
+        }
+    ],
 }
 _IOS: dict[str, Any] = {"x-kubernetes-int-or-string": True}
 PRESERVE: Schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
