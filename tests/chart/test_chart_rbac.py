@@ -17,6 +17,7 @@ NAMESPACED = {
     ("modeldeploy.io", "modeldeployments/finalizers"): {"update"},
     ("apps", "deployments"): OWN,
     ("", "services"): OWN,
+    ("policy", "poddisruptionbudgets"): OWN,
     ("", "pods"): READ | {"patch"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},

@@ -151,3 +151,22 @@ def test_a_conflict_rereads_and_decides_again_on_the_other_writers_status(
     assert "fromTheOtherWriter" not in patch, "decided on their status: nothing to undo"
     assert "lastControl" not in patch
     assert rt.metrics.errors.labels(kind="conflict")._value.get() == 1
+
+
+def test_a_reserved_env_name_is_an_invalid_spec_in_status_and_nothing_is_applied(
+    rt: handlers.Runtime,
+) -> None:
+    """A spec the CRD would refuse (an older CRD, say) still never reaches a pod: the
+    operator's spec-validation path says why in the status."""
+    raw = _body({})
+    raw["spec"]["server"]["env"] = [{"name": "MODELDEPLOY_SHA256", "value": "0" * 64}]
+    asyncio.run(handlers.reconcile(rt, raw, None, None, trigger="test"))
+    kube: FakeKube = rt.kube  # type: ignore[assignment]
+    assert kube.applied == []
+    assert kube.status_patches == [
+        {
+            "message": "invalid spec: spec.server.env[0].name: MODELDEPLOY_SHA256 is refused: "
+            "names beginning MODELDEPLOY_ are the model server's own settings",
+            "phase": "Degraded",
+        }
+    ]

@@ -153,6 +153,8 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
     }
     if tmpl.resources:
         server["resources"] = tmpl.resources
+    if spec.pod.env:
+        server["env"] = [dict(e) for e in spec.pod.env]
     fetch: Json = {
         "name": "fetch-bundle",
         "image": tmpl.image,
@@ -191,7 +193,7 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
                     },
                 },
                 "spec": {
-                    "automountServiceAccountToken": False,
+                    **spec.pod.pod_spec(selector(owner, dep.slot)),
                     "enableServiceLinks": False,
                     "securityContext": restricted_pod_security(),
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
@@ -204,6 +206,21 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
                 },
             },
         },
+    }
+
+
+def disruption_budget(owner: Owner, spec: Spec, slot: str) -> Json | None:
+    """PodDisruptionBudget ``NAME-SLOT`` over the slot's pods, when the spec asks for one."""
+    budget = spec.pod.disruption_budget
+    if budget is None:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(
+            owner, slot_name(owner.name, slot), "model-server", **{d.LABEL_SLOT: slot}
+        ),
+        "spec": {**budget, "selector": {"matchLabels": selector(owner, slot)}},
     }
 
 

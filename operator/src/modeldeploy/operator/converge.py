@@ -1,12 +1,15 @@
 """Converging the children: apply what the engine asks for, and repair what others changed.
 
-Every child (Deployment, Service, HTTPRoute, VirtualService, PrometheusRule) is watched
-through a kopf index of small markers: its ``metadata.generation`` (which moves only when
-its spec changes), else its ``resourceVersion`` (a Service has no generation). After an
+Every child (Deployment, Service, PodDisruptionBudget, HTTPRoute, VirtualService,
+PrometheusRule) is watched through a kopf index of small markers: its
+``metadata.generation`` (which moves only when its spec changes), else its
+``resourceVersion`` (a Service has no generation). After an
 apply the operator remembers the markers the apiserver answered with; a resync re-applies a
 ModelDeployment's children only when the desired objects changed, or a child is missing
 (deleted) or carries another marker (edited by hand): a repair within one resync, at the
-cost of memory instead of an apply of every child on every resync.
+cost of memory instead of an apply of every child on every resync. A slot's
+PodDisruptionBudget that the spec no longer asks for is deleted (the one child that can go
+while its ModelDeployment stays).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from modeldeploy.operator.builders import Owner, pod_role_patch
 from modeldeploy.operator.desired import children
 from modeldeploy.operator.kube import KubeError
 from modeldeploy.operator.model import Spec
+from modeldeploy.operator.owned import slot_name
 from modeldeploy.operator.promrules import PROMETHEUS_RULE_API
 from modeldeploy.operator.routers import router_for
 
@@ -37,6 +41,7 @@ Markers = dict[ChildKey, str]
 CHILD_KINDS: tuple[tuple[str, str, str, str], ...] = (
     ("apps", "v1", "deployments", "Deployment"),
     ("", "v1", "services", "Service"),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
     ("networking.istio.io", "v1beta1", "virtualservices", "VirtualService"),
     ("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule"),
@@ -82,6 +87,14 @@ def needs_apply(last: tuple[str, Markers] | None, want_digest: str, seen: Marker
     return any(seen.get(child) != mark for child, mark in last[1].items())
 
 
+def stale_budgets(spec: Spec, objs: list[Json], present: Markers) -> list[str]:
+    """The slots' PodDisruptionBudgets the spec no longer asks for (the option was removed,
+    or a slot's Deployment went) that are ``present``: watched, or applied last time."""
+    wanted = {o["metadata"]["name"] for o in objs if o["kind"] == "PodDisruptionBudget"}
+    names = [slot_name(spec.name, s) for s in d.SLOTS]
+    return [n for n in names if n not in wanted and ("PodDisruptionBudget", n) in present]
+
+
 async def apply_children(
     rt: Runtime, body: kopf.Body, spec: Spec, actions: Any, seen: Markers | None
 ) -> None:
@@ -99,13 +112,17 @@ async def apply_children(
             rt.warned.add(warn)
             kopf.warn(body, reason="ProviderMissing", message=api.missing_message(router.name))
     want = digest(objs)
-    if not needs_apply(rt.applied.get(key), want, seen):
+    last = rt.applied.get(key)
+    stale = stale_budgets(spec, objs, seen if seen is not None else (last[1] if last else {}))
+    if not needs_apply(last, want, seen) and not stale:
         return
     markers: Markers = {}
     for obj in objs:
         res = await rt.kube.apply(obj)
         meta = res.get("metadata") or obj["metadata"]
         markers[(obj["kind"], obj["metadata"]["name"])] = marker(meta)
+    for name in stale:
+        await rt.kube.delete("PodDisruptionBudget", spec.namespace, name)
     rt.applied[key] = (want, markers)
 
 

@@ -60,6 +60,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "Deployment": Kind("apps", "v1", "deployments"),
     "Service": Kind("", "v1", "services"),
+    "PodDisruptionBudget": Kind("policy", "v1", "poddisruptionbudgets"),
     "Pod": Kind("", "v1", "pods"),
     "Event": Kind("", "v1", "events"),
     "HTTPRoute": Kind("gateway.networking.k8s.io", "v1", "httproutes"),

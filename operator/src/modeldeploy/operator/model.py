@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.modelsource import S3Source, check_bundle_uri
+from modeldeploy.operator.podoptions import PodOptions
 
 Json = dict[str, Any]
 Slot = Literal["blue", "green"]
@@ -226,6 +227,7 @@ class Spec:
     analysis: AnalysisSpec
     progress_deadline: float
     generation: int = 0
+    pod: PodOptions = field(default_factory=PodOptions)  # both slots' pods; not the revision
 
     @classmethod
     def from_body(cls, body: Json, default_image: str = "") -> Spec:
@@ -247,6 +249,10 @@ class Spec:
         if len(providers) != 1:
             raise SpecError("exactly one traffic provider must be set")
         strategy = strategies[0]
+        try:
+            pod = PodOptions.from_json(server)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
         return cls(
             name=meta.get("name", ""),
             namespace=meta.get("namespace", ""),
@@ -261,6 +267,7 @@ class Spec:
                 spec.get("progressDeadlineSeconds", d.PROGRESS_DEADLINE_SECONDS)
             ),
             generation=int(meta.get("generation") or 0),
+            pod=pod,
         )
 
 

@@ -19,6 +19,7 @@ from modeldeploy.operator.schema.openapi import (
     _quantity_map,
     _str,
 )
+from modeldeploy.operator.schema.podspec import POD_CHANGES, POD_RULES, pod_properties
 from modeldeploy.server.contract import sources
 
 
@@ -110,9 +111,12 @@ def server_schema() -> Schema:
                 {"requests": _quantity_map(), "limits": _quantity_map()},
                 description="Container resources of the model server.",
             ),
+            **pod_properties(),
         },
         default={},
-        description="How the model server runs.",
+        description="How the model server runs; image and resources are part of the "
+        "model's revision (a change rolls out like a new version)." + POD_CHANGES,
+        rules=POD_RULES,
     )
 
 
