@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -63,7 +64,9 @@ def test_health_metadata_card_and_identity_headers(
             r = http.get(path, headers={"x-request-id": "trace-123"})
             assert r.headers["x-model-name"] == NAME, path
             assert r.headers["x-model-version"] == "1.0.0-good", path
-            assert r.headers["x-request-id"] == "trace-123", path
+            # The request id is always the server's; the client's comes back beside it.
+            assert re.fullmatch("[0-9a-f]{32}", r.headers["x-request-id"]), path
+            assert r.headers["x-client-request-id"] == "trace-123", path
         assert http.get("/nope").status_code == 404
         assert http.get("/predict").status_code == 405
         assert (
@@ -83,11 +86,9 @@ def test_predict_and_infer_answer_what_the_model_says(
         )
         assert r.status_code == 200
         body = r.json()
-        assert (body["model_name"], body["model_version"], body["request_id"]) == (
-            NAME,
-            "1.0.0-good",
-            "abc-1",
-        )
+        assert (body["model_name"], body["model_version"]) == (NAME, "1.0.0-good")
+        assert body["request_id"] == r.headers["x-request-id"] != "abc-1"
+        assert r.headers["x-client-request-id"] == "abc-1"
         assert np.allclose(body["probabilities"], expected, rtol=0, atol=1e-12)
         assert body["predictions"] == expected.argmax(axis=1).tolist()
         assert body["classes"] == [0, 1]
@@ -256,6 +257,28 @@ def test_metrics_add_up(good_server: Server) -> None:
     ) == pytest.approx(1.0)
 
 
+def assert_feedback_ids_cannot_be_chosen_or_guessed(server: Server, x: Any) -> None:
+    """A client that names its own request id, or guesses the next one, cannot label a
+    prediction: ids are the server's, 128 random bits."""
+    with server.client() as http:
+        chosen = http.post(
+            "/predict", json={"instances": as_records(x)}, headers={"x-request-id": "mine-1"}
+        )
+        theirs = chosen.json()["request_id"]
+        assert theirs != "mine-1"
+        refused = http.post("/feedback", json={"request_id": "mine-1", "labels": [0] * len(x)})
+        assert refused.status_code == 404, refused.text
+        ids = [
+            http.post("/predict", json={"instances": as_records(x[:1])}).json()["request_id"]
+            for _ in range(20)
+        ]
+        assert len(set(ids)) == 20 and all(re.fullmatch("[0-9a-f]{32}", i) for i in ids)
+        # Neighbouring ids share no prefix beyond chance (the old ones were PREFIX-COUNTER).
+        assert len({i[:8] for i in ids}) == 20
+        accepted = http.post("/feedback", json={"request_id": theirs, "labels": [0] * len(x)})
+        assert accepted.status_code == 200, accepted.text
+
+
 def test_feedback_scores_earlier_predictions(good_server: Server) -> None:
     x = generate_traffic(5, seed=51)
     before = good_server.metrics()
@@ -275,6 +298,7 @@ def test_feedback_scores_earlier_predictions(good_server: Server) -> None:
         )
         assert http.post("/feedback", json={"request_id": rid, "label": 3}).status_code == 422
     after = good_server.metrics()
+    assert_feedback_ids_cannot_be_chosen_or_guessed(good_server, x)
     assert (
         total(after, "modeldeploy_feedback_total", outcome="correct")
         - total(before, "modeldeploy_feedback_total", outcome="correct")

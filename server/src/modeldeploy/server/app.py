@@ -73,13 +73,16 @@ class ServerState:
     def identity(self) -> tuple[str, str]:
         return self.model_name, self.model_version
 
-    def identity_headers(self, request_id: str) -> list[tuple[bytes, bytes]]:
+    def identity_headers(self, request_id: str, client_id: str = "") -> list[tuple[bytes, bytes]]:
         name, version = self._identity
-        return [
+        out = [
             (b"x-model-name", name),
             (b"x-model-version", version),
             (b"x-request-id", request_id.encode()),
         ]
+        if client_id:
+            out.append((c.CLIENT_REQUEST_ID_HEADER.encode(), client_id.encode()))
+        return out
 
     def set_card(self, card: ModelCard) -> None:
         self.card = card
