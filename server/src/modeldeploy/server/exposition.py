@@ -141,6 +141,21 @@ class MonitorCollector(Collector):
         )
         fb_rows.add_metric(lv, m.feedback_rows)
         yield fb_rows
+        alarms = CounterMetricFamily(
+            _counter_name(c.METRIC_CONCEPT_DRIFT_ALARMS),
+            "Concept drift alarms on the labelled errors (one-sided CUSUM, Page-Hinkley).",
+            labels=base + [c.LABEL_DETECTOR],
+        )
+        statistic = GaugeMetricFamily(
+            c.METRIC_CONCEPT_DRIFT_STATISTIC,
+            "A concept drift detector's statistic as a share of its threshold (1 = alarm).",
+            labels=base + [c.LABEL_DETECTOR],
+        )
+        for name, detector in m.concept_drift.by_detector().items():
+            alarms.add_metric(lv + [name], detector.alarms)
+            statistic.add_metric(lv + [name], detector.share)
+        yield alarms
+        yield statistic
 
     def _feature_families(self, base: list[str], lv: list[str]) -> Iterator[Metric]:
         m = self.monitor

@@ -19,6 +19,7 @@ from modeldeploy.server import contract as c
 from modeldeploy.server import stats
 from modeldeploy.server.arrays import FloatArray, IndexArray
 from modeldeploy.server.card import CLASSIFICATION, UNSEEN_BIN, ModelCard
+from modeldeploy.server.changepoint import ConceptDrift
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -104,6 +105,7 @@ class Monitor:
         self.feedback_abs_error = 0.0
         self.feedback_squared_error = 0.0
         self.feedback_rows = 0
+        self.concept_drift = ConceptDrift()
 
     # --- updates (hot path) -------------------------------------------------------------
 
@@ -180,6 +182,7 @@ class Monitor:
         self.feedback_abs_error += float(sum(errors))
         self.feedback_squared_error += float(sum(e * e for e in errors))
         self.feedback_rows += len(labels)
+        self.concept_drift.observe(errors)
         return right, wrong
 
     # --- the drift report ---------------------------------------------------------------

@@ -76,6 +76,11 @@ METRIC_FEEDBACK_ABS_ERROR: Final = "modeldeploy_feedback_abs_error_sum_total"
 # Squared errors and labelled rows: MAE = abs / rows, RMSE = sqrt(squared / rows) in PromQL.
 METRIC_FEEDBACK_SQUARED_ERROR: Final = "modeldeploy_feedback_squared_error_sum_total"
 METRIC_FEEDBACK_ROWS: Final = "modeldeploy_feedback_rows_total"
+# Concept drift on the labelled errors (server/changepoint.py), {detector}: alarms raised, and
+# each detector's statistic as a share of its threshold (1 = the alarm level).
+METRIC_CONCEPT_DRIFT_ALARMS: Final = "modeldeploy_concept_drift_alarms_total"
+METRIC_CONCEPT_DRIFT_STATISTIC: Final = "modeldeploy_concept_drift_statistic"
+LABEL_DETECTOR: Final = "detector"
 # gauge {class}: the class shares of the model's own predictions on the reference data.
 METRIC_PREDICTION_CLASS_REFERENCE_FRACTION: Final = (
     "modeldeploy_prediction_class_reference_fraction"
