@@ -91,7 +91,8 @@ def _restricted() -> dict[str, Any]:
     }
 
 
-def manifests(image: str) -> list[dict[str, Any]]:
+def manifests(image: str, rules: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Traefik's objects in apply order (``rules``: its ClusterRole's, by default Traefik's)."""
     labels = {"app.kubernetes.io/name": NAME}
     meta = {"name": NAME, "namespace": NAMESPACE, "labels": labels}
     args = [
@@ -153,7 +154,7 @@ def manifests(image: str) -> list[dict[str, Any]]:
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
             "metadata": {"name": f"{NAMESPACE}-{NAME}", "labels": labels},
-            "rules": rbac_rules(),
+            "rules": rbac_rules() if rules is None else rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",

@@ -38,6 +38,18 @@ def gateway(cluster: Cluster) -> Iterator[traefik.Gateway]:
         yield gw
     finally:
         traefik.uninstall(gw)
+    # A clean uninstall: nothing of Traefik's is left, cluster-wide objects and CRDs included.
+    left = [
+        f"{kind}/{name}"
+        for kind, name in (
+            ("namespace", traefik.NAMESPACE),
+            ("clusterrole", f"{traefik.NAMESPACE}-{traefik.NAME}"),
+            ("clusterrolebinding", f"{traefik.NAMESPACE}-{traefik.NAME}"),
+            *(("crd", crd) for crd in gw.added_crds),
+        )
+        if cluster.kubectl("get", kind, name, check=False).returncode == 0
+    ]
+    assert not left, left
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +215,15 @@ def test_mirroring_traefik_service(gateway: traefik.Gateway, models: Env) -> Non
     assert not errors, errors[:10]
     assert answers == Counter({"v1": REQUESTS}), answers
     assert settled(models, SECOND) - before == REQUESTS
+
+
+def test_install_is_idempotent(gateway: traefik.Gateway, cluster: Cluster) -> None:
+    def pod_uids() -> list[str]:
+        pods = cluster.kubectl_json("get", "pods", "-n", traefik.NAMESPACE)["items"]
+        return sorted(p["metadata"]["uid"] for p in pods)
+
+    before = pod_uids()
+    again = traefik.install(cluster)
+    assert again.service_ip == gateway.service_ip
+    assert again.added_crds == ()  # the first install's CRDs are found, not re-created
+    assert pod_uids() == before  # the same pod: nothing restarted
