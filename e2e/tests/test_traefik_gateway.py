@@ -74,6 +74,23 @@ def route(env: Env, gw: traefik.Gateway, backends: list[dict[str, Any]]) -> None
         }
     )
 
+    def accepted() -> bool:
+        """Traefik's controller accepted the route and resolved every backend."""
+        obj = env.cluster.kubectl_json("get", "httproute", ROUTE, "-n", env.stack.namespace)
+        gen = obj["metadata"]["generation"]
+        for parent in (obj.get("status") or {}).get("parents") or []:
+            if parent.get("controllerName") != traefik.CONTROLLER:
+                continue
+            conds = {
+                x["type"]: x["status"]
+                for x in parent.get("conditions") or []
+                if x.get("observedGeneration") == gen
+            }
+            return conds.get("Accepted") == conds.get("ResolvedRefs") == "True"
+        return False
+
+    st.wait(f"HTTPRoute {ROUTE} accepted by Traefik", accepted, 60)
+
 
 def service(name: str, weight: int) -> dict[str, Any]:
     return {"name": name, "port": c.DEFAULT_PORT, "weight": weight}
