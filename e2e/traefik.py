@@ -22,6 +22,7 @@ import yaml
 from e2e.cluster import config
 from e2e.cluster.api import Cluster, wait_rollout
 from e2e.cluster.config import Paths
+from e2e.stack import wait
 
 NAMESPACE = "modeldeploy-gateway"
 NAME = "traefik"
@@ -233,12 +234,6 @@ def _condition(cluster: Cluster, *args: str, kind: str) -> str:
     return cluster.kubectl("get", *args, "-o", path, check=False).stdout.strip()
 
 
-def _wait(what: str, ok: Any, timeout: float) -> None:
-    from e2e.stack import wait
-
-    wait(what, ok, timeout)
-
-
 def install(cluster: Cluster, timeout: int = 180) -> Gateway:
     """Everything above, in order (CRDs first, established before anything uses them)."""
     from e2e.cluster.images import ensure_traefik_image
@@ -254,14 +249,14 @@ def install(cluster: Cluster, timeout: int = 180) -> Gateway:
             cluster.kubectl("apply", "--server-side", "-f", str(path))
             added += missing
     for crd in added:
-        _wait(
+        wait(
             f"{crd} established",
             lambda crd=crd: _condition(cluster, "crd", crd, kind="Established") == "True",
             60,
         )
     cluster.apply(manifests(image.ref))
     wait_rollout(cluster, f"deployment/{NAME}", NAMESPACE, timeout=timeout)
-    _wait(
+    wait(
         "the Gateway programmed by Traefik",
         lambda: (
             _condition(cluster, "gateway", GATEWAY, "-n", NAMESPACE, kind="Programmed") == "True"
@@ -283,4 +278,6 @@ def uninstall(gateway: Gateway) -> None:
     for kind in ("clusterrolebinding", "clusterrole"):
         cluster.kubectl("delete", kind, name, "--ignore-not-found", check=False)
     if gateway.added_crds:
-        cluster.kubectl("delete", "crd", *gateway.added_crds, "--timeout=120s", check=False)
+        cluster.kubectl(
+            "delete", "crd", *gateway.added_crds, "--timeout=120s", check=False, timeout=150
+        )
