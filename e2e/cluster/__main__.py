@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument(
         "--only",
         action="append",
-        choices=["kubernetes", "etcd", "prometheus", "helm", "versitygw", "kwok"],
-        help="build only these Go targets (repeatable; kwok, for the scale benchmark, only so)",
+        choices=["kubernetes", "etcd", "prometheus", "helm", "versitygw", "kwok", "traefik"],
+        help="build only these Go targets (repeatable); kwok (the scale benchmark) and "
+        "traefik (the gateway tests, with its image) are built only so, or by their tests",
     )
     b.add_argument("--binaries-only", action="store_true", help="skip the images")
     b.add_argument("--nice", action="store_true", help="run Go builds at the lowest priority")

@@ -23,4 +23,11 @@ def build_all(
 
         if status(paths).healthy:  # a running cluster gets the new images at once
             ensure_images(paths, images)
+    elif "traefik" in only and not binaries_only:  # the gateway's image goes with its binary
+        from .images import ensure_traefik_image
+        from .lifecycle import ensure_images, status
+
+        traefik = ensure_traefik_image(paths)
+        if status(paths).healthy:
+            ensure_images(paths, (traefik,))
     say(f"build: done in {time.monotonic() - start:.0f}s")

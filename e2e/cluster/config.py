@@ -21,6 +21,9 @@ PROMETHEUS_VERSION = "3.16.0"
 KWOK_VERSION = "v0.7.0"
 # The S3-compatible server of the s3:// bundle tests (Apache-2.0), built from its Go module.
 VERSITYGW_VERSION = "v1.8.0"
+# Optional (the gateway tests): Traefik, a real Gateway API implementation, from the wrapper
+# module in e2e/gobuild/traefik.
+TRAEFIK_VERSION = "v3.6.12"
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GOBUILD_DIR = REPO_ROOT / "e2e" / "gobuild"
@@ -55,6 +58,7 @@ ETCD_PEER_PORT = 2380
 SERVER_IMAGE_REPO = "localhost/modeldeploy-server"
 OPERATOR_IMAGE_REPO = "localhost/modeldeploy-operator"
 PAUSE_IMAGE = "localhost/modeldeploy-pause:3.10"
+TRAEFIK_IMAGE = f"localhost/modeldeploy-traefik:{TRAEFIK_VERSION}"
 BASE_IMAGE = "localhost/debian-python:bookworm"
 DEV_TAG = "dev"
 
@@ -139,6 +143,10 @@ class Paths:
     @property
     def versitygw_bin(self) -> Path:
         return self.cache / "bin" / f"versitygw-{VERSITYGW_VERSION}"
+
+    @property
+    def traefik_bin(self) -> Path:
+        return self.cache / "bin" / f"traefik-{TRAEFIK_VERSION}"
 
     @property
     def prometheus_bin(self) -> Path:
@@ -235,6 +243,9 @@ class Paths:
 
     def versitygw(self) -> Path:
         return self.versitygw_bin / "versitygw"
+
+    def traefik(self) -> Path:
+        return self.traefik_bin / "traefik"
 
     def k8s(self, name: str) -> Path:
         return self.k8s_bin / name

@@ -2,7 +2,8 @@
 
 kube-* and etcd come from the wrapper modules in e2e/gobuild (their upstream go.mod files
 carry replace directives that `go install MOD@VER` refuses); helm and versitygw (the
-S3-compatible server the s3:// bundle tests run) install as they are. A binary that already
+S3-compatible server the s3:// bundle tests run) install as they are; Traefik (optional,
+the gateway tests) has its own wrapper module too. A binary that already
 reports the wanted version is never rebuilt.
 """
 
@@ -128,6 +129,12 @@ def optional_targets(paths: Paths) -> dict[str, Target]:
             (paths.kwok(),),
             (str(paths.kwok()), "--version"),
             f"kwok version {config.KWOK_VERSION}",
+        ),
+        "traefik": Target(
+            "traefik",
+            (paths.traefik(),),
+            (str(paths.traefik()), "version"),
+            config.TRAEFIK_VERSION,
         ),
     }
 
@@ -306,6 +313,24 @@ def build_versitygw(paths: Paths, nice: bool) -> float:
     )
 
 
+def build_traefik(paths: Paths, nice: bool) -> float:
+    """Traefik from the wrapper module (it repeats Traefik's replace and exclude lines);
+    -mod=mod lets the build complete go.sum from the module cache."""
+    paths.traefik_bin.mkdir(parents=True, exist_ok=True)
+    env = go_env(paths)
+    env["GOFLAGS"] = "-buildvcs=false -mod=mod"
+    pkg = "github.com/traefik/traefik/v3/pkg/version"
+    ldflags = f"-s -w -X {pkg}.Version={config.TRAEFIK_VERSION}"
+    cmd = ["go", "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(paths.traefik())]
+    return run_logged(
+        _nice([*cmd, "github.com/traefik/traefik/v3/cmd/traefik"], nice),
+        paths.cache / "logs" / "build-traefik.log",
+        label=f"building traefik {config.TRAEFIK_VERSION}",
+        env=env,
+        cwd=config.GOBUILD_DIR / "traefik",
+    )
+
+
 BUILDERS = {
     "kubernetes": build_kubernetes,
     "etcd": build_etcd,
@@ -313,6 +338,7 @@ BUILDERS = {
     "helm": build_helm,
     "kwok": build_kwok,
     "versitygw": build_versitygw,
+    "traefik": build_traefik,
 }
 
 

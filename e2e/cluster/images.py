@@ -199,6 +199,47 @@ def ensure_pause_image(paths: Paths, image: Image) -> None:
     stamp.write_text(want)
 
 
+def ensure_traefik_image(paths: Paths) -> Image:
+    """The gateway image: Traefik's static binary FROM scratch (built first when missing).
+
+    Its archive sits in a folder of its own, out of reach of `_prune_archives`."""
+    from .gobuild import build_binaries
+
+    build_binaries(paths, only=("traefik",))
+    image = Image(
+        config.TRAEFIK_IMAGE, paths.images / "traefik" / f"traefik-{config.TRAEFIK_VERSION}.tar"
+    )
+    stamp = image.archive.with_suffix(".sha")
+    binary = paths.traefik()
+    st = binary.stat()
+    want = content_hash(
+        config.IMAGES_DIR, ("Containerfile.traefik",), f"{st.st_size}:{st.st_mtime_ns}"
+    )
+    if image_exists(image.ref) and image.archive.exists() and _read(stamp) == want:
+        say(f"traefik image {image.ref}: cached")
+        return image
+    say(f"traefik image {image.ref}: building")
+    image.archive.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=image.archive.parent) as ctx:
+        shutil.copy2(binary, f"{ctx}/traefik")
+        run(
+            _podman(
+                "build",
+                "--isolation",
+                "chroot",
+                *ULIMITS,
+                "-f",
+                str(config.IMAGES_DIR / "Containerfile.traefik"),
+                "-t",
+                image.ref,
+                ctx,
+            )
+        )
+    _save(image)
+    stamp.write_text(want)
+    return image
+
+
 def ensure_project_image(paths: Paths, target: str, image: Image) -> None:
     """podman build of one Dockerfile target on the local base; skipped when the tag exists."""
     if image_exists(image.ref) and image.archive.exists():

@@ -18,7 +18,7 @@ from subprocess import CompletedProcess
 
 from . import components, config, node, probe, procs, render
 from .config import Paths
-from .images import ImageSet, current_image_set
+from .images import Image, ImageSet, current_image_set
 from .pki import make_pki
 from .sh import CommandError, run, say, write
 
@@ -236,14 +236,16 @@ def _ctr(paths: Paths, *args: str, check: bool = True) -> CompletedProcess[str]:
     )
 
 
-def ensure_images(paths: Paths, images: ImageSet, prune: bool = False) -> None:
-    """Import our images into the node's containerd unless it holds these very archives.
+def ensure_images(paths: Paths, images: ImageSet | tuple[Image, ...], prune: bool = False) -> None:
+    """Import our images into the node's containerd unless it holds these very archives
+    (the whole set, or single images such as the gateway's).
 
     `prune` (only when no pod can be using them: at `up`) removes older builds' tags."""
+    wanted = images.all() if isinstance(images, ImageSet) else images
     marker = paths.containerd_root / "modeldeploy-images.json"
     known = json.loads(marker.read_text()) if marker.exists() else {}
     present = set(_ctr(paths, "images", "ls", "-q").stdout.split())
-    for image in images.all():
+    for image in wanted:
         st = image.archive.stat()
         stamp = f"{st.st_size}:{st.st_mtime_ns}"
         if image.ref in present and known.get(image.ref) == stamp:
@@ -256,7 +258,7 @@ def ensure_images(paths: Paths, images: ImageSet, prune: bool = False) -> None:
         known[image.ref] = stamp
         marker.write_text(json.dumps(known))
         say(f"imported {image.ref} into the node's containerd in {time.monotonic() - t:.1f}s")
-    current = {i.ref for i in images.all()}
+    current = {i.ref for i in wanted}
     for ref in (present - current) if prune else set():
         repo, _, tag = ref.rpartition(":")
         if repo in (config.SERVER_IMAGE_REPO, config.OPERATOR_IMAGE_REPO) and tag != config.DEV_TAG:

@@ -147,3 +147,44 @@ def test_env_output_is_valid_shell(paths: Paths) -> None:
     first, second = shell.stdout.splitlines()
     assert first == f"{paths.kubeconfig}|localhost/s:1|{config.PROMETHEUS_URL}"
     assert second == str(paths.k8s_bin)
+
+
+def test_traefik_is_an_optional_target_with_a_version_check(paths: Paths) -> None:
+    from e2e.cluster import gobuild
+
+    assert "traefik" not in gobuild.targets(paths)  # `build` alone never spends minutes on it
+    target = gobuild.optional_targets(paths)["traefik"]
+    assert target.binaries == (paths.cache / "bin" / "traefik-v3.6.12" / "traefik",)
+    assert target.version_text == config.TRAEFIK_VERSION
+
+
+def test_traefik_pod_is_restricted_and_stays_inside_the_cluster() -> None:
+    from e2e import traefik
+
+    objs = {m["kind"]: m for m in traefik.manifests(config.TRAEFIK_IMAGE, rules=[])}
+    ns = objs["Namespace"]["metadata"]["labels"]
+    assert ns["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert objs["ServiceAccount"]["automountServiceAccountToken"] is False
+    pod = objs["Deployment"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "--global.checkNewVersion=false" in container["args"]
+    assert "--global.sendAnonymousUsage=false" in container["args"]
+    listener = objs["Gateway"]["spec"]["listeners"][0]
+    assert listener["port"] == traefik.PORT and f":{traefik.PORT}" in container["args"][0]
+
+
+def test_traefik_rbac_writes_only_gateway_status() -> None:
+    from e2e import traefik
+
+    rules = traefik.rbac_rules()  # read from Traefik's module (the wrapper's module cache)
+    writes = {
+        r
+        for rule in rules
+        if set(rule["verbs"]) - {"get", "list", "watch"}
+        for r in rule["resources"]
+    }
+    assert writes and all(r.endswith("/status") and "ingress" not in r for r in writes), writes
+    assert not any("pods" in rule["resources"] for rule in rules)

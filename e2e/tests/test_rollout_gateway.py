@@ -1,51 +1,33 @@
 """The ``gatewayAPI`` provider against the real Gateway API CRDs (sigs.k8s.io/gateway-api
 v1.4.1 from the Go module proxy, config/crd/standard): the operator installed by the chart
 writes HTTPRoutes that the apiserver accepts under that schema, with the backend weights of
-each canary step. No Gateway implementation runs on the local cluster, so no request goes
-through these routes; the replicas provider carries the real traffic in the other tests."""
+each canary step. No request goes through these routes here (test_traefik_gateway.py sends
+real traffic through Traefik on routes of its own); the replicas provider carries the real
+traffic in the rollout tests."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from e2e import stack as st
+from e2e import traefik
 from e2e.cluster.api import Cluster
 
 from .rollout_env import Env, make_env
 
 pytestmark = pytest.mark.cluster
 
-MODULE = "sigs.k8s.io/gateway-api@v1.4.1"
 CRD = "httproutes.gateway.networking.k8s.io"
 CRD_FILE = "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"
 
 
-def module_dir(tmp: Path) -> Path:
-    """``go mod download`` through the default module proxy; the module's folder."""
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
-    out = subprocess.run(
-        ["go", "mod", "download", "-json", MODULE],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    ).stdout
-    return Path(json.loads(out)["Dir"])
-
-
 @pytest.fixture(scope="module")
-def gw_env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def gw_env(cluster: Cluster) -> Iterator[Env]:
     ours = cluster.kubectl("get", "crd", CRD, check=False).returncode != 0
     if ours:
-        crd = module_dir(tmp_path_factory.mktemp("gomod")) / CRD_FILE
+        crd = traefik.module_dir(traefik.GATEWAY_API_MODULE) / CRD_FILE
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
     # Poll rather than `kubectl wait`, which errors on a CRD whose status is not written yet.
     st.wait(

@@ -1,0 +1,283 @@
+"""Traefik as a real gateway on the local cluster: its CRDs, the Gateway API's standard CRDs,
+least-privilege RBAC, one restricted pod, its Service, a GatewayClass and a Gateway.
+
+The binary and its image come from the harness (`python -m e2e.cluster build --only
+traefik`; `install` builds them on first use). The CRD and RBAC definitions are read from
+Traefik's own module (the wrapper in e2e/gobuild/traefik pins v3.6.12) and the Gateway API
+CRDs from sigs.k8s.io/gateway-api, so nothing here is copied by hand. `install` is
+idempotent; `uninstall` removes what it added (CRDs only if it created them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from e2e.cluster import config
+from e2e.cluster.api import Cluster, wait_rollout
+from e2e.cluster.config import Paths
+from e2e.stack import wait
+
+NAMESPACE = "modeldeploy-gateway"
+NAME = "traefik"
+GATEWAY_CLASS = "modeldeploy-traefik"
+GATEWAY = "gateway"
+PORT = 8000  # the entrypoint; the Gateway's listener port must be the same
+PING_PORT = 8080  # Traefik's own `traefik` entrypoint, where --ping answers
+CONTROLLER = "traefik.io/gateway-controller"
+GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api@v1.4.1"
+TRAEFIK_MODULE = f"github.com/traefik/traefik/v3@{config.TRAEFIK_VERSION}"
+DOCS = "docs/content/reference/dynamic-configuration"
+UID = 65532
+
+
+def module_dir(module: str, gomodcache: Path | None = None) -> Path:
+    """The folder of ``module`` (``go mod download``: from the module cache when it is there)."""
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+    if gomodcache:
+        env["GOMODCACHE"] = str(gomodcache)
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", module],
+        cwd=config.GOBUILD_DIR / "traefik",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    return Path(json.loads(out)["Dir"])
+
+
+def _docs(name: str) -> list[dict[str, Any]]:
+    path = module_dir(TRAEFIK_MODULE, Paths.default().gomodcache) / DOCS / name
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def crd_files() -> list[Path]:
+    """Traefik's CRDs, then the Gateway API standard channel's."""
+    traefik = module_dir(TRAEFIK_MODULE, Paths.default().gomodcache)
+    gwapi = module_dir(GATEWAY_API_MODULE) / "config" / "crd" / "standard"
+    return [traefik / DOCS / "kubernetes-crd-definition-v1.yml", *sorted(gwapi.glob("*.yaml"))]
+
+
+def rbac_rules() -> list[dict[str, Any]]:
+    """The rules of Traefik's two ClusterRoles (CRD and Gateway providers), minus what this
+    set-up never uses: `pods get` (only for OpenTelemetry attributes) and the Ingress
+    provider's status writes. Traefik watches every namespace (routes come from all of
+    them), so the rules stay cluster-wide; everything else it owns is namespaced."""
+    rules: list[dict[str, Any]] = []
+    for name in ("kubernetes-crd-rbac.yml", "kubernetes-gateway-rbac.yml"):
+        for doc in _docs(name):
+            if doc["kind"] != "ClusterRole":
+                continue
+            for rule in doc["rules"]:
+                if rule["resources"] == ["pods"] or rule["resources"] == ["ingresses/status"]:
+                    continue
+                if rule not in rules:
+                    rules.append(rule)
+    return rules
+
+
+def _restricted() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def manifests(image: str, rules: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Traefik's objects in apply order (``rules``: its ClusterRole's, by default Traefik's)."""
+    labels = {"app.kubernetes.io/name": NAME}
+    meta = {"name": NAME, "namespace": NAMESPACE, "labels": labels}
+    args = [
+        f"--entryPoints.web.address=:{PORT}",
+        f"--entryPoints.traefik.address=:{PING_PORT}",
+        "--providers.kubernetesgateway=true",
+        "--providers.kubernetescrd=true",
+        "--ping",
+        # Never reach out of the cluster (both default to true).
+        "--global.checkNewVersion=false",
+        "--global.sendAnonymousUsage=false",
+        "--log.level=INFO",
+    ]
+    pod = {
+        "serviceAccountName": NAME,
+        "automountServiceAccountToken": True,  # the providers watch the apiserver
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": UID,
+            "runAsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": NAME,
+                "image": image,
+                "imagePullPolicy": "Never",
+                "args": args,
+                "ports": [
+                    {"name": "web", "containerPort": PORT},
+                    {"name": "ping", "containerPort": PING_PORT},
+                ],
+                "readinessProbe": {
+                    "httpGet": {"path": "/ping", "port": PING_PORT},
+                    "periodSeconds": 2,
+                },
+                "resources": {
+                    "requests": {"cpu": "20m", "memory": "64Mi"},
+                    "limits": {"memory": "512Mi"},
+                },
+                "securityContext": _restricted(),
+            }
+        ],
+    }
+    restricted = {f"pod-security.kubernetes.io/{k}": "restricted" for k in ("enforce", "warn")}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": NAMESPACE, "labels": restricted},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta,
+            "automountServiceAccountToken": False,  # only Traefik's own pod mounts it
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": f"{NAMESPACE}-{NAME}", "labels": labels},
+            "rules": rbac_rules() if rules is None else rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"{NAMESPACE}-{NAME}", "labels": labels},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": f"{NAMESPACE}-{NAME}",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {
+                "selector": labels,
+                "ports": [{"name": "web", "port": PORT, "targetPort": "web"}],
+            },
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": GATEWAY_CLASS, "labels": labels},
+            "spec": {"controllerName": CONTROLLER},
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": GATEWAY, "namespace": NAMESPACE, "labels": labels},
+            "spec": {
+                "gatewayClassName": GATEWAY_CLASS,
+                "listeners": [
+                    {
+                        "name": "web",
+                        "port": PORT,
+                        "protocol": "HTTP",
+                        "allowedRoutes": {"namespaces": {"from": "All"}},
+                    }
+                ],
+            },
+        },
+    ]
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A running Traefik: its Service address and the CRDs `install` created."""
+
+    cluster: Cluster
+    service_ip: str
+    added_crds: tuple[str, ...]
+
+    @property
+    def parent_ref(self) -> dict[str, Any]:
+        return {"name": GATEWAY, "namespace": NAMESPACE, "sectionName": "web"}
+
+
+def _crd_names(path: Path) -> list[str]:
+    return [d["metadata"]["name"] for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _condition(cluster: Cluster, *args: str, kind: str) -> str:
+    path = f"jsonpath={{.status.conditions[?(@.type=='{kind}')].status}}"
+    return cluster.kubectl("get", *args, "-o", path, check=False).stdout.strip()
+
+
+def install(cluster: Cluster, timeout: int = 180) -> Gateway:
+    """Everything above, in order (CRDs first, established before anything uses them)."""
+    from e2e.cluster.images import ensure_traefik_image
+    from e2e.cluster.lifecycle import ensure_images
+
+    image = ensure_traefik_image(cluster.paths)
+    ensure_images(cluster.paths, (image,))
+    added: list[str] = []
+    for path in crd_files():
+        names = _crd_names(path)
+        missing = [n for n in names if cluster.kubectl("get", "crd", n, check=False).returncode]
+        if missing:
+            cluster.kubectl("apply", "--server-side", "-f", str(path))
+            added += missing
+    for crd in added:
+        wait(
+            f"{crd} established",
+            lambda crd=crd: _condition(cluster, "crd", crd, kind="Established") == "True",
+            60,
+        )
+    cluster.apply(manifests(image.ref))
+    wait_rollout(cluster, f"deployment/{NAME}", NAMESPACE, timeout=timeout)
+    wait(
+        "the Gateway programmed by Traefik",
+        lambda: (
+            _condition(cluster, "gateway", GATEWAY, "-n", NAMESPACE, kind="Programmed") == "True"
+        ),
+        60,
+    )
+    ip = cluster.kubectl_json("get", "service", NAME, "-n", NAMESPACE)["spec"]["clusterIP"]
+    return Gateway(cluster, str(ip), tuple(added))
+
+
+def uninstall(gateway: Gateway) -> None:
+    """Remove Traefik and its cluster-wide objects, then the CRDs `install` created."""
+    cluster = gateway.cluster
+    name = f"{NAMESPACE}-{NAME}"
+    cluster.kubectl(
+        "delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s", timeout=150
+    )
+    cluster.kubectl("delete", "gatewayclass", GATEWAY_CLASS, "--ignore-not-found", check=False)
+    for kind in ("clusterrolebinding", "clusterrole"):
+        cluster.kubectl("delete", kind, name, "--ignore-not-found", check=False)
+    if gateway.added_crds:
+        cluster.kubectl(
+            "delete", "crd", *gateway.added_crds, "--timeout=120s", check=False, timeout=150
+        )
