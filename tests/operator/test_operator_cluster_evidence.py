@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 import pytest
 import yaml
+from opcluster import Env, Operator, free_port, operator_env
 
 from e2e.cluster import probe
 from e2e.cluster.api import Cluster
@@ -29,7 +30,6 @@ from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import ApiClientKube
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import Observations, Spec
-from tests.operator.test_operator_cluster import Env, Operator, free_port, operator_env
 
 pytestmark = pytest.mark.cluster
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_operator_cluster import CANARY, Env, Operator, operator_env, wait
+from opcluster import CANARY, Env, Operator, operator_env, wait
 
 from e2e.cluster.api import Cluster
 

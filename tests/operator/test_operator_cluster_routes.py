@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator_cluster import Env, operator_env, wait
+from opcluster import Env, operator_env, wait
 
 from e2e.cluster.api import Cluster
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_operator_cluster import CANARY, Env, operator_env, wait
+from opcluster import CANARY, Env, operator_env, wait
 
 from e2e.cluster.api import Cluster
 
