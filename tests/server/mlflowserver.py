@@ -3,9 +3,12 @@ artifacts proxied (``--serve-artifacts``) to a versitygw bucket on loopback."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
+import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,3 +70,43 @@ def start_mlflow(s3: S3Server, root: Path) -> MLflowServer:
         server.stop()
         raise
     return server
+
+
+class Stub:
+    """A loopback HTTP server that answers every GET with ``status`` (or, with ``upstream``,
+    forwards it there) and records each request's path and Authorization header; stopped,
+    its port refuses connections."""
+
+    def __init__(self, status: int = 401, upstream: str = "") -> None:
+        self.seen: list[tuple[str, str]] = []
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                stub.seen.append((self.path, self.headers.get("Authorization", "")))
+                code, body = status, b'{"error_code": "PERMISSION_DENIED", "message": "no"}'
+                if upstream:
+                    try:
+                        with urllib.request.urlopen(upstream + self.path, timeout=10) as resp:
+                            code, body = resp.status, resp.read()
+                    except urllib.error.HTTPError as exc:
+                        code, body = exc.code, exc.read()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def downloads(self) -> list[str]:
+        return [path for path, _ in self.seen if "mlflow-artifacts" in path]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

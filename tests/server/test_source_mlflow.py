@@ -8,20 +8,18 @@ server that records what it was sent (the credential header plumbing)."""
 from __future__ import annotations
 
 import base64
-import http.server
 import importlib.util
 import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mlflowserver import MLflowServer, start_mlflow
+from mlflowserver import MLflowServer, Stub, start_mlflow
 from s3server import start_versitygw
 from server_process import free_port
 
@@ -148,6 +146,41 @@ def test_a_registered_version_loads_with_mlflow_sklearn_too(
     assert json.loads(res.stdout.splitlines()[-1]) == ours.tolist()
 
 
+def test_a_skops_version_loads_with_mlflow_sklearn_without_unpickling(
+    mlflow: MLflowServer, tmp_path: Path
+):
+    """A skops bundle registers as MLflow's own skops format (its trusted types from the
+    pinned card): mlflow.sklearn.load_model reads it with pickle loading left off."""
+    from user_models import fitted_churn
+
+    from modeldeploy.server.bundling import bundle_model
+
+    model, frame = fitted_churn()
+    out = tmp_path / "skops"
+    bundle_model(model, frame, "churned", name="c", version="1", out=out, model_format="skops")
+    res = cli("register", str(out), "--tracking-uri", mlflow.url, "--name", "churn-skops")
+    assert res.returncode == 0, res.stderr
+    x = frame.drop(columns="churned").head(20)
+    script = (
+        "import sys, pandas, mlflow.sklearn\n"
+        "model = mlflow.sklearn.load_model('models:/churn-skops/1')\n"
+        "rows = pandas.read_json(sys.stdin, orient='split')\n"
+        "print(model.predict_proba(rows)[:, 1].round(12).tolist())\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        input=x.to_json(orient="split"),
+        env={**clean, "MLFLOW_TRACKING_URI": mlflow.url},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    ours = model.predict_proba(x)[:, 1].round(12).tolist()
+    assert json.loads(run.stdout.splitlines()[-1]) == ours
+
+
 def test_moving_the_alias_resolves_to_the_new_version(
     mlflow: MLflowServer, bundles: dict[str, Built], tmp_path: Path
 ):
@@ -159,46 +192,6 @@ def test_moving_the_alias_resolves_to_the_new_version(
     fetch("models:/mover@live", tmp_path / "b", mlflow=settings(mlflow))
     assert load_bundle(tmp_path / "b", bundles["good2"].sha256)
     assert resolve("models:/mover/1", settings(mlflow)).sha256 == bundles["good"].sha256
-
-
-class Stub:
-    """A loopback HTTP server that answers every GET with ``status`` (or, with ``upstream``,
-    forwards it there) and records each request's path and Authorization header; stopped,
-    its port refuses connections."""
-
-    def __init__(self, status: int = 401, upstream: str = "") -> None:
-        self.seen: list[tuple[str, str]] = []
-        stub = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                stub.seen.append((self.path, self.headers.get("Authorization", "")))
-                code, body = status, b'{"error_code": "PERMISSION_DENIED", "message": "no"}'
-                if upstream:
-                    try:
-                        with urllib.request.urlopen(upstream + self.path, timeout=10) as resp:
-                            code, body = resp.status, resp.read()
-                    except urllib.error.HTTPError as exc:
-                        code, body = exc.code, exc.read()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def downloads(self) -> list[str]:
-        return [path for path, _ in self.seen if "mlflow-artifacts" in path]
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def test_a_version_without_the_digest_tag_is_refused_before_download(

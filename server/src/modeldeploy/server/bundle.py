@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import logging
 import re
-import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 
+from modeldeploy.server import serialization
 from modeldeploy.server.arrays import FloatArray, ValueArray
+from modeldeploy.server.bundlefiles import BundleError as BundleError
+from modeldeploy.server.bundlefiles import BundleFiles as BundleFiles
+from modeldeploy.server.bundlefiles import pack_bundle as pack_bundle
+from modeldeploy.server.bundlefiles import read_bundle_files as read_bundle_files
 from modeldeploy.server.card import (
     CLASSIFICATION,
     DirectionalCheck,
@@ -35,7 +37,7 @@ from modeldeploy.server.card import (
     Output,
     PredictionReference,
 )
-from modeldeploy.server.contract import CARD_FILE, MODEL_FILE
+from modeldeploy.server.contract import CARD_FILE, MODEL_FILE, MODEL_FILES
 from modeldeploy.server.digest import bundle_digest as bundle_digest
 from modeldeploy.server.digest import file_sha256 as file_sha256
 from modeldeploy.server.digest import sha256_bytes as sha256_bytes
@@ -44,10 +46,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BINS = 10
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class BundleError(Exception):
-    """A bundle cannot be read: missing file, bad card, unreadable archive."""
 
 
 class IntegrityError(BundleError):
@@ -67,7 +65,8 @@ class Bundle:
 
 def bundle_sha256(path: Path) -> str:
     """The bundle digest of a bundle folder or archive (what to pin)."""
-    return bundle_digest(*read_bundle_files(Path(path)))
+    files = read_bundle_files(Path(path))
+    return bundle_digest(files.model, files.card, files.model_file)
 
 
 def normalise_sha256(value: str) -> str:
@@ -144,8 +143,10 @@ def write_bundle(
     training_data: dict[str, Any] | None = None,
     ethical_considerations: Sequence[str] = (),
     evaluation: dict[str, Any] | None = None,
+    model_format: str = serialization.DEFAULT_FORMAT,
 ) -> ModelCard:
-    """Write ``model.joblib`` and ``model-card.json`` into the folder ``out``; return the card.
+    """Write the model file (``model.joblib``, or ``model.skops`` with ``model_format``) and
+    ``model-card.json`` into the folder ``out``; return the card.
 
     ``reference_x`` is the data drift is measured against (usually a held-out part of the
     training distribution): a float array in the features' order, or a DataFrame holding
@@ -159,8 +160,9 @@ def write_bundle(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model_path = out / MODEL_FILE
-    joblib.dump(pipeline, model_path)
+    for stale in MODEL_FILES:  # a bundle holds one model file: never an old one beside it
+        (out / stale).unlink(missing_ok=True)
+    model_path, trusted_types = serialization.dump(pipeline, out, model_format)
     digest = file_sha256(model_path)
 
     encoder = Encoder(features, input_format)
@@ -203,6 +205,8 @@ def write_bundle(
         input_format=input_format,
         ethical_considerations=tuple(ethical_considerations),
         evaluation=dict(evaluation or {}),
+        serialization=model_format,
+        trusted_types=trusted_types,
     )
     card.check()
     (out / CARD_FILE).write_text(card.to_json())
@@ -216,73 +220,20 @@ def write_bundle(
     return card
 
 
-def pack_bundle(folder: Path, archive: Path) -> Path:
-    """A ``.tar.gz`` of a bundle folder, with the two files at its root."""
-    with tarfile.open(archive, "w:gz") as tar:
-        for member in (MODEL_FILE, CARD_FILE):
-            tar.add(Path(folder) / member, arcname=member)
-    return archive
-
-
 # --- reading ---------------------------------------------------------------------------
-
-
-def _read_archive(path: Path) -> tuple[bytes, bytes]:
-    """The model and card bytes from a ``.tar.gz``, accepting them at the root or in one folder.
-
-    Only regular files are read and nothing is extracted to disk, so links and ``..`` paths
-    in a hostile archive have no effect.
-    """
-    wanted: dict[str, bytes] = {}
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                base = member.name.rsplit("/", 1)[-1]
-                if (
-                    base in (MODEL_FILE, CARD_FILE)
-                    and member.isfile()
-                    and member.name.count("/") <= 1
-                ):
-                    if base in wanted:
-                        raise BundleError(f"{path}: archive holds more than one {base}")
-                    fh = tar.extractfile(member)
-                    assert fh is not None  # a regular file always has content
-                    wanted[base] = fh.read()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{path}: not a readable bundle archive: {exc}") from None
-    for needed in (MODEL_FILE, CARD_FILE):
-        if needed not in wanted:
-            raise BundleError(f"{path}: archive has no {needed}")
-    return wanted[MODEL_FILE], wanted[CARD_FILE]
-
-
-def _read_folder(path: Path) -> tuple[bytes, bytes]:
-    try:
-        return (path / MODEL_FILE).read_bytes(), (path / CARD_FILE).read_bytes()
-    except FileNotFoundError as exc:
-        raise BundleError(f"{path}: bundle has no {Path(exc.filename).name}") from None
-
-
-def read_bundle_files(path: Path) -> tuple[bytes, bytes]:
-    """The raw model and card bytes of a bundle folder or archive."""
-    path = Path(path)
-    if path.is_dir():
-        return _read_folder(path)
-    if path.is_file():
-        return _read_archive(path)
-    raise BundleError(f"{path}: no such bundle (expected a folder or a .tar.gz)")
 
 
 def read_card(path: Path) -> ModelCard:
     """Only the card of a bundle; never touches the pickle's contents."""
-    _, card_bytes = read_bundle_files(path)
-    return ModelCard.from_json(card_bytes.decode("utf-8"))
+    return ModelCard.from_json(read_bundle_files(path).card.decode("utf-8"))
 
 
-def verify_bytes(model_bytes: bytes, card_bytes: bytes, pinned: str, source: Path) -> str:
+def verify_bytes(
+    model_bytes: bytes, card_bytes: bytes, pinned: str, source: Path, model_file: str = MODEL_FILE
+) -> str:
     """Raise ``IntegrityError`` unless the bundle digest is ``pinned``; return the digest."""
     expected = normalise_sha256(pinned)
-    actual = bundle_digest(model_bytes, card_bytes)
+    actual = bundle_digest(model_bytes, card_bytes, model_file)
     if not hmac.compare_digest(actual, expected):
         hint = ""
         if hmac.compare_digest(sha256_bytes(model_bytes), expected):
@@ -305,19 +256,26 @@ def load_bundle(path: Path, sha256: str) -> Bundle:
     between check and load cannot slip through.
     """
     path = Path(path)
-    model_bytes, card_bytes = read_bundle_files(path)
-    digest = verify_bytes(model_bytes, card_bytes, sha256, path)
+    model_file, model_bytes, card_bytes = read_bundle_files(path)
+    digest = verify_bytes(model_bytes, card_bytes, sha256, path, model_file)
     card = ModelCard.from_json(card_bytes.decode("utf-8"))
+    if serialization.file_for(card.serialization) != model_file:
+        raise BundleError(
+            f"{path}: the card says the model is stored as {card.serialization}, the bundle "
+            f"holds {model_file}"
+        )
     model_digest = sha256_bytes(model_bytes)
     if card.sha256 and card.sha256 != model_digest:
         raise IntegrityError(
             f"{path}: the card names sha256 {card.sha256}, the model file is {model_digest}"
         )
     try:
-        model = joblib.load(io.BytesIO(model_bytes))
+        model = serialization.load(model_bytes, card.serialization, card.trusted_types)
+    except serialization.SerializationError as exc:
+        raise BundleError(f"{path}: {exc}") from None
     except Exception as exc:  # an unreadable pickle can raise anything
         raise BundleError(
-            f"{path}: {MODEL_FILE} could not be loaded: {type(exc).__name__}: {exc}"
+            f"{path}: {model_file} could not be loaded: {type(exc).__name__}: {exc}"
         ) from None
     names = card.feature_names
     n_in = getattr(model, "n_features_in_", len(names))

@@ -176,6 +176,10 @@ class ModelCard:
     ethical_considerations: tuple[str, ...] = ()
     # How the metrics were measured (data, rows) and per subgroup: {column: {value: metrics}}.
     evaluation: dict[str, Any] = field(default_factory=dict)
+    # How the model file is stored ("joblib" or "skops", see serialization.py) and, for skops,
+    # the types its loader may rebuild beyond its own safe ones (pinned with the card).
+    serialization: str = "joblib"
+    trusted_types: tuple[str, ...] = ()
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -188,7 +192,11 @@ class ModelCard:
         raise CardError(f"no reference profile for feature {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.serialization == "joblib" and not self.trusted_types:
+            # the default: cards stay byte for byte what they were before skops bundles
+            del out["serialization"], out["trusted_types"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
@@ -237,6 +245,8 @@ class ModelCard:
                 input_format=str(data.get("input_format", "array")),
                 ethical_considerations=tuple(data.get("ethical_considerations", ())),
                 evaluation=dict(data.get("evaluation", {})),
+                serialization=str(data.get("serialization", "joblib")),
+                trusted_types=tuple(str(t) for t in data.get("trusted_types", ())),
             )
         except KeyError as exc:
             raise CardError(f"model card is missing {exc.args[0]!r}") from None
@@ -264,6 +274,12 @@ class ModelCard:
             raise CardError("a model needs at least one feature")
         if self.output.kind not in (CLASSIFICATION, REGRESSION):
             raise CardError(f"output kind must be {CLASSIFICATION!r} or {REGRESSION!r}")
+        if self.serialization not in ("joblib", "skops"):
+            raise CardError(
+                f"serialization must be 'joblib' or 'skops', not {self.serialization!r}"
+            )
+        if self.trusted_types and self.serialization != "skops":
+            raise CardError("trusted_types applies only to a skops model")
         if self.input_format not in ("array", "dataframe"):
             raise CardError(
                 f"input_format must be 'array' or 'dataframe', not {self.input_format!r}"

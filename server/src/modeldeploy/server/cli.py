@@ -171,12 +171,12 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     bundle = Path(args.bundle)
     try:
-        model_bytes, card_bytes = read_bundle_files(bundle)
-        digest = verify_bytes(model_bytes, card_bytes, sha, bundle)
+        files = read_bundle_files(bundle)
+        digest = verify_bytes(files.model, files.card, sha, bundle, files.model_file)
     except BundleError as exc:
         log.error("%s", exc)
         return 3
-    del model_bytes, card_bytes
+    del files
     log.info("bundle %s: sha256 %s matches the pinned digest", bundle, digest)
 
     import uvicorn
@@ -297,6 +297,14 @@ def _register_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParse
     bundle.add_argument("--card", metavar="CARD.yaml", help="intended use, caveats, checks...")
     bundle.add_argument("--subgroup", metavar="COL", help="evaluate per value of this column")
     bundle.add_argument("--time-column", metavar="COL", help="record the data's time range")
+    bundle.add_argument(
+        "--format",
+        dest="model_format",
+        choices=("joblib", "skops"),
+        default="joblib",
+        help="how the model is stored: joblib (default: any pipeline) or skops (its loader "
+        "rebuilds only the types the card trusts; the types are recorded when bundling)",
+    )
     bundle.set_defaults(run=run_bundle)
 
     card = commands.add_parser(
@@ -322,6 +330,7 @@ def run_bundle(args: argparse.Namespace) -> int:
     from modeldeploy.server.bundling.cardfile import CardFileError
     from modeldeploy.server.bundling.schema import read_table
     from modeldeploy.server.card import CardError
+    from modeldeploy.server.serialization import SerializationError
 
     try:
         model = joblib.load(args.model)
@@ -339,8 +348,9 @@ def run_bundle(args: argparse.Namespace) -> int:
             card=Path(args.card) if args.card else None,
             subgroup=args.subgroup,
             time_column=args.time_column,
+            model_format=args.model_format,
         )
-    except (SchemaError, CardFileError, CardError, OSError) as exc:
+    except (SchemaError, CardFileError, CardError, SerializationError, OSError) as exc:
         print(f"bundle: error: {exc}", file=sys.stderr)
         return 2
     shown = ", ".join(f"{k} {v:.3f}" for k, v in card.metrics.items())

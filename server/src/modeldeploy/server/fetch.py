@@ -45,7 +45,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict, Unpack
 
-from modeldeploy.server.contract import MODEL_FILE
+from modeldeploy.server.contract import MODEL_FILES
 from modeldeploy.server.contract import sources as c
 from modeldeploy.server.digest import folder_digest
 from modeldeploy.server.sources import (
@@ -101,13 +101,17 @@ def unpack(archive: Path, into: Path) -> None:
 
 def bundle_root(folder: Path) -> Path:
     """The folder holding the model file: the top, or its only subfolder."""
-    if (folder / MODEL_FILE).is_file():
+
+    def has_model(where: Path) -> bool:
+        return any((where / name).is_file() for name in MODEL_FILES)
+
+    if has_model(folder):
         return folder
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
-    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / MODEL_FILE).is_file():
+    if len(entries) == 1 and entries[0].is_dir() and has_model(entries[0]):
         return entries[0]
     raise FetchError(
-        f"the bundle has no {MODEL_FILE} (found: "
+        f"the bundle has no {' or '.join(MODEL_FILES)} (found: "
         f"{', '.join(sorted(p.name for p in entries)) or 'nothing'})"
     )
 
@@ -119,6 +123,8 @@ def check_digest(bundle: Path, pinned: str) -> None:
         actual = folder_digest(bundle)
     except FileNotFoundError as exc:
         raise FetchError(f"the bundle has no {Path(exc.filename).name}") from None
+    except ValueError as exc:  # both model files
+        raise FetchError(str(exc)) from None
     if not hmac.compare_digest(actual, expected):
         raise FetchError(
             f"bundle sha256 (model and card) is {actual}, pinned {expected}: refusing it"

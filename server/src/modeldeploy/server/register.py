@@ -35,9 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modeldeploy.server.contract import CARD_FILE, MODEL_FILE
+from modeldeploy.server.contract import CARD_FILE, MODEL_FILE, MODEL_FILE_SKOPS, MODEL_FILES
 from modeldeploy.server.contract import sources as c
 from modeldeploy.server.digest import folder_digest
+from modeldeploy.server.serialization import SKOPS
 from modeldeploy.server.sources.base import FetchError, Retry, is_tar
 from modeldeploy.server.sources.mlflow import Resolved
 from modeldeploy.server.sources.mlflow_api import (
@@ -74,24 +75,32 @@ def mlflow_model(bundle: Path, out: Path, card: dict[str, Any]) -> list[Path]:
     if (bundle / MLFLOW_PICKLE).exists() or (bundle / "MLmodel").exists():
         print(f"register: warning: {bundle} has its own MLmodel or model.pkl", file=sys.stderr)
         return []
-    try:
-        data = pickle.dumps(joblib.load(bundle / MODEL_FILE), protocol=pickle.DEFAULT_PROTOCOL)
-    except Exception as exc:  # a model that joblib saved but pickle cannot: leave it out
-        print(f"register: warning: no MLmodel ({exc}): not loadable by mlflow", file=sys.stderr)
-        return []
-    (out / MLFLOW_PICKLE).write_bytes(data)
+    if card.get("serialization") == SKOPS:
+        # MLflow reads skops itself, with the trusted types the card pins: no pickle beside it.
+        model_file, fmt, written = MODEL_FILE_SKOPS, SKOPS, []
+        trusted: dict[str, Any] = {"skops_trusted_types": list(card.get("trusted_types", []))}
+    else:
+        try:
+            data = pickle.dumps(joblib.load(bundle / MODEL_FILE), pickle.DEFAULT_PROTOCOL)
+        except Exception as exc:  # a model that joblib saved but pickle cannot: leave it out
+            print(f"register: warning: no MLmodel ({exc}): not loadable by mlflow", file=sys.stderr)
+            return []
+        (out / MLFLOW_PICKLE).write_bytes(data)
+        model_file, fmt, written = MLFLOW_PICKLE, "pickle", [out / MLFLOW_PICKLE]
+        trusted = {}
     python = platform.python_version()
     flavors = {
         "python_function": {
             "loader_module": "mlflow.sklearn",
-            "data": MLFLOW_PICKLE,
+            "data": model_file,
             "python_version": python,
         },
         "sklearn": {
-            "pickled_model": MLFLOW_PICKLE,
-            "serialization_format": "pickle",
+            "pickled_model": model_file,
+            "serialization_format": fmt,
             "sklearn_version": sklearn.__version__,
             "code": None,
+            **trusted,
         },
     }
     mlmodel = {
@@ -101,7 +110,7 @@ def mlflow_model(bundle: Path, out: Path, card: dict[str, Any]) -> list[Path]:
         "metadata": {"modeldeploy.sha256": folder_digest(bundle), "card": card.get("name")},
     }
     (out / "MLmodel").write_text(json.dumps(mlmodel, indent=2) + "\n", encoding="utf-8")
-    return [out / MLFLOW_PICKLE, out / "MLmodel"]
+    return [*written, out / "MLmodel"]
 
 
 def _experiment_id(client: Client) -> str:
@@ -139,9 +148,12 @@ def register(
         with tempfile.TemporaryDirectory() as tmp:
             unpack(bundle, Path(tmp) / "bundle")
             return register(bundle_root(Path(tmp) / "bundle"), settings, name, alias, retry)
-    if not (bundle / MODEL_FILE).is_file() or not (bundle / CARD_FILE).is_file():
-        raise FetchError(f"{bundle}: not a bundle (it needs {MODEL_FILE} and {CARD_FILE})")
-    digest = folder_digest(bundle)
+    try:
+        digest = folder_digest(bundle)
+    except (OSError, ValueError) as exc:
+        raise FetchError(
+            f"{bundle}: not a bundle (it needs {' or '.join(MODEL_FILES)} and {CARD_FILE}: {exc})"
+        ) from None
     try:
         card = json.loads((bundle / CARD_FILE).read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:

@@ -27,6 +27,7 @@ from modeldeploy.server.bundling.schema import (
 )
 from modeldeploy.server.card import CLASSIFICATION, REGRESSION, FeatureSpec, ModelCard, Output
 from modeldeploy.server.frame import Encoder
+from modeldeploy.server.serialization import DEFAULT_FORMAT
 
 HELD_OUT_SHARE = 0.25
 
@@ -104,6 +105,7 @@ def bundle_model(
     time_column: str | None = None,
     feature_names: Sequence[str] | None = None,
     seed: int = 0,
+    model_format: str = DEFAULT_FORMAT,
 ) -> tuple[ModelCard, str]:
     """Write the bundle of a fitted ``model`` to ``out`` (a folder, or ``.tar.gz``).
 
@@ -192,6 +194,7 @@ def bundle_model(
         "training_data": training,
         "ethical_considerations": text.ethical_considerations,
         "evaluation": evaluation,
+        "model_format": model_format,
     }
     target_path = Path(out)
     if target_path.name.endswith((".tar.gz", ".tgz")):

@@ -17,7 +17,9 @@ from typing import Final
 
 # --- The model bundle -------------------------------------------------------------------
 
-MODEL_FILE: Final = "model.joblib"
+MODEL_FILE: Final = "model.joblib"  # a joblib pickle (the default format)
+MODEL_FILE_SKOPS: Final = "model.skops"  # skops: rebuilds only the types the card trusts
+MODEL_FILES: Final = (MODEL_FILE, MODEL_FILE_SKOPS)  # a bundle holds exactly one of them
 CARD_FILE: Final = "model-card.json"
 CARD_SCHEMA_VERSION: Final = "modeldeploy.io/model-card/v1"
 
