@@ -7,16 +7,19 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from opworld import SHA_A, body
+from opworld import SHA_A, SHA_B, STATUS_SCHEMA, body, healthy, pruned
 
 from modeldeploy.operator.builders import Owner, deployment, fetch_args
 from modeldeploy.operator.crdgen import crd
 from modeldeploy.operator.model import ModelRef, SlotDeployment, Spec, SpecError, Template
-from modeldeploy.operator.resolution import concrete
+from modeldeploy.operator.resolution import concrete, decide
+from modeldeploy.operator.resolving import with_resolution
 from modeldeploy.server.contract import sources as src
+from modeldeploy.server.contract.registry import Resolved
 from modeldeploy.server.fetch import register
 
 OWNER = Owner(name="iris", namespace="ml", uid="1234")
@@ -141,3 +144,17 @@ def test_without_a_credentials_secret_the_init_container_has_no_env() -> None:
     init = deployment(OWNER, sp, dep)["spec"]["template"]["spec"]["initContainers"][0]
     assert "env" not in init
     assert fetch_parser().parse_args(fetch_args(dep)[1:]).tracking_uri == "https://mlflow.test"
+
+
+def test_the_slot_keeps_the_concrete_version_and_the_record_survives_pruning() -> None:
+    """The engine renders a slot's pods from the template recorded in status: an mlflow block
+    the apiserver pruned there would give the init container no tracking server."""
+    found = Resolved("iris", "7", "champion", "mlflow-artifacts:/1/m/artifacts", SHA_B)
+    decision = decide(spec_of(model(mlflow=MLFLOW)), None, found, datetime(2026, 12, 1, tzinfo=UTC))
+    assert decision.spec is not None
+    world, status = healthy(decision.spec)  # every status write goes through the pruning
+    slot_model = status.slots[status.stable_slot].template.model
+    assert (slot_model.bundle_uri, slot_model.sha256) == ("models:/iris/7", SHA_B)
+    assert slot_model.mlflow == ModelRef.from_json(model(mlflow=MLFLOW)).mlflow
+    written = with_resolution(status.to_json(), decision)
+    assert pruned(written, STATUS_SCHEMA)["resolvedModel"] == decision.record
