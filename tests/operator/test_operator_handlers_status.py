@@ -100,8 +100,8 @@ def test_record_outcomes_counts_a_finished_rollout_once(rt: handlers.Runtime) ->
     old = RolloutStatus.from_json({})
     new = RolloutStatus.from_json({"history": [entry]})
     assert new.history[0].started_at == started
-    handlers.record_outcomes(rt, old, new)
-    handlers.record_outcomes(rt, new, new)
+    handlers.record_outcomes(rt.metrics, old, new)
+    handlers.record_outcomes(rt.metrics, new, new)
     assert rt.metrics.rollouts.labels(outcome="RolledBack")._value.get() == 1
     assert rt.metrics.time_to_rollback._sum.get() == 90.0
 

@@ -73,7 +73,9 @@ def serve_args(dep: SlotDeployment) -> list[str]:
 
 
 def fetch_args(dep: SlotDeployment) -> list[str]:
-    """``modeldeploy fetch URI DIR --sha256 ...`` plus the s3 block's settings (no secrets)."""
+    """``modeldeploy fetch URI DIR --sha256 ...`` plus the s3 or mlflow block's settings (no
+    secrets). A models:/ template is concrete here (``models:/NAME/V``, its pin): the
+    reconcile resolved it before the engine ran (``resolution``)."""
     model = dep.template.model
     args = [*src.FETCH_COMMAND, model.bundle_uri, BUNDLE_DIR, src.FLAG_FETCH_SHA256, model.sha256]
     s3 = model.s3
@@ -84,28 +86,32 @@ def fetch_args(dep: SlotDeployment) -> list[str]:
             args += [src.FLAG_S3_REGION, s3.region]
         if s3.path_style is not None:
             args.append(src.FLAG_S3_PATH_STYLE if s3.path_style else src.FLAG_NO_S3_PATH_STYLE)
+    if model.mlflow is not None:
+        args += [src.FLAG_MLFLOW_TRACKING_URI, model.mlflow.tracking_uri]
     return args
+
+
+def _secret_env(env: str, secret: str, key: str, required: bool) -> Json:
+    ref = {"name": secret, "key": key, **({} if required else {"optional": True})}
+    return {"name": env, "valueFrom": {"secretKeyRef": ref}}
 
 
 def fetch_env(dep: SlotDeployment) -> list[Json]:
     """The credentials, as references to the user's Secret: the pod reads it, the operator
     never does (it has no RBAC for Secrets), and the pod spec holds no secret."""
-    s3 = dep.template.model.s3
-    if s3 is None or not s3.credentials_secret:
-        return []
-    return [
-        {
-            "name": env,
-            "valueFrom": {
-                "secretKeyRef": {
-                    "name": s3.credentials_secret,
-                    "key": key,
-                    **({} if required else {"optional": True}),
-                }
-            },
-        }
-        for env, key, required in src.S3_CREDENTIAL_ENV
-    ]
+    s3, mlflow = dep.template.model.s3, dep.template.model.mlflow
+    out = []
+    if s3 is not None and s3.credentials_secret:
+        out += [
+            _secret_env(env, s3.credentials_secret, key, required)
+            for env, key, required in src.S3_CREDENTIAL_ENV
+        ]
+    if mlflow is not None and mlflow.credentials_secret:
+        out += [
+            _secret_env(env, mlflow.credentials_secret, env, False)
+            for env in src.MLFLOW_CREDENTIAL_ENV
+        ]
+    return out
 
 
 def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:

@@ -23,6 +23,10 @@ abort|retry --overwrite (a value is applied once; add a suffix such as promote/2
 Two replicas: give each --peering NAME and a different --priority; the highest acts, the
 other waits and takes over when it goes away (needs kopf's peering CRDs and a
 KopfPeering object NAME in the namespace, or a ClusterKopfPeering with --all-namespaces).
+
+models:/ bundle URIs are resolved against spec.model.mlflow.trackingURI with the operator's
+own credentials, from $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD or
+$MLFLOW_TRACKING_TOKEN (the chart's registry.credentialsSecret); it never reads a Secret.
 """
 
 

@@ -24,9 +24,12 @@ from modeldeploy.operator.analysis import Poller, PrometheusClient, Snapshot
 from modeldeploy.operator.converge import apply_children, label_pods
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import Kube, KubeError, merge_patch
-from modeldeploy.operator.metrics import OperatorMetrics
+from modeldeploy.operator.metrics import OperatorMetrics, record_outcomes
 from modeldeploy.operator.model import AnalysisSample, Observations, Spec, SpecError
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
+from modeldeploy.operator.registry import RegistryClient
+from modeldeploy.operator.resolution import ResolutionCache
+from modeldeploy.operator.resolving import resolve_spec, with_resolution
 
 log = logging.getLogger("modeldeploy.operator")
 
@@ -68,6 +71,8 @@ class Runtime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     metrics_started: bool = False
+    registry: RegistryClient = field(default_factory=RegistryClient)  # models:/ look-ups
+    resolutions: ResolutionCache = field(default_factory=ResolutionCache)
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -131,20 +136,6 @@ async def fresh_status(rt: Runtime, namespace: str, name: str) -> tuple[dict[str
     return dict(fresh.get("status") or {}), rv
 
 
-def record_outcomes(rt: Runtime, old: RolloutStatus, new: RolloutStatus) -> None:
-    """Count a rollout when it ends (a new history entry) and observe how long it took."""
-    top = new.history[0] if new.history else None
-    if top is None or (old.history and old.history[0] == top):
-        return
-    rt.metrics.rollouts.labels(outcome=top.outcome).inc()
-    if top.started_at and top.finished_at:
-        seconds = (top.finished_at - top.started_at).total_seconds()
-        if top.outcome in ("RolledBack", "Aborted"):
-            rt.metrics.time_to_rollback.observe(seconds)
-        elif top.outcome == "Promoted":
-            rt.metrics.rollout_duration.observe(seconds)
-
-
 async def reconcile(
     rt: Runtime,
     body: kopf.Body,
@@ -168,6 +159,10 @@ async def reconcile(
                     d.KIND, ns, name, {"message": f"invalid spec: {exc}", "phase": "Degraded"}
                 )
             return
+        args = (rt.registry, rt.resolutions, rt.kube, body, raw, spec, rt.now())
+        if (decision := await resolve_spec(*args)) is None or decision.spec is None:
+            return  # a models:/ URI that cannot be resolved: nothing new is applied
+        spec = decision.spec  # concrete: models:/NAME/VERSION and its pin
         obs = observations(body, deployments, pods)
         seen = None if child_indexes is None else converge.observed(child_indexes, (ns, name))
         for attempt in range(STATUS_CONFLICT_RETRIES):
@@ -183,7 +178,7 @@ async def reconcile(
             try:
                 await apply_children(rt, body, spec, actions, seen)
                 await label_pods(rt, spec, actions.pod_roles, pods)
-                new_raw = new_status.to_json()
+                new_raw = with_resolution(new_status.to_json(), decision)
                 patch = merge_patch(raw, new_raw)
                 if patch:
                     res = await rt.kube.patch_status(d.KIND, ns, name, patch, rv or None)
@@ -203,7 +198,7 @@ async def reconcile(
                 raise kopf.TemporaryError(f"{exc}", delay=5) from None
         for event in actions.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        record_outcomes(rt, status, new_status)
+        record_outcomes(rt.metrics, status, new_status)
 
 
 def wake(rt: Runtime, keys: set[tuple[str, str]]) -> None:
@@ -250,6 +245,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         for task in rt.tasks:
             task.cancel()
         await asyncio.gather(*rt.tasks, return_exceptions=True)
+        await rt.registry.close()
 
     @kopf.on.probe(id="prometheus", registry=registry)
     def probe_prometheus(**_: Any) -> dict[str, str]:

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from modeldeploy.operator.engine import RolloutStatus
+
 
 @dataclass
 class OperatorMetrics:
@@ -101,3 +103,17 @@ class OperatorMetrics:
             return
         due = max(before.timestamp() + interval, sampled_at.timestamp())
         self.analysis_tick_lag.observe(max(0.0, now.timestamp() - due))
+
+
+def record_outcomes(metrics: OperatorMetrics, old: RolloutStatus, new: RolloutStatus) -> None:
+    """Count a rollout when it ends (a new history entry) and observe how long it took."""
+    top = new.history[0] if new.history else None
+    if top is None or (old.history and old.history[0] == top):
+        return
+    metrics.rollouts.labels(outcome=top.outcome).inc()
+    if top.started_at and top.finished_at:
+        seconds = (top.finished_at - top.started_at).total_seconds()
+        if top.outcome in ("RolledBack", "Aborted"):
+            metrics.time_to_rollback.observe(seconds)
+        elif top.outcome == "Promoted":
+            metrics.rollout_duration.observe(seconds)

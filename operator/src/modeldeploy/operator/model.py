@@ -16,7 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from modeldeploy.operator import defaults as d
-from modeldeploy.operator.modelsource import S3Source, check_bundle_uri
+from modeldeploy.operator.modelsource import (
+    MLflowSource,
+    S3Source,
+    check_bundle_uri,
+    sources_from_json,
+)
 from modeldeploy.operator.podoptions import PodOptions
 
 Json = dict[str, Any]
@@ -67,8 +72,9 @@ class ModelRef:
     name: str
     version: str
     bundle_uri: str
-    sha256: str
+    sha256: str  # "" only for a models:/ URI (then the version's digest tag pins it)
     s3: S3Source | None = None  # only with an s3:// bundle_uri
+    mlflow: MLflowSource | None = None  # only (and always) with a models:/ bundle_uri
 
     def to_json(self) -> Json:
         out: Json = {
@@ -79,20 +85,18 @@ class ModelRef:
         }
         if self.s3 is not None:
             out["s3"] = self.s3.to_json()
+        if self.mlflow is not None:
+            out["mlflow"] = self.mlflow.to_json()
         return out
 
     @classmethod
     def from_json(cls, raw: Json) -> ModelRef:
         try:
             uri = raw["bundleURI"]
-            out = cls(
-                name=raw["name"],
-                version=str(raw["version"]),
-                bundle_uri=uri,
-                sha256=raw["sha256"],
-                s3=S3Source.from_json(raw["s3"]) if raw.get("s3") is not None else None,
-            )
-            check_bundle_uri(uri, out.s3)
+            s3, mlflow = sources_from_json(raw)
+            sha = str(raw.get("sha256") or "")
+            out = cls(raw["name"], str(raw["version"]), uri, sha, s3, mlflow)
+            check_bundle_uri(uri, out.s3, out.mlflow, sha)
         except KeyError as exc:
             raise SpecError(f"spec.model.{exc.args[0]} is required") from None
         except ValueError as exc:

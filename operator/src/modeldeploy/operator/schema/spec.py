@@ -4,7 +4,6 @@ cannot say (exactly one strategy, weights that never decrease...)."""
 from __future__ import annotations
 
 from modeldeploy.operator import defaults as d
-from modeldeploy.operator.modelsource import DNS_SUBDOMAIN
 from modeldeploy.operator.schema.openapi import (
     CONDITION_PATTERN,
     DNS_LABEL_PATTERN,
@@ -20,6 +19,7 @@ from modeldeploy.operator.schema.openapi import (
     _str,
 )
 from modeldeploy.operator.schema.podspec import POD_CHANGES, POD_RULES, pod_properties
+from modeldeploy.operator.schema.sources import SOURCE_RULES, mlflow_schema, s3_schema
 from modeldeploy.server.contract import sources
 
 
@@ -34,21 +34,27 @@ def model_schema() -> Schema:
             ),
             "bundleURI": _str(
                 "Where the init container fetches the bundle from: http(s)://, "
-                "s3://BUCKET/KEY.tar.gz, s3://BUCKET/PREFIX/ (a folder bundle), file:// or an "
-                "absolute path; a .tar.gz is unpacked.",
-                pattern=r"^(https?://|s3://|file://|/).+",
+                "s3://BUCKET/KEY.tar.gz, s3://BUCKET/PREFIX/ (a folder bundle), file://, an "
+                "absolute path (a .tar.gz is unpacked), or an MLflow registry version "
+                "models:/NAME/VERSION or alias models:/NAME@ALIAS (resolved by the operator to "
+                "a version, recorded in status.resolvedModel; a new version is a rollout).",
+                pattern=r"^(https?://|s3://|file://|/|models:/).+",
                 maxLength=2048,
             ),
             "sha256": _str(
                 "The bundle digest (`modeldeploy digest BUNDLE`: model and card); the init "
-                "container keeps and the server loads nothing else.",
+                "container keeps and the server loads nothing else. Required, except with a "
+                "models:/ URI: then the version's modeldeploy.sha256 tag (written by "
+                "`modeldeploy register`) is the pin, and a given sha256 must agree with it.",
                 pattern=r"^[a-f0-9]{64}$",
             ),
             "s3": s3_schema(),
+            "mlflow": mlflow_schema(),
         },
-        required=["name", "version", "bundleURI", "sha256"],
+        required=["name", "version", "bundleURI"],
         description="The model to serve.",
         rules=[
+            *SOURCE_RULES,
             (
                 "!has(self.s3) || self.bundleURI.startsWith('s3://')",
                 "s3 applies only to an s3:// bundleURI",
@@ -62,39 +68,6 @@ def model_schema() -> Schema:
                 "digit, no '..'), then a key",
             ),
         ],
-    )
-
-
-def s3_schema() -> Schema:
-    return _obj(
-        {
-            "endpoint": _str(
-                "An S3-compatible server, http(s)://HOST[:PORT]; default AWS S3.",
-                pattern=sources.ENDPOINT_PATTERN,
-                maxLength=512,
-            ),
-            "region": _str(
-                f"The region requests are signed for (default {sources.DEFAULT_S3_REGION}).",
-                pattern=sources.REGION_PATTERN,
-                maxLength=32,
-            ),
-            "pathStyle": _bool(
-                "Path-style addressing (ENDPOINT/BUCKET/KEY) instead of virtual-hosted "
-                "(BUCKET.ENDPOINT/KEY); default: path-style with an endpoint, virtual-hosted "
-                "on AWS."
-            ),
-            "credentialsSecret": _str(
-                "A Secret in this namespace with the keys "
-                f"{sources.SECRET_ACCESS_KEY_ID} and {sources.SECRET_SECRET_ACCESS_KEY} "
-                f"(and, optionally, {sources.SECRET_SESSION_TOKEN}). Only the init container "
-                "gets them, as environment variables; the operator never reads the Secret. "
-                "Without it, requests are unsigned (a public bucket).",
-                pattern=DNS_SUBDOMAIN,
-                maxLength=253,
-            ),
-        },
-        description="How to reach an s3:// bundle: the endpoint, region, addressing and "
-        "credentials.",
     )
 
 

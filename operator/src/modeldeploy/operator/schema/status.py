@@ -21,8 +21,32 @@ def _model_status() -> Schema:
     s3 = _obj(
         {"endpoint": _str(), "region": _str(), "pathStyle": _bool(), "credentialsSecret": _str()}
     )
+    mlflow = _obj({"trackingURI": _str(), "credentialsSecret": _str()})
     return _obj(
-        {"name": _str(), "version": _str(), "bundleURI": _str(), "sha256": _str(), "s3": s3}
+        {
+            "name": _str(),
+            "version": _str(),
+            "bundleURI": _str(),
+            "sha256": _str(),
+            "s3": s3,
+            "mlflow": mlflow,
+        }
+    )
+
+
+def _resolved_status() -> Schema:
+    return _obj(
+        {
+            "requested": _str("The bundleURI of the spec (models:/NAME@ALIAS or NAME/VERSION)."),
+            "trackingURI": _str(),
+            "uri": _str("The concrete version it resolved to, models:/NAME/VERSION."),
+            "version": _str("The registry version."),
+            "alias": _str(),
+            "sha256": _str("The pin: spec.model.sha256 or the version's digest tag."),
+            "resolvedAt": _str(format="date-time"),
+            "message": _str("Why the registry could not be read, when this is an older answer."),
+        },
+        description="The registry version a models:/ bundleURI resolved to: what the slots run.",
     )
 
 
@@ -104,6 +128,7 @@ def status_schema() -> Schema:
             "lastControl": _str("The last control annotation value applied."),
             "consecutiveErrors": _int(),
             "slots": _obj(dict.fromkeys(d.SLOTS, slot)),
+            "resolvedModel": _resolved_status(),
             "analysis": _obj(
                 {
                     "lastSampleAt": _str(format="date-time"),

@@ -97,6 +97,11 @@ FLAG_MLFLOW_TRACKING_URI: Final = "--tracking-uri"
 ENV_MLFLOW_USERNAME: Final = "MLFLOW_TRACKING_USERNAME"
 ENV_MLFLOW_PASSWORD: Final = "MLFLOW_TRACKING_PASSWORD"
 ENV_MLFLOW_TOKEN: Final = "MLFLOW_TRACKING_TOKEN"
+# The keys of the user's credentials Secret are the same names; each one is optional (basic
+# auth, a token, or nothing for a tracking server without authentication).
+MLFLOW_CREDENTIAL_ENV: Final = (ENV_MLFLOW_USERNAME, ENV_MLFLOW_PASSWORD, ENV_MLFLOW_TOKEN)
+# http(s)://HOST[:PORT][/PATH], no user info (credentials come from the environment only).
+TRACKING_URI_PATTERN: Final = r"^https?://[^/?#@\s]+(/[^?#@\s]*)?$"
 # Tags `modeldeploy register` sets on a model version. The digest tag is the pin of every
 # fetch of that version without --sha256 (a version without it is never fetched unpinned).
 TAG_SHA256: Final = "modeldeploy.sha256"
@@ -106,6 +111,11 @@ TAG_MODEL_VERSION: Final = "modeldeploy.card_version"  # the card's own version 
 # The registry's names: at most 256 characters, no '/' (MLflow's own rule is looser).
 MODEL_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$"
 ALIAS_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$"
+# Both forms in one expression (for the CRD's CEL rule); an alias that looks like a version
+# (v1) is refused separately.
+MODELS_URI_PATTERN: Final = (
+    r"^models:/[A-Za-z0-9][A-Za-z0-9_.-]{0,255}(/0*[1-9][0-9]*|@[A-Za-z_][A-Za-z0-9_-]{0,254})$"
+)
 
 
 def split_models_uri(uri: str) -> tuple[str, str, str]:

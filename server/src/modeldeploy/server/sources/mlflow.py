@@ -14,37 +14,25 @@ Unknown models, versions and aliases, 401 and 403 fail at once with a message sa
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
+from modeldeploy.server.contract import registry as reg
 from modeldeploy.server.contract import sources as c
+from modeldeploy.server.contract.registry import Resolved as Resolved
 from modeldeploy.server.sources.base import FetchError, Retry
 from modeldeploy.server.sources.mlflow_api import Auth as Auth
 from modeldeploy.server.sources.mlflow_api import Client, RegistryError, artifact_path
 from modeldeploy.server.sources.mlflow_api import MLflowSettings as MLflowSettings
 
-_DIGEST = re.compile(r"^(sha256:)?[0-9a-fA-F]{64}$")
 
-
-@dataclass(frozen=True)
-class Resolved:
-    """One concrete registry version (what the operator records in status)."""
-
-    name: str
-    version: str
-    alias: str  # "" when the URI named the version
-    download_uri: str  # where its files are, mlflow-artifacts:/...
-    sha256: str  # the digest tag's value, "" when the version has none
-
-    @property
-    def uri(self) -> str:
-        return f"{c.MODELS_SCHEME}{self.name}/{self.version}"
+def _get(client: Client, req: reg.Request) -> dict[str, Any]:
+    return client.call("GET", req.endpoint, **req.params)
 
 
 def _model_exists(client: Client, name: str) -> bool:
     try:
-        client.call("GET", "registered-models/get", name=name)
+        _get(client, reg.model_request(name))
     except RegistryError as exc:
         if exc.status == 404:
             return False
@@ -61,45 +49,24 @@ def resolve(uri: str, settings: MLflowSettings, retry: Retry | None = None) -> R
     client = Client(settings, retry or Retry())
     where = f"tracking server {client.base}"
     try:
-        if alias:
-            got = client.call("GET", "registered-models/alias", name=name, alias=alias)
-        else:
-            got = client.call("GET", "model-versions/get", name=name, version=version)
+        got = _get(client, reg.lookup_request(name, version, alias))
     except RegistryError as exc:
-        if not _model_exists(client, name):
-            raise FetchError(f"{uri}: unknown model {name!r} on the {where}") from None
-        if alias:
-            raise FetchError(f"{uri}: model {name!r} has no alias {alias!r} ({exc})") from None
-        if exc.status == 404:
-            raise FetchError(f"{uri}: model {name!r} has no version {version}") from None
-        raise
-    found = got.get("model_version", {})
-    version = str(found.get("version", version))
-    tags = {t.get("key"): t.get("value", "") for t in found.get("tags", [])}
-    where_files = client.call("GET", "model-versions/get-download-uri", name=name, version=version)
-    return Resolved(
-        name, version, alias, str(where_files.get("artifact_uri", "")), tags.get(c.TAG_SHA256, "")
-    )
+        exists = _model_exists(client, name)
+        message = reg.lookup_failure(uri, name, version, alias, where, exc.status, str(exc), exists)
+        if message is None:
+            raise
+        raise FetchError(message) from None
+    version, tagged = reg.parse_lookup(got, version)
+    where_files = _get(client, reg.download_uri_request(name, version))
+    return Resolved(name, version, alias, reg.parse_download_uri(where_files), tagged)
 
 
 def effective_pin(resolved: Resolved, given: str) -> str:
     """The digest to check: ``given`` or the version's tag; refuse neither or a disagreement."""
-    tagged = resolved.sha256.strip().lower().removeprefix("sha256:")
-    wanted = given.strip().lower().removeprefix("sha256:")
-    if resolved.sha256 and not _DIGEST.match(resolved.sha256.strip()):
-        raise FetchError(f"{resolved.uri}: tag {c.TAG_SHA256} is not a sha256: refusing it")
-    if wanted and tagged and wanted != tagged:
-        raise FetchError(
-            f"{resolved.uri}: --sha256 {wanted} disagrees with the version's tag "
-            f"{c.TAG_SHA256}={tagged}: refusing it"
-        )
-    if not (wanted or tagged):
-        raise FetchError(
-            f"{resolved.uri}: the version has no {c.TAG_SHA256} tag and no --sha256 was given: "
-            "refusing to fetch an unpinned bundle (register it with `modeldeploy register`, "
-            "or pass --sha256)"
-        )
-    return wanted or tagged
+    try:
+        return reg.effective_pin(resolved, given)
+    except ValueError as exc:
+        raise FetchError(str(exc)) from None
 
 
 class MLflowSource:

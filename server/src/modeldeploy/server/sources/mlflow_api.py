@@ -32,7 +32,7 @@ MAX_FILES = 1000  # files in one model version
 API = "/api/2.0/mlflow/"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 PROXIED = "mlflow-artifacts:"
-TRACKING_URI_PATTERN = r"^https?://[^/?#@\s]+(/[^?#@\s]*)?$"
+TRACKING_URI_PATTERN = c.TRACKING_URI_PATTERN
 
 
 @dataclass(frozen=True)
