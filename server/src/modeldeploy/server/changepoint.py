@@ -65,16 +65,36 @@ class _Baseline:
 
 
 @dataclass
-class Cusum:
-    """One-sided CUSUM of standardised errors against the warm-up's baseline."""
+class _Detector:
+    """What both detectors share: the warm-up that sets the baseline, standardisation, the
+    alarm count, and starting over after an alarm."""
 
-    k: float = CUSUM_K
-    h: float = CUSUM_H
     warmup: int = WARMUP
     statistic: float = 0.0
     alarms: int = 0
     seen: int = 0
     _base: _Baseline = field(default_factory=_Baseline)
+
+    def _standardised(self, x: float) -> float | None:
+        """``x`` in standard deviations from the baseline; None while warming up."""
+        self.seen += 1
+        if self._base.n < self.warmup:
+            self._base.add(x)
+            return None
+        return (x - self._base.mean) / self._base.spread
+
+    def _alarm(self) -> bool:
+        self.alarms += 1
+        self.statistic, self._base = 0.0, _Baseline()
+        return True
+
+
+@dataclass
+class Cusum(_Detector):
+    """One-sided CUSUM of standardised errors against the warm-up's baseline."""
+
+    k: float = CUSUM_K
+    h: float = CUSUM_H
 
     @property
     def share(self) -> float:
@@ -83,30 +103,19 @@ class Cusum:
 
     def update(self, x: float) -> bool:
         """Take one error; True when this one raised an alarm (the detector starts over)."""
-        self.seen += 1
-        if self._base.n < self.warmup:
-            self._base.add(x)
+        z = self._standardised(x)
+        if z is None:
             return False
-        z = (x - self._base.mean) / self._base.spread
         self.statistic = max(0.0, self.statistic + z - self.k)
-        if self.statistic <= self.h:
-            return False
-        self.alarms += 1
-        self.statistic, self._base = 0.0, _Baseline()
-        return True
+        return self.statistic > self.h and self._alarm()
 
 
 @dataclass
-class PageHinkley:
+class PageHinkley(_Detector):
     """One-sided Page-Hinkley test of standardised errors against their running mean."""
 
     delta: float = PAGE_HINKLEY_DELTA
     threshold: float = PAGE_HINKLEY_LAMBDA
-    warmup: int = WARMUP
-    statistic: float = 0.0
-    alarms: int = 0
-    seen: int = 0
-    _base: _Baseline = field(default_factory=_Baseline)
     _n: int = 0
     _mean: float = 0.0  # running mean of the standardised errors, the warm-up's included
     _cumulative: float = 0.0
@@ -117,11 +126,9 @@ class PageHinkley:
         return self.statistic / self.threshold
 
     def update(self, x: float) -> bool:
-        self.seen += 1
-        if self._base.n < self.warmup:
-            self._base.add(x)
+        z = self._standardised(x)
+        if z is None:
             return False
-        z = (x - self._base.mean) / self._base.spread
         if self._n == 0:
             self._n = self._base.n  # the warm-up counts in the mean: standardised, it is 0
         self._n += 1
@@ -131,10 +138,8 @@ class PageHinkley:
         self.statistic = self._cumulative - self._minimum
         if self.statistic <= self.threshold:
             return False
-        self.alarms += 1
-        self.statistic, self._base = 0.0, _Baseline()
         self._n, self._mean, self._cumulative, self._minimum = 0, 0.0, 0.0, 0.0
-        return True
+        return self._alarm()
 
 
 @dataclass
