@@ -4,50 +4,26 @@ forms; what the parser refuses, the apiserver refuses first."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
+from admission import dry_run, install_crd, manifest
 
 from e2e.cluster.api import Cluster
 
 pytestmark = pytest.mark.cluster
 
-CRD = Path(__file__).resolve().parents[2] / "crds" / "modeldeploy.io_modeldeployments.yaml"
 SHA = "a" * 64
 MLFLOW = {"trackingURI": "http://mlflow.ml.svc:5000", "credentialsSecret": "mlflow-reader"}
 
 
-def manifest(namespace: str, model: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "modeldeploy.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "registry", "namespace": namespace},
-        "spec": {
-            "model": {"name": "iris", "version": "1", **model},
-            "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
-        },
-    }
-
-
-def dry_run(cluster: Cluster, obj: dict[str, Any]) -> tuple[int, str]:
-    res = cluster.kubectl(
-        "apply", "--dry-run=server", "-f", "-", check=False, input=json.dumps(obj)
-    )
-    return res.returncode, res.stderr
-
-
 def test_models_specs_are_checked_at_admission(cluster: Cluster, namespace: str) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io")
+    install_crd(cluster)
     for good in (
         {"bundleURI": "models:/iris@champion", "mlflow": MLFLOW},
         {"bundleURI": "models:/iris/3", "mlflow": {"trackingURI": "https://mlflow.test/x"}},
         {"bundleURI": "models:/iris/3", "mlflow": MLFLOW, "sha256": SHA},
         {"bundleURI": "https://example.test/b.tar.gz", "sha256": SHA},
     ):
-        code, err = dry_run(cluster, manifest(namespace, good))
+        code, err = dry_run(cluster, manifest("registry", namespace, good))
         assert code == 0, (good, err)
     bad = {
         "mlflow (trackingURI) is required with a models:/ bundleURI": {
@@ -75,5 +51,5 @@ def test_models_specs_are_checked_at_admission(cluster: Cluster, namespace: str)
         },
     }
     for message, model in bad.items():
-        code, err = dry_run(cluster, manifest(namespace, model))
+        code, err = dry_run(cluster, manifest("registry", namespace, model))
         assert code != 0 and message in err, (message, err)

@@ -3,42 +3,18 @@ the parser refuses, the apiserver refuses first, naming the field."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
+from admission import dry_run, install_crd, manifest
 
 from e2e.cluster.api import Cluster
 
 pytestmark = pytest.mark.cluster
 
-CRD = Path(__file__).resolve().parents[2] / "crds" / "modeldeploy.io_modeldeployments.yaml"
 SHA = "a" * 64
 
 
-def manifest(namespace: str, model: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "modeldeploy.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": "s3", "namespace": namespace},
-        "spec": {
-            "model": {"name": "iris", "version": "1", "sha256": SHA, **model},
-            "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
-        },
-    }
-
-
-def dry_run(cluster: Cluster, obj: dict[str, Any]) -> tuple[int, str]:
-    res = cluster.kubectl(
-        "apply", "--dry-run=server", "-f", "-", check=False, input=json.dumps(obj)
-    )
-    return res.returncode, res.stderr
-
-
 def test_s3_models_are_checked_at_admission(cluster: Cluster, namespace: str) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io")
+    install_crd(cluster)
     good = {
         "bundleURI": "s3://models/iris/1/",
         "s3": {
@@ -48,7 +24,7 @@ def test_s3_models_are_checked_at_admission(cluster: Cluster, namespace: str) ->
             "credentialsSecret": "model-store",
         },
     }
-    code, err = dry_run(cluster, manifest(namespace, good))
+    code, err = dry_run(cluster, manifest("s3", namespace, {"sha256": SHA, **good}))
     assert code == 0, err
     bad = {
         "s3 applies only to an s3:// bundleURI": {
@@ -67,5 +43,5 @@ def test_s3_models_are_checked_at_admission(cluster: Cluster, namespace: str) ->
         },
     }
     for message, model in bad.items():
-        code, err = dry_run(cluster, manifest(namespace, model))
+        code, err = dry_run(cluster, manifest("s3", namespace, {"sha256": SHA, **model}))
         assert code != 0 and message in err, (message, err)
