@@ -28,3 +28,24 @@ def test_help_renders_cleanly(name: str) -> None:
     assert text.startswith(f"usage: modeldeploy {name}"), text[:80]
     assert "%%" not in text and "%(" not in text, text
     assert len(text.splitlines()) > 3, text
+
+
+def test_the_operator_image_cli_needs_none_of_the_server_libraries() -> None:
+    """The operator image has no joblib, scikit-learn, FastAPI, numpy or skops: the
+    ``modeldeploy`` parser (every subcommand's module is imported to build it) must not
+    import them (a top-level ``import joblib`` once crash-looped the operator pod)."""
+    import subprocess
+    import sys
+
+    blocked = ("joblib", "sklearn", "fastapi", "uvicorn", "scipy", "pandas", "numpy", "skops")
+    script = (
+        "import sys\n"
+        f"for m in {blocked!r}: sys.modules[m] = None\n"
+        "from modeldeploy.cli import build_parser\n"
+        "build_parser().parse_args(['operator', '--help'])\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "usage: modeldeploy operator" in res.stdout

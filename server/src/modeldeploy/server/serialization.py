@@ -11,6 +11,9 @@ is exactly what the person who built the bundle trusted.
 joblib stays the default because it stores any pipeline (custom transformers included) and
 every bundle written before this format existed is one; MLflow 3's ``log_model`` writes skops
 by default. ``modeldeploy bundle --format skops`` writes the safer one.
+
+Standard library at import (joblib and skops are imported when used): the operator image,
+which has neither, imports this through ``modeldeploy register``'s command line.
 """
 
 from __future__ import annotations
@@ -19,8 +22,6 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import joblib
 
 from modeldeploy.server.contract import MODEL_FILE, MODEL_FILE_SKOPS
 
@@ -49,6 +50,8 @@ def dump(model: Any, folder: Path, fmt: str = DEFAULT_FORMAT) -> tuple[Path, tup
     trusted beyond skops' own safe ones, for the card."""
     path = Path(folder) / file_for(fmt)
     if fmt == JOBLIB:
+        import joblib
+
         joblib.dump(model, path)
         return path, ()
     import skops.io
@@ -67,6 +70,8 @@ def load(data: bytes, fmt: str, trusted: Sequence[str] = ()) -> Any:
     """The model from a file's bytes. skops rebuilds only its safe types and ``trusted``
     (the card's list); anything else is refused before it is built."""
     if fmt == JOBLIB:
+        import joblib
+
         return joblib.load(io.BytesIO(data))
     if fmt != SKOPS:
         raise SerializationError(f"unknown model format {fmt!r}")
