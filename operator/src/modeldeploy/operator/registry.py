@@ -11,7 +11,6 @@ a credential, only the names of the variables it came from.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from collections.abc import Mapping
@@ -44,20 +43,12 @@ class Credentials:
         )
 
     def headers(self) -> dict[str, str]:
-        if self.username:
-            pair = f"{self.username}:{self.password}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-        if self.token:
-            return {"Authorization": f"Bearer {self.token}"}
-        return {}
+        value = reg.authorization(self.username, self.password, self.token)
+        return {"Authorization": value} if value else {}
 
     def describe(self) -> str:
         """What was sent, by the variables' names only."""
-        if self.username:
-            return f"basic auth from ${c.ENV_MLFLOW_USERNAME} and ${c.ENV_MLFLOW_PASSWORD}"
-        if self.token:
-            return f"a bearer token from ${c.ENV_MLFLOW_TOKEN}"
-        return "no credentials"
+        return reg.describe_credentials(self.username, self.token)
 
 
 class _Answer(SourceError):

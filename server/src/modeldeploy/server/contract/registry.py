@@ -7,6 +7,7 @@ pin of a version are here, once. Standard library only, like the rest of the con
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -111,3 +112,20 @@ def effective_pin(resolved: Resolved, given: str) -> str:
             "or pass --sha256)"
         )
     return wanted or tagged
+
+
+def authorization(username: str, password: str, token: str) -> str:
+    """The ``Authorization`` header for MLflow's credentials: basic auth when a username is
+    set, else a bearer token, else "" (what both halves send to a tracking server)."""
+    if username:
+        return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    return f"Bearer {token}" if token else ""
+
+
+def describe_credentials(username: str, token: str) -> str:
+    """What ``authorization`` sent, by the variables' names only (never a secret)."""
+    if username:
+        return f"basic auth from ${c.ENV_MLFLOW_USERNAME} and ${c.ENV_MLFLOW_PASSWORD}"
+    if token:
+        return f"a bearer token from ${c.ENV_MLFLOW_TOKEN}"
+    return "no credentials"

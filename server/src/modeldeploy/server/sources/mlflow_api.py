@@ -11,7 +11,6 @@ runs under the caller's ``Retry``); other 4xx are not.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modeldeploy.server.contract import registry
 from modeldeploy.server.contract import sources as c
 from modeldeploy.server.sources.base import FetchError, Retry, Retryable
 
@@ -60,16 +60,11 @@ class Auth:
         return cls(user, password, token)
 
     def header(self) -> str:
-        if self.username:
-            pair = f"{self.username}:{self.password}".encode()
-            return "Basic " + base64.b64encode(pair).decode()
-        return f"Bearer {self.token}"
+        return registry.authorization(self.username, self.password, self.token)
 
     def describe(self) -> str:
         """What was sent, by the variables' names only."""
-        if self.username:
-            return f"basic auth from ${c.ENV_MLFLOW_USERNAME} and ${c.ENV_MLFLOW_PASSWORD}"
-        return f"a bearer token from ${c.ENV_MLFLOW_TOKEN}"
+        return registry.describe_credentials(self.username, self.token)
 
 
 @dataclass(frozen=True)
