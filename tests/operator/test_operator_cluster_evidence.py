@@ -30,6 +30,7 @@ from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import ApiClientKube
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import Observations, Spec
+from modeldeploy.operator.runtime import Config, Runtime
 
 pytestmark = pytest.mark.cluster
 
@@ -160,8 +161,8 @@ def test_two_status_writers_never_overwrite_each_other(
         kube = ApiClientKube.from_environment(str(env.cluster.kubeconfig))
         asyncio.run(kube.patch_status("ModelDeployment", env.namespace, name, b_status))
         # Writer A: the operator's reconcile, on the body read before B wrote.
-        rt = handlers.Runtime(
-            config=handlers.Config(server_image=env.cluster.server_image),
+        rt = Runtime(
+            config=Config(server_image=env.cluster.server_image),
             kube=kube,
             metrics=OperatorMetrics.create(),
         )

@@ -20,6 +20,7 @@ from modeldeploy.operator import handlers
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.registry import Credentials, RegistryClient
 from modeldeploy.operator.resolution import SourceError
+from modeldeploy.operator.runtime import Config, Runtime
 from modeldeploy.server.contract.registry import Resolved
 
 TRACKING = "http://mlflow.ml.svc:5000"
@@ -44,12 +45,12 @@ class Registry(RegistryClient):
 
 
 @pytest.fixture
-def rt(monkeypatch: pytest.MonkeyPatch) -> handlers.Runtime:
+def rt(monkeypatch: pytest.MonkeyPatch) -> Runtime:
     warnings: list[dict[str, Any]] = []
     monkeypatch.setattr(handlers.kopf, "event", lambda *a, **kw: None)
     monkeypatch.setattr(kopf, "warn", lambda body, **kw: warnings.append(kw))
-    runtime = handlers.Runtime(
-        config=handlers.Config(server_image="modeldeploy-server:dev"),
+    runtime = Runtime(
+        config=Config(server_image="modeldeploy-server:dev"),
         kube=FakeKube(),  # type: ignore[arg-type]
         metrics=OperatorMetrics.create(),
         registry=Registry(Credentials(token=SECRET)),
@@ -59,12 +60,12 @@ def rt(monkeypatch: pytest.MonkeyPatch) -> handlers.Runtime:
     return runtime
 
 
-def answer(rt: handlers.Runtime, value: Resolved | str) -> None:
+def answer(rt: Runtime, value: Resolved | str) -> None:
     registry: Registry = rt.registry  # type: ignore[assignment]
     registry.answer = value
 
 
-def warned(rt: handlers.Runtime) -> list[dict[str, Any]]:
+def warned(rt: Runtime) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = rt.warnings  # type: ignore[attr-defined]
     return out
 
@@ -76,7 +77,7 @@ def md(status: dict[str, Any]) -> kopf.Body:
     return kopf.Body({**raw, "status": status})
 
 
-def reconcile(rt: handlers.Runtime, status: dict[str, Any]) -> None:
+def reconcile(rt: Runtime, status: dict[str, Any]) -> None:
     rt.resolutions.entries.clear()  # each call asks the registry (the cache is tested apart)
     asyncio.run(handlers.reconcile(rt, md(status), None, None, trigger="test"))
 
@@ -87,7 +88,7 @@ def init_args(kube: FakeKube) -> list[str]:
     return args
 
 
-def test_a_resolved_alias_is_applied_concrete_and_recorded(rt: handlers.Runtime) -> None:
+def test_a_resolved_alias_is_applied_concrete_and_recorded(rt: Runtime) -> None:
     answer(rt, Resolved("iris", "3", "champion", "mlflow-artifacts:/1/m", SHA_A))
     reconcile(rt, {})
     kube: FakeKube = rt.kube  # type: ignore[assignment]
@@ -104,7 +105,7 @@ def test_a_resolved_alias_is_applied_concrete_and_recorded(rt: handlers.Runtime)
 
 
 def test_a_failure_without_a_resolution_applies_nothing_and_warns_once(
-    rt: handlers.Runtime,
+    rt: Runtime,
 ) -> None:
     answer(rt, "models:/iris@champion: model 'iris' has no alias 'champion'")
     reconcile(rt, {})
@@ -117,7 +118,7 @@ def test_a_failure_without_a_resolution_applies_nothing_and_warns_once(
     assert len(kube.status_patches) == 1 and len(warned(rt)) == 1
 
 
-def test_a_failure_keeps_the_earlier_resolution_of_the_same_uri(rt: handlers.Runtime) -> None:
+def test_a_failure_keeps_the_earlier_resolution_of_the_same_uri(rt: Runtime) -> None:
     answer(rt, Resolved("iris", "3", "champion", "mlflow-artifacts:/1/m", SHA_B))
     reconcile(rt, {})
     kube: FakeKube = rt.kube  # type: ignore[assignment]

@@ -15,6 +15,7 @@ from modeldeploy.operator import engine, handlers
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import AnalysisSample, Observations, Spec
+from modeldeploy.operator.runtime import Config, Runtime
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -46,11 +47,11 @@ class FakeKube:
 
 
 @pytest.fixture
-def rt(monkeypatch: pytest.MonkeyPatch) -> handlers.Runtime:
+def rt(monkeypatch: pytest.MonkeyPatch) -> Runtime:
     monkeypatch.setattr(handlers.kopf, "event", lambda *a, **kw: None)
     monkeypatch.setattr(handlers.kopf, "warn", lambda *a, **kw: None)
-    runtime = handlers.Runtime(
-        config=handlers.Config(),
+    runtime = Runtime(
+        config=Config(),
         kube=FakeKube(),  # type: ignore[arg-type]
         metrics=OperatorMetrics.create(),
     )
@@ -64,7 +65,7 @@ def _body(status: dict[str, Any], **kw: Any) -> kopf.Body:
     return kopf.Body({**raw, "status": status})
 
 
-def test_one_status_write_equal_to_the_engine_json(rt: handlers.Runtime) -> None:
+def test_one_status_write_equal_to_the_engine_json(rt: Runtime) -> None:
     asyncio.run(handlers.reconcile(rt, _body({}), None, None, trigger="test"))
     kube: FakeKube = rt.kube  # type: ignore[assignment]
     assert len(kube.status_patches) == 1
@@ -77,7 +78,7 @@ def test_one_status_write_equal_to_the_engine_json(rt: handlers.Runtime) -> None
     assert rt.written[("ml", "iris")] == ("1", expected.to_json())
 
 
-def test_unknown_keys_are_kept_and_an_unchanged_status_is_not_written(rt: handlers.Runtime) -> None:
+def test_unknown_keys_are_kept_and_an_unchanged_status_is_not_written(rt: Runtime) -> None:
     asyncio.run(handlers.reconcile(rt, _body({}), None, None, trigger="test"))
     kube: FakeKube = rt.kube  # type: ignore[assignment]
     written = {**kube.status_patches[0], "fromAnotherVersion": "kept"}
@@ -86,7 +87,7 @@ def test_unknown_keys_are_kept_and_an_unchanged_status_is_not_written(rt: handle
     assert len(kube.status_patches) == 1, "the same decision writes nothing"
 
 
-def test_record_outcomes_counts_a_finished_rollout_once(rt: handlers.Runtime) -> None:
+def test_record_outcomes_counts_a_finished_rollout_once(rt: Runtime) -> None:
     started = NOW - timedelta(seconds=90)
     entry = {
         "version": "v2",
@@ -138,8 +139,8 @@ def test_a_conflict_rereads_and_decides_again_on_the_other_writers_status(
     monkeypatch.setattr(handlers.kopf, "event", lambda *a, **kw: None)
     theirs = {"fromTheOtherWriter": "kept", "lastControl": "pause"}
     kube = ConflictingKube(theirs)
-    rt = handlers.Runtime(
-        config=handlers.Config(),
+    rt = Runtime(
+        config=Config(),
         kube=kube,
         metrics=OperatorMetrics.create(),  # type: ignore[arg-type]
     )
@@ -154,7 +155,7 @@ def test_a_conflict_rereads_and_decides_again_on_the_other_writers_status(
 
 
 def test_a_reserved_env_name_is_an_invalid_spec_in_status_and_nothing_is_applied(
-    rt: handlers.Runtime,
+    rt: Runtime,
 ) -> None:
     """A spec the CRD would refuse (an older CRD, say) still never reaches a pod: the
     operator's spec-validation path says why in the status."""

@@ -30,6 +30,7 @@ from modeldeploy.operator.routers import (
     router_for,
 )
 from modeldeploy.operator.routers.base import Strategy
+from modeldeploy.operator.runtime import Config, Runtime
 
 OWNER = Owner(name="iris", namespace="ml", uid="1234")
 CANARY = {"canary": {"steps": [{"setWeight": 30}]}}
@@ -200,12 +201,8 @@ class FakeKube:
         return (group, version, plural) in self.apis
 
 
-def _apply(
-    kube: FakeKube, sp: Spec, actions: Actions, rt: handlers.Runtime | None = None
-) -> handlers.Runtime:
-    rt = rt or handlers.Runtime(
-        config=handlers.Config(), kube=cast(Any, kube), metrics=OperatorMetrics.create()
-    )
+def _apply(kube: FakeKube, sp: Spec, actions: Actions, rt: Runtime | None = None) -> Runtime:
+    rt = rt or Runtime(config=Config(), kube=cast(Any, kube), metrics=OperatorMetrics.create())
     body = kopf.Body({"metadata": {"name": "iris", "namespace": "ml", "uid": "1234"}})
     asyncio.run(handlers.apply_children(rt, body, sp, actions, None))
     return rt

@@ -145,9 +145,10 @@ def run_operator(args: argparse.Namespace) -> int:
 
     import kopf
 
-    from modeldeploy.operator.handlers import Config, Runtime, build_registry
+    from modeldeploy.operator.handlers import build_registry
     from modeldeploy.operator.kube import ApiClientKube
     from modeldeploy.operator.metrics import OperatorMetrics
+    from modeldeploy.operator.runtime import Config, Runtime
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

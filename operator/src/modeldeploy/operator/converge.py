@@ -31,7 +31,7 @@ from modeldeploy.operator.promrules import PROMETHEUS_RULE_API
 from modeldeploy.operator.routers import router_for
 
 if TYPE_CHECKING:
-    from modeldeploy.operator.handlers import Runtime
+    from modeldeploy.operator.runtime import Runtime
 
 Json = dict[str, Any]
 ChildKey = tuple[str, str]  # (kind, name)

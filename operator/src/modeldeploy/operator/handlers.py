@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -23,59 +21,17 @@ from modeldeploy.operator import defaults as d
 from modeldeploy.operator.analysis import Poller, PrometheusClient, Snapshot
 from modeldeploy.operator.converge import apply_children, label_pods
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.kube import Kube, KubeError, merge_patch
-from modeldeploy.operator.metrics import OperatorMetrics, record_outcomes
-from modeldeploy.operator.model import AnalysisSample, Observations, Spec, SpecError
+from modeldeploy.operator.kube import KubeError, merge_patch
+from modeldeploy.operator.metrics import record_outcomes
+from modeldeploy.operator.model import Observations, Spec, SpecError
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
-from modeldeploy.operator.registry import RegistryClient
-from modeldeploy.operator.resolution import ResolutionCache
 from modeldeploy.operator.resolving import resolve_spec, with_resolution
+from modeldeploy.operator.runtime import Runtime
+from modeldeploy.operator.sampling import analysis_sample, remember_due, wake, wake_due
 
 log = logging.getLogger("modeldeploy.operator")
 
 STATUS_CONFLICT_RETRIES = 4  # re-read and decide again on a 409 of the status write
-
-
-@dataclass
-class Config:
-    """Everything the command line decides."""
-
-    namespaces: tuple[str, ...] = ()
-    all_namespaces: bool = False
-    prometheus_url: str = ""
-    server_image: str = ""
-    resync_seconds: float = 5.0
-    analysis_interval: float = 10.0
-    alerts_interval: float = d.ALERTS_POLL_SECONDS
-    metrics_port: int = 9102
-    liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
-    peering: str | None = None
-    priority: int = 0
-    peering_lifetime: int = 20
-    kubeconfig: str | None = None
-
-
-@dataclass
-class Runtime:
-    """What the handlers share: the client, the poller, metrics, per-object locks."""
-
-    config: Config
-    kube: Kube
-    metrics: OperatorMetrics
-    poller: Poller | None = None
-    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-    applied: dict[tuple[str, str], tuple[str, converge.Markers]] = field(default_factory=dict)
-    wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
-    written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    warned: set[tuple[str, str, str]] = field(default_factory=set)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    metrics_started: bool = False
-    registry: RegistryClient = field(default_factory=RegistryClient)  # models:/ look-ups
-    resolutions: ResolutionCache = field(default_factory=ResolutionCache)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def observations(body: kopf.Body, deployments: Any, pods: Any) -> Observations:
@@ -90,44 +46,20 @@ def observations(body: kopf.Body, deployments: Any, pods: Any) -> Observations:
     return Observations(slots=slots, control=control)
 
 
-async def analysis_sample(rt: Runtime, spec: Spec, status: RolloutStatus) -> AnalysisSample | None:
-    """The latest batched snapshot for this ModelDeployment, plus its checks when due.
-
-    Also between rollouts: the engine watches the stable's drift alert in every sample."""
-    url = spec.analysis.prometheus_url or rt.config.prometheus_url
-    if not url:
-        return AnalysisSample(
-            at=rt.now(), error="no Prometheus: set spec.analysis.prometheusURL or --prometheus-url"
-        )
-    assert rt.poller is not None
-    snap: Snapshot | None = rt.poller.want(url)
-    if snap is None:
-        return None
-    checks: tuple[Any, ...] = ()
-    if spec.analysis.checks and not snap.error and engine.sample_due(spec, status, snap.at):
-        role = engine.analysis_role(spec, status) or d.ROLE_CANDIDATE
-        client = rt.poller.client
-        checks = tuple(
-            await asyncio.gather(
-                *(
-                    client.check(url, c, spec.namespace, spec.name, role)
-                    for c in spec.analysis.checks
-                )
-            )
-        )
-    return snap.sample(spec.namespace, spec.name, checks)
-
-
-async def current_status(rt: Runtime, body: kopf.Body) -> tuple[dict[str, Any], str]:
+def current_status(rt: Runtime, body: kopf.Body) -> tuple[dict[str, Any], str]:
     """The status to decide on, as JSON (the base of the merge patch), and the
-    resourceVersion it belongs to: the watch's, unless our own last write has not arrived."""
+    resourceVersion it belongs to: the watch's, unless our own last write has not arrived.
+
+    Then it is what we wrote, at the resourceVersion the apiserver gave that write: no read
+    is needed, since the status write is conditional on that resourceVersion and a 409 (the
+    object changed since, say by another writer) re-reads and decides again."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     status = dict(body.get("status") or {})
     rv = str(body["metadata"].get("resourceVersion") or "")
     written = rt.written.get(key)
     if written is None or written[1] == status or rv == written[0]:
         return status, rv
-    return await fresh_status(rt, *key)
+    return dict(written[1]), written[0]
 
 
 async def fresh_status(rt: Runtime, namespace: str, name: str) -> tuple[dict[str, Any], str]:
@@ -148,7 +80,7 @@ async def reconcile(
     lock = rt.locks.setdefault((ns, name), asyncio.Lock())
     async with lock:
         rt.metrics.reconciles.labels(trigger=trigger).inc()
-        raw, rv = await current_status(rt, body)
+        raw, rv = current_status(rt, body)
         try:
             spec = Spec.from_body(dict(body), default_image=rt.config.server_image)
         except SpecError as exc:
@@ -199,14 +131,7 @@ async def reconcile(
         for event in actions.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         record_outcomes(rt.metrics, status, new_status)
-
-
-def wake(rt: Runtime, keys: set[tuple[str, str]]) -> None:
-    """Reconcile these ModelDeployments now (an alert just started firing for them)."""
-    for key in keys:
-        event = rt.wakeups.get(key)
-        if event is not None:
-            event.set()
+        remember_due(rt, (ns, name), spec, new_status)
 
 
 def slot_key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str, str, str]:
@@ -329,7 +254,8 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     @kopf.daemon(*res, id="react", cancellation_timeout=2.0, registry=registry)
     async def react(body: kopf.Body, stopped: Any, **kwargs: Any) -> None:
         """Reconcile at once when the alerts poll sees an alert start firing for this
-        ModelDeployment: the rollback does not wait for the resync or the interval."""
+        ModelDeployment (the rollback does not wait for the resync or the interval), or
+        when a poll brings its next analysis sample."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         event = rt.wakeups.setdefault(key, asyncio.Event())
         while not stopped:
@@ -344,11 +270,11 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
                     body,
                     kwargs["md_deployments"],
                     kwargs["md_pods"],
-                    trigger="alert",
+                    trigger="wake",
                     child_indexes=children_of(kwargs),
                 )
             except kopf.TemporaryError as exc:
-                log.warning("reconcile on a firing alert failed: %s", exc)
+                log.warning("reconcile on a wake-up failed: %s", exc)
 
     @kopf.on.delete(*res, optional=True, id="forget", registry=registry)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
@@ -358,6 +284,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         rt.applied.pop(key, None)
         rt.written.pop(key, None)
         rt.wakeups.pop(key, None)
+        rt.due.pop(key, None)
 
     return registry
 
@@ -373,6 +300,7 @@ async def start_background(rt: Runtime) -> None:
         def on_poll(url: str, snap: Snapshot, seconds: float) -> None:
             rt.metrics.analysis_polls.labels(outcome="error" if snap.error else "ok").inc()
             rt.metrics.analysis_poll_seconds.observe(seconds)
+            wake_due(rt, url, snap)
 
         rt.poller = poller = Poller(
             client=PrometheusClient(

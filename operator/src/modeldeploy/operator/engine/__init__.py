@@ -24,7 +24,12 @@ conditions) and ``reconcile`` (the order of the passes and the desired state).
 
 from modeldeploy.operator.engine.controls import parse_control
 from modeldeploy.operator.engine.judging import condition_holds, count_predictions, judge
-from modeldeploy.operator.engine.reconcile import analysis_role, reconcile, sample_due
+from modeldeploy.operator.engine.reconcile import (
+    analysis_role,
+    next_sample_at,
+    reconcile,
+    sample_due,
+)
 from modeldeploy.operator.engine.status import (
     AnalysisResult,
     AnalysisState,
@@ -45,6 +50,7 @@ __all__ = [
     "SlotRecord",
     "Strategy",
     "analysis_role",
+    "next_sample_at",
     "condition_holds",
     "count_predictions",
     "judge",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.engine.context import Context
@@ -149,7 +149,12 @@ def sample_is_new(spec: Spec, st: RolloutStatus, at: datetime) -> bool:
         return False
     if last is None:
         return True
-    return (at - last).total_seconds() >= spec.analysis.interval * _INTERVAL_SLACK
+    return at >= next_sample_at(spec, last)
+
+
+def next_sample_at(spec: Spec, last: datetime) -> datetime:
+    """The earliest time a snapshot counts as the sample after ``last``."""
+    return last + timedelta(seconds=spec.analysis.interval * _INTERVAL_SLACK)
 
 
 def version_of(st: RolloutStatus, role: str) -> str:

@@ -140,3 +140,13 @@ def analysis_role(spec: Spec, status: RolloutStatus) -> str | None:
 def sample_due(spec: Spec, status: RolloutStatus, at: datetime) -> bool:
     """Whether a sample taken at ``at`` would be consumed (so checks are worth running)."""
     return judging.sample_is_new(spec, status, at)
+
+
+def next_sample_at(spec: Spec, status: RolloutStatus) -> datetime | None:
+    """From when a snapshot would be this rollout's next sample; None when no rollout is
+    being sampled. The handlers reconcile at the first snapshot after it, so a tick is
+    judged when its evidence arrives rather than at the next resync."""
+    last = status.analysis.last_sample_at if status.analysis else None
+    if not status.active or last is None:
+        return None
+    return judging.next_sample_at(spec, last)
