@@ -38,7 +38,7 @@ def test_invalid_manifests_are_refused_with_a_clear_message(env: Env) -> None:
             "canary": {"steps": [{"setWeight": 5, "pause": {}}]}
         },
         "should be less than or equal to 100": {"canary": {"steps": [{"setWeight": 101}]}},
-        "shadow needs trafficProvider gatewayAPI or istio": {"shadow": {}},
+        "shadow needs trafficProvider gatewayAPI, istio or traefik": {"shadow": {}},
     }
     for message, strategy in cases.items():
         res = env.kubectl(
