@@ -5,13 +5,17 @@ provider's spec."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from opworld import spec
 from test_operator_routers_render import PORT, canary, expected_metadata, shadow, traffic
 
-from modeldeploy.operator.model import Actions, SpecError
+from modeldeploy.operator.builders import Owner
+from modeldeploy.operator.desired import children
+from modeldeploy.operator.model import Actions, Spec, SpecError
 from modeldeploy.operator.schema import crd
 
 TRAEFIK = {"traefik": {"traefikService": "iris-ts"}}
@@ -120,3 +124,17 @@ def test_the_crd_schema_has_the_provider() -> None:
     assert traefik["properties"]["traefikService"]["type"] == "string"
     rules = [r["rule"] for r in schema["x-kubernetes-validations"]]
     assert any("traefik" in r for r in rules), rules
+
+
+def test_the_example_routes_to_the_service_the_operator_owns() -> None:
+    """examples/traefik.yaml: the ModelDeployment's TraefikService is the one its
+    IngressRoute names."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "traefik.yaml"
+    md, ingress = (doc for doc in yaml.safe_load_all(path.read_text()) if doc)
+    sp = Spec.from_body(md, default_image="localhost/modeldeploy-server:dev")
+    owner = Owner(name=md["metadata"]["name"], namespace=md["metadata"]["namespace"], uid="u")
+    (ts,) = children(owner, sp, Actions(stable_slot="blue"), with_rule=False)[-1:]
+    assert ts["kind"] == "TraefikService"
+    (service,) = ingress["spec"]["routes"][0]["services"]
+    assert (service["kind"], service["name"]) == ("TraefikService", ts["metadata"]["name"])
+    assert ts["metadata"]["namespace"] == ingress["metadata"]["namespace"]
