@@ -2,7 +2,8 @@
 (e2e/traefik.py), in front of ModelDeployments installed by the chart, at the CRD's default of
 2 replicas.
 
-- ``gatewayAPI``: the operator's HTTPRoute, attached to Traefik's Gateway;
+- ``gatewayAPI``: the operator's HTTPRoute, attached to Traefik's Gateway (a canary, and a
+  blue/green switch);
 - ``traefik``: the operator's weighted TraefikService, named by the user's HTTPRoute
   (``group: traefik.io, kind: TraefikService``);
 - shadow with ``traefik``: the operator's mirroring TraefikService. Traefik's Gateway API
@@ -34,6 +35,7 @@ from modeldeploy.operator import defaults as d
 from modeldeploy.server import contract as c
 
 from .rollout_env import Env, make_env
+from .test_rollout_bluegreen import preview_ready
 
 pytestmark = pytest.mark.cluster
 
@@ -48,8 +50,11 @@ CANARY = {"canary": {"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 7
 # keeps the good shadow mirrored until the counted requests are in; the promote control
 # then promotes it, as a person would.
 SHADOW = {"shadow": {"duration": "20s", "autoPromote": False}}
-GW, TS, SH = "gw", "ts", "sh"  # the ModelDeployments: gatewayAPI, traefik, traefik shadow
-HOSTS = {GW: "gw.models.test", TS: "ts.models.test", SH: "shadow.models.test"}
+BLUE_GREEN = st.blue_green(pre="15s", auto_seconds=2)
+# the ModelDeployments: gatewayAPI canary and blue/green, traefik canary and shadow
+GW, BG, TS, SH = "gw", "bg", "ts", "sh"
+HOSTS = {n: f"{n}.models.test" for n in (GW, BG, TS, SH)}
+STRATEGIES = {GW: CANARY, BG: BLUE_GREEN, TS: CANARY, SH: SHADOW}
 Weights = list[tuple[str, int]]
 
 
@@ -63,13 +68,13 @@ def gateway(cluster: Cluster) -> Iterator[traefik.Gateway]:
 
 
 def provider(name: str, gw: traefik.Gateway) -> dict[str, Any]:
-    if name == GW:
-        route = f"{GW}-route"
+    if name in (GW, BG):
+        route = f"{name}-route"
         return {
             "gatewayAPI": {
                 "httpRoute": route,
                 "parentRefs": [gw.parent_ref],
-                "hostnames": [HOSTS[GW]],
+                "hostnames": [HOSTS[name]],
             }
         }
     return {"traefik": {"traefikService": name}}
@@ -77,16 +82,16 @@ def provider(name: str, gw: traefik.Gateway) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def env(gateway: traefik.Gateway, cluster: Cluster) -> Iterator[Env]:
-    """The chart after Traefik's CRDs (the operator sees the APIs), the three v1s started
+    """The chart after Traefik's CRDs (the operator sees the APIs), the four v1s started
     together, and a user's HTTPRoute to each TraefikService."""
     with make_env(cluster, {"v1": "good", "v2": "good", "v3": "diverging"}) as e:
-        for name, strategy in ((GW, CANARY), (TS, CANARY), (SH, SHADOW)):
+        for name, strategy in STRATEGIES.items():
             e.deploy(name, "v1", strategy, replicas=REPLICAS, provider=provider(name, gateway))
-        for name in (GW, TS, SH):
+        for name in STRATEGIES:
             e.healthy(name, "v1")
         for name in (TS, SH):
             user_route(e, gateway, name)
-        for name in (GW, TS, SH):
+        for name in STRATEGIES:
             st.wait(
                 f"{name} answering through the gateway",
                 lambda name=name: traefik.send(gateway, 1, HOSTS[name])[0] == {"v1": 1},
@@ -119,8 +124,8 @@ def user_route(env: Env, gw: traefik.Gateway, name: str) -> None:
     )
 
 
-def route_weights(env: Env) -> Weights:
-    obj = env.cluster.kubectl_json("get", "httproute", f"{GW}-route", "-n", env.stack.namespace)
+def route_weights(env: Env, name: str) -> Weights:
+    obj = env.cluster.kubectl_json("get", "httproute", f"{name}-route", "-n", env.stack.namespace)
     return [(b["name"], b["weight"]) for b in obj["spec"]["rules"][0]["backendRefs"]]
 
 
@@ -214,7 +219,7 @@ def canary_through_traefik(
 
 
 def test_gateway_api_canary_through_traefik(env: Env, gateway: traefik.Gateway) -> None:
-    canary_through_traefik(env, gateway, GW, lambda: route_weights(env))
+    canary_through_traefik(env, gateway, GW, lambda: route_weights(env, GW))
     assert traefik.route_accepted(env.cluster, env.stack.namespace, f"{GW}-route")
 
 
@@ -223,6 +228,30 @@ def test_traefik_provider_canary(env: Env, gateway: traefik.Gateway) -> None:
     obj = env.cluster.kubectl_json("get", "traefikservice", TS, "-n", env.stack.namespace)
     owners = obj["metadata"]["ownerReferences"]
     assert owners[0]["kind"] == "ModelDeployment" and owners[0]["name"] == TS
+
+
+def test_gateway_api_blue_green_through_traefik(env: Env, gateway: traefik.Gateway) -> None:
+    """The switch through the gateway: clients on v1 until the route moves, then on v2; the
+    preview analysed on its own Service; no request failed on either."""
+    green = f"{BG}-green"
+    with background(gateway, BG) as bg:
+        env.deploy(BG, "v2", BLUE_GREEN, replicas=REPLICAS, provider=provider(BG, gateway))
+        st.wait(
+            "preview Service on the candidate",
+            lambda: preview_ready(env, BG),
+            120,
+            detail=lambda: st.describe(env.stack, BG),
+        )
+        assert set(bg.snapshot().by_version) == {"v1"}, bg.tally.as_dict()
+        with env.traffic(f"{BG}-preview", rate=10, retries=0, max_seconds=200, seed=3) as pv:
+            done = env.finished(BG, "v2")
+        assert done["outcome"] == "Promoted", done
+        st.wait("route all on green", lambda: route_weights(env, BG) == [(green, 100)], 30)
+        st.wait("clients answered by v2", lambda: set(bg.recent_versions(3)) == {"v2"}, 60)
+    assert_all_answered(bg.tally)
+    assert_all_answered(pv.tally)
+    assert set(pv.tally.by_version) == {"v2"}, pv.tally.as_dict()
+    print(f"{BG}: gateway {bg.tally.as_dict()}, preview {pv.tally.as_dict()}")
 
 
 def mirroring(main: str, mirror: str) -> dict[str, Any]:
