@@ -84,6 +84,10 @@ def install(
     release's name, and other releases may share the cluster. ``operator_args`` are the
     operator's extra flags (fast polls for tests by default; ``()``: the chart's defaults)."""
     release = release or namespace
+    # Helm installs a chart's CRDs only when they are missing and never upgrades them, and
+    # the cluster outlives every release: apply this tree's CRDs, so the apiserver checks
+    # ModelDeployments against the schema under test, not the first install's.
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
     cluster.apply(workloads.namespace(namespace))
     repo, tag = _split(cluster.operator_image)
     server_repo, server_tag = _split(cluster.server_image)

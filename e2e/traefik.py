@@ -10,9 +10,13 @@ idempotent; `uninstall` removes what it added (CRDs only if it created them).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
+import time
+import urllib.request
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,8 @@ from e2e.cluster import config
 from e2e.cluster.api import Cluster, wait_rollout
 from e2e.cluster.config import Paths
 from e2e.stack import wait
+from e2e.traffic import check_address, example_rows, predict
+from modeldeploy.server import contract as c
 
 NAMESPACE = "modeldeploy-gateway"
 NAME = "traefik"
@@ -281,3 +287,80 @@ def uninstall(gateway: Gateway) -> None:
         cluster.kubectl(
             "delete", "crd", *gateway.added_crds, "--timeout=120s", check=False, timeout=150
         )
+
+
+# --- what the gateway tests share: a route's status, requests through the gateway, the
+# --- model servers' own request counters
+
+
+def route_accepted(cluster: Cluster, namespace: str, name: str) -> bool:
+    """Traefik's controller accepted the HTTPRoute's current generation and resolved every
+    backend (its status names the generation it read)."""
+    obj = cluster.kubectl_json("get", "httproute", name, "-n", namespace)
+    gen = obj["metadata"]["generation"]
+    for parent in (obj.get("status") or {}).get("parents") or []:
+        if parent.get("controllerName") != CONTROLLER:
+            continue
+        conds = {
+            x["type"]: x["status"]
+            for x in parent.get("conditions") or []
+            if x.get("observedGeneration") == gen
+        }
+        return bool(conds.get("Accepted") == conds.get("ResolvedRefs") == "True")
+    return False
+
+
+def send(
+    gateway: Gateway, count: int, hostname: str | None = None
+) -> tuple[Counter[str], list[str]]:
+    """``count`` requests to the gateway, one after the other, each on a new connection,
+    none retried: the versions that answered and the errors (refused, reset, timed out or
+    any answer but 200)."""
+    answers: Counter[str] = Counter()
+    errors: list[str] = []
+    for i in range(count):
+        try:
+            version, _ = predict(
+                gateway.service_ip,
+                example_rows(1, i, False),
+                port=PORT,
+                timeout=5,
+                hostname=hostname,
+            )
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        else:
+            answers[version] += 1
+    return answers, errors
+
+
+def requests_total(cluster: Cluster, namespace: str, selector: str) -> float:
+    """The sum of ``modeldeploy_requests_total`` over the pods ``selector`` picks, each read
+    at its own address (inside the cluster's pod range)."""
+    pods = cluster.kubectl_json("get", "pods", "-n", namespace, "-l", selector)["items"]
+    ips = [p["status"]["podIP"] for p in pods if p["status"].get("podIP")]
+    assert ips, f"no pod with an address for {selector}"
+    total = 0.0
+    for ip in ips:
+        url = f"http://{check_address(ip)}:{c.DEFAULT_PORT}{c.METRICS_PATH}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+        total += sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith((c.METRIC_REQUESTS + "{", c.METRIC_REQUESTS + " "))
+        )
+    return total
+
+
+def settled_total(cluster: Cluster, namespace: str, selector: str) -> float:
+    """``requests_total`` once it has stopped moving (mirrored copies arrive asynchronously;
+    bounded: 30 s)."""
+    last = requests_total(cluster, namespace, selector)
+    for _ in range(30):
+        time.sleep(1)
+        now = requests_total(cluster, namespace, selector)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the request counter of {selector} still moving: {last}")

@@ -145,12 +145,17 @@ def _score(answer: dict[str, Any]) -> list[float]:
 
 
 def predict(
-    host: str, records: list[Record], port: int = c.DEFAULT_PORT, timeout: float = 5.0
+    host: str,
+    records: list[Record],
+    port: int = c.DEFAULT_PORT,
+    timeout: float = 5.0,
+    hostname: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """One ``POST /predict`` of ``records`` to ``host`` (checked like the generator's):
-    the version that answered and its JSON answer; an HTTP error raises."""
+    the version that answered and its JSON answer; an HTTP error raises. ``hostname`` is
+    the Host header (a gateway routes by it); the connection still goes to ``host``."""
     body = json.dumps({"instances": records}).encode()
-    return _request(check_address(host), port, body, timeout)
+    return _request(check_address(host), port, body, timeout, hostname)
 
 
 def wait_answering(
@@ -175,15 +180,15 @@ def wait_answering(
     raise TimeoutError(f"{host}:{port} did not answer within {timeout:.0f} s ({last})")
 
 
-def _request(host: str, port: int, body: bytes, timeout: float) -> tuple[str, dict[str, Any]]:
+def _request(
+    host: str, port: int, body: bytes, timeout: float, hostname: str | None = None
+) -> tuple[str, dict[str, Any]]:
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    headers = {"content-type": "application/json", "connection": "close"}
+    if hostname:
+        headers["host"] = hostname
     try:
-        conn.request(
-            "POST",
-            c.PREDICT_PATH,
-            body=body,
-            headers={"content-type": "application/json", "connection": "close"},
-        )
+        conn.request("POST", c.PREDICT_PATH, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         if resp.status != 200:
@@ -209,10 +214,13 @@ class Traffic:
         rows: Rows = example_rows,
         keep_answers: int = 0,
         retries: int = RETRIES,
+        hostname: str | None = None,
     ) -> None:
         """``retries=0``: every failed attempt (refused, reset, timed out, not a 200) is a
-        lost request, which is how the capacity tests count."""
+        lost request, which is how the capacity tests count. ``hostname``: the Host header
+        of every request (a gateway's routes match on it)."""
         self.host, self.port = check_address(host), port
+        self.hostname = hostname
         self.retries = retries
         self.rate, self.batch, self.timeout = rate, batch, timeout
         self.max_requests, self.max_seconds = max_requests, max_seconds
@@ -355,7 +363,9 @@ class Traffic:
     def _post(
         self, body: bytes, host: str | None = None, port: int | None = None
     ) -> tuple[str, dict[str, Any]]:
-        return _request(host or self.host, port or self.port, body, self.timeout)
+        if host is not None:  # a mirror copy goes to a Service directly
+            return _request(host, port or self.port, body, self.timeout)
+        return _request(self.host, self.port, body, self.timeout, self.hostname)
 
     def _record(
         self, version: str, answer: dict[str, Any], retried: bool, records: list[Record]

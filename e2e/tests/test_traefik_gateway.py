@@ -6,9 +6,6 @@ the mirror pod's own address for its metrics."""
 
 from __future__ import annotations
 
-import http.client
-import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +15,6 @@ import pytest
 from e2e import stack as st
 from e2e import traefik
 from e2e.cluster.api import Cluster
-from e2e.traffic import check_address, example_rows, predict
 from modeldeploy.server import contract as c
 
 from .rollout_env import Env, make_env
@@ -74,22 +70,11 @@ def route(env: Env, gw: traefik.Gateway, backends: list[dict[str, Any]]) -> None
         }
     )
 
-    def accepted() -> bool:
-        """Traefik's controller accepted the route and resolved every backend."""
-        obj = env.cluster.kubectl_json("get", "httproute", ROUTE, "-n", env.stack.namespace)
-        gen = obj["metadata"]["generation"]
-        for parent in (obj.get("status") or {}).get("parents") or []:
-            if parent.get("controllerName") != traefik.CONTROLLER:
-                continue
-            conds = {
-                x["type"]: x["status"]
-                for x in parent.get("conditions") or []
-                if x.get("observedGeneration") == gen
-            }
-            return conds.get("Accepted") == conds.get("ResolvedRefs") == "True"
-        return False
-
-    st.wait(f"HTTPRoute {ROUTE} accepted by Traefik", accepted, 60)
+    st.wait(
+        f"HTTPRoute {ROUTE} accepted by Traefik",
+        lambda: traefik.route_accepted(env.cluster, env.stack.namespace, ROUTE),
+        60,
+    )
 
 
 def service(name: str, weight: int) -> dict[str, Any]:
@@ -108,29 +93,12 @@ def traefik_service(env: Env, name: str, spec: dict[str, Any]) -> dict[str, Any]
     return {"group": "traefik.io", "kind": "TraefikService", "name": name}
 
 
-def send(gw: traefik.Gateway, count: int) -> tuple[Counter[str], list[str]]:
-    """``count`` requests to the gateway, each on a new connection, none retried: the
-    versions that answered and the errors."""
-    answers: Counter[str] = Counter()
-    errors: list[str] = []
-    for i in range(count):
-        try:
-            version, _ = predict(
-                gw.service_ip, example_rows(1, i, False), port=traefik.PORT, timeout=5
-            )
-        except (OSError, http.client.HTTPException) as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-        else:
-            answers[version] += 1
-    return answers, errors
-
-
 def converge(gw: traefik.Gateway, done: Any, what: str, limit: int = 600) -> None:
     """Requests until ``done(versions seen)`` holds: Traefik applies a route change a moment
     after the apiserver has it (bounded in requests)."""
     seen: list[str] = []
     for _ in range(limit):
-        answers, _ = send(gw, 1)
+        answers, _ = traefik.send(gw, 1)
         seen += list(answers.elements())
         if done(seen):
             return
@@ -157,12 +125,12 @@ def assert_shares(answers: Counter[str], errors: list[str], v1: float) -> None:
 def test_http_route_weights_split_real_traffic(gateway: traefik.Gateway, models: Env) -> None:
     route(models, gateway, [service(FIRST, 25), service(SECOND, 75)])
     converge(gateway, both, "both versions answering through the gateway")
-    answers, errors = send(gateway, REQUESTS)
+    answers, errors = traefik.send(gateway, REQUESTS)
     assert_shares(answers, errors, 0.25)
 
     route(models, gateway, [service(FIRST, 100), service(SECOND, 0)])
     converge(gateway, only_v1, "the route at 100/0")
-    answers, errors = send(gateway, REQUESTS)
+    answers, errors = traefik.send(gateway, REQUESTS)
     assert not errors, errors[:10]
     assert answers == Counter({"v1": REQUESTS}), answers
 
@@ -175,42 +143,14 @@ def test_weighted_traefik_service(gateway: traefik.Gateway, models: Env) -> None
     )
     route(models, gateway, [split])
     converge(gateway, both, "both versions answering through the TraefikService")
-    answers, errors = send(gateway, REQUESTS)
+    answers, errors = traefik.send(gateway, REQUESTS)
     assert_shares(answers, errors, 0.25)
 
 
-def requests_total(env: Env, name: str) -> float:
-    """The model server's own request counter, read at its pod's address."""
-    pods = env.cluster.kubectl_json(
-        "get",
-        "pods",
-        "-n",
-        env.stack.namespace,
-        "-l",
-        f"app.kubernetes.io/name={name},app.kubernetes.io/component=model-server",
-    )["items"]
-    ips = [p["status"]["podIP"] for p in pods if p["status"].get("podIP")]
-    assert len(ips) == 1, ips
-    url = f"http://{check_address(ips[0])}:{c.DEFAULT_PORT}{c.METRICS_PATH}"
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        text = resp.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(c.METRIC_REQUESTS + "{") or line.startswith(c.METRIC_REQUESTS + " ")
-    )
-
-
 def settled(env: Env, name: str) -> float:
-    """The counter once it has stopped moving (mirrored copies arrive asynchronously)."""
-    last = requests_total(env, name)
-    for _ in range(30):
-        time.sleep(1)
-        now = requests_total(env, name)
-        if now == last:
-            return now
-        last = now
-    raise AssertionError(f"{name}'s request counter still moving: {last}")
+    """The mirror's own request counter once it has stopped moving."""
+    selector = f"app.kubernetes.io/name={name},app.kubernetes.io/component=model-server"
+    return traefik.settled_total(env.cluster, env.stack.namespace, selector)
 
 
 def test_mirroring_traefik_service(gateway: traefik.Gateway, models: Env) -> None:
@@ -228,7 +168,7 @@ def test_mirroring_traefik_service(gateway: traefik.Gateway, models: Env) -> Non
     route(models, gateway, [shadow])
     converge(gateway, only_v1, "the mirroring service answering")
     before = settled(models, SECOND)
-    answers, errors = send(gateway, REQUESTS)
+    answers, errors = traefik.send(gateway, REQUESTS)
     assert not errors, errors[:10]
     assert answers == Counter({"v1": REQUESTS}), answers
     assert settled(models, SECOND) - before == REQUESTS

@@ -23,6 +23,7 @@ NAMESPACED = {
     ("events.k8s.io", "events"): {"create", "patch"},
     ("gateway.networking.k8s.io", "httproutes"): OWN,
     ("networking.istio.io", "virtualservices"): OWN,
+    ("traefik.io", "traefikservices"): OWN,
     ("monitoring.coreos.com", "prometheusrules"): OWN,
 }
 # Read-only, cluster-wide, in both scopes: kopf observes CRDs and namespaces.

@@ -38,7 +38,7 @@ def test_invalid_manifests_are_refused_with_a_clear_message(env: Env) -> None:
             "canary": {"steps": [{"setWeight": 5, "pause": {}}]}
         },
         "should be less than or equal to 100": {"canary": {"steps": [{"setWeight": 101}]}},
-        "shadow needs trafficProvider gatewayAPI or istio": {"shadow": {}},
+        "shadow needs trafficProvider gatewayAPI, istio or traefik": {"shadow": {}},
     }
     for message, strategy in cases.items():
         res = env.kubectl(
@@ -56,6 +56,25 @@ def test_invalid_manifests_are_refused_with_a_clear_message(env: Env) -> None:
         "apply", "--dry-run=server", "-f", "-", check=False, input=json.dumps(bad_sha)
     )
     assert res.returncode != 0 and "spec.model.sha256" in res.stderr
+    refused = {
+        "exactly one of replicas, gatewayAPI, istio, traefik must be set": {
+            "traefik": {"traefikService": "t"},
+            "istio": {"virtualService": "v"},
+        },
+        "spec.trafficProvider.traefik.traefikService": {"traefik": {}},
+    }
+    for message, provider in refused.items():
+        bad = env.manifest("bad", "v1", CANARY, trafficProvider=provider)
+        res = env.kubectl(
+            "apply", "--dry-run=server", "-f", "-", check=False, input=json.dumps(bad)
+        )
+        assert res.returncode != 0 and message in res.stderr, (message, res.stderr)
+    # a shadow through the traefik provider is admitted
+    good = env.manifest(
+        "good", "v1", {"shadow": {}}, trafficProvider={"traefik": {"traefikService": "t"}}
+    )
+    res = env.kubectl("apply", "--dry-run=server", "-f", "-", check=False, input=json.dumps(good))
+    assert res.returncode == 0, res.stderr
 
 
 def test_create_then_canary_to_a_new_version_without_restarting_pods(env: Env) -> None:

@@ -14,8 +14,8 @@ import kopf
 import pytest
 from opworld import spec
 
+from modeldeploy.operator import converge, handlers
 from modeldeploy.operator import defaults as d
-from modeldeploy.operator import handlers
 from modeldeploy.operator.builders import Owner
 from modeldeploy.operator.desired import children
 from modeldeploy.operator.kube import KINDS
@@ -36,7 +36,13 @@ OWNER = Owner(name="iris", namespace="ml", uid="1234")
 CANARY = {"canary": {"steps": [{"setWeight": 30}]}}
 GATEWAY = {"gatewayAPI": {"httpRoute": "iris-route"}}
 ISTIO = {"istio": {"virtualService": "iris-vs"}}
-PROVIDERS = {"replicas": {"replicas": {}}, "gatewayAPI": GATEWAY, "istio": ISTIO}
+TRAEFIK = {"traefik": {"traefikService": "iris-ts"}}
+PROVIDERS = {
+    "replicas": {"replicas": {}},
+    "gatewayAPI": GATEWAY,
+    "istio": ISTIO,
+    "traefik": TRAEFIK,
+}
 
 
 def canary(weight: int, stable: Slot = "blue", candidate: Slot = "green") -> Actions:
@@ -57,7 +63,7 @@ ROUTED = {
     4: [(4, 1), (4, 1), (4, 2), (4, 2), (4, 3), (4, 4)],
     10: [(10, 1), (10, 3), (10, 4), (10, 5), (10, 7), (10, 10)],
 }
-CANARY_TABLE = {"replicas": POD_SHARE, "gatewayAPI": ROUTED, "istio": ROUTED}
+CANARY_TABLE = {"replicas": POD_SHARE, "gatewayAPI": ROUTED, "istio": ROUTED, "traefik": ROUTED}
 
 
 @pytest.mark.parametrize("name", sorted(ROUTERS))
@@ -102,7 +108,8 @@ def test_replica_split_is_the_spec_routers_split() -> None:
 def test_replicas_split_is_approximate_routes_are_exact() -> None:
     """With pod shares, 2 replicas cannot say 25%: the candidate gets one pod of three."""
     assert ROUTERS["replicas"].exact_split is False
-    assert ROUTERS["gatewayAPI"].exact_split is True and ROUTERS["istio"].exact_split is True
+    for name in ("gatewayAPI", "istio", "traefik"):
+        assert ROUTERS[name].exact_split is True
     stable, candidate = ROUTERS["replicas"].replicas(2, "canary", 25, True)
     assert candidate / (stable + candidate) == pytest.approx(1 / 3)
 
@@ -112,6 +119,7 @@ def test_which_routers_mirror() -> None:
         "replicas": False,
         "gatewayAPI": True,
         "istio": True,
+        "traefik": True,
     }
 
 
@@ -122,6 +130,9 @@ def test_required_apis_and_the_message_when_missing() -> None:
     )
     assert ROUTERS["istio"].required_api == ApiRequirement(
         "networking.istio.io", "v1beta1", "virtualservices", "VirtualService"
+    )
+    assert ROUTERS["traefik"].required_api == ApiRequirement(
+        "traefik.io", "v1alpha1", "traefikservices", "TraefikService"
     )
     assert ApiRequirement("g.io", "v1", "things", "Thing").missing_message("x") == (
         "trafficProvider x needs g.io/v1 things, which this cluster does not serve"
@@ -146,6 +157,8 @@ def test_every_required_api_is_a_kind_the_client_knows() -> None:
         if api is not None:
             kind = KINDS[api.kind]
             assert (kind.api_version, kind.plural) == (api.api_version, api.plural)
+            # and a child kind the operator indexes, so a deleted or edited object is repaired
+            assert (api.group, api.version, api.plural, api.kind) in converge.CHILD_KINDS
 
 
 @pytest.mark.parametrize(
@@ -155,11 +168,11 @@ def test_main_service_selector(strategy: Strategy, both: bool) -> None:
     stable_only = {d.LABEL_NAME: "iris", d.LABEL_SLOT: "green"}
     got = ROUTERS["replicas"].main_service_selector(OWNER, strategy, "green")
     assert got == ({d.LABEL_NAME: "iris"} if both else stable_only)
-    for name in ("gatewayAPI", "istio"):
+    for name in ("gatewayAPI", "istio", "traefik"):
         assert ROUTERS[name].main_service_selector(OWNER, strategy, "green") == stable_only
 
 
-@pytest.mark.parametrize("provider", [{"replicas": {}}, GATEWAY, ISTIO])
+@pytest.mark.parametrize("provider", [{"replicas": {}}, GATEWAY, ISTIO, TRAEFIK])
 def test_router_for_each_provider(provider: dict[str, Any]) -> None:
     (name,) = provider
     assert router_for(spec(provider=provider)).name == name
@@ -167,11 +180,11 @@ def test_router_for_each_provider(provider: dict[str, Any]) -> None:
 
 
 def test_router_for_an_unknown_provider_says_which_exist() -> None:
-    sp = replace(spec(), provider=cast(Any, "traefik"))
+    sp = replace(spec(), provider=cast(Any, "linkerd"))
     with pytest.raises(
         SpecError,
-        match=r"unknown trafficProvider 'traefik' \(known: "
-        r"gatewayAPI, istio, replicas\)",
+        match=r"unknown trafficProvider 'linkerd' \(known: "
+        r"gatewayAPI, istio, replicas, traefik\)",
     ):
         router_for(sp)
 
@@ -208,7 +221,7 @@ def _apply(kube: FakeKube, sp: Spec, actions: Actions, rt: Runtime | None = None
     return rt
 
 
-@pytest.mark.parametrize("provider", [GATEWAY, ISTIO])
+@pytest.mark.parametrize("provider", [GATEWAY, ISTIO, TRAEFIK])
 def test_missing_router_api_drops_its_objects_and_warns_once(
     provider: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

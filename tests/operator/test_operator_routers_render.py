@@ -219,9 +219,14 @@ def _service(name: str, role: str, selector: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("strategy", ["canary", "blueGreen", "shadow"])
-@pytest.mark.parametrize("provider", ["replicas", "gatewayAPI", "istio"])
+@pytest.mark.parametrize("provider", ["replicas", "gatewayAPI", "istio", "traefik"])
 def test_services(strategy: str, provider: str) -> None:
-    cfg = {"replicas": {}, "gatewayAPI": GATEWAY["gatewayAPI"], "istio": ISTIO["istio"]}
+    cfg = {
+        "replicas": {},
+        "gatewayAPI": GATEWAY["gatewayAPI"],
+        "istio": ISTIO["istio"],
+        "traefik": {"traefikService": "iris-ts"},
+    }
     sp = spec(strategy={strategy: {}}, provider={provider: cfg[provider]})
     both = {d.LABEL_NAME: "iris"}
     green = {d.LABEL_NAME: "iris", d.LABEL_SLOT: "green"}

@@ -1,7 +1,7 @@
 """Converging the children: apply what the engine asks for, and repair what others changed.
 
 Every child (Deployment, Service, PodDisruptionBudget, HTTPRoute, VirtualService,
-PrometheusRule) is watched through a kopf index of small markers: its
+TraefikService, PrometheusRule) is watched through a kopf index of small markers: its
 ``metadata.generation`` (which moves only when its spec changes), else its
 ``resourceVersion`` (a Service has no generation). After an
 apply the operator remembers the markers the apiserver answered with; a resync re-applies a
@@ -44,6 +44,7 @@ CHILD_KINDS: tuple[tuple[str, str, str, str], ...] = (
     ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
     ("networking.istio.io", "v1beta1", "virtualservices", "VirtualService"),
+    ("traefik.io", "v1alpha1", "traefikservices", "TraefikService"),
     ("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule"),
 )
 

@@ -72,6 +72,7 @@ KINDS: dict[str, Kind] = {
     "Event": Kind("", "v1", "events"),
     "HTTPRoute": Kind("gateway.networking.k8s.io", "v1", "httproutes"),
     "VirtualService": Kind("networking.istio.io", "v1beta1", "virtualservices"),
+    "TraefikService": Kind("traefik.io", "v1alpha1", "traefikservices"),
     "PrometheusRule": Kind("monitoring.coreos.com", "v1", "prometheusrules"),
     d.KIND: Kind(d.GROUP, d.VERSION, d.PLURAL),
 }

@@ -27,9 +27,9 @@ from modeldeploy.operator.podoptions import PodOptions
 Json = dict[str, Any]
 Slot = Literal["blue", "green"]
 StrategyName = Literal["canary", "blueGreen", "shadow"]
-ProviderName = Literal["replicas", "gatewayAPI", "istio"]
+ProviderName = Literal["replicas", "gatewayAPI", "istio", "traefik"]
 STRATEGY_NAMES: tuple[StrategyName, ...] = ("canary", "blueGreen", "shadow")
-PROVIDER_NAMES: tuple[ProviderName, ...] = ("replicas", "gatewayAPI", "istio")
+PROVIDER_NAMES: tuple[ProviderName, ...] = ("replicas", "gatewayAPI", "istio", "traefik")
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -1,14 +1,15 @@
 """Traffic routers: how a candidate weight becomes replica counts and routing objects.
 
 One module per provider, each implementing ``TrafficRouter`` (``base``): ``replicas``
-(weight by pod share, no dependencies), ``gatewayAPI`` (HTTPRoute) and ``istio``
-(VirtualService). ``router_for(spec)`` picks the one ``spec.trafficProvider`` names.
+(weight by pod share, no dependencies), ``gatewayAPI`` (HTTPRoute), ``istio``
+(VirtualService) and ``traefik`` (TraefikService). ``router_for(spec)`` picks the one
+``spec.trafficProvider`` names.
 """
 
 from __future__ import annotations
 
 from modeldeploy.operator.model import Spec, SpecError
-from modeldeploy.operator.routers import gatewayapi, istio, replicas
+from modeldeploy.operator.routers import gatewayapi, istio, replicas, traefik
 from modeldeploy.operator.routers.base import (
     ApiRequirement,
     Backend,
@@ -27,7 +28,12 @@ __all__ = [
 ]
 
 # Typed as the protocol: mypy checks that each module's router implements it.
-_ALL: tuple[TrafficRouter, ...] = (replicas.ROUTER, gatewayapi.ROUTER, istio.ROUTER)
+_ALL: tuple[TrafficRouter, ...] = (
+    replicas.ROUTER,
+    gatewayapi.ROUTER,
+    istio.ROUTER,
+    traefik.ROUTER,
+)
 ROUTERS: dict[str, TrafficRouter] = {r.name: r for r in _ALL}
 
 

@@ -245,13 +245,25 @@ def traffic_schema() -> Schema:
                 required=["virtualService"],
                 description="Istio VirtualService weights and mirror.",
             ),
+            "traefik": _obj(
+                {
+                    "traefikService": _str(
+                        "Name of the TraefikService (traefik.io/v1alpha1) the operator owns; "
+                        "the user's IngressRoute or HTTPRoute names it.",
+                        maxLength=253,
+                    ),
+                },
+                required=["traefikService"],
+                description="Traefik: a weighted TraefikService for canary and blue/green, a "
+                "mirroring one for shadow.",
+            ),
         },
         default={"replicas": {}},
         description="How traffic is split; exactly one provider.",
         rules=[
             (
-                _exactly_one("replicas", "gatewayAPI", "istio"),
-                "exactly one of replicas, gatewayAPI, istio must be set",
+                _exactly_one("replicas", "gatewayAPI", "istio", "traefik"),
+                "exactly one of replicas, gatewayAPI, istio, traefik must be set",
             )
         ],
     )
@@ -374,8 +386,8 @@ def spec_schema() -> Schema:
         rules=[
             (
                 "!has(self.strategy.shadow) || !has(self.trafficProvider.replicas)",
-                "strategy shadow needs trafficProvider gatewayAPI or istio (replicas cannot "
-                "mirror)",
+                "strategy shadow needs trafficProvider gatewayAPI, istio or traefik (replicas "
+                "cannot mirror)",
             ),
         ],
     )
