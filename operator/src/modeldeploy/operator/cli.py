@@ -79,9 +79,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=float,
         default=5.0,
         metavar="S",
-        help="how often each ModelDeployment looks whether what it observes changed, and "
-        "reconciles if so (a full reconcile at least once a minute; wake-ups on a due "
-        "sample or a firing alert do not wait for it) (default 5)",
+        help="reconcile every ModelDeployment at least this often (default 5)",
     )
     op.add_argument(
         "--analysis-interval",
