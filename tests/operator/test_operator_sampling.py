@@ -68,20 +68,10 @@ def test_a_poll_wakes_exactly_the_rollouts_whose_sample_it_brings() -> None:
 
     sampling.wake_due(rt, PROM, Snapshot(at=due - timedelta(seconds=1)))
     assert not any(e.is_set() for e in events.values()), "too early: nothing is due"
+    sampling.wake_due(rt, PROM, Snapshot(at=due, error=f"{PROM}: timeout"))
+    assert not any(e.is_set() for e in events.values()), "a failed poll brings no sample"
     sampling.wake_due(rt, PROM, Snapshot(at=due))
     assert {k for k, e in events.items() if e.is_set()} == {("ml", "due")}
-
-
-def test_a_failed_poll_wakes_the_due_rollouts_too() -> None:
-    """Its sample is inconclusive and must be counted at the interval, as any other."""
-    rt = _runtime(prometheus_url=PROM)
-    sp, status = in_analysis()
-    due = engine.next_sample_at(sp, status)
-    assert due is not None
-    sampling.remember_due(rt, ("ml", "iris"), sp, status)
-    event = rt.wakeups.setdefault(("ml", "iris"), asyncio.Event())
-    sampling.wake_due(rt, PROM, Snapshot(at=due, error=f"{PROM}: timeout"))
-    assert event.is_set()
 
 
 def test_a_finished_rollout_is_no_longer_due() -> None:

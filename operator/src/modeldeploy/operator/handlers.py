@@ -1,18 +1,17 @@
 """kopf registrations: thin async handlers around the pure engine.
 
-One reconcile function serves create, update, resume and each object's own loop (a kopf
-daemon paced by ``pacing``): level-based, observe, decide, converge. Slots are observed
-through kopf indexes of Deployments and Pods (memory, not API calls); Prometheus through
-the shared batched poller. The order inside a reconcile is what makes a restart safe:
-apply the desired children first, then write the status, so a crash in between repeats
-the same (idempotent) decision."""
+One reconcile function serves create, update, resume and a timer (level-based: observe,
+decide, converge). Slots are observed through kopf indexes of Deployments and Pods (memory,
+not API calls); Prometheus through the shared batched poller. The order inside a reconcile
+is what makes a restart safe: apply the desired children first, then write the status, so
+a crash in between repeats the same (idempotent) decision.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import kopf
@@ -26,7 +25,6 @@ from modeldeploy.operator.kube import KubeError, merge_patch
 from modeldeploy.operator.metrics import record_outcomes
 from modeldeploy.operator.model import Observations, Spec, SpecError
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
-from modeldeploy.operator.pacing import Pace, inputs_of
 from modeldeploy.operator.resolving import resolve_spec, with_resolution
 from modeldeploy.operator.runtime import Runtime
 from modeldeploy.operator.sampling import analysis_sample, remember_due, wake, wake_due
@@ -77,8 +75,7 @@ async def reconcile(
     pods: Any,
     trigger: str,
     child_indexes: tuple[Any, ...] | None = None,
-) -> datetime | None:
-    """One decision; returns when to decide again though nothing observed changes."""
+) -> None:
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
     lock = rt.locks.setdefault((ns, name), asyncio.Lock())
     async with lock:
@@ -93,10 +90,10 @@ async def reconcile(
                 await rt.kube.patch_status(
                     d.KIND, ns, name, {"message": f"invalid spec: {exc}", "phase": "Degraded"}
                 )
-            return None
+            return
         args = (rt.registry, rt.resolutions, rt.kube, body, raw, spec, rt.now())
         if (decision := await resolve_spec(*args)) is None or decision.spec is None:
-            return None  # a models:/ URI that cannot be resolved: nothing new is applied
+            return  # a models:/ URI that cannot be resolved: nothing new is applied
         spec = decision.spec  # concrete: models:/NAME/VERSION and its pin
         obs = observations(body, deployments, pods)
         seen = None if child_indexes is None else converge.observed(child_indexes, (ns, name))
@@ -135,7 +132,6 @@ async def reconcile(
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         record_outcomes(rt.metrics, status, new_status)
         remember_due(rt, (ns, name), spec, new_status)
-        return actions.recheck_at
 
 
 def slot_key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str, str, str]:
@@ -232,10 +228,8 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     @kopf.on.update(*res, id="reconcile", registry=registry)
     @kopf.on.resume(*res, id="reconcile", registry=registry)
     async def on_change(body: kopf.Body, reason: str, **kwargs: Any) -> None:
-        # kopf passes each index as a keyword argument named after its id. Errors go to
-        # kopf, which retries the handler.
-        seen = observed_inputs(body, kwargs)
-        recheck = await reconcile(
+        # kopf passes each index as a keyword argument named after its id.
+        await reconcile(
             rt,
             body,
             kwargs["md_deployments"],
@@ -243,60 +237,44 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
             trigger=reason,
             child_indexes=children_of(kwargs),
         )
-        pace_of(body).reconciled(seen, recheck)
 
-    def pace_of(body: kopf.Body) -> Pace:
-        return rt.paces.setdefault(
-            (body["metadata"]["namespace"], body["metadata"]["name"]), Pace()
+    @kopf.timer(
+        *res, interval=rt.config.resync_seconds, initial_delay=1.0, id="resync", registry=registry
+    )
+    async def resync(body: kopf.Body, **kwargs: Any) -> None:
+        await reconcile(
+            rt,
+            body,
+            kwargs["md_deployments"],
+            kwargs["md_pods"],
+            trigger="timer",
+            child_indexes=children_of(kwargs),
         )
-
-    def observed_inputs(body: kopf.Body, kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        url = (body.get("spec") or {}).get("analysis", {}).get("prometheusURL") or (
-            rt.config.prometheus_url
-        )
-        snap = rt.poller.snapshots.get(url) if rt.poller is not None and url else None
-        seen = converge.observed(children_of(kwargs), key)
-        return inputs_of(body, kwargs["md_deployments"], kwargs["md_pods"], seen, snap)
 
     @kopf.daemon(*res, id="react", cancellation_timeout=2.0, registry=registry)
     async def react(body: kopf.Body, stopped: Any, **kwargs: Any) -> None:
-        """The ModelDeployment's own loop (see ``pacing``): every ``--resync-seconds`` it
-        reconciles when what it observes changed, the engine's recheck time came, or a
-        minute passed; at once when woken (an alert started firing, or a poll brought the
-        rollout's next sample: the rollback and the tick wait for no resync)."""
+        """Reconcile at once when the alerts poll sees an alert start firing for this
+        ModelDeployment (the rollback does not wait for the resync or the interval), or
+        when a poll brings its next analysis sample."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         event = rt.wakeups.setdefault(key, asyncio.Event())
-        pace = pace_of(body)
         while not stopped:
             try:
-                await asyncio.wait_for(
-                    event.wait(), timeout=pace.wait_seconds(rt.config.resync_seconds, rt.now())
-                )
-                woken = True
+                await asyncio.wait_for(event.wait(), timeout=30)
             except TimeoutError:
-                woken = False
-            event.clear()
-            seen = observed_inputs(body, kwargs)
-            why = "wake" if woken else pace.why(seen, rt.now())
-            if why is None:
                 continue
+            event.clear()
             try:
-                recheck = await reconcile(
+                await reconcile(
                     rt,
                     body,
                     kwargs["md_deployments"],
                     kwargs["md_pods"],
-                    trigger=why,
+                    trigger="wake",
                     child_indexes=children_of(kwargs),
                 )
-            except kopf.TemporaryError as exc:  # the next tick tries again
-                log.warning("reconcile (%s) of %s/%s failed: %s", why, *key, exc)
-                continue
-            except Exception:  # never let the loop die; the next tick tries again
-                log.exception("reconcile (%s) of %s/%s crashed", why, *key)
-                continue
-            pace.reconciled(seen, recheck)
+            except kopf.TemporaryError as exc:
+                log.warning("reconcile on a wake-up failed: %s", exc)
 
     @kopf.on.delete(*res, optional=True, id="forget", registry=registry)
     async def on_delete(body: kopf.Body, **_: Any) -> None:
@@ -307,7 +285,6 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         rt.written.pop(key, None)
         rt.wakeups.pop(key, None)
         rt.due.pop(key, None)
-        rt.paces.pop(key, None)
 
     return registry
 

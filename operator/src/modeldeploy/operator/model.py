@@ -418,6 +418,4 @@ class Actions:
     candidate_ready: bool = False  # the candidate slot has a Ready pod of its revision
     mirror: bool = False  # mirror traffic to the candidate slot (shadow)
     events: tuple[Event, ...] = ()
-    # When to decide again though nothing observed changes (a pause or deadline ends)
-    recheck_at: datetime | None = field(default=None, compare=False)
     prometheus_rule: bool = True

@@ -17,7 +17,6 @@ from modeldeploy.operator import defaults as d
 from modeldeploy.operator.analysis import Poller
 from modeldeploy.operator.kube import Kube
 from modeldeploy.operator.metrics import OperatorMetrics
-from modeldeploy.operator.pacing import Pace
 from modeldeploy.operator.registry import RegistryClient
 from modeldeploy.operator.resolution import ResolutionCache
 
@@ -54,7 +53,6 @@ class Runtime:
     wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     # (namespace, name) -> (Prometheus URL, from when its next sample is due)
     due: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
-    paces: dict[tuple[str, str], Pace] = field(default_factory=dict)  # each object's loop
     written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
     warned: set[tuple[str, str, str]] = field(default_factory=set)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

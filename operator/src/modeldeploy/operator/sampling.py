@@ -60,8 +60,9 @@ def wake_due(rt: Runtime, url: str, snap: Snapshot) -> None:
     """A fresh snapshot of ``url``: reconcile now every rollout whose next sample it is.
 
     Without this a due sample waits for the object's resync (up to its period, more when
-    the operator is busy); with it the tick is judged as soon as its evidence is there.
-    A failed poll wakes them too: its sample is inconclusive, and counts as one."""
+    the operator is busy); with it the tick is judged as soon as its evidence is there."""
+    if snap.error:
+        return
     wake(rt, {key for key, (u, at) in rt.due.items() if u == url and at <= snap.at})
 
 

@@ -6,8 +6,9 @@ what lets a test (or a crashed operator) run the same decision twice.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from modeldeploy.operator.engine.status import RolloutStatus, second
@@ -25,9 +26,6 @@ class Context:
     strategy: Strategy
     plan: list[Step]
     events: list[Event] = field(default_factory=list)
-    # The earliest moment a time test of this reconcile would answer differently: with the
-    # same inputs nothing changes before it, so the handlers need not reconcile until then.
-    recheck_at: datetime | None = None
 
     @property
     def stamp(self) -> datetime:
@@ -37,30 +35,9 @@ class Context:
     def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         self.events.append(Event(type_, reason, message))
 
-    def reached(self, at: datetime | None, seconds: float) -> bool:
-        """Whether ``seconds`` have passed since ``at`` (never recorded: long ago). Every
-        time test goes through here or ``within``, so ``recheck_at`` sees them all."""
-        if at is None:
-            return True
-        flips = at + timedelta(seconds=seconds)
-        if self.now >= flips:
-            return True
-        self._recheck(flips)
-        return False
-
-    def within(self, at: datetime | None, seconds: float) -> bool:
-        """Whether at most ``seconds`` have passed since ``at`` (never recorded: no)."""
-        if at is None:
-            return False
-        flips = at + timedelta(seconds=seconds)
-        if self.now <= flips:
-            self._recheck(flips + timedelta(milliseconds=1))
-            return True
-        return False
-
-    def _recheck(self, at: datetime) -> None:
-        if self.recheck_at is None or at < self.recheck_at:
-            self.recheck_at = at
+    def since(self, at: datetime | None) -> float:
+        """Seconds since ``at``; never recorded is "long ago"."""
+        return math.inf if at is None else (self.now - at).total_seconds()
 
     @property
     def index(self) -> int:

@@ -223,7 +223,7 @@ def _deadline(ctx: Context, role: str, version: str) -> tuple[str, str] | None:
         analysis.waiting_since = None  # no candidate pods at this weight: nothing to wait for
         return None
     analysis.waiting_since = analysis.waiting_since or ctx.stamp
-    if ctx.within(analysis.waiting_since, spec.progress_deadline):
+    if ctx.since(analysis.waiting_since) <= spec.progress_deadline:
         return None
     slot = st.candidate_slot if role == d.ROLE_CANDIDATE or not st.stable_slot else st.stable_slot
     reason = ctx.obs.slot(slot).reason if slot else ""

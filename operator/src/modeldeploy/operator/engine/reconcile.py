@@ -118,7 +118,6 @@ def _actions(ctx: Context) -> Actions:
         weight=weight if candidate else 0,
         mirror=candidate is not None and mirror,
         events=tuple(ctx.events),
-        recheck_at=ctx.recheck_at,
     )
 
 

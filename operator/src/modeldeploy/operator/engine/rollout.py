@@ -194,20 +194,20 @@ def step_done(ctx: Context, step: Step) -> bool:
     if isinstance(step, (SetWeight, WaitReady)):
         return ctx.candidate_serves()
     if isinstance(step, Pause):
-        return step.seconds is not None and ctx.reached(st.step_started_at, step.seconds)
+        return step.seconds is not None and ctx.since(st.step_started_at) >= step.seconds
     if isinstance(step, Analysis):
         analysis = st.analysis or AnalysisState()
         return analysis_over(ctx, step) and analysis.predictions >= ctx.spec.analysis.min_samples
     if isinstance(step, Promote):
         return True
-    return ctx.reached(st.scale_down_at, 0)  # ScaleDownPrevious
+    return ctx.since(st.scale_down_at) >= 0  # ScaleDownPrevious
 
 
 def analysis_over(ctx: Context, step: Analysis) -> bool:
     """The step's duration is over and its last sample passed (evidence aside)."""
     analysis = ctx.st.analysis or AnalysisState()
     return (
-        ctx.reached(ctx.st.step_started_at, step.seconds)
+        ctx.since(ctx.st.step_started_at) >= step.seconds
         and analysis.outcome == "Passed"
         and analysis.passed_samples >= 1
     )
@@ -249,7 +249,7 @@ def advance(ctx: Context) -> None:
         if (
             isinstance(step, (SetWeight, WaitReady))
             and not ctx.candidate_serves()
-            and not ctx.within(st.step_started_at, spec.progress_deadline)
+            and ctx.since(st.step_started_at) > spec.progress_deadline
         ):
             assert st.candidate_slot is not None
             reason = ctx.obs.slot(st.candidate_slot).reason or "not ready"

@@ -126,7 +126,7 @@ def _healthy(ctx: Context) -> Situation | None:
 
 def _stable_never_ready(ctx: Context) -> Situation | None:
     st, spec = ctx.st, ctx.spec
-    if st.phase == "Healthy" or ctx.within(st.rollout_started_at, spec.progress_deadline):
+    if ctx.since(st.rollout_started_at) <= spec.progress_deadline or st.phase == "Healthy":
         return None
     assert st.stable_slot is not None
     reason = ctx.obs.slot(st.stable_slot).reason or "not ready"
