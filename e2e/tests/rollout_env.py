@@ -36,6 +36,18 @@ class Env:
             st.model_deployment(name, self.stack.namespace, self.bundles[version], strategy, **kw)
         )
 
+    def control(self, name: str, command: str) -> None:
+        """A manual control (``promote``, ``promote/2``, ``abort``...), as the plugin sets it."""
+        self.cluster.kubectl(
+            "annotate",
+            "--overwrite",
+            st.KIND,
+            name,
+            "-n",
+            self.stack.namespace,
+            f"modeldeploy.io/control={command}",
+        )
+
     def healthy(self, name: str, version: str, timeout: float = 240) -> dict[str, Any]:
         return st.wait_phase(self.stack, name, "Healthy", version=version, timeout=timeout)
 

@@ -47,15 +47,7 @@ def test_a_candidate_never_ready_at_100_costs_no_request(env: Env) -> None:  # n
         status = st.status(env.stack, name)
         assert status["canaryWeight"] == 100 and status["candidateVersion"] == "v2"
         moments["abort"] = traffic.clock()
-        env.cluster.kubectl(
-            "annotate",
-            "--overwrite",
-            st.KIND,
-            name,
-            "-n",
-            env.stack.namespace,
-            "modeldeploy.io/control=abort",
-        )
+        env.control(name, "abort")
         aborted = env.finished(name, "v2")
         assert aborted["outcome"] == "Aborted", aborted
         moments["aborted"] = traffic.clock()

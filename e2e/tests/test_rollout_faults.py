@@ -117,9 +117,7 @@ def test_operator_killed_mid_rollout_resumes_at_the_same_step(env: Env) -> None:
     after = st.status(env.stack, name)
     assert (after["currentStep"], after["canaryWeight"], after["phase"]) == (2, 50, "Paused")
     # The new operator acts on it: promote past the pause, the rollout completes.
-    env.cluster.kubectl(
-        "annotate", "--overwrite", st.KIND, name, "-n", ns, "modeldeploy.io/control=promote"
-    )
+    env.control(name, "promote")
     done = env.finished(name, "v2")
     assert done["outcome"] == "Promoted", done
 

@@ -94,15 +94,7 @@ def test_http_route_weights_follow_each_canary_step(gw_env: Env) -> None:
             ),
             30,
         )
-        env.cluster.kubectl(
-            "annotate",
-            "--overwrite",
-            st.KIND,
-            name,
-            "-n",
-            ns,
-            f"modeldeploy.io/control=promote/{step}",
-        )
+        env.control(name, f"promote/{step}")
     done = env.finished(name, "v2")
     assert done["outcome"] == "Promoted", done
     st.wait("route all to green", lambda: weights(env, route) == [("gw-green", 100)], 30)

@@ -167,18 +167,6 @@ def measure(gw: traefik.Gateway, name: str, v2: float) -> dict[str, int]:
     return dict(answers)
 
 
-def promote(env: Env, name: str, step: int) -> None:
-    env.cluster.kubectl(
-        "annotate",
-        "--overwrite",
-        st.KIND,
-        name,
-        "-n",
-        env.stack.namespace,
-        f"modeldeploy.io/control=promote/{step}",
-    )
-
-
 def paused(env: Env, name: str, step: int) -> None:
     """Wait for the rollout to pause at ``step`` (a promote just sent may not be read yet)."""
 
@@ -204,7 +192,7 @@ def canary_through_traefik(
             st.wait(f"{name} at {weight}%", lambda want=want: weights() == want, 120)
             time.sleep(SETTLE)
             measured[weight] = measure(gw, name, weight / 100)
-            promote(env, name, step)
+            env.control(name, f"promote/{step}")
         done = env.finished(name, "v2")
         assert done["outcome"] == "Promoted", done
         st.wait(f"{name} all on green", lambda: weights() == [(green, 100)], 30)
@@ -292,7 +280,7 @@ def test_shadow_through_traefik_mirroring(env: Env, gateway: traefik.Gateway) ->
     with background(gateway, SH) as bg:
         # steps: wait ready, analysis (divergence included), pause, promote
         paused(env, SH, 2)
-        promote(env, SH, 2)
+        env.control(SH, "promote/2")
         done = env.finished(SH, "v2")
         assert done["outcome"] == "Promoted", done
         st.wait("clients answered by v2", lambda: set(bg.recent_versions(3)) == {"v2"}, 60)
