@@ -17,6 +17,8 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,6 +293,16 @@ def uninstall(gateway: Gateway) -> None:
 
 # --- what the gateway tests share: a route's status, requests through the gateway, the
 # --- model servers' own request counters
+
+
+@contextmanager
+def installed(cluster: Cluster) -> Iterator[Gateway]:
+    """Traefik for the length of a ``with`` (a test module's fixture), uninstalled after."""
+    gateway = install(cluster)
+    try:
+        yield gateway
+    finally:
+        uninstall(gateway)
 
 
 def route_accepted(cluster: Cluster, namespace: str, name: str) -> bool:

@@ -60,11 +60,8 @@ Weights = list[tuple[str, int]]
 
 @pytest.fixture(scope="module")
 def gateway(cluster: Cluster) -> Iterator[traefik.Gateway]:
-    gw = traefik.install(cluster)
-    try:
+    with traefik.installed(cluster) as gw:
         yield gw
-    finally:
-        traefik.uninstall(gw)
 
 
 def provider(name: str, gw: traefik.Gateway) -> dict[str, Any]:

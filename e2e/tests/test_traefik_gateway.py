@@ -29,11 +29,8 @@ FIRST, SECOND = "first", "second"  # ModelDeployments serving v1 and v2
 
 @pytest.fixture(scope="module")
 def gateway(cluster: Cluster) -> Iterator[traefik.Gateway]:
-    gw = traefik.install(cluster)
-    try:
+    with traefik.installed(cluster) as gw:
         yield gw
-    finally:
-        traefik.uninstall(gw)
     # A clean uninstall: nothing of Traefik's is left, cluster-wide objects and CRDs included.
     left = [
         f"{kind}/{name}"
