@@ -18,6 +18,7 @@ NAMESPACED = {
     ("apps", "deployments"): OWN,
     ("", "services"): OWN,
     ("policy", "poddisruptionbudgets"): OWN,
+    ("autoscaling", "horizontalpodautoscalers"): OWN,
     ("", "pods"): READ | {"patch"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},

@@ -12,6 +12,7 @@ import pytest
 from opworld import body
 
 from modeldeploy.operator import engine, handlers
+from modeldeploy.operator.autoscaling import scale_status
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.metrics import OperatorMetrics
 from modeldeploy.operator.model import AnalysisSample, Observations, Spec
@@ -74,8 +75,10 @@ def test_one_status_write_equal_to_the_engine_json(rt: Runtime) -> None:
         at=NOW, error="no Prometheus: set spec.analysis.prometheusURL or --prometheus-url"
     )
     expected, _ = engine.reconcile(sp, RolloutStatus(), Observations(analysis=sample), NOW)
-    assert kube.status_patches[0] == expected.to_json()
-    assert rt.written[("ml", "iris")] == ("1", expected.to_json())
+    # with the scale subresource's fields: no pod of the stable slot is Ready yet
+    written = {**expected.to_json(), **scale_status("iris", expected.stable_slot, 0)}
+    assert kube.status_patches[0] == written
+    assert rt.written[("ml", "iris")] == ("1", written)
 
 
 def test_unknown_keys_are_kept_and_an_unchanged_status_is_not_written(rt: Runtime) -> None:

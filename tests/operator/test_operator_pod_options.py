@@ -181,12 +181,12 @@ def test_removed_budgets_are_stale_only_when_they_exist() -> None:
     sp, actions = rollout(body())
     objs = children(OWNER, sp, actions, with_rule=True)
     seen = {("PodDisruptionBudget", "iris-blue"): "g1", ("Deployment", "iris-blue"): "g1"}
-    assert converge.stale_budgets(sp, objs, seen) == ["iris-blue"]
-    assert converge.stale_budgets(sp, objs, {}) == []
+    assert converge.stale_children(sp, objs, seen) == [("PodDisruptionBudget", "iris-blue")]
+    assert converge.stale_children(sp, objs, {}) == []
     with_pdb, actions = rollout(with_server(body(), podDisruptionBudget={"minAvailable": 1}))
     objs = children(OWNER, with_pdb, actions, with_rule=True)
     both = {("PodDisruptionBudget", f"iris-{s}"): "g1" for s in ("blue", "green")}
-    assert converge.stale_budgets(with_pdb, objs, both) == []
+    assert converge.stale_children(with_pdb, objs, both) == []
 
 
 @pytest.mark.parametrize(

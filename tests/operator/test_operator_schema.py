@@ -56,7 +56,8 @@ def test_crd_names_subresource_and_columns() -> None:
         ["md"],
     )
     version = _version()
-    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    assert version["name"] == "v1alpha1" and set(version["subresources"]) == {"status", "scale"}
+    assert version["subresources"]["status"] == {}
     cols = [c["name"] for c in version["additionalPrinterColumns"] if "priority" not in c]
     assert cols == ["Strategy", "Phase", "Stable", "Candidate", "Weight", "Age"]
 

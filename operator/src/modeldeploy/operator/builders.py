@@ -15,6 +15,7 @@ role a pod starts with (fixed for the slot's lifetime) and is overridden by the 
 from __future__ import annotations
 
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator.autoscaling import Autoscaling
 from modeldeploy.operator.model import Actions, Json, SlotDeployment, Spec
 from modeldeploy.operator.owned import Owner as Owner  # re-exported: callers import it here
 from modeldeploy.operator.owned import common_labels, metadata, selector, slot_name
@@ -31,6 +32,7 @@ HTTP_PORT_NAME = "http"
 # only then does SIGTERM start the server's graceful shutdown (in-flight requests finish).
 PRE_STOP_SECONDS = 5
 TERMINATION_GRACE_SECONDS = 30
+HPA_API_VERSION = "autoscaling/v2"
 
 
 def restricted_container_security() -> Json:
@@ -227,6 +229,35 @@ def disruption_budget(owner: Owner, spec: Spec, slot: str) -> Json | None:
             owner, slot_name(owner.name, slot), "model-server", **{d.LABEL_SLOT: slot}
         ),
         "spec": {**budget, "selector": {"matchLabels": selector(owner, slot)}},
+    }
+
+
+def horizontal_pod_autoscaler(owner: Owner, scaling: Autoscaling | None) -> Json | None:
+    """HorizontalPodAutoscaler ``NAME`` on the ModelDeployment (its scale subresource), when
+    the spec asks for one: why not on a slot's Deployment is ``autoscaling``'s docstring."""
+    if scaling is None:
+        return None
+    return {
+        "apiVersion": HPA_API_VERSION,
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(owner, owner.name, "autoscaler"),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": d.API_VERSION, "kind": d.KIND, "name": owner.name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu,
+                        },
+                    },
+                }
+            ],
+        },
     }
 
 

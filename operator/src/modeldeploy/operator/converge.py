@@ -42,6 +42,7 @@ CHILD_KINDS: tuple[tuple[str, str, str, str], ...] = (
     ("apps", "v1", "deployments", "Deployment"),
     ("", "v1", "services", "Service"),
     ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
     ("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute"),
     ("networking.istio.io", "v1beta1", "virtualservices", "VirtualService"),
     ("traefik.io", "v1alpha1", "traefikservices", "TraefikService"),
@@ -88,12 +89,14 @@ def needs_apply(last: tuple[str, Markers] | None, want_digest: str, seen: Marker
     return any(seen.get(child) != mark for child, mark in last[1].items())
 
 
-def stale_budgets(spec: Spec, objs: list[Json], present: Markers) -> list[str]:
-    """The slots' PodDisruptionBudgets the spec no longer asks for (the option was removed,
-    or a slot's Deployment went) that are ``present``: watched, or applied last time."""
-    wanted = {o["metadata"]["name"] for o in objs if o["kind"] == "PodDisruptionBudget"}
-    names = [slot_name(spec.name, s) for s in d.SLOTS]
-    return [n for n in names if n not in wanted and ("PodDisruptionBudget", n) in present]
+def stale_children(spec: Spec, objs: list[Json], present: Markers) -> list[ChildKey]:
+    """The optional children the spec no longer asks for that are ``present`` (watched, or
+    applied last time): the slots' PodDisruptionBudgets (the option was removed, or a slot's
+    Deployment went) and the HorizontalPodAutoscaler (autoscaling was turned off)."""
+    wanted = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    optional = [("PodDisruptionBudget", slot_name(spec.name, s)) for s in d.SLOTS]
+    optional.append(("HorizontalPodAutoscaler", spec.name))
+    return [key for key in optional if key not in wanted and key in present]
 
 
 async def apply_children(
@@ -114,7 +117,7 @@ async def apply_children(
             kopf.warn(body, reason="ProviderMissing", message=api.missing_message(router.name))
     want = digest(objs)
     last = rt.applied.get(key)
-    stale = stale_budgets(spec, objs, seen if seen is not None else (last[1] if last else {}))
+    stale = stale_children(spec, objs, seen if seen is not None else (last[1] if last else {}))
     if not needs_apply(last, want, seen) and not stale:
         return
     markers: Markers = {}
@@ -122,8 +125,8 @@ async def apply_children(
         res = await rt.kube.apply(obj)
         meta = res.get("metadata") or obj["metadata"]
         markers[(obj["kind"], obj["metadata"]["name"])] = marker(meta)
-    for name in stale:
-        await rt.kube.delete("PodDisruptionBudget", spec.namespace, name)
+    for kind, name in stale:
+        await rt.kube.delete(kind, spec.namespace, name)
     rt.applied[key] = (want, markers)
 
 

@@ -20,6 +20,8 @@ SINGULAR: Final = "modeldeployment"
 SHORT_NAMES: Final = ("md",)
 
 REPLICAS: Final = 2
+AUTOSCALING_MIN_REPLICAS: Final = 1
+AUTOSCALING_TARGET_CPU: Final = 80  # percent of the CPU request, as kubectl autoscale's
 IMAGE_PULL_POLICY: Final = "IfNotPresent"
 PROGRESS_DEADLINE_SECONDS: Final = 600
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from modeldeploy.operator.builders import Owner, deployment, disruption_budget, services
+from modeldeploy.operator.builders import (
+    Owner,
+    deployment,
+    disruption_budget,
+    horizontal_pod_autoscaler,
+    services,
+)
 from modeldeploy.operator.model import Actions, Json, Spec
 from modeldeploy.operator.promrules import prometheus_rule
 from modeldeploy.operator.routers import router_for
@@ -17,8 +23,9 @@ def children(
     when they start to go: after a blue/green rollback the preview Service has moved to the
     stable before the candidate's pods leave).
 
-    A PodDisruptionBudget per slot Deployment, when the spec asks for them, comes with the
-    Services (``converge`` deletes the ones the spec no longer asks for).
+    A PodDisruptionBudget per slot Deployment and the HorizontalPodAutoscaler, when the spec
+    asks for them, come with the Services (``converge`` deletes the ones the spec no longer
+    asks for).
 
     ``with_traffic=False`` leaves out the router's objects (the cluster lacks their API),
     ``with_rule=False`` the PrometheusRule.
@@ -29,6 +36,8 @@ def children(
     objs += services(owner, spec, actions)
     budgets = (disruption_budget(owner, spec, dep.slot) for dep in actions.deployments)
     objs += [pdb for pdb in budgets if pdb is not None]
+    if (hpa := horizontal_pod_autoscaler(owner, spec.autoscaling)) is not None:
+        objs.append(hpa)
     if with_traffic:
         objs += router_for(spec).objects(owner, spec, actions)
     objs += [deployment(owner, spec, dep) for dep in leaving]

@@ -19,6 +19,7 @@ import kopf
 from modeldeploy.operator import converge, engine
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.analysis import Poller, PrometheusClient, Snapshot
+from modeldeploy.operator.autoscaling import scale_status
 from modeldeploy.operator.converge import apply_children, label_pods
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import KubeError, merge_patch
@@ -111,6 +112,9 @@ async def reconcile(
                 await apply_children(rt, body, spec, actions, seen)
                 await label_pods(rt, spec, actions.pod_roles, pods)
                 new_raw = with_resolution(new_status.to_json(), decision)
+                stable = new_status.stable_slot
+                ready = obs.slot(stable).ready_replicas if stable else 0
+                new_raw.update(scale_status(name, stable, ready))
                 patch = merge_patch(raw, new_raw)
                 if patch:
                     res = await rt.kube.patch_status(d.KIND, ns, name, patch, rv or None)

@@ -68,6 +68,7 @@ KINDS: dict[str, Kind] = {
     "Deployment": Kind("apps", "v1", "deployments"),
     "Service": Kind("", "v1", "services"),
     "PodDisruptionBudget": Kind("policy", "v1", "poddisruptionbudgets"),
+    "HorizontalPodAutoscaler": Kind("autoscaling", "v2", "horizontalpodautoscalers"),
     "Pod": Kind("", "v1", "pods"),
     "Event": Kind("", "v1", "events"),
     "HTTPRoute": Kind("gateway.networking.k8s.io", "v1", "httproutes"),

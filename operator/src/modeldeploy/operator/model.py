@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator.autoscaling import Autoscaling
 from modeldeploy.operator.modelsource import (
     MLflowSource,
     S3Source,
@@ -232,6 +233,7 @@ class Spec:
     progress_deadline: float
     generation: int = 0
     pod: PodOptions = field(default_factory=PodOptions)  # both slots' pods; not the revision
+    autoscaling: Autoscaling | None = None  # sets ``replicas`` through the scale subresource
 
     @classmethod
     def from_body(cls, body: Json, default_image: str = "") -> Spec:
@@ -255,6 +257,7 @@ class Spec:
         strategy = strategies[0]
         try:
             pod = PodOptions.from_json(server)
+            autoscaling = Autoscaling.from_spec({**spec, "server": server})
         except ValueError as exc:
             raise SpecError(str(exc)) from None
         return cls(
@@ -272,6 +275,7 @@ class Spec:
             ),
             generation=int(meta.get("generation") or 0),
             pod=pod,
+            autoscaling=autoscaling,
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.schema.openapi import Schema, _obj, _str
+from modeldeploy.operator.schema.scaling import SCALE_SUBRESOURCE
 from modeldeploy.operator.schema.spec import spec_schema
 from modeldeploy.operator.schema.status import status_schema
 
@@ -66,7 +67,7 @@ def crd() -> dict[str, Any]:
                     "name": d.VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, "scale": SCALE_SUBRESOURCE},
                     "additionalPrinterColumns": printer_columns(),
                     "schema": {
                         "openAPIV3Schema": _obj(

@@ -19,6 +19,7 @@ from modeldeploy.operator.schema.openapi import (
     _str,
 )
 from modeldeploy.operator.schema.podspec import POD_CHANGES, POD_RULES, pod_properties
+from modeldeploy.operator.schema.scaling import AUTOSCALING_RULES, autoscaling_schema
 from modeldeploy.operator.schema.sources import SOURCE_RULES, mlflow_schema, s3_schema
 from modeldeploy.server.contract import sources
 
@@ -370,8 +371,12 @@ def spec_schema() -> Schema:
         {
             "model": model_schema(),
             "replicas": _int(
-                "Replicas of the stable model.", minimum=1, maximum=1000, default=d.REPLICAS
+                "Replicas of the stable model (with autoscaling, the autoscaler sets it).",
+                minimum=1,
+                maximum=1000,
+                default=d.REPLICAS,
             ),
+            "autoscaling": autoscaling_schema(),
             "server": server_schema(),
             "strategy": strategy_schema(),
             "trafficProvider": traffic_schema(),
@@ -389,5 +394,6 @@ def spec_schema() -> Schema:
                 "strategy shadow needs trafficProvider gatewayAPI, istio or traefik (replicas "
                 "cannot mirror)",
             ),
+            *AUTOSCALING_RULES,
         ],
     )

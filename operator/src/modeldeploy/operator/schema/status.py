@@ -127,6 +127,12 @@ def status_schema() -> Schema:
             "scaleDownAt": _str(format="date-time"),
             "lastControl": _str("The last control annotation value applied."),
             "consecutiveErrors": _int(),
+            "replicas": _int(
+                "Replicas of the stable slot's Deployment (the scale subresource's count)."
+            ),
+            "selector": _str(
+                "Label selector of the stable slot's pods (what an autoscaler measures)."
+            ),
             "slots": _obj(dict.fromkeys(d.SLOTS, slot)),
             "resolvedModel": _resolved_status(),
             "analysis": _obj(
