@@ -305,6 +305,17 @@ def installed(cluster: Cluster) -> Iterator[Gateway]:
         uninstall(gateway)
 
 
+def diagnostics(gateway: Gateway) -> str:
+    """What a failed gateway test needs to say: every HTTPRoute and TraefikService in the
+    cluster, and the end of Traefik's log."""
+    cluster = gateway.cluster
+    routes = cluster.kubectl("get", "httproutes,traefikservices", "-A", "-o", "wide", check=False)
+    log = cluster.kubectl(
+        "logs", f"deployment/{NAME}", "-n", NAMESPACE, "--tail=60", check=False, timeout=30
+    )
+    return f"routes:\n{routes.stdout}{routes.stderr}\nTraefik's log:\n{log.stdout}{log.stderr}"
+
+
 def route_accepted(cluster: Cluster, namespace: str, name: str) -> bool:
     """Traefik's controller accepted the HTTPRoute's current generation and resolved every
     backend (its status names the generation it read)."""

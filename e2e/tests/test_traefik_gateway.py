@@ -99,7 +99,9 @@ def converge(gw: traefik.Gateway, done: Any, what: str, limit: int = 600) -> Non
         seen += list(answers.elements())
         if done(seen):
             return
-    raise AssertionError(f"{what}: not within {limit} requests (last {seen[-20:]})")
+    raise AssertionError(
+        f"{what}: not within {limit} requests (last {seen[-20:]})\n{traefik.diagnostics(gw)}"
+    )
 
 
 def both(seen: list[str]) -> bool:

@@ -66,8 +66,10 @@ def test_the_autoscaler_sets_the_count_the_rollout_is_sized_from(env: Env) -> No
         md = env.get("modeldeployment", NAME) or {}
         return md if (md.get("spec") or {}).get("replicas") == SCALING["minReplicas"] else None
 
-    md = wait("spec.replicas set by the autoscaler", scaled, 120)
-    writers = {(f["manager"], f.get("subresource", "")) for f in md["metadata"]["managedFields"]}
+    wait("spec.replicas set by the autoscaler", scaled, 120)
+    out = env.kubectl("get", "modeldeployment", NAME, "-o", "json", "--show-managed-fields")
+    fields = json.loads(out.stdout)["metadata"]["managedFields"]
+    writers = {(f["manager"], f.get("subresource", "")) for f in fields}
     assert any(sub == "scale" for _, sub in writers), writers
     st = env.wait_phase(NAME, "Healthy", stableVersion="v1")
     assert wait("stable at 3", lambda: env.replicas(NAME) == {"blue": 3})
@@ -77,12 +79,13 @@ def test_the_autoscaler_sets_the_count_the_rollout_is_sized_from(env: Env) -> No
     assert scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 3
     assert scale["status"]["selector"] == st["selector"]
 
-    # A canary at 50% of the autoscaler's 3: the candidate gets 1 pod (a third: the share
-    # status reports) and the stable keeps 2, then the promoted slot runs all 3.
+    # A canary at 50% of the autoscaler's 3: the candidate gets ceil(1.5) = 2 pods and the
+    # stable gives up floor(1.5) = 1 (2 of 4 pods: the 50% status reports), then the
+    # promoted slot runs all 3.
     env.apply(manifest(env, "v2", autoscaling=SCALING))
     st = env.wait_phase(NAME, "Progressing", candidateVersion="v2", canaryWeight=50)
-    assert wait("split of 3", lambda: env.replicas(NAME) == {"blue": 2, "green": 1})
-    assert env.status(NAME)["trafficShare"] == 33
+    assert wait("split of 3", lambda: env.replicas(NAME) == {"blue": 2, "green": 2})
+    assert env.status(NAME)["trafficShare"] == 50
     env.wait_phase(NAME, "Healthy", stableVersion="v2")
     assert wait("promoted at 3", lambda: env.replicas(NAME) == {"blue": 0, "green": 3})
     st = wait("selector follows the stable", lambda: "slot=green" in env.status(NAME)["selector"])
