@@ -236,3 +236,71 @@ def test_a_refused_write_back_names_the_variables_never_the_token(
         write_back(url, status, Credentials(token=SECRET))
     assert seen == [f"Bearer {SECRET}"]
     assert "POST" in str(caught.value) and SECRET not in str(caught.value)
+
+
+class StoredKube:
+    """One ModelDeployment's status in memory, as the apiserver keeps it: reads with a
+    resourceVersion, merge patches of the status that must name the current one."""
+
+    def __init__(self, status: Any) -> None:
+        self.status, self.rv = status, 1
+
+    async def get(self, kind: str, namespace: str, name: str) -> Any:
+        return {"metadata": {"resourceVersion": str(self.rv)}, "status": self.status}
+
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, patch: Any, resource_version: Any = None
+    ) -> Any:
+        assert resource_version == str(self.rv), "the write is conditional on what was read"
+        self.status, self.rv = {**self.status, **patch}, self.rv + 1
+        return {"metadata": {"resourceVersion": str(self.rv)}}
+
+
+def test_the_task_records_done_and_failed_in_the_entry_with_one_event_each(
+    mlflow: MLflowServer, bundles: dict[str, Built], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kopf
+
+    from modeldeploy.operator import writeback_task
+    from modeldeploy.operator.metrics import OperatorMetrics
+    from modeldeploy.operator.runtime import Config, Runtime
+    from modeldeploy.server.register import register as register_bundle
+
+    events: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(
+        writeback_task.kopf,
+        "event",
+        lambda _b, type, reason, message: events.append((type, reason, message)),
+    )
+    register_bundle(bundles["good"].path, settings(mlflow), "task", "")
+    at = "2026-12-02T10:00:00Z"
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    status = rollout_status(mlflow.url, "task", "1", "Promoted", finishedAt=at)
+    unreachable = rollout_status(down, "task", "1", "RolledBack", finishedAt=at, reason="x")
+    status["history"].append({**unreachable["history"][0], "revision": "old"})
+    kube = StoredKube(status)
+    now = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    rt = Runtime(config=Config(), kube=kube, metrics=OperatorMetrics.create())  # type: ignore[arg-type]
+    rt.registry = RegistryClient(Credentials(token=SECRET), timeout=5.0)
+    rt.now = lambda: now  # type: ignore[method-assign]
+    body = kopf.Body({"metadata": {"namespace": "ml", "name": "task"}})
+
+    async def twice() -> None:
+        nonlocal now
+        await writeback_task.write_pending(rt, body)
+        now += timedelta(seconds=30)  # the failed one is due again, and fails the same way
+        await writeback_task.write_pending(rt, body)
+        await rt.registry.close()
+
+    asyncio.run(twice())
+    done, failed = (h["writeBack"] for h in kube.status["history"])
+    assert done["state"] == "done" and done["alias"] == "production"
+    assert failed["state"] == "failed" and "could not be read" in failed["message"]
+    alias = api(mlflow, "GET", "registered-models/alias", name="task", alias="production")
+    assert alias["model_version"]["version"] == "1"
+    assert [(t, r) for t, r, _ in events] == [
+        ("Warning", "WriteBackFailed"),  # the oldest entry first
+        ("Normal", "WrittenBack"),
+    ], events
+    assert all(SECRET not in m for *_, m in events) and SECRET not in str(kube.status)
+    assert rt.written[("ml", "task")] == (str(kube.rv), kube.status)
