@@ -77,12 +77,14 @@ def install(
     replicas: int = 1,
     timeout: int = 240,
     operator_args: tuple[str, ...] = ("--analysis-interval", "1", "--resync-seconds", "1"),
+    sets: tuple[str, ...] = (),
 ) -> Stack:
     """A restricted namespace with the chart installed into it, watching only it.
 
     The release is named after the namespace: the chart's cluster-wide RBAC objects carry the
     release's name, and other releases may share the cluster. ``operator_args`` are the
-    operator's extra flags (fast polls for tests by default; ``()``: the chart's defaults)."""
+    operator's extra flags (fast polls for tests by default; ``()``: the chart's defaults);
+    ``sets`` more ``--set KEY=VALUE`` of the chart's values."""
     release = release or namespace
     # Helm installs a chart's CRDs only when they are missing and never upgrades them, and
     # the cluster outlives every release: apply this tree's CRDs, so the apiserver checks
@@ -115,6 +117,7 @@ def install(
         "--set",
         f"replicaCount={replicas}",
         *(("--set-string", "extraArgs={" + ",".join(operator_args) + "}") if operator_args else ()),
+        *(arg for value in sets for arg in ("--set", value)),
         "--wait",
         "--timeout",
         f"{timeout}s",

@@ -84,11 +84,13 @@ def make_env(
     cluster: Cluster,
     variants: dict[str, str] = VARIANTS,
     bundles: Callable[[Cluster, str], dict[str, Bundle]] | None = None,
+    sets: tuple[str, ...] = (),
 ) -> Iterator[Env]:
-    """A fresh namespace with the chart, the rules and a bundle server: the example bundles
-    of ``variants``, or what ``bundles(cluster, namespace)`` serves (a test's own)."""
+    """A fresh namespace with the chart (``sets``: more of its values), the rules and a
+    bundle server: the example bundles of ``variants``, or what ``bundles(cluster,
+    namespace)`` serves (a test's own)."""
     ns = f"md-e2e-{uuid.uuid4().hex[:6]}"
-    s = st.install(cluster, ns)
+    s = st.install(cluster, ns, sets=sets)
     try:
         st.load_rules(cluster, ns)
         served = bundles(cluster, ns) if bundles else serve_bundles(cluster, ns, variants)

@@ -1,6 +1,6 @@
 """The CRD's admission of models:/ specs, on the real apiserver (CEL rules and patterns): the
 mlflow block with and only with a models:/ URI, sha256 optional for models:/ only, the URI's
-forms; what the parser refuses, the apiserver refuses first."""
+forms, the write-back alias; what the parser refuses, the apiserver refuses first."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def test_models_specs_are_checked_at_admission(cluster: Cluster, namespace: str)
         {"bundleURI": "models:/iris/3", "mlflow": {"trackingURI": "https://mlflow.test/x"}},
         {"bundleURI": "models:/iris/3", "mlflow": MLFLOW, "sha256": SHA},
         {"bundleURI": "https://example.test/b.tar.gz", "sha256": SHA},
+        {"bundleURI": "models:/iris/3", "mlflow": {**MLFLOW, "writeBack": {"enabled": True}}},
+        {"bundleURI": "models:/iris/3", "mlflow": {**MLFLOW, "writeBack": {"alias": "live"}}},
     ):
         code, err = dry_run(cluster, manifest("registry", namespace, good))
         assert code == 0, (good, err)
@@ -44,6 +46,14 @@ def test_models_specs_are_checked_at_admission(cluster: Cluster, namespace: str)
         "spec.model.mlflow.trackingURI": {
             "bundleURI": "models:/iris/1",
             "mlflow": {"trackingURI": "http://user:pw@mlflow.test"},
+        },
+        "writeBack.alias must not look like a version": {
+            "bundleURI": "models:/iris/1",
+            "mlflow": {**MLFLOW, "writeBack": {"enabled": True, "alias": "v2"}},
+        },
+        "spec.model.mlflow.writeBack.alias": {
+            "bundleURI": "models:/iris/1",
+            "mlflow": {**MLFLOW, "writeBack": {"alias": "no spaces"}},
         },
         "spec.model.mlflow.credentialsSecret": {
             "bundleURI": "models:/iris/1",

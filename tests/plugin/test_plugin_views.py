@@ -70,16 +70,28 @@ def test_history_newest_first_with_durations() -> None:
     obj = sample("degraded")
     obj["status"]["history"][0]["finishedAt"] = "2026-11-23T09:03:25Z"
     rows = plugin.render_history(obj).splitlines()
-    assert rows[0].split() == ["VERSION", "OUTCOME", "REASON", "STARTED", "TOOK", "MESSAGE"]
-    assert rows[1].split()[:5] == [
+    head = ["VERSION", "OUTCOME", "REASON", "STARTED", "TOOK", "REGISTRY", "MESSAGE"]
+    assert rows[0].split() == head
+    assert rows[1].split()[:6] == [
         "1.2.0",
         "RolledBack",
         "AnalysisFailed",
         "2026-11-23T09:00:00Z",
         "3m25s",
+        "-",
     ]
     assert [r.split()[0] for r in rows[1:]] == ["1.2.0", "1.1.0", "1.0.0"]
     assert "no rollouts recorded yet" in plugin.render_history(sample("deploying"))
+
+
+def test_history_shows_what_was_written_back_to_the_registry() -> None:
+    obj = sample("degraded")
+    first, second = obj["status"]["history"][:2]
+    first["writeBack"] = {"state": "failed", "message": "unreachable"}
+    second["writeBack"] = {"state": "done", "alias": "production"}
+    rows = plugin.render_history(obj).splitlines()
+    column = rows[0].split().index("REGISTRY")
+    assert [r.split()[column] for r in rows[1:]] == ["failed", "done:production", "-"]
 
 
 @pytest.mark.parametrize(

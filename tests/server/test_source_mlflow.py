@@ -368,3 +368,82 @@ def test_bad_models_inputs_are_clear(tmp_path: Path):
     )
     assert res.returncode == 2 and "not a bundle" in res.stderr
     assert not (tmp_path / "b").exists()
+
+
+LOG_MODELS = """
+import json, sys, joblib, mlflow, mlflow.sklearn, skops.io
+model = joblib.load(sys.argv[1])
+trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+mlflow.set_experiment("scientist")
+with mlflow.start_run():
+    skops_info = mlflow.sklearn.log_model(
+        model, name="model", registered_model_name="logged", skops_trusted_types=trusted
+    )
+    pickle_info = mlflow.sklearn.log_model(model, name="pickled", serialization_format="pickle")
+out = {}
+for key, info in (("skops", skops_info), ("pickle", pickle_info)):
+    out[key] = mlflow.artifacts.download_artifacts(
+        artifact_uri=info.model_uri, dst_path=sys.argv[2] + "/" + key
+    )
+print(json.dumps(out))
+"""
+
+
+def test_bundle_takes_a_model_logged_with_mlflow_from_its_folder_or_models_uri(
+    mlflow: MLflowServer, tmp_path: Path
+):
+    """A data scientist's ``mlflow.sklearn.log_model`` (MLflow 3.17: skops by default, and
+    pickle) becomes a bundle without training again; the bundle predicts what the model
+    predicted."""
+    import joblib
+    from user_models import fitted_churn
+
+    model, frame = fitted_churn()
+    joblib.dump(model, tmp_path / "model.joblib")
+    frame.to_parquet(tmp_path / "ref.parquet")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    logged = subprocess.run(
+        [sys.executable, "-c", LOG_MODELS, str(tmp_path / "model.joblib"), str(tmp_path / "dl")],
+        env={**clean, "MLFLOW_TRACKING_URI": mlflow.url},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert logged.returncode == 0, logged.stderr[-3000:]
+    folders = json.loads(logged.stdout.splitlines()[-1])
+    assert "serialization_format: skops" in (Path(folders["skops"]) / "MLmodel").read_text()
+    x = frame.drop(columns="churned").head(50)
+    want = model.predict_proba(x)
+    for source, extra, model_file in (
+        (folders["skops"], (), "model.skops"),
+        (folders["pickle"], (), "model.joblib"),
+        ("models:/logged/1", ("--tracking-uri", mlflow.url), "model.skops"),
+    ):
+        out = tmp_path / f"bundle-{len(list(tmp_path.glob('bundle-*')))}"
+        common = ("--target", "churned", "--name", "churn", "--version", "1")
+        res = cli(
+            "bundle", source, str(out), "--data", str(tmp_path / "ref.parquet"), *common, *extra
+        )
+        assert res.returncode == 0, res.stderr
+        assert (out / model_file).is_file(), sorted(p.name for p in out.iterdir())
+        loaded = load_bundle(out, res.stdout.split()[-1])
+        assert (loaded.model.predict_proba(x) == want).all(), source
+    # a folder without MLmodel's sklearn flavor, and a registry version that is not there
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "MLmodel").write_text("flavors:\n  python_function: {}\n")
+    res = cli(
+        "bundle", str(bad), str(tmp_path / "x"), "--data", str(tmp_path / "ref.parquet"), *common
+    )
+    assert res.returncode == 2 and "no sklearn flavor" in res.stderr, res.stderr
+    res = cli(
+        "bundle",
+        "models:/logged/9",
+        str(tmp_path / "y"),
+        "--data",
+        str(tmp_path / "ref.parquet"),
+        *common,
+        "--tracking-uri",
+        mlflow.url,
+    )
+    assert res.returncode == 2 and "no version 9" in res.stderr, res.stderr

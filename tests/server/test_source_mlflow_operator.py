@@ -17,9 +17,11 @@ from server_process import free_port
 from test_source_mlflow import api, churn, mlflow, register, settings
 
 from conftest import Built
+from modeldeploy.operator import writeback as wb
 from modeldeploy.operator.model import Spec
 from modeldeploy.operator.registry import Credentials, RegistryClient
 from modeldeploy.operator.resolution import ResolutionCache, SourceError, settle
+from modeldeploy.operator.writeback_task import requests
 from modeldeploy.server.contract.registry import Resolved
 from modeldeploy.server.sources.mlflow import resolve
 
@@ -130,6 +132,8 @@ def refusing() -> Iterator[tuple[str, list[str]]]:
             self.send_response(401)
             self.end_headers()
 
+        do_POST = do_GET  # noqa: N815 - the stdlib's name
+
         def log_message(self, *args: object) -> None:
             pass
 
@@ -149,3 +153,154 @@ def test_a_refusal_names_the_variables_never_the_token(refusing: tuple[str, list
         op_resolve(url, "models:/churn@champion", Credentials(token=SECRET))
     assert seen == [f"Bearer {SECRET}"], "one attempt, the token sent"
     assert "MLFLOW_TRACKING_TOKEN" in str(caught.value) and SECRET not in str(caught.value)
+
+
+def rollout_status(url: str, name: str, version: str, outcome: str, **entry: str) -> Any:
+    """The status a reconcile writes when a rollout of ``version`` ends (as ``carry`` fills
+    it in): the slot that ran it, the history entry, the failed alert of a rollback."""
+    model = {"bundleURI": f"models:/{name}/{version}", "mlflow": {"trackingURI": url}}
+    slot = {"model": model, "revision": f"r{version}"}
+    history = [{"version": version, "revision": f"r{version}", "outcome": outcome, **entry}]
+    result = {"kind": "alert", "name": "ModelPredictionDivergence", "value": "4.25"}
+    new = {
+        "slots": {"green": slot},
+        "history": history,
+        "analysis": {"results": [{**result, "outcome": "Failed"}]},
+    }
+    return wb.carry({}, new, wb.Settings(enabled=True, alias="production"))
+
+
+def write_back(url: str, status: Any, creds: Credentials | None = None) -> list[str]:
+    async def go() -> list[str]:
+        client = RegistryClient(creds or Credentials(), timeout=5.0)
+        done = []
+        try:
+            for item in wb.pending(status, "ml/wb", datetime.now(UTC)):
+                await client.write(item.tracking_uri, requests(item))
+                done.append(item.describe())
+        finally:
+            await client.close()
+        return done
+
+    return asyncio.run(go())
+
+
+def version_tags(server: MLflowServer, name: str, version: str) -> dict[str, str]:
+    got = api(server, "GET", "model-versions/get", name=name, version=version)
+    return {t["key"]: t["value"] for t in got["model_version"]["tags"]}
+
+
+def test_a_promotion_moves_the_alias_and_a_rollback_tags_the_candidate(
+    mlflow: MLflowServer, bundles: dict[str, Built]
+) -> None:
+    from modeldeploy.server.register import register as register_bundle
+
+    for key, alias in (("good", "production"), ("good2", ""), ("diverging", "")):
+        register_bundle(bundles[key].path, settings(mlflow), "wb", alias)
+    at = "2026-12-02T10:00:00Z"
+    promoted = rollout_status(mlflow.url, "wb", "2", "Promoted", finishedAt=at)
+    assert write_back(mlflow.url, promoted) == [
+        "models:/wb/2 tagged modeldeploy.rollout.outcome=promoted; alias production -> version 2"
+    ]
+    alias = api(mlflow, "GET", "registered-models/alias", name="wb", alias="production")
+    assert alias["model_version"]["version"] == "2"
+    tags = version_tags(mlflow, "wb", "2")
+    assert {k: v for k, v in tags.items() if k.startswith("modeldeploy.rollout.")} == {
+        "modeldeploy.rollout.outcome": "promoted",
+        "modeldeploy.rollout.time": at,
+        "modeldeploy.rollout.modeldeployment": "ml/wb",
+    }
+    assert tags["modeldeploy.sha256"] == bundles["good2"].sha256  # register's tags stay
+    rolled = rollout_status(
+        mlflow.url, "wb", "3", "RolledBack", reason="AnalysisFailed", finishedAt=at
+    )
+    write_back(mlflow.url, rolled)
+    tags = version_tags(mlflow, "wb", "3")
+    assert tags["modeldeploy.rollout.outcome"] == "rolledBack"
+    assert tags["modeldeploy.rollout.rule"] == "ModelPredictionDivergence"
+    assert tags["modeldeploy.rollout.value"] == "4.25"
+    alias = api(mlflow, "GET", "registered-models/alias", name="wb", alias="production")
+    assert alias["model_version"]["version"] == "2", "a rollback never moves the alias"
+    # done twice is the same (a crash between the calls and the status write repeats them)
+    before = version_tags(mlflow, "wb", "2")
+    write_back(mlflow.url, promoted)
+    assert version_tags(mlflow, "wb", "2") == before
+
+
+def test_a_refused_write_back_names_the_variables_never_the_token(
+    refusing: tuple[str, list[str]],
+) -> None:
+    url, seen = refusing
+    status = rollout_status(url, "wb", "2", "Promoted", finishedAt="2026-12-02T10:00:00Z")
+    with pytest.raises(SourceError, match="unauthorized") as caught:
+        write_back(url, status, Credentials(token=SECRET))
+    assert seen == [f"Bearer {SECRET}"]
+    assert "POST" in str(caught.value) and SECRET not in str(caught.value)
+
+
+class StoredKube:
+    """One ModelDeployment's status in memory, as the apiserver keeps it: reads with a
+    resourceVersion, merge patches of the status that must name the current one."""
+
+    def __init__(self, status: Any) -> None:
+        self.status, self.rv = status, 1
+
+    async def get(self, kind: str, namespace: str, name: str) -> Any:
+        return {"metadata": {"resourceVersion": str(self.rv)}, "status": self.status}
+
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, patch: Any, resource_version: Any = None
+    ) -> Any:
+        assert resource_version == str(self.rv), "the write is conditional on what was read"
+        self.status, self.rv = {**self.status, **patch}, self.rv + 1
+        return {"metadata": {"resourceVersion": str(self.rv)}}
+
+
+def test_the_task_records_done_and_failed_in_the_entry_with_one_event_each(
+    mlflow: MLflowServer, bundles: dict[str, Built], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kopf
+
+    from modeldeploy.operator import writeback_task
+    from modeldeploy.operator.metrics import OperatorMetrics
+    from modeldeploy.operator.runtime import Config, Runtime
+    from modeldeploy.server.register import register as register_bundle
+
+    events: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(
+        writeback_task.kopf,
+        "event",
+        lambda _b, type, reason, message: events.append((type, reason, message)),
+    )
+    register_bundle(bundles["good"].path, settings(mlflow), "task", "")
+    at = "2026-12-02T10:00:00Z"
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    status = rollout_status(mlflow.url, "task", "1", "Promoted", finishedAt=at)
+    unreachable = rollout_status(down, "task", "1", "RolledBack", finishedAt=at, reason="x")
+    status["history"].append({**unreachable["history"][0], "revision": "old"})
+    kube = StoredKube(status)
+    now = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    rt = Runtime(config=Config(), kube=kube, metrics=OperatorMetrics.create())  # type: ignore[arg-type]
+    rt.registry = RegistryClient(Credentials(token=SECRET), timeout=5.0)
+    rt.now = lambda: now  # type: ignore[method-assign]
+    body = kopf.Body({"metadata": {"namespace": "ml", "name": "task"}})
+
+    async def twice() -> None:
+        nonlocal now
+        await writeback_task.write_pending(rt, body)
+        now += timedelta(seconds=30)  # the failed one is due again, and fails the same way
+        await writeback_task.write_pending(rt, body)
+        await rt.registry.close()
+
+    asyncio.run(twice())
+    done, failed = (h["writeBack"] for h in kube.status["history"])
+    assert done["state"] == "done" and done["alias"] == "production"
+    assert failed["state"] == "failed" and "could not be read" in failed["message"]
+    alias = api(mlflow, "GET", "registered-models/alias", name="task", alias="production")
+    assert alias["model_version"]["version"] == "1"
+    assert [(t, r) for t, r, _ in events] == [
+        ("Warning", "WriteBackFailed"),  # the oldest entry first
+        ("Normal", "WrittenBack"),
+    ], events
+    assert all(SECRET not in m for *_, m in events) and SECRET not in str(kube.status)
+    assert rt.written[("ml", "task")] == (str(kube.rv), kube.status)

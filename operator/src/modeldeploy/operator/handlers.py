@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 
-from modeldeploy.operator import converge, engine
+from modeldeploy.operator import converge, engine, writeback, writeback_task
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.analysis import Poller, PrometheusClient, Snapshot
 from modeldeploy.operator.autoscaling import scale_status
@@ -112,6 +112,7 @@ async def reconcile(
                 await apply_children(rt, body, spec, actions, seen)
                 await label_pods(rt, spec, actions.pod_roles, pods)
                 new_raw = with_resolution(new_status.to_json(), decision)
+                new_raw = writeback.carry(raw, new_raw, writeback.Settings.from_spec(body["spec"]))
                 stable = new_status.stable_slot
                 ready = obs.slot(stable).ready_replicas if stable else 0
                 new_raw.update(scale_status(name, stable, ready))
@@ -134,6 +135,7 @@ async def reconcile(
                 raise kopf.TemporaryError(f"{exc}", delay=5) from None
         for event in actions.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        writeback_task.wake(rt, (ns, name), rt.written.get((ns, name), ("", {}))[1])
         record_outcomes(rt.metrics, status, new_status)
         remember_due(rt, (ns, name), spec, new_status)
 
@@ -279,6 +281,17 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
                 )
             except kopf.TemporaryError as exc:
                 log.warning("reconcile on a wake-up failed: %s", exc)
+
+    @kopf.daemon(
+        *res,
+        id="writeback",
+        cancellation_timeout=2.0,
+        when=lambda spec, **_: writeback.Settings.from_spec(dict(spec)).enabled,
+        registry=registry,
+    )
+    async def write_back(body: kopf.Body, stopped: Any, **_: Any) -> None:
+        """Rollout outcomes back to the MLflow registry (opt-in: writeback_task)."""
+        await writeback_task.run(rt, body, stopped)
 
     @kopf.on.delete(*res, optional=True, id="forget", registry=registry)
     async def on_delete(body: kopf.Body, **_: Any) -> None:

@@ -75,14 +75,17 @@ class RegistryClient:
             await self._session.close()
             self._session = None
 
-    async def _get(self, base: str, req: reg.Request) -> dict[str, Any]:
+    async def _call(self, base: str, req: reg.Request) -> dict[str, Any]:
         if self._session is None:
             self._session = aiohttp.ClientSession(headers={"User-Agent": "modeldeploy-operator"})
-        what = f"GET {base}{req.path}"
+        what = f"{req.method} {base}{req.path}"
+        post = req.method == "POST"
         try:
-            async with self._session.get(
+            async with self._session.request(
+                req.method,
                 base + req.path,
-                params=req.params,
+                params=None if post else req.params,
+                json=req.params if post else None,
                 headers=self.credentials.headers(),
                 timeout=self.timeout,
                 allow_redirects=False,
@@ -118,7 +121,7 @@ class RegistryClient:
             raise SourceError(str(exc)) from None
         base = tracking_uri.rstrip("/")
         try:
-            got = await self._get(base, reg.lookup_request(name, version, alias))
+            got = await self._call(base, reg.lookup_request(name, version, alias))
         except _Answer as exc:
             if exc.status >= 500 or exc.status == 429:
                 raise SourceError(str(exc)) from None
@@ -129,12 +132,22 @@ class RegistryClient:
             )
             raise SourceError(message or str(exc)) from None
         version, tagged = reg.parse_lookup(got, version)
-        files = await self._get(base, reg.download_uri_request(name, version))
+        files = await self._call(base, reg.download_uri_request(name, version))
         return reg.Resolved(name, version, alias, reg.parse_download_uri(files), tagged)
+
+    async def write(self, tracking_uri: str, requests: list[reg.Request]) -> None:
+        """Send the write-back's requests in order (tags, then the alias); ``SourceError``
+        at the first refused or failed one (they are idempotent: all are sent again)."""
+        base = tracking_uri.rstrip("/")
+        for req in requests:
+            try:
+                await self._call(base, req)
+            except _Answer as exc:
+                raise SourceError(str(exc)) from None
 
     async def _model_exists(self, base: str, name: str) -> bool:
         try:
-            await self._get(base, reg.model_request(name))
+            await self._call(base, reg.model_request(name))
         except _Answer as exc:
             if exc.status == 404:
                 return False

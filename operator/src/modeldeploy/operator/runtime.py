@@ -60,6 +60,7 @@ class Runtime:
     metrics_started: bool = False
     registry: RegistryClient = field(default_factory=RegistryClient)  # models:/ look-ups
     resolutions: ResolutionCache = field(default_factory=ResolutionCache)
+    write_backs: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)  # wake-ups
 
     def now(self) -> datetime:
         return datetime.now(UTC)

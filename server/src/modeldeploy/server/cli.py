@@ -13,6 +13,7 @@ import os
 import sys
 
 from modeldeploy.server import contract as c
+from modeldeploy.server.contract import sources
 
 log = logging.getLogger("modeldeploy.server")
 
@@ -281,10 +282,18 @@ def _register_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "bundle",
         help="bundle your own fitted model with its reference data",
         description="Write the bundle of a fitted scikit-learn estimator or Pipeline (saved with "
-        "joblib): the schema comes from the reference data, classes from the model, metrics "
-        "from --test or a held-out 25% of the data. Prints the bundle sha256 to pin.",
+        "joblib, or an MLflow model): the schema comes from the reference data, classes from "
+        "the model, metrics from --test or a held-out 25% of the data. Prints the bundle "
+        "sha256 to pin.",
     )
-    bundle.add_argument("model", metavar="MODEL.joblib", help="the fitted model, joblib.dump'ed")
+    bundle.add_argument(
+        "model",
+        metavar="MODEL",
+        help="the fitted model: a joblib.dump'ed file, a folder written by "
+        "mlflow.sklearn.log_model/save_model (with an MLmodel file), or models:/NAME/VERSION "
+        "or models:/NAME@ALIAS (read as MLmodel's serialization_format says: skops, pickle "
+        "or cloudpickle)",
+    )
     bundle.add_argument("out", metavar="OUT", help="bundle folder, or a path ending in .tar.gz")
     bundle.add_argument(
         "--data", required=True, metavar="REF", help="reference data (.csv or .parquet)"
@@ -301,9 +310,18 @@ def _register_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "--format",
         dest="model_format",
         choices=("joblib", "skops"),
-        default="joblib",
+        default=None,
         help="how the model is stored: joblib (default: any pipeline) or skops (its loader "
-        "rebuilds only the types the card trusts; the types are recorded when bundling)",
+        "rebuilds only the types the card trusts; the types are recorded when bundling; the "
+        "default for an MLflow model stored as skops)",
+    )
+    bundle.add_argument(
+        sources.FLAG_MLFLOW_TRACKING_URI,
+        dest="tracking_uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI", ""),
+        metavar="URI",
+        help="the MLflow tracking server of a models:/ MODEL (default $MLFLOW_TRACKING_URI); "
+        "credentials from $MLFLOW_TRACKING_USERNAME/PASSWORD or $MLFLOW_TRACKING_TOKEN",
     )
     bundle.set_defaults(run=run_bundle)
 
@@ -328,12 +346,25 @@ def run_bundle(args: argparse.Namespace) -> int:
 
     from modeldeploy.server.bundling import SchemaError, bundle_model
     from modeldeploy.server.bundling.cardfile import CardFileError
+    from modeldeploy.server.bundling.mlflowmodel import (
+        MLflowModelError,
+        is_mlflow_model,
+        load_mlflow_model,
+    )
     from modeldeploy.server.bundling.schema import read_table
     from modeldeploy.server.card import CardError
     from modeldeploy.server.serialization import SerializationError
 
     try:
-        model = joblib.load(args.model)
+        model_format = args.model_format or "joblib"
+        if is_mlflow_model(args.model):
+            logged = load_mlflow_model(args.model, args.tracking_uri)
+            model = logged.model
+            model_format = args.model_format or (
+                "skops" if logged.serialization_format == "skops" else "joblib"
+            )
+        else:
+            model = joblib.load(args.model)
         data = read_table(args.data)
         test = read_table(args.test) if args.test else None
         card, digest = bundle_model(
@@ -348,9 +379,16 @@ def run_bundle(args: argparse.Namespace) -> int:
             card=Path(args.card) if args.card else None,
             subgroup=args.subgroup,
             time_column=args.time_column,
-            model_format=args.model_format,
+            model_format=model_format,
         )
-    except (SchemaError, CardFileError, CardError, SerializationError, OSError) as exc:
+    except (
+        SchemaError,
+        CardFileError,
+        CardError,
+        SerializationError,
+        MLflowModelError,
+        OSError,
+    ) as exc:
         print(f"bundle: error: {exc}", file=sys.stderr)
         return 2
     shown = ", ".join(f"{k} {v:.3f}" for k, v in card.metrics.items())

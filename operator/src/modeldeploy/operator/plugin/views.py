@@ -239,14 +239,23 @@ def render_history(obj: Json) -> str:
             h.get("reason", "-"),
             h.get("startedAt", "-"),
             duration(h.get("startedAt"), h.get("finishedAt")),
+            registry_outcome(h),
             h.get("message", ""),
         ]
         for h in history
     ]
-    return (
-        "\n".join(table(["VERSION", "OUTCOME", "REASON", "STARTED", "TOOK", "MESSAGE"], rows))
-        + "\n"
-    )
+    head = ["VERSION", "OUTCOME", "REASON", "STARTED", "TOOK", "REGISTRY", "MESSAGE"]
+    return "\n".join(table(head, rows)) + "\n"
+
+
+def registry_outcome(entry: Json) -> str:
+    """The REGISTRY column: what was written back to MLflow for this rollout (pending, done,
+    failed; the alias a promotion moved), "-" when nothing is to be written."""
+    wb = entry.get("writeBack")
+    if not isinstance(wb, dict):
+        return "-"
+    state = str(wb.get("state", "-"))
+    return f"{state}:{wb['alias']}" if wb.get("alias") else state
 
 
 def control_value(verb: str, now: datetime, nonce: str) -> str:

@@ -48,6 +48,31 @@ def mlflow_schema() -> Schema:
                 pattern=DNS_SUBDOMAIN,
                 maxLength=253,
             ),
+            "writeBack": _obj(
+                {
+                    "enabled": _bool(
+                        "Write rollout outcomes back to the registry with the operator's "
+                        "credentials (they need write access).",
+                        default=False,
+                    ),
+                    "alias": _str(
+                        "The alias moved to each promoted version.",
+                        default="production",
+                        pattern=sources.ALIAS_PATTERN,
+                        maxLength=255,
+                    ),
+                },
+                description="After a promotion, move the alias to the promoted version and "
+                "tag it (modeldeploy.rollout.outcome, time, modeldeployment); after a "
+                "rollback, tag the candidate version with the outcome and the rule that "
+                "fired (modeldeploy.rollout.rule, value). Off unless enabled.",
+                rules=[
+                    (
+                        "!has(self.alias) || !self.alias.matches('^[vV][0-9]+$')",
+                        "writeBack.alias must not look like a version (v1)",
+                    )
+                ],
+            ),
         },
         required=["trackingURI"],
         description="How to reach the MLflow Model Registry of a models:/ bundle.",

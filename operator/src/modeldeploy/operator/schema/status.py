@@ -86,6 +86,20 @@ def status_schema() -> Schema:
             "message": _str(),
             "startedAt": _str(format="date-time"),
             "finishedAt": _str(format="date-time"),
+            "modelURI": _str("The bundle URI the rollout ran (models:/NAME/VERSION)."),
+            "rule": _str("The rule (alert, check or reason) that rolled it back."),
+            "value": _str("The rule's value when it fired."),
+            "writeBack": _obj(
+                {
+                    "state": _str(enum=["pending", "done", "failed"]),
+                    "trackingURI": _str(),
+                    "alias": _str(),
+                    "message": _str(),
+                    "at": _str(format="date-time"),
+                },
+                description="The outcome written back to the MLflow registry "
+                "(spec.model.mlflow.writeBack).",
+            ),
         }
     )
     result = _obj(

@@ -35,10 +35,12 @@ class Resolved:
 
 @dataclass(frozen=True)
 class Request:
-    """A GET under ``/api/2.0/mlflow/``: the endpoint and its query parameters."""
+    """A call under ``/api/2.0/mlflow/``: the endpoint and its parameters (the query of a
+    GET, the JSON body of a POST)."""
 
     endpoint: str
     params: dict[str, str] = field(default_factory=dict)
+    method: str = "GET"
 
     @property
     def path(self) -> str:
@@ -59,6 +61,19 @@ def lookup_request(name: str, version: str, alias: str) -> Request:
 
 def download_uri_request(name: str, version: str) -> Request:
     return Request("model-versions/get-download-uri", {"name": name, "version": version})
+
+
+def set_alias_request(name: str, alias: str, version: str) -> Request:
+    """Point ``alias`` at ``version`` (MLflow moves it from wherever it was)."""
+    return Request(
+        "registered-models/alias", {"name": name, "alias": alias, "version": version}, "POST"
+    )
+
+
+def set_tag_request(name: str, version: str, key: str, value: str) -> Request:
+    """Set (or overwrite) one tag of a model version."""
+    params = {"name": name, "version": version, "key": key, "value": value}
+    return Request("model-versions/set-tag", params, "POST")
 
 
 def parse_lookup(answer: dict[str, Any], version: str) -> tuple[str, str]:

@@ -108,6 +108,9 @@ TAG_SHA256: Final = "modeldeploy.sha256"
 TAG_DATA_FINGERPRINT: Final = "modeldeploy.data_fingerprint"
 TAG_METRIC_PREFIX: Final = "modeldeploy.metric."  # + the card's metric name
 TAG_MODEL_VERSION: Final = "modeldeploy.card_version"  # the card's own version string
+# What the operator writes back after a rollout (spec.model.mlflow.writeBack): + outcome,
+# time, modeldeployment (NAMESPACE/NAME), and for a rollback rule and value.
+TAG_ROLLOUT_PREFIX: Final = "modeldeploy.rollout."
 # The registry's names: at most 256 characters, no '/' (MLflow's own rule is looser).
 MODEL_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$"
 ALIAS_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$"

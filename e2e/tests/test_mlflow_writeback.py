@@ -1,0 +1,129 @@
+"""Rollouts from the MLflow Model Registry written back to it, on the real cluster: a real
+``mlflow server`` (artifacts in versitygw) in the node, three versions registered with
+``modeldeploy register``, a ModelDeployment with ``writeBack`` enabled. A promotion under
+real traffic moves the ``production`` alias to the promoted version and tags it; a diverging
+version is rolled back by ModelPredictionDivergence and tagged with the rule and its value;
+the history and the Events say so."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from e2e import stack as st
+from e2e.cluster.api import Cluster
+from e2e.fileserver import Bundle
+from e2e.mlflowstore import PORT, Registry, mlflow_registry
+from modeldeploy.server.bundle import bundle_sha256
+from modeldeploy.server.examples import build_example
+from modeldeploy.server.register import register
+from modeldeploy.server.sources.mlflow import MLflowSettings
+
+from .rollout_env import Env, make_env
+
+pytestmark = pytest.mark.cluster
+
+NAME = "incident"  # the registered model
+VARIANTS = {"v1": "good", "v2": "good", "v3": "diverging"}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with mlflow_registry(tmp_path_factory.mktemp("mlflow")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def env(
+    cluster: Cluster, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("bundles")
+
+    def registered(_cluster: Cluster, _ns: str) -> dict[str, Bundle]:
+        out = {}
+        for seed, (version, variant) in enumerate(VARIANTS.items()):
+            build_example(root / version, version, variant, seed=seed)
+            got = register(root / version, MLflowSettings(registry.url), NAME)
+            out[version] = Bundle(version, got.uri, bundle_sha256(root / version))
+        return out
+
+    sets = (f"networkPolicy.registryPorts={{{PORT}}}",)
+    with make_env(cluster, bundles=registered, sets=sets) as e:
+        yield e
+
+
+def api(registry: Registry, endpoint: str, **params: str) -> dict[str, Any]:
+    query = urllib.parse.urlencode(params)
+    url = f"{registry.url}/api/2.0/mlflow/{endpoint}?{query}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        answer: dict[str, Any] = json.loads(resp.read())
+    return answer
+
+
+def rollout_tags(registry: Registry, version: str) -> dict[str, str]:
+    got = api(registry, "model-versions/get", name=NAME, version=version)["model_version"]
+    tags = {t["key"]: t["value"] for t in got.get("tags") or []}
+    return {k: v for k, v in tags.items() if k.startswith("modeldeploy.rollout.")}
+
+
+def deploy(env: Env, registry: Registry, name: str, version: str, strategy: Any) -> None:
+    md = st.model_deployment(name, env.stack.namespace, env.bundles[version], strategy)
+    md["spec"]["model"]["mlflow"] = {"trackingURI": registry.url, "writeBack": {"enabled": True}}
+    env.cluster.apply(md)
+
+
+def written_back(env: Env, name: str, version: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        top = (st.status(env.stack, name).get("history") or [{}])[0]
+        wb = top.get("writeBack") or {}
+        return dict(top) if top.get("version") == version and wb.get("state") == "done" else None
+
+    return st.wait(
+        f"the write-back of {version}", done, 120, detail=lambda: st.describe(env.stack, name)
+    )
+
+
+def test_promotion_sets_production_and_a_rollback_tags_the_candidate(
+    env: Env, registry: Registry
+) -> None:
+    name = "registry"
+    # one 30 s analysis step at 50%: a few hundred candidate predictions at 20 requests/s
+    strategy = st.canary(50, analysis="30s")
+    deploy(env, registry, name, "v1", strategy)
+    env.healthy(name, "v1")
+    with env.traffic(name, rate=20, max_seconds=300):
+        deploy(env, registry, name, "v2", strategy)
+        promoted = env.finished(name, "v2")
+        assert promoted["outcome"] == "Promoted", promoted
+        entry = written_back(env, name, "v2")
+        assert entry["modelURI"] == f"models:/{NAME}/2"
+        alias = api(registry, "registered-models/alias", name=NAME, alias="production")
+        assert alias["model_version"]["version"] == "2"
+        assert rollout_tags(registry, "2") == {
+            "modeldeploy.rollout.outcome": "promoted",
+            "modeldeploy.rollout.time": entry["finishedAt"],
+            "modeldeploy.rollout.modeldeployment": f"{env.stack.namespace}/{name}",
+        }
+
+        started = time.monotonic()
+        deploy(env, registry, name, "v3", strategy)
+        rolled = env.finished(name, "v3")
+        assert rolled["outcome"] == "RolledBack", rolled
+        entry = written_back(env, name, "v3")
+        assert entry["rule"] == "ModelPredictionDivergence", entry
+        tags = rollout_tags(registry, "3")
+        assert tags["modeldeploy.rollout.outcome"] == "rolledBack"
+        assert tags["modeldeploy.rollout.rule"] == "ModelPredictionDivergence"
+        assert tags["modeldeploy.rollout.value"] == entry["value"] != ""
+        print(f"rolled back and written back in {time.monotonic() - started:.0f} s")
+    alias = api(registry, "registered-models/alias", name=NAME, alias="production")
+    assert alias["model_version"]["version"] == "2", "a rollback leaves production alone"
+    events = [e for e in st.events(env.stack, name) if e["reason"] == "WrittenBack"]
+    assert len(events) == 2 and all(e["type"] == "Normal" for e in events), events
+    assert any("alias production -> version 2" in e["message"] for e in events), events
