@@ -235,18 +235,12 @@ class HotPath:
                 state.identity(),
                 request_id,
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    _JSON,
-                    (b"content-length", str(len(answer)).encode()),
-                    *state.identity_headers(request_id, trace_id),
-                    *([(b"connection", b"close")] if close else []),
-                ],
-            }
-        )
+        headers = state.identity_headers(request_id, trace_id)
+        headers.append(_JSON)
+        headers.append((b"content-length", b"%d" % len(answer)))
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
         state.record_request(outcome, time.perf_counter() - started)
 
