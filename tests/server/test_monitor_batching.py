@@ -23,6 +23,29 @@ def monitor(bundles: dict[str, Any]) -> Monitor:
     return Monitor(read_card(bundles["good"].path), "candidate", window=300)
 
 
+@pytest.mark.parametrize("rows", [1, 16, 64, 5000])
+def test_bin_indices_equal_searchsorted_column_by_column(monitor: Monitor, rows: int) -> None:
+    """Small batches take the all-columns-at-once comparison, large ones go column by
+    column: both give each value ``searchsorted(edges, value, side="right")`` (a discrete
+    code its own bin), values lying exactly on an edge included."""
+    rng = np.random.default_rng(rows)
+    x = generate_traffic(rows, seed=rows)
+    card = monitor.card
+    for j, spec in enumerate(card.features):
+        if spec.kind != "categorical":
+            edges = np.asarray(card.reference[j].edges)
+            on_edge = rng.random(rows) < 0.3
+            x[on_edge, j] = rng.choice(edges, int(on_edge.sum()))
+    got = monitor.bin_indices(x)
+    for j, spec in enumerate(card.features):
+        column = got[:, j] - int(monitor._offsets[j])
+        if spec.kind == "categorical":
+            want = x[:, j].astype(np.intp)
+        else:
+            want = np.searchsorted(np.asarray(card.reference[j].edges), x[:, j], side="right")
+        assert column.tolist() == want.tolist(), spec.name
+
+
 def test_bin_counts_equal_per_feature_numpy(monitor: Monitor) -> None:
     x = generate_traffic(500, seed=11)
     scores = np.linspace(0, 1, 500)

@@ -29,9 +29,10 @@ from modeldeploy.server.bundle import Bundle, load_bundle, read_card
 from modeldeploy.server.bundling.markdown import card_markdown
 from modeldeploy.server.card import ModelCard
 from modeldeploy.server.exposition import MonitorCollector
-from modeldeploy.server.hotpath import HotPath, new_request_id
+from modeldeploy.server.hotpath import HotPath
 from modeldeploy.server.metadata import model_metadata_of
 from modeldeploy.server.monitor import Monitor
+from modeldeploy.server.requestid import new_request_id
 from modeldeploy.server.runtime import BatchResult, FeedbackStore, ModelRuntime, slice_values
 from modeldeploy.server.settings import Settings
 from modeldeploy.server.validation import InputSchema
@@ -44,6 +45,8 @@ from modeldeploy.server.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+_CLIENT_ID_HEADER = c.CLIENT_REQUEST_ID_HEADER.encode()
 
 
 class ServerState:
@@ -60,7 +63,7 @@ class ServerState:
         self.schema: InputSchema
         self.batcher: MicroBatcher[BatchResult]
         self.sha256 = ""  # the verified bundle digest, once loaded
-        self._identity = (b"", b"")
+        self._identity = ((b"x-model-name", b""), (b"x-model-version", b""))
 
     @property
     def model_name(self) -> str:
@@ -74,19 +77,18 @@ class ServerState:
         return self.model_name, self.model_version
 
     def identity_headers(self, request_id: str, client_id: str = "") -> list[tuple[bytes, bytes]]:
-        name, version = self._identity
-        out = [
-            (b"x-model-name", name),
-            (b"x-model-version", version),
-            (b"x-request-id", request_id.encode()),
-        ]
+        """The headers every answer carries (the model's two built once per card)."""
+        out = [*self._identity, (b"x-request-id", request_id.encode())]
         if client_id:
-            out.append((c.CLIENT_REQUEST_ID_HEADER.encode(), client_id.encode()))
+            out.append((_CLIENT_ID_HEADER, client_id.encode()))
         return out
 
     def set_card(self, card: ModelCard) -> None:
         self.card = card
-        self._identity = (card.name.encode(), card.version.encode())
+        self._identity = (
+            (b"x-model-name", card.name.encode()),
+            (b"x-model-version", card.version.encode()),
+        )
 
     def not_ready_reason(self) -> str:
         return f"failed to load: {self.error}" if self.error else "is still loading"

@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, NamedTuple, TypeAlias, TypeVar
 
 import numpy as np
 
@@ -30,9 +29,9 @@ Rows: TypeAlias = FloatArray | list[list[Any]]
 _IDLE_TURNS = 2
 
 
-@dataclass(frozen=True)
-class Slice(Generic[R]):
-    """One request's part of a batch result: rows ``start:stop`` of ``result``."""
+class Slice(NamedTuple, Generic[R]):
+    """One request's part of a batch result: rows ``start:stop`` of ``result`` (a named
+    tuple: one is made per request, at half the cost of a frozen dataclass)."""
 
     result: R
     start: int
@@ -58,11 +57,16 @@ class MicroBatcher(Generic[R]):
         self._pending: list[tuple[Rows, asyncio.Future[Slice[R]]]] = []
         self._pending_rows = 0
         self._draining = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, rows: Rows) -> Slice[R]:
         """Queue ``rows`` (an array, or a list of rows of numbers) and wait for their
         predictions."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            # Looked up once, not per request: on Python 3.11 each lookup is a getpid()
+            # system call (asyncio checks the loop was not inherited across a fork).
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[Slice[R]] = loop.create_future()
         self._pending.append((rows, future))
         self._pending_rows += len(rows)

@@ -195,7 +195,8 @@ def compiled_proba(model: Any, sample: Any) -> Proba | None:
         try:
             return compiled.predict_proba(x)
         except Unknown:
-            result: FloatArray = model.predict_proba(x)
+            with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+                result: FloatArray = model.predict_proba(x)
             return result
 
     return predict_proba

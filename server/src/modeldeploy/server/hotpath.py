@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import orjson
 
 from modeldeploy.server import contract as c
 from modeldeploy.server.batching import Rows
+from modeldeploy.server.requestid import new_request_id
 from modeldeploy.server.runtime import BatchResult
 from modeldeploy.server.wire import RequestError, check_content_type, error_json, parse_json
 
@@ -38,14 +38,6 @@ _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
 _JSON = (b"content-type", b"application/json")
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-
-
-def new_request_id() -> str:
-    """128 random bits (about 0.5 us). The request id is what ``/feedback`` labels a
-    prediction by, so it is always the server's: a client that could choose one, or guess
-    another's (sequential ids), could label other clients' predictions and poison the data
-    a model is retrained on."""
-    return secrets.token_hex(16)
 
 
 def client_request_id(headers: list[tuple[bytes, bytes]]) -> str:
@@ -243,18 +235,12 @@ class HotPath:
                 state.identity(),
                 request_id,
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    _JSON,
-                    (b"content-length", str(len(answer)).encode()),
-                    *state.identity_headers(request_id, trace_id),
-                    *([(b"connection", b"close")] if close else []),
-                ],
-            }
-        )
+        headers = state.identity_headers(request_id, trace_id)
+        headers.append(_JSON)
+        headers.append((b"content-length", b"%d" % len(answer)))
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
         state.record_request(outcome, time.perf_counter() - started)
 

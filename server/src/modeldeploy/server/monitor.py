@@ -24,6 +24,8 @@ from modeldeploy.server.changepoint import ConceptDrift
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 FEEDBACK_OUTCOMES = c.FEEDBACK_OUTCOMES
+# Rows times edges up to which ``Monitor.bin_indices`` compares a batch with all edges at once.
+_SMALL_BATCH_CELLS = 1 << 14
 
 
 class Histogram:
@@ -83,6 +85,14 @@ class Monitor:
                 self.bin_labels.append([str(i) for i in range(len(ref.edges) + 1)])
                 self.reference_fractions.append(ref.fractions)
             self._cuts.append(cuts)
+        # For small batches, all columns' bins in one comparison (see ``bin_indices``): each
+        # column's edges in a row of one matrix padded with +inf; a discrete column's edges
+        # are 1..k, so a code c in 0..k counts c of them, its own bin.
+        widest = max((len(cuts) for cuts in self._cuts), default=0)
+        self._edges = np.full((len(features), widest), np.inf)
+        for j, cuts in enumerate(self._cuts):
+            row = cuts[1:] if self._categorical[j] else cuts
+            self._edges[j, : len(row)] = row
         sizes = [len(b) for b in self.bin_labels]
         self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         self._total_bins = int(sum(sizes))
@@ -110,7 +120,18 @@ class Monitor:
     # --- updates (hot path) -------------------------------------------------------------
 
     def bin_indices(self, rows: FloatArray) -> IndexArray:
-        """Each value's reference bin, ``(rows, features)``, offset into one flat bin vector."""
+        """Each value's reference bin, ``(rows, features)``, offset into one flat bin vector.
+
+        A continuous value's bin is the number of edges at or below it
+        (``searchsorted(edges, value, side="right")``). For a batch of a few rows that count
+        is made for every column at once, one comparison with the padded edge matrix (a
+        finite value is never at or above +inf), instead of one ``searchsorted`` per column;
+        for many rows (the ``/drift`` window) column by column is the cheaper.
+        """
+        if len(rows) * self._edges.size <= _SMALL_BATCH_CELLS:
+            counts: IndexArray = (self._edges <= rows[:, :, None]).sum(axis=2)
+            counts += self._offsets
+            return counts
         out = np.empty(rows.shape, dtype=np.intp)
         for j, cuts in enumerate(self._cuts):
             if self._categorical[j]:

@@ -63,19 +63,23 @@ class ModelRuntime:
     def predict(self, batch: Batch) -> BatchResult:
         """One model call for all rows. Inputs were validated, so sklearn's re-checks are off."""
         rows = batch.model_input
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            if self.classification:
-                proba = (self._proba or self.bundle.model.predict_proba)(rows)
-                index = proba.argmax(axis=1)
-                result = BatchResult(
-                    self._classes[index],
-                    np.ascontiguousarray(proba[:, self._positive]),
-                    proba,
-                    index,
-                )
+        if self.classification:
+            if self._proba is not None:  # no sklearn checks to switch off (about 4 us)
+                proba = self._proba(rows)
             else:
+                with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+                    proba = self.bundle.model.predict_proba(rows)
+            index = proba.argmax(axis=1)
+            result = BatchResult(
+                self._classes[index],
+                np.ascontiguousarray(proba[:, self._positive]),
+                proba,
+                index,
+            )
+        else:
+            with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
                 values = np.asarray(self.bundle.model.predict(rows), dtype=np.float64)
-                result = BatchResult(values, values, None, None)
+            result = BatchResult(values, values, None, None)
         self.monitor.observe_batch(batch.codes, result.scores, result.class_index)
         return result
 
