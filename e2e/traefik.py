@@ -242,6 +242,19 @@ def _condition(cluster: Cluster, *args: str, kind: str) -> str:
     return cluster.kubectl("get", *args, "-o", path, check=False).stdout.strip()
 
 
+def _crd_present(cluster: Cluster, name: str) -> bool:
+    """Whether CRD ``name`` exists and stays: one still being deleted (the last uninstall's,
+    not done yet) is waited out and counts as missing, or Traefik would start watching an
+    API that then disappears under it."""
+    res = cluster.kubectl("get", "crd", name, "-o", "json", check=False)
+    if res.returncode:
+        return False
+    if not json.loads(res.stdout)["metadata"].get("deletionTimestamp"):
+        return True
+    cluster.kubectl("wait", "--for=delete", f"crd/{name}", "--timeout=120s", timeout=150)
+    return False
+
+
 def install(cluster: Cluster, timeout: int = 180) -> Gateway:
     """Everything above, in order (CRDs first, established before anything uses them)."""
     from e2e.cluster.images import ensure_traefik_image
@@ -252,7 +265,7 @@ def install(cluster: Cluster, timeout: int = 180) -> Gateway:
     added: list[str] = []
     for path in crd_files():
         names = _crd_names(path)
-        missing = [n for n in names if cluster.kubectl("get", "crd", n, check=False).returncode]
+        missing = [n for n in names if not _crd_present(cluster, n)]
         if missing:
             cluster.kubectl("apply", "--server-side", "-f", str(path))
             added += missing
