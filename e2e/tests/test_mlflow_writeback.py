@@ -1,9 +1,11 @@
 """Rollouts from the MLflow Model Registry written back to it, on the real cluster: a real
 ``mlflow server`` (artifacts in versitygw) in the node, three versions registered with
-``modeldeploy register``, a ModelDeployment with ``writeBack`` enabled. A promotion under
-real traffic moves the ``production`` alias to the promoted version and tags it; a diverging
-version is rolled back by ModelPredictionDivergence and tagged with the rule and its value;
-the history and the Events say so."""
+``modeldeploy register``, and a ModelDeployment on ``models:/incident@challenger`` with
+``writeBack`` enabled whose manifest never changes (no digest in it either: the pin is each
+version's tag). Moving the alias starts each rollout: to version 2 it is promoted under real
+traffic, and ``production`` moves to it with its tags; to version 3 (diverging) it is rolled
+back by ModelPredictionDivergence and tagged with the rule and its value. Each version runs
+and reports its card's version; the history and the Events say so."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.cluster
 
 NAME = "incident"  # the registered model
 VARIANTS = {"v1": "good", "v2": "good", "v3": "diverging"}
+ALIAS = "challenger"
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,7 @@ def env(
             build_example(root / version, version, variant, seed=seed)
             got = register(root / version, MLflowSettings(registry.url), NAME)
             out[version] = Bundle(version, got.uri, bundle_sha256(root / version))
+        move_alias(registry, "1")
         return out
 
     sets = (f"networkPolicy.registryPorts={{{PORT}}}",)
@@ -66,15 +70,31 @@ def api(registry: Registry, endpoint: str, **params: str) -> dict[str, Any]:
     return answer
 
 
+def move_alias(registry: Registry, version: str) -> None:
+    """What ``modeldeploy register --alias`` does for a new version, for an existing one."""
+    body = json.dumps({"name": NAME, "alias": ALIAS, "version": version}).encode()
+    req = urllib.request.Request(
+        f"{registry.url}/api/2.0/mlflow/registered-models/alias",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 200
+
+
 def rollout_tags(registry: Registry, version: str) -> dict[str, str]:
     got = api(registry, "model-versions/get", name=NAME, version=version)["model_version"]
     tags = {t["key"]: t["value"] for t in got.get("tags") or []}
     return {k: v for k, v in tags.items() if k.startswith("modeldeploy.rollout.")}
 
 
-def deploy(env: Env, registry: Registry, name: str, version: str, strategy: Any) -> None:
-    md = st.model_deployment(name, env.stack.namespace, env.bundles[version], strategy)
-    md["spec"]["model"]["mlflow"] = {"trackingURI": registry.url, "writeBack": {"enabled": True}}
+def deploy(env: Env, registry: Registry, name: str, strategy: Any) -> None:
+    md = st.model_deployment(name, env.stack.namespace, env.bundles["v1"], strategy)
+    model = md["spec"]["model"]
+    model["bundleURI"] = f"models:/{NAME}@{ALIAS}"
+    del model["sha256"]  # each version's digest tag is its pin
+    model["mlflow"] = {"trackingURI": registry.url, "writeBack": {"enabled": True}}
     env.cluster.apply(md)
 
 
@@ -95,10 +115,12 @@ def test_promotion_sets_production_and_a_rollback_tags_the_candidate(
     name = "registry"
     # one 30 s analysis step at 50%: a few hundred candidate predictions at 20 requests/s
     strategy = st.canary(50, analysis="30s")
-    deploy(env, registry, name, "v1", strategy)
+    deploy(env, registry, name, strategy)
     env.healthy(name, "v1")
+    resolved = st.status(env.stack, name)["resolvedModel"]
+    assert (resolved["uri"], resolved["cardVersion"]) == (f"models:/{NAME}/1", "v1"), resolved
     with env.traffic(name, rate=20, max_seconds=300):
-        deploy(env, registry, name, "v2", strategy)
+        move_alias(registry, "2")  # the manifest stays as it is
         promoted = env.finished(name, "v2")
         assert promoted["outcome"] == "Promoted", promoted
         entry = written_back(env, name, "v2")
@@ -112,7 +134,7 @@ def test_promotion_sets_production_and_a_rollback_tags_the_candidate(
         }
 
         started = time.monotonic()
-        deploy(env, registry, name, "v3", strategy)
+        move_alias(registry, "3")
         rolled = env.finished(name, "v3")
         assert rolled["outcome"] == "RolledBack", rolled
         entry = written_back(env, name, "v3")

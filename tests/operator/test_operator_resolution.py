@@ -5,6 +5,7 @@ tests/server/test_source_mlflow_operator.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -178,3 +179,22 @@ def test_no_credential_reaches_a_record_or_a_message() -> None:
     kept = decide(spec(), first.record, "HTTP 401 unauthorized", T0)
     blob = json.dumps([first.record, kept.record, kept.error, repr(kept.spec)])
     assert SECRET not in blob and "creds" not in json.dumps([first.record, kept.record])
+
+
+def test_the_card_version_tag_is_the_version_the_slots_run_and_report() -> None:
+    """After ``@champion`` moves from a v2 card to a v3 card, the spec's version string is
+    the same, but the concrete specs are not: each carries its card's version, the one its
+    server labels its metrics with (so the stable's alert is never the candidate's)."""
+    tagged = dataclasses.replace(version("3"), card_version="v3")
+    d = decide(spec(), None, tagged, T0)
+    assert d.spec is not None and d.spec.template.model.version == "v3"
+    assert d.record is not None and d.record["cardVersion"] == "v3"
+    older = decide(spec(), None, dataclasses.replace(version("2"), card_version="v2"), T0)
+    assert older.spec is not None and older.spec.template.model.version == "v2"
+    assert older.spec.template.revision != d.spec.template.revision
+    # the registry unreadable later: the kept answer keeps its card's version
+    kept = decide(spec(), {**d.record}, "tracking server unreachable", T0)
+    assert kept.spec is not None and kept.spec.template.model.version == "v3"
+    # an untagged version keeps the spec's own version string
+    plain = decide(spec(), None, version("4"), T0)
+    assert plain.spec is not None and plain.spec.template.model.version == "1"

@@ -133,7 +133,8 @@ class RegistryClient:
             raise SourceError(message or str(exc)) from None
         version, tagged = reg.parse_lookup(got, version)
         files = await self._call(base, reg.download_uri_request(name, version))
-        return reg.Resolved(name, version, alias, reg.parse_download_uri(files), tagged)
+        where = reg.parse_download_uri(files)
+        return reg.Resolved(name, version, alias, where, tagged, reg.parse_card_version(got))
 
     async def write(self, tracking_uri: str, requests: list[reg.Request]) -> None:
         """Send the write-back's requests in order (tags, then the alias); ``SourceError``

@@ -65,9 +65,15 @@ class Decision:
     error: str = ""
 
 
-def concrete(spec: Spec, uri: str, pin: str) -> Spec:
-    """``spec`` with its template's bundle URI and digest replaced."""
+def concrete(spec: Spec, uri: str, pin: str, card_version: str = "") -> Spec:
+    """``spec`` with its template's bundle URI and digest replaced, and its model version by
+    the registry version's card version when it has one: the model server labels its
+    metrics with the card's version, and the engine matches alerts and scrapes by the
+    spec's, so after an alias moves the stable and the candidate still have each its own
+    (``spec.model.version`` is the same string for both)."""
     model = dataclasses.replace(spec.template.model, bundle_uri=uri, sha256=pin)
+    if card_version:
+        model = dataclasses.replace(model, version=card_version)
     return dataclasses.replace(spec, template=dataclasses.replace(spec.template, model=model))
 
 
@@ -114,9 +120,11 @@ def decide(spec: Spec, previous: Any, outcome: Outcome, now: datetime) -> Decisi
                 "sha256": pin,
                 "resolvedAt": format_time(now),
             }
+            if outcome.card_version:
+                record["cardVersion"] = outcome.card_version
             if _same(previous, record):  # the same answer: keep when it was first resolved
                 record["resolvedAt"] = previous.get("resolvedAt") or record["resolvedAt"]
-            return Decision(concrete(spec, outcome.uri, pin), record)
+            return Decision(concrete(spec, outcome.uri, pin, outcome.card_version), record)
     if _reusable(spec, previous):
         kept = {k: v for k, v in previous.items() if k != "message"}
         message = (
@@ -124,7 +132,9 @@ def decide(spec: Spec, previous: Any, outcome: Outcome, now: datetime) -> Decisi
             f"(resolved at {kept.get('resolvedAt', '?')})"
         )
         return Decision(
-            concrete(spec, kept["uri"], kept["sha256"]), {**kept, "message": message}, error
+            concrete(spec, kept["uri"], kept["sha256"], str(kept.get("cardVersion") or "")),
+            {**kept, "message": message},
+            error,
         )
     return Decision(None, previous if isinstance(previous, dict) else None, error)
 

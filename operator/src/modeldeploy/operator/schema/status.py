@@ -42,6 +42,10 @@ def _resolved_status() -> Schema:
             "uri": _str("The concrete version it resolved to, models:/NAME/VERSION."),
             "version": _str("The registry version."),
             "alias": _str(),
+            "cardVersion": _str(
+                "The version's modeldeploy.card_version tag: the model version the slots run "
+                "and report (in place of spec.model.version)."
+            ),
             "sha256": _str("The pin: spec.model.sha256 or the version's digest tag."),
             "resolvedAt": _str(format="date-time"),
             "message": _str("Why the registry could not be read, when this is an older answer."),

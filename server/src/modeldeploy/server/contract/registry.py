@@ -27,6 +27,9 @@ class Resolved:
     alias: str  # "" when the URI named the version
     download_uri: str  # where its files are, mlflow-artifacts:/...
     sha256: str  # the digest tag's value, "" when the version has none
+    # The card's own version string (the tag ``register`` writes), "" when untagged: what the
+    # model server reports as its ``version`` label, so what alerts are matched by.
+    card_version: str = ""
 
     @property
     def uri(self) -> str:
@@ -81,6 +84,13 @@ def parse_lookup(answer: dict[str, Any], version: str) -> tuple[str, str]:
     found = answer.get("model_version") or {}
     tags = {t.get("key"): t.get("value", "") for t in found.get("tags") or []}
     return str(found.get("version", version)), str(tags.get(c.TAG_SHA256, ""))
+
+
+def parse_card_version(answer: dict[str, Any]) -> str:
+    """The ``modeldeploy.card_version`` tag of a ``lookup_request`` answer ("" without)."""
+    found = answer.get("model_version") or {}
+    tags = {t.get("key"): t.get("value", "") for t in found.get("tags") or []}
+    return str(tags.get(c.TAG_MODEL_VERSION, ""))
 
 
 def parse_download_uri(answer: dict[str, Any]) -> str:

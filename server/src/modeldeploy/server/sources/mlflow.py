@@ -58,7 +58,8 @@ def resolve(uri: str, settings: MLflowSettings, retry: Retry | None = None) -> R
         raise FetchError(message) from None
     version, tagged = reg.parse_lookup(got, version)
     where_files = _get(client, reg.download_uri_request(name, version))
-    return Resolved(name, version, alias, reg.parse_download_uri(where_files), tagged)
+    files = reg.parse_download_uri(where_files)
+    return Resolved(name, version, alias, files, tagged, reg.parse_card_version(got))
 
 
 def effective_pin(resolved: Resolved, given: str) -> str:
