@@ -69,7 +69,10 @@ def server() -> Iterator[int]:
 
 
 def test_traffic_counts_answers_per_version_retries_and_stops_at_its_bound(server: int) -> None:
-    traffic = Traffic("127.0.0.1", port=server, rate=200, batch=3, max_requests=60, max_seconds=20)
+    # retries asked for: the counting of retried requests is what is checked here
+    traffic = Traffic(
+        "127.0.0.1", port=server, rate=200, batch=3, max_requests=60, max_seconds=20, retries=2
+    )
     started = time.monotonic()
     with traffic:
         while traffic.snapshot().sent < 60 and time.monotonic() - started < 20:
@@ -86,10 +89,10 @@ def test_traffic_counts_answers_per_version_retries_and_stops_at_its_bound(serve
     assert sums and all(abs(m - 0.25) < 1e-9 for m in sums)
 
 
-def test_traffic_without_retries_counts_every_failed_attempt_as_lost(server: int) -> None:
-    traffic = Traffic(
-        "127.0.0.1", port=server, rate=200, max_requests=70, max_seconds=20, retries=0
-    )
+def test_traffic_by_default_retries_nothing_and_counts_every_failed_attempt_as_lost(
+    server: int,
+) -> None:
+    traffic = Traffic("127.0.0.1", port=server, rate=200, max_requests=70, max_seconds=20)
     started = time.monotonic()
     with traffic:
         while traffic.snapshot().sent < 70 and time.monotonic() - started < 20:
@@ -120,8 +123,16 @@ def test_dataframe_rows_send_json_records_and_answers_are_kept_per_version(serve
     assert [type(v) for v in rows(4, 0, False)[0].values()] == [str, bool, int, float]
     with pytest.raises(ValueError, match="no shifted"):
         rows(4, 0, True)
+    # retries: this server drops every 7th connection, and what is checked is the rows sent
     traffic = Traffic(
-        "127.0.0.1", port=server, rate=200, batch=2, max_requests=30, rows=rows, keep_answers=3
+        "127.0.0.1",
+        port=server,
+        rate=200,
+        batch=2,
+        max_requests=30,
+        rows=rows,
+        keep_answers=3,
+        retries=2,
     )
     started = time.monotonic()
     with traffic:
