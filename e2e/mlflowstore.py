@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from e2e.cluster import config
+from e2e.daemon import stop, wait_answering
 from e2e.s3store import s3_store
 
 PORT = 15000
@@ -62,27 +61,7 @@ def mlflow_registry(root: Path, port: int = PORT) -> Iterator[Registry]:
                 cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         try:
-            _wait_healthy(proc, url, log_path)
+            wait_answering(proc, f"{url}/health", log_path, "mlflow server", START_SECONDS, 0.5)
             yield Registry(url, log_path)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not answer in the node") from None
-            time.sleep(0.5)
+            stop(proc)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import secrets
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e.cluster import config
+from e2e.daemon import stop, wait_answering
 
 PORT = 17070
 
@@ -74,26 +73,11 @@ def s3_store(root: Path, port: int = PORT) -> Iterator[S3Store]:
     cmd.append(str(root / "data"))
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ROOT_ACCESS_KEY": access}
     env["ROOT_SECRET_KEY"] = secret
-    with open(root / "versitygw.log", "wb") as log:
+    log_path = root / "versitygw.log"
+    with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError((root / "versitygw.log").read_text(errors="replace"))
-            try:
-                with urllib.request.urlopen(f"{endpoint}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("versitygw did not answer in the node") from None
-                time.sleep(0.2)
+        wait_answering(proc, f"{endpoint}/health", log_path, "versitygw in the node", 30)
         yield S3Store(endpoint, access, secret)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, grace=10)

@@ -25,6 +25,7 @@ from typing import Any
 from e2e import stack as st
 from e2e.cluster import config, fakenode, probe
 from e2e.cluster.api import Cluster
+from e2e.daemon import stop
 from e2e.scale.exporter import MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,16 +224,6 @@ def start_exporter(faults: Path, folder: Path) -> subprocess.Popen[bytes]:
     return proc
 
 
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @dataclass
 class ScaleEnv:
     cluster: Cluster
@@ -275,8 +266,8 @@ def scale_env(cluster: Cluster, folder: Path, label: str = "scale") -> Iterator[
             cluster.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--wait=false")
             with suppress(TimeoutError):
                 wait("ModelDeployments deleted", lambda: not _left(cluster, ns), 120)
-        _stop(operator.proc if operator else None)
-        _stop(exporter)
+        stop(operator.proc if operator else None, grace=30)
+        stop(exporter, grace=30)
         for obj in _left(cluster, ns):
             cluster.kubectl(
                 "patch",
