@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import subprocess
 import sys
 import time
@@ -331,14 +332,27 @@ def test_status_watch_redraws_until_interrupted(
         "--kubeconfig",
         str(cluster.kubeconfig),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    header = f"ModelDeployment {installed.namespace}/{MODEL}".encode()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    shown = b""
     try:
-        time.sleep(4)
+        # Two redraws, however long the command takes to start on a busy machine (bounded).
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + 60
+            while shown.count(header) < 2 and time.monotonic() < deadline:
+                if not sel.select(timeout=1):
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 1 << 16)
+                if not chunk:
+                    break  # the command ended
+                shown += chunk
     finally:
         proc.send_signal(2)  # Ctrl-C
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == plugin.EXIT_INTERRUPTED, err
-    assert out.count(f"ModelDeployment {installed.namespace}/{MODEL}") >= 2
+    assert (shown + out).count(header) >= 2, (shown + out)[-2000:]
 
 
 def test_gitops_examples_pass_server_side_validation(cluster: Cluster, installed: Install) -> None:
