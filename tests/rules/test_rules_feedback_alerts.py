@@ -1,7 +1,7 @@
 """The structure of the alerts on /feedback labels: what each reads, which guards it has, how
 the candidate is matched with the stable, and that both are loaded but opt-in.
 
-Their behaviour in a real Prometheus is ``test_rules_feedback_prometheus.py``.
+Their behaviour in a real Prometheus is ``tests/server/test_feedback_alerts_prometheus.py``.
 """
 
 from __future__ import annotations

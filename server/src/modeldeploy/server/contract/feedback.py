@@ -148,27 +148,34 @@ def _stable_pooled() -> list[Rule]:
     def pooled(name: str) -> str:
         return f"sum by ({target}) ({series(name, stable)})"
 
+    def pooled_ratio(
+        total: str, counted: str, ratio: str, part: str, what: tuple[str, str]
+    ) -> list[Rule]:
+        """The stable's count (pooled over its versions: two right after a promotion), and
+        a ratio over it."""
+        return [
+            Rule(record=total, comment=f"The stable's {what[0]}, pooled.", text=pooled(counted)),
+            Rule(
+                record=ratio,
+                comment=f"The stable's pooled {what[1]}.",
+                text=f"{pooled(part)}\n/ ({total} > 0)",
+            ),
+        ]
+
     return [
-        Rule(
-            record=FEEDBACK_STABLE_OUTCOMES,
-            comment="The stable's outcomes, pooled over its versions (two right after a "
-            "promotion).",
-            text=pooled(FEEDBACK_OUTCOMES),
+        *pooled_ratio(
+            FEEDBACK_STABLE_OUTCOMES,
+            FEEDBACK_OUTCOMES,
+            FEEDBACK_STABLE_ACCURACY,
+            FEEDBACK_CORRECT,
+            ("labelled outcomes", "accuracy"),
         ),
-        Rule(
-            record=FEEDBACK_STABLE_ACCURACY,
-            comment="The stable's pooled accuracy.",
-            text=f"{pooled(FEEDBACK_CORRECT)}\n/ ({FEEDBACK_STABLE_OUTCOMES} > 0)",
-        ),
-        Rule(
-            record=FEEDBACK_STABLE_ROWS,
-            comment="The stable's labelled rows, pooled.",
-            text=pooled(FEEDBACK_ROWS),
-        ),
-        Rule(
-            record=FEEDBACK_STABLE_MAE,
-            comment="The stable's pooled MAE.",
-            text=f"{pooled(FEEDBACK_ABS_ERROR)}\n/ ({FEEDBACK_STABLE_ROWS} > 0)",
+        *pooled_ratio(
+            FEEDBACK_STABLE_ROWS,
+            FEEDBACK_ROWS,
+            FEEDBACK_STABLE_MAE,
+            FEEDBACK_ABS_ERROR,
+            ("labelled rows", "MAE"),
         ),
         Rule(
             record=FEEDBACK_STABLE_MAE_VARIANCE,

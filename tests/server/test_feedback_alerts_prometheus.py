@@ -1,5 +1,12 @@
 """The alerts on /feedback labels in a real Prometheus, loading the chart's rule file as is
-(its 15 s groups and its ``for``), scraping a small exporter on 127.0.0.1.
+(its 15 s groups and its ``for``), scraping two real model servers and a small exporter on
+127.0.0.1.
+
+The servers are a stable and a candidate of the example classifier, each given predictions
+and then labels on ``/feedback`` every second: the stable's labels are its own answers, the
+candidate's too for its detectors' first 300 (their warm-up), then the other class. Its
+accuracy falls and its error rises, so both ``ModelLivePerformanceDrop`` and
+``ModelConceptDrift`` must fire for the candidate's version, and neither for the stable.
 
 The exporter publishes the model server's feedback counters (same names and labels, text
 exposition) for several ModelDeployments at once, each a scenario; every counter grows at a
@@ -17,7 +24,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,16 +33,20 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from promsim import RULES_FILE
+from server_process import Server
 
 from modeldeploy.operator.analysis import index_rules
 from modeldeploy.server import contract as c
+from modeldeploy.server.changepoint import WARMUP
 from modeldeploy.server.contract import rulemodel as rm
 from modeldeploy.server.contract import rules
+from modeldeploy.server.examples import as_records, generate_traffic
 
 CACHED = sorted((Path.home() / ".cache" / "modeldeploy" / "bin").glob("prometheus-v*/prometheus"))
 PROMETHEUS = str(CACHED[-1]) if CACHED else shutil.which("prometheus")
+RULES_FILE = Path(__file__).resolve().parents[2] / "charts/modeldeploy/rules/modeldeploy-rules.yaml"
 DEADLINE_SECONDS = 150
+ROWS_PER_TICK = 25  # per server, every second of the watch
 NAMESPACE = "ml"
 
 
@@ -148,43 +159,68 @@ def _free_port() -> int:
         return int(s.server_address[1])
 
 
-@pytest.fixture(scope="module")
-def prometheus(exporter: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Prometheus with the chart's rules, scraping the exporter every second; the
-    exporter's labels are kept (as the scrape configuration's target labels would be)."""
-    if PROMETHEUS is None:
-        pytest.skip("prometheus is not installed (make setup builds it)")
-    folder = tmp_path_factory.mktemp("prom")
+def _start_prometheus(
+    folder: Path, exporter: str, servers: dict[str, Server]
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A real Prometheus with the chart's rules, scraping every second: the exporter with its
+    own labels kept, and the servers with the target labels the chart's scrape
+    configuration would give their pods (which win over the server's own ``role``)."""
+    models = [
+        {
+            "targets": [server.url.removeprefix("http://")],
+            "labels": {"namespace": NAMESPACE, "modeldeployment": "live", "role": role},
+        }
+        for role, server in servers.items()
+    ]
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES_FILE)],
         "scrape_configs": [
             {
-                "job_name": "models",
+                "job_name": "exporter",
                 "honor_labels": True,
                 "static_configs": [{"targets": [exporter]}],
-            }
+            },
+            {"job_name": "models", "static_configs": models},
         ],
     }
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = _free_port()
-    log = (folder / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={folder / 'prometheus.yml'}",
-            f"--storage.tsdb.path={folder / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
+    with (folder / "prometheus.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(PROMETHEUS),
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+class Labeller:
+    """Predictions and then labels for both servers, one round per call."""
+
+    def __init__(self, servers: dict[str, Server]) -> None:
+        self.servers = servers
+        self.rows = as_records(generate_traffic(ROWS_PER_TICK * DEADLINE_SECONDS, seed=91))
+        self.sent = 0
+
+    def tick(self) -> None:
+        batch = self.rows[self.sent : self.sent + ROWS_PER_TICK]
+        for role, server in self.servers.items():
+            with server.client() as http:
+                answer = http.post("/predict", json={"instances": batch}).json()
+                predicted = answer["predictions"]
+                wrong = role == "candidate" and self.sent >= WARMUP
+                labels = [1 - p for p in predicted] if wrong else predicted
+                r = http.post(
+                    "/feedback", json={"request_id": answer["request_id"], "labels": labels}
+                )
+                assert r.status_code == 200, r.text
+        self.sent += ROWS_PER_TICK
 
 
 def _get(url: str, path: str, **params: str) -> Any:
@@ -193,40 +229,103 @@ def _get(url: str, path: str, **params: str) -> Any:
     return body["data"]
 
 
-def _watch(url: str) -> tuple[dict[tuple[str, str, str], dict[str, str]], set[tuple[str, str]]]:
-    """Poll until both expected alerts fire (or the deadline); return the firing alerts by
-    (alert, modeldeployment, role) and every (alert, modeldeployment) seen pending or firing."""
-    want = {
-        (rules.ALERT_LIVE_PERFORMANCE, "worse", "candidate"),
-        (rules.ALERT_LIVE_PERFORMANCE, "house", "candidate"),
-        (rules.ALERT_CONCEPT_DRIFT, "house", "stable"),
-    }
-    seen: set[tuple[str, str]] = set()
+WANT = {
+    (rules.ALERT_LIVE_PERFORMANCE, "worse", "candidate"),
+    (rules.ALERT_LIVE_PERFORMANCE, "house", "candidate"),
+    (rules.ALERT_CONCEPT_DRIFT, "house", "stable"),
+    (rules.ALERT_LIVE_PERFORMANCE, "live", "candidate"),
+    (rules.ALERT_CONCEPT_DRIFT, "live", "candidate"),
+}
+
+
+def _watch(
+    url: str, labeller: Labeller
+) -> tuple[dict[tuple[str, str, str], dict[str, str]], set[tuple[str, str, str]]]:
+    """Label a round a second and poll until every expected alert fires (or the deadline);
+    return the firing alerts by (alert, modeldeployment, role) and every such triple seen
+    pending or firing."""
+    seen: set[tuple[str, str, str]] = set()
     firing: dict[tuple[str, str, str], dict[str, str]] = {}
     deadline = time.monotonic() + DEADLINE_SECONDS
     while time.monotonic() < deadline:
+        labeller.tick()
         try:
             alerts = _get(url, "/api/v1/alerts")["alerts"]
         except httpx.TransportError:  # still starting
             alerts = []
         for a in alerts:
             labels = a["labels"]
-            seen.add((labels["alertname"], labels.get("modeldeployment", "")))
+            seen.add((labels["alertname"], labels.get("modeldeployment", ""), labels["role"]))
             if a["state"] == "firing":
                 firing[(labels["alertname"], labels["modeldeployment"], labels["role"])] = labels
-        if want <= set(firing):
+        if set(firing) >= WANT:
             break
         time.sleep(1)
     return firing, seen
 
 
-def test_live_performance_and_concept_drift_alerts(prometheus: str) -> None:
-    started = time.monotonic()
-    firing, seen = _watch(prometheus)
-    took = time.monotonic() - started
+def _wait_scraped(url: str, proc: subprocess.Popen[bytes], folder: Path) -> None:
+    """Until Prometheus holds a first (all-zero) sample of both servers' label counters, so
+    the first labels count as an increase."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            rows = _get(url, "/api/v1/query", query=c.METRIC_FEEDBACK_ROWS + '{job="models"}')
+        except httpx.TransportError:
+            rows = {"result": []}
+        if len(rows["result"]) == 2:
+            return
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            folder / "prometheus.log"
+        ).read_text()
+        time.sleep(0.3)
 
-    worse = firing.get((rules.ALERT_LIVE_PERFORMANCE, "worse", "candidate"))
-    assert worse is not None, (firing, seen)
+
+def test_live_performance_and_concept_drift_alerts(
+    serve: Callable[..., Server], bundles: dict[str, Any], exporter: str, tmp_path: Path
+) -> None:
+    if PROMETHEUS is None:
+        pytest.skip("prometheus is not installed (make setup builds it)")
+    servers = {
+        "stable": serve(bundles["good"]),
+        "candidate": serve(bundles["good2"], "--role", "candidate"),
+    }
+    # Every answer names the version; Prometheus sees it as the series' ``version``.
+    version = {
+        role: httpx.get(s.url + c.READY_PATH, timeout=10).headers[c.MODEL_VERSION_HEADER]
+        for role, s in servers.items()
+    }
+    proc, prometheus = _start_prometheus(tmp_path, exporter, servers)
+    try:
+        _wait_scraped(prometheus, proc, tmp_path)
+        started = time.monotonic()
+        labeller = Labeller(servers)
+        firing, seen = _watch(prometheus, labeller)
+        took = time.monotonic() - started
+        _judge(prometheus, firing, seen, version)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print(f"alerts fired after {took:.0f} s, {labeller.sent} rows labelled per server")
+
+
+def _judge(
+    prometheus: str,
+    firing: dict[tuple[str, str, str], dict[str, str]],
+    seen: set[tuple[str, str, str]],
+    version: dict[str, str],
+) -> None:
+    assert set(firing) >= WANT, (sorted(firing), sorted(seen))
+    # The real servers: the candidate's version, by accuracy, and its own detector.
+    live = firing[(rules.ALERT_LIVE_PERFORMANCE, "live", "candidate")]
+    assert live["version"] == version["candidate"] != version["stable"]
+    assert live["test"] == "accuracy"
+    assert (
+        firing[(rules.ALERT_CONCEPT_DRIFT, "live", "candidate")]["version"] == version["candidate"]
+    )
+    assert (rules.ALERT_CONCEPT_DRIFT, "live", "stable") not in seen
+
+    worse = firing[(rules.ALERT_LIVE_PERFORMANCE, "worse", "candidate")]
     # Named by the candidate's version, so an old candidate's alert never counts against a
     # new one, and by the test that judged it.
     assert worse["version"] == "2" and worse["test"] == "accuracy"
@@ -238,8 +337,9 @@ def test_live_performance_and_concept_drift_alerts(prometheus: str) -> None:
     # Never pending: too few labels, a gap within the margin, a gap within the noise, no
     # labelled stable of its own; and no concept drift where no detector alarmed.
     for md in ("few", "close", "noisy", "lone"):
-        assert (rules.ALERT_LIVE_PERFORMANCE, md) not in seen, md
-    assert {md for name, md in seen if name == rules.ALERT_CONCEPT_DRIFT} == {"house"}
+        assert not {x for x in seen if x[:2] == (rules.ALERT_LIVE_PERFORMANCE, md)}, md
+    drifted = {(md, role) for name, md, role in seen if name == rules.ALERT_CONCEPT_DRIFT}
+    assert drifted == {("house", "stable"), ("live", "candidate")}
 
     # The recorded gaps are what the streams were built with.
     def value(record: str, md: str) -> float:
@@ -260,5 +360,3 @@ def test_live_performance_and_concept_drift_alerts(prometheus: str) -> None:
     # The operator's evidence check finds both opt-in alerts loaded and healthy.
     loaded = index_rules(_get(prometheus, "/api/v1/rules")["groups"])
     assert loaded[rules.ALERT_LIVE_PERFORMANCE] == loaded[rules.ALERT_CONCEPT_DRIFT] == ""
-    # Measured: from Prometheus' start to the last of the three alerts firing.
-    print(f"alerts fired after {took:.0f} s")
