@@ -27,6 +27,7 @@ from modeldeploy.server.contract.rulemodel import (
     ALERTS,
     ALL_ALERTS,
     BY_ROLE,
+    CONCEPT_DRIFT_WINDOW,
     DEFAULT_FOR,
     DEFAULT_FOR_BY_ALERT,
     DEFAULT_INTERVAL,
@@ -363,7 +364,8 @@ CHART_FILE_COMMENT: Final = (
     f"({join(BY_ROLE)}) so alerts carry exactly the labels the operator matches on, and "
     "sums over pods and replicas stay correct because the inputs are counters.",
     "",
-    f"Windows are {WINDOW} so a rollout reacts within a minute or two. Each alert sits in the "
+    f"Windows are {WINDOW} so a rollout reacts within a minute or two (concept drift alarms, "
+    f"one-off steps of a counter, are counted over {CONCEPT_DRIFT_WINDOW}). Each alert sits in the "
     "group of the recording rules it reads: rules of one group run in order at the same "
     "instant, so an alert always sees the values recorded in the same evaluation.",
 )
