@@ -195,7 +195,7 @@ def test_prometheus_rule_uses_the_thresholds_and_the_chart_names() -> None:
     sp = spec(analysis={"thresholds": {"driftPSI": 0.1, "errorRate": 0.02, "for": "1m"}})
     groups = rule_groups(OWNER, sp)
     rules = {r["alert"]: r for r in groups[0]["rules"]}
-    assert set(rules) == set(d.DEFAULT_ALERTS)
+    assert set(rules) == {*d.DEFAULT_ALERTS, *d.OPT_IN_ALERTS}
     assert "> 0.1 " in rules[d.ALERT_DRIFT]["expr"]
     assert "> 0.02 " in rules[d.ALERT_ERROR_RATE]["expr"]
     assert all('modeldeployment="iris"' in r["expr"] for r in rules.values())

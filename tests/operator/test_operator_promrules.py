@@ -39,7 +39,7 @@ def _without_selector(expr: str) -> str:
 
 def test_every_alert_of_a_modeldeployment_is_the_charts_with_its_selector() -> None:
     chart, md = _chart_alerts(), _md_alerts()
-    assert list(md) == list(chart) == list(d.DEFAULT_ALERTS)
+    assert list(md) == list(chart) == [*d.DEFAULT_ALERTS, *d.OPT_IN_ALERTS]
     for name, alert in md.items():
         # Every series the alert reads is restricted to this ModelDeployment.
         assert alert["expr"].count("modeldeploy:") == alert["expr"].count(SELECTOR), name
@@ -60,6 +60,8 @@ def test_every_alert_of_a_modeldeployment_takes_its_thresholds() -> None:
             "divergenceStdErrors": 3,
             "errorRate": 0.02,
             "latencyP99Seconds": 0.5,
+            "liveAccuracyDrop": 0.02,
+            "liveErrorRise": 0.25,
             "for": "1m",
         }
     )
@@ -70,19 +72,29 @@ def test_every_alert_of_a_modeldeployment_takes_its_thresholds() -> None:
         d.ALERT_DIVERGENCE: [("> 4,", "> 3,", 2), ("(threshold 4)", "(threshold 3)")],
         d.ALERT_ERROR_RATE: [("> 0.05 ", "> 0.02 ", 1), ("(threshold 5%)", "(threshold 2%)")],
         d.ALERT_LATENCY: [("> 1 ", "> 0.5 ", 1), ("exceeds 1s.", "exceeds 0.5s.")],
+        # Both margins of the one alert, each in its test and its half of the description.
+        d.ALERT_LIVE_PERFORMANCE: [
+            ("> 0.05\n", "> 0.02\n", 1),
+            ("> 0.1\n", "> 0.25\n", 1),
+            ("(margin 0.05)", "(margin 0.02)"),
+            ("(margin 10%)", "(margin 25%)"),
+        ],
+        # No threshold: the same alert, with the ModelDeployment's `for`.
+        d.ALERT_CONCEPT_DRIFT: [],
     }
     for name, alert in md.items():
-        (expr_old, expr_new, times), (text_old, text_new) = swaps[name]
-        assert chart[name]["expr"].count(expr_old) == times, name
-        assert _without_selector(alert["expr"]) == chart[name]["expr"].replace(
-            expr_old, expr_new
-        ), name
-        description = chart[name]["annotations"]["description"]
-        assert text_old in description, name
-        assert alert["annotations"] == {
-            **chart[name]["annotations"],
-            "description": description.replace(text_old, text_new),
-        }
+        expr, description = chart[name]["expr"], chart[name]["annotations"]["description"]
+        for swap in swaps[name]:
+            if len(swap) == 3:
+                expr_old, expr_new, times = swap
+                assert expr.count(expr_old) == times, name
+                expr = expr.replace(expr_old, expr_new)
+            else:
+                text_old, text_new = swap
+                assert text_old in description, name
+                description = description.replace(text_old, text_new)
+        assert _without_selector(alert["expr"]) == expr, name
+        assert alert["annotations"] == {**chart[name]["annotations"], "description": description}
         assert alert["for"] == "1m"
 
 
@@ -103,7 +115,9 @@ def test_operator_defaults_are_the_contracts() -> None:
         d.THRESHOLD_DIVERGENCE_STD_ERRORS,
         d.THRESHOLD_ERROR_RATE,
         d.THRESHOLD_LATENCY_P99_SECONDS,
-    ) == (0.25, 4.0, 0.05, 1.0)
+        d.THRESHOLD_LIVE_ACCURACY_DROP,
+        d.THRESHOLD_LIVE_ERROR_RISE,
+    ) == (0.25, 4.0, 0.05, 1.0, 0.05, 0.1)
     assert d.THRESHOLD_FOR == rules.DEFAULT_FOR == "30s"
     assert d.DEFAULT_ALERTS == rules.ALERTS
 

@@ -44,12 +44,16 @@ KEYWORDS = {
     "group_right",
     "bool",
 }
+# The default alerts (a ModelDeployment's default analysis.alerts).
 ALERTS = {
     "ModelFeatureDrift",
     "ModelPredictionDivergence",
     "ModelHighErrorRate",
     "ModelHighLatency",
 }
+# In the chart's rules too, but watched only when a ModelDeployment names them.
+OPT_IN_ALERTS = {"ModelLivePerformanceDrop", "ModelConceptDrift"}
+CHART_ALERTS = ALERTS | OPT_IN_ALERTS
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")

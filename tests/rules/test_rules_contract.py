@@ -13,7 +13,9 @@ from typing import Any
 import promsim as ps
 from promql_names import (
     ALERTS,
+    CHART_ALERTS,
     FUNCTIONS,
+    OPT_IN_ALERTS,
     TARGET_LABELS,
     contract_labels,
     contract_metrics,
@@ -83,7 +85,7 @@ def test_recorded_names_follow_level_metric_operation() -> None:
 
 def test_alerts_carry_the_labels_the_operator_matches() -> None:
     alerts = {r["alert"]: r for r in rules() if "alert" in r}
-    assert set(alerts) == ALERTS
+    assert set(alerts) == CHART_ALERTS
     for name, rule in alerts.items():
         # Every alert's expression starts from a series aggregated by exactly these labels.
         first_metric = re.match(r"[\s(]*(?:(?:abs|label_replace)\(\s*)*([a-z_:0-9]+)", rule["expr"])
@@ -100,6 +102,9 @@ def test_alert_names_are_the_operators_defaults() -> None:
     from modeldeploy.operator import defaults
 
     assert set(defaults.DEFAULT_ALERTS) == ALERTS
+    # The alerts on /feedback labels are loaded, but opt-in.
+    assert set(defaults.OPT_IN_ALERTS) == OPT_IN_ALERTS
+    assert not OPT_IN_ALERTS & set(defaults.DEFAULT_ALERTS)
     drift = next(r for r in rules() if r.get("alert") == defaults.ALERT_DRIFT)
     assert f"> {defaults.THRESHOLD_DRIFT_PSI:g}" in drift["expr"]
     divergence = next(r for r in rules() if r.get("alert") == defaults.ALERT_DIVERGENCE)

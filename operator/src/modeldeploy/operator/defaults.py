@@ -57,7 +57,11 @@ THRESHOLD_DRIFT_PSI: Final = _rules.DEFAULT_THRESHOLDS.drift_psi
 THRESHOLD_DIVERGENCE_STD_ERRORS: Final = _rules.DEFAULT_THRESHOLDS.divergence_std_errors
 THRESHOLD_ERROR_RATE: Final = _rules.DEFAULT_THRESHOLDS.error_rate
 THRESHOLD_LATENCY_P99_SECONDS: Final = _rules.DEFAULT_THRESHOLDS.latency_p99_seconds
+THRESHOLD_LIVE_ACCURACY_DROP: Final = _rules.DEFAULT_THRESHOLDS.live_accuracy_drop
+THRESHOLD_LIVE_ERROR_RISE: Final = _rules.DEFAULT_THRESHOLDS.live_error_rise
 THRESHOLD_FOR: Final = _rules.DEFAULT_FOR
+# Standard errors a live performance gap must also stand from 0 (not configurable).
+LIVE_STD_ERRORS: Final = _rules.LIVE_STD_ERRORS
 
 # The alert names of the chart's rules and of the generated PrometheusRule; the default
 # ``analysis.alerts``.
@@ -66,6 +70,11 @@ ALERT_DIVERGENCE: Final = _rules.ALERT_DIVERGENCE
 ALERT_ERROR_RATE: Final = _rules.ALERT_ERROR_RATE
 ALERT_LATENCY: Final = _rules.ALERT_LATENCY
 DEFAULT_ALERTS: Final = _rules.ALERTS
+# Loaded by the chart and in the generated PrometheusRule too, but watched only when named in
+# ``analysis.alerts``: they need /feedback labels.
+ALERT_LIVE_PERFORMANCE: Final = _rules.ALERT_LIVE_PERFORMANCE
+ALERT_CONCEPT_DRIFT: Final = _rules.ALERT_CONCEPT_DRIFT
+OPT_IN_ALERTS: Final = _rules.OPT_IN_ALERTS
 
 HISTORY_LIMIT: Final = 10
 ANALYSIS_RESULTS_LIMIT: Final = 20

@@ -1,9 +1,10 @@
 """The PrometheusRule a ModelDeployment owns: its own thresholds on the chart's series.
 
-The chart's rule file records PSI, prediction divergence, error ratio and latency per
-(namespace, modeldeployment, role) and alerts at its default thresholds. A ModelDeployment's
-``analysis.thresholds`` add alerts of the same names restricted to it, so the operator's
-default ``analysis.alerts`` watch both. Both come from one definition,
+The chart's rule file records PSI, prediction divergence, error ratio, latency and live
+performance per (namespace, modeldeployment, role) and alerts at its default thresholds. A
+ModelDeployment's ``analysis.thresholds`` add alerts of the same names restricted to it, so
+the alerts ``analysis.alerts`` names (the four defaults, and the opt-in
+``ModelLivePerformanceDrop`` and ``ModelConceptDrift``) watch both. Both come from one definition,
 ``modeldeploy.server.contract.rules``. Only created when the Prometheus Operator's CRDs exist.
 """
 
@@ -32,6 +33,8 @@ def thresholds(spec: Spec) -> rules.Thresholds:
         ),
         error_rate=float(t.get("errorRate", d.THRESHOLD_ERROR_RATE)),
         latency_p99_seconds=float(t.get("latencyP99Seconds", d.THRESHOLD_LATENCY_P99_SECONDS)),
+        live_accuracy_drop=float(t.get("liveAccuracyDrop", d.THRESHOLD_LIVE_ACCURACY_DROP)),
+        live_error_rise=float(t.get("liveErrorRise", d.THRESHOLD_LIVE_ERROR_RISE)),
     )
 
 

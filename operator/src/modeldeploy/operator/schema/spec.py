@@ -309,6 +309,21 @@ def analysis_schema() -> Schema:
             "latencyP99Seconds": _num(
                 "Latency alert: p99 above this.", minimum=0, default=d.THRESHOLD_LATENCY_P99_SECONDS
             ),
+            "liveAccuracyDrop": _num(
+                "Live performance alert (opt-in): the candidate's accuracy on the "
+                "/feedback labels of the window this much below the stable's (a share; "
+                f"the gap must also be {d.LIVE_STD_ERRORS:g} standard errors).",
+                minimum=0,
+                maximum=1,
+                default=d.THRESHOLD_LIVE_ACCURACY_DROP,
+            ),
+            "liveErrorRise": _num(
+                "Live performance alert (opt-in), regressors: the candidate's MAE on "
+                "the /feedback labels of the window this share above the stable's "
+                f"(0.1: 10% higher; the gap must also be {d.LIVE_STD_ERRORS:g} standard errors).",
+                minimum=0,
+                default=d.THRESHOLD_LIVE_ERROR_RISE,
+            ),
             "for": _duration("How long a condition holds before the alert fires.", d.THRESHOLD_FOR),
         },
         default={},
@@ -329,7 +344,8 @@ def analysis_schema() -> Schema:
                 "Alert names that roll back when firing for the candidate's version "
                 "(labels namespace, modeldeployment, role, version); each must be a "
                 "loaded, healthy alerting rule in that Prometheus, else the analysis "
-                "is inconclusive.",
+                "is inconclusive. The chart also loads the opt-in ModelLivePerformanceDrop "
+                "and ModelConceptDrift (on /feedback labels).",
                 32,
                 default=list(d.DEFAULT_ALERTS),
             ),

@@ -10,9 +10,6 @@ from modeldeploy.server.contract import (
     LABEL_OUTCOME,
     METRIC_FEATURE_BIN,
     METRIC_FEATURE_REFERENCE_FRACTION,
-    METRIC_FEEDBACK_ABS_ERROR,
-    METRIC_FEEDBACK_ROWS,
-    METRIC_FEEDBACK_SQUARED_ERROR,
     METRIC_PREDICTION_SUM,
     METRIC_PREDICTION_SUM_SQUARES,
     METRIC_PREDICTIONS,
@@ -28,9 +25,6 @@ from modeldeploy.server.contract.rulemodel import (
     FEATURE_PSI_MAX,
     FEATURE_PSI_TERM,
     FEATURE_REFERENCE_FRACTION,
-    FEEDBACK_MAE,
-    FEEDBACK_RMSE,
-    FEEDBACK_ROWS,
     PREDICTION_DIVERGENCE_ZSCORE,
     PREDICTION_MEAN,
     PREDICTION_MEAN_STDERR,
@@ -193,33 +187,4 @@ def request_records() -> list[Rule]:
             "Latency quantiles over the window, from the histogram summed over pods.",
         ),
         quantile(REQUEST_DURATION_P50, "0.5", ""),
-    ]
-
-
-def feedback_records() -> list[Rule]:
-    """Live error from the labels clients send to /feedback: of a regressor's prediction, or
-    of a classifier's positive-class probability (its RMSE squared is the Brier score; its
-    accuracy is ``modeldeploy_feedback_total{outcome}``)."""
-    by = join(BY_ROLE)
-
-    def increase(metric: str, indent: str = "") -> str:
-        return f"sum by ({by})\n{indent}(increase({metric}[{WINDOW}]))"
-
-    rows = f"({FEEDBACK_ROWS} > 0)"
-    return [
-        Rule(
-            record=FEEDBACK_ROWS,
-            comment="Labelled rows over the window, per role.",
-            text=increase(METRIC_FEEDBACK_ROWS),
-        ),
-        Rule(
-            record=FEEDBACK_MAE,
-            comment="Mean absolute error of those rows: sum |label - predicted value| / rows.",
-            text=f"{increase(METRIC_FEEDBACK_ABS_ERROR)}\n/ {rows}",
-        ),
-        Rule(
-            record=FEEDBACK_RMSE,
-            comment="Root mean squared error: sqrt(sum (label - predicted value)^2 / rows).",
-            text=f"sqrt(\n  {increase(METRIC_FEEDBACK_SQUARED_ERROR, '  ')}\n  / {rows}\n)",
-        ),
     ]

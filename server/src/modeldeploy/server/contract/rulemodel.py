@@ -45,7 +45,16 @@ ALERT_DRIFT: Final = "ModelFeatureDrift"
 ALERT_DIVERGENCE: Final = "ModelPredictionDivergence"
 ALERT_ERROR_RATE: Final = "ModelHighErrorRate"
 ALERT_LATENCY: Final = "ModelHighLatency"
+ALERT_LIVE_PERFORMANCE: Final = "ModelLivePerformanceDrop"
+ALERT_CONCEPT_DRIFT: Final = "ModelConceptDrift"
+# The default alerts (a ModelDeployment's default ``analysis.alerts``): every model server
+# exports what they read from its first request.
 ALERTS: Final = (ALERT_DRIFT, ALERT_DIVERGENCE, ALERT_ERROR_RATE, ALERT_LATENCY)
+# Alerts on /feedback labels: in the chart's rules (so a ModelDeployment that names them finds
+# them loaded) but opt-in, since they need labels a client may never send.
+OPT_IN_ALERTS: Final = (ALERT_LIVE_PERFORMANCE, ALERT_CONCEPT_DRIFT)
+# Every alert of the chart's rule file, in its order.
+ALL_ALERTS: Final = (*ALERTS, *OPT_IN_ALERTS)
 
 WINDOW: Final = "1m"
 WINDOW_SECONDS: Final = 60
@@ -71,10 +80,30 @@ PREDICTION_CLASS_CHI2_TERM: Final = "modeldeploy:prediction_class_chi2_term:1m"
 PREDICTION_CLASS_CHI2: Final = "modeldeploy:prediction_class_chi2:1m"
 PREDICTION_CLASS_DF: Final = "modeldeploy:prediction_class_df:1m"
 PREDICTION_CLASS_ZSCORE: Final = "modeldeploy:prediction_class_divergence_zscore:1m"
-# Live error of a regressor from /feedback labels.
+# Live performance from /feedback labels: accuracy of a classifier (labelled outcomes), error
+# of a regressor (MAE, RMSE), the candidate against the stable, and concept drift alarms.
 FEEDBACK_ROWS: Final = "modeldeploy:feedback_rows:increase1m"
+FEEDBACK_OUTCOMES: Final = "modeldeploy:feedback_outcomes:increase1m"
+FEEDBACK_CORRECT: Final = "modeldeploy:feedback_correct:increase1m"
+FEEDBACK_ABS_ERROR: Final = "modeldeploy:feedback_abs_error:increase1m"
+FEEDBACK_SQUARED_ERROR: Final = "modeldeploy:feedback_squared_error:increase1m"
+FEEDBACK_ACCURACY: Final = "modeldeploy:feedback_accuracy:1m"
+FEEDBACK_ACCURACY_DROP: Final = "modeldeploy:feedback_accuracy_drop:1m"
+FEEDBACK_ACCURACY_DROP_ZSCORE: Final = "modeldeploy:feedback_accuracy_drop_zscore:1m"
+FEEDBACK_MAE_VARIANCE: Final = "modeldeploy:feedback_abs_error_variance:1m"
+# The stable's, pooled over its versions, per ModelDeployment.
+FEEDBACK_STABLE_OUTCOMES: Final = "modeldeploy:feedback_outcomes_stable:increase1m"
+FEEDBACK_STABLE_ACCURACY: Final = "modeldeploy:feedback_accuracy_stable:1m"
+FEEDBACK_STABLE_ROWS: Final = "modeldeploy:feedback_rows_stable:increase1m"
+FEEDBACK_STABLE_MAE: Final = "modeldeploy:feedback_mae_stable:1m"
+FEEDBACK_STABLE_MAE_VARIANCE: Final = "modeldeploy:feedback_abs_error_variance_stable:1m"
+FEEDBACK_MAE_RISE: Final = "modeldeploy:feedback_mae_rise:1m"
+FEEDBACK_MAE_RISE_ZSCORE: Final = "modeldeploy:feedback_mae_rise_zscore:1m"
+CONCEPT_DRIFT_ALARMS: Final = "modeldeploy:concept_drift_alarms:increase5m"
 FEEDBACK_MAE: Final = "modeldeploy:feedback_mae:1m"
 FEEDBACK_RMSE: Final = "modeldeploy:feedback_rmse:1m"
+# An alarm is one step of a counter: a longer window keeps it visible for any ``for``.
+CONCEPT_DRIFT_WINDOW: Final = "5m"
 REQUESTS_RATE: Final = "modeldeploy:requests:rate1m"
 REQUEST_SERVER_ERRORS_RATIO: Final = "modeldeploy:request_server_errors:ratio_rate1m"
 REQUEST_DURATION_P99: Final = "modeldeploy:request_duration_seconds:p99_1m"
@@ -99,12 +128,22 @@ class Thresholds:
     30 skewed predictions a side (simulated: the standard error is itself estimated), far
     less with more; a model that learned a different relation stands far above it (the
     example's diverging variant: about 17 at 100 predictions).
+
+    ``live_accuracy_drop`` (classifiers: the stable's live accuracy minus the candidate's) and
+    ``live_error_rise`` (regressors: the candidate's live MAE over the stable's, minus 1, a
+    share so that it needs no unit) are margins: a smaller gap is no reason to roll back.
+    A gap beyond the margin must also stand ``LIVE_STD_ERRORS`` standard errors from 0:
+    with the minimum of ``MIN_FEEDBACK_LABELS`` labels a side, two identical classifiers
+    at 80% accuracy differ by 0.1 (one standard error) as often as not, so a margin alone
+    would roll back an identical model about a third of the time it is looked at.
     """
 
     drift_psi: float = 0.25
     divergence_std_errors: float = 4.0
     error_rate: float = 0.05
     latency_p99_seconds: float = 1.0
+    live_accuracy_drop: float = 0.05
+    live_error_rise: float = 0.1
 
 
 DEFAULT_THRESHOLDS: Final = Thresholds()
@@ -116,11 +155,18 @@ DEFAULT_FOR_BY_ALERT: Final[Mapping[str, str]] = {
     ALERT_DIVERGENCE: DEFAULT_FOR,
     ALERT_ERROR_RATE: DEFAULT_FOR,
     ALERT_LATENCY: "1m",
+    ALERT_LIVE_PERFORMANCE: DEFAULT_FOR,
+    # An alarm already is a sequential test's verdict over dozens of labels: no wait.
+    ALERT_CONCEPT_DRIFT: "0s",
 }
 # Sample sizes below which an alert does not judge (per window).
 MIN_FEATURE_OBSERVATIONS: Final = 100
 MIN_PREDICTIONS: Final = 30
 MIN_REQUESTS: Final = 10
+MIN_FEEDBACK_LABELS: Final = 30
+# How far a live performance gap beyond its margin must stand from 0, in standard errors
+# (one-sided: only a worse candidate counts).
+LIVE_STD_ERRORS: Final = 3.0
 
 # --- Data -------------------------------------------------------------------------------
 
@@ -221,3 +267,18 @@ def series(name: str, *matchers: Mapping[str, str]) -> str:
     if not labels:
         return name
     return name + "{" + ", ".join(f"{k}={quote(v)}" for k, v in labels.items()) + "}"
+
+
+# --- Annotations ------------------------------------------------------------------------
+
+
+def template(expr: str) -> str:
+    """A Go template action of an annotation: ``{{ expr }}``."""
+    return "{{ " + expr + " }}"
+
+
+VALUE2: Final = template('printf "%.2f" $value')
+VALUE3: Final = template('printf "%.3f" $value')
+VALUE4: Final = template('printf "%.4f" $value')
+WHERE: Final = f"{template('$labels.namespace')}/{template('$labels.modeldeployment')}"
+ROLE_OF: Final = template("$labels.role")

@@ -16,14 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from modeldeploy.server.contract import LABEL_FEATURE, classes, recording
+from modeldeploy.server.contract import LABEL_FEATURE, classes, feedback, recording
 from modeldeploy.server.contract.rulemodel import (
+    ALERT_CONCEPT_DRIFT,
     ALERT_DIVERGENCE,
     ALERT_DRIFT,
     ALERT_ERROR_RATE,
     ALERT_LATENCY,
+    ALERT_LIVE_PERFORMANCE,
     ALERTS,
+    ALL_ALERTS,
     BY_ROLE,
+    CONCEPT_DRIFT_WINDOW,
     DEFAULT_FOR,
     DEFAULT_FOR_BY_ALERT,
     DEFAULT_INTERVAL,
@@ -43,11 +47,14 @@ from modeldeploy.server.contract.rulemodel import (
     GROUP_PREDICTIONS,
     GROUP_REQUESTS,
     LABEL_TEST,
+    LIVE_STD_ERRORS,
     MIN_FEATURE_OBSERVATIONS,
+    MIN_FEEDBACK_LABELS,
     MIN_PREDICTIONS,
     MIN_REQUESTS,
     MODELDEPLOYMENT,
     NAMESPACE,
+    OPT_IN_ALERTS,
     PREDICTION_CLASS,
     PREDICTION_CLASS_CHI2,
     PREDICTION_CLASS_CHI2_TERM,
@@ -68,10 +75,15 @@ from modeldeploy.server.contract.rulemodel import (
     REQUESTS_RATE,
     ROLE,
     ROLE_CANDIDATE,
+    ROLE_OF,
     ROLE_STABLE,
     TARGET,
     TEST_CLASSES,
     TEST_MEAN,
+    VALUE2,
+    VALUE3,
+    VALUE4,
+    WHERE,
     WINDOW,
     WINDOW_SECONDS,
     Group,
@@ -82,10 +94,17 @@ from modeldeploy.server.contract.rulemodel import (
     number,
     quote,
     series,
+    template,
 )
 
 __all__ = [
     "ALERTS",
+    "ALERT_CONCEPT_DRIFT",
+    "ALERT_LIVE_PERFORMANCE",
+    "ALL_ALERTS",
+    "LIVE_STD_ERRORS",
+    "MIN_FEEDBACK_LABELS",
+    "OPT_IN_ALERTS",
     "ALERT_DIVERGENCE",
     "ALERT_DRIFT",
     "ALERT_ERROR_RATE",
@@ -157,18 +176,6 @@ __all__ = [
 ]
 
 
-def _template(expr: str) -> str:
-    """A Go template action of an annotation: ``{{ expr }}``."""
-    return "{{ " + expr + " }}"
-
-
-_VALUE2 = _template('printf "%.2f" $value')
-_VALUE3 = _template('printf "%.3f" $value')
-_VALUE4 = _template('printf "%.4f" $value')
-_WHERE = f"{_template('$labels.namespace')}/{_template('$labels.modeldeployment')}"
-_ROLE = _template("$labels.role")
-
-
 # --- Alerts -----------------------------------------------------------------------------
 
 
@@ -184,7 +191,7 @@ def alerts(
     selector: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> dict[str, Rule]:
-    """The four alerts by name, in the order of the chart's groups.
+    """Every alert by name (``ALL_ALERTS``), in the order of the chart's groups.
 
     ``hold`` is every alert's ``for`` (default: each alert's own, ``DEFAULT_FOR_BY_ALERT``);
     ``selector`` restricts every series the alerts read (a ModelDeployment's namespace and
@@ -216,10 +223,10 @@ def alerts(
             f"and on ({join((*BY_ROLE, LABEL_FEATURE))})\n"
             f"{series(FEATURE_OBSERVATIONS, sel)} >= {MIN_FEATURE_OBSERVATIONS}",
             {
-                "summary": f"Input drift on feature {_template('$labels.feature')} of {_WHERE} "
-                f"({_ROLE})",
-                "description": f"PSI {_VALUE4} over the last minute exceeds {psi}.",
-                "psi": _VALUE4,
+                "summary": f"Input drift on feature {template('$labels.feature')} of {WHERE} "
+                f"({ROLE_OF})",
+                "description": f"PSI {VALUE4} over the last minute exceeds {psi}.",
+                "psi": VALUE4,
             },
             "Input drift: a feature's live distribution moved away from its reference, for "
             f"the candidate or the stable. Needs {MIN_FEATURE_OBSERVATIONS} observations in "
@@ -236,15 +243,15 @@ def alerts(
             f"and on ({join(TARGET)})\n"
             f"{series(PREDICTIONS, sel, {ROLE: ROLE_STABLE})} >= {MIN_PREDICTIONS}",
             {
-                "summary": f"Predictions of the candidate of {_WHERE} diverge from the stable's",
-                "description": _template(f'if eq $labels.{LABEL_TEST} "{TEST_CLASSES}"')
-                + f"Predicted-class counts differ by {_VALUE2} standard errors, the "
+                "summary": f"Predictions of the candidate of {WHERE} diverge from the stable's",
+                "description": template(f'if eq $labels.{LABEL_TEST} "{TEST_CLASSES}"')
+                + f"Predicted-class counts differ by {VALUE2} standard errors, the "
                 f"Wilson-Hilferty z of their chi-square (threshold {z})."
-                + _template("else")
-                + f"Mean difference of {_VALUE2} standard errors (threshold {z})."
-                + _template("end"),
-                "zscore": _VALUE4,
-                "test": _template(f"$labels.{LABEL_TEST}"),
+                + template("else")
+                + f"Mean difference of {VALUE2} standard errors (threshold {z})."
+                + template("end"),
+                "zscore": VALUE4,
+                "test": template(f"$labels.{LABEL_TEST}"),
             },
             "Prediction divergence, by either of two tests, each its own alert (label "
             f"{LABEL_TEST}): {TEST_MEAN}, the candidate's mean prediction differs from the "
@@ -259,8 +266,8 @@ def alerts(
             "critical",
             f"{series(REQUEST_SERVER_ERRORS_RATIO, sel)} > {errors}\nand {on_role}\n{requests}",
             {
-                "summary": f"Server errors of {_WHERE} ({_ROLE})",
-                "description": f"{_template('$value | humanizePercentage')} of the requests in "
+                "summary": f"Server errors of {WHERE} ({ROLE_OF})",
+                "description": f"{template('$value | humanizePercentage')} of the requests in "
                 "the last minute failed on the server (threshold "
                 f"{number(t.error_rate * 100)}%).",
             },
@@ -272,12 +279,13 @@ def alerts(
             "warning",
             f"{series(REQUEST_DURATION_P99, sel)} > {latency}\nand {on_role}\n{requests}",
             {
-                "summary": f"Slow answers from {_WHERE} ({_ROLE})",
-                "description": f"p99 latency {_VALUE3}s over the last minute exceeds {latency}s.",
+                "summary": f"Slow answers from {WHERE} ({ROLE_OF})",
+                "description": f"p99 latency {VALUE3}s over the last minute exceeds {latency}s.",
             },
             f"p99 latency above {latency} second{'' if t.latency_p99_seconds == 1 else 's'}, "
             f"with at least {MIN_REQUESTS} requests in the window.",
         ),
+        **feedback.alerts(t, sel, alert),
     }
 
 
@@ -308,7 +316,11 @@ def chart_groups(
             interval,
             (*recording.request_records(), a[ALERT_ERROR_RATE], a[ALERT_LATENCY]),
         ),
-        Group(GROUP_FEEDBACK, interval, tuple(recording.feedback_records())),
+        Group(
+            GROUP_FEEDBACK,
+            interval,
+            (*feedback.feedback_records(), a[ALERT_LIVE_PERFORMANCE], a[ALERT_CONCEPT_DRIFT]),
+        ),
     ]
 
 
@@ -352,7 +364,8 @@ CHART_FILE_COMMENT: Final = (
     f"({join(BY_ROLE)}) so alerts carry exactly the labels the operator matches on, and "
     "sums over pods and replicas stay correct because the inputs are counters.",
     "",
-    f"Windows are {WINDOW} so a rollout reacts within a minute or two. Each alert sits in the "
+    f"Windows are {WINDOW} so a rollout reacts within a minute or two (concept drift alarms, "
+    f"one-off steps of a counter, are counted over {CONCEPT_DRIFT_WINDOW}). Each alert sits in the "
     "group of the recording rules it reads: rules of one group run in order at the same "
     "instant, so an alert always sees the values recorded in the same evaluation.",
 )
