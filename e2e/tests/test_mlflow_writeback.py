@@ -5,7 +5,9 @@
 version's tag). Moving the alias starts each rollout: to version 2 it is promoted under real
 traffic, and ``production`` moves to it with its tags; to version 3 (diverging) it is rolled
 back by ModelPredictionDivergence and tagged with the rule and its value. Each version runs
-and reports its card's version; the history and the Events say so."""
+and reports its card's version; the history and the Events say so. And each bad source (an
+unknown alias, model or version, an unreachable tracking server) says why in status and a
+Warning, and nothing is applied."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 
 from e2e import stack as st
+from e2e.cluster import config
 from e2e.cluster.api import Cluster
 from e2e.fileserver import Bundle
 from e2e.mlflowstore import PORT, Registry, mlflow_registry
@@ -149,3 +152,40 @@ def test_promotion_sets_production_and_a_rollback_tags_the_candidate(
     events = [e for e in st.events(env.stack, name) if e["reason"] == "WrittenBack"]
     assert len(events) == 2 and all(e["type"] == "Normal" for e in events), events
     assert any("alias production -> version 2" in e["message"] for e in events), events
+
+
+def test_bad_registry_sources_say_why_and_nothing_is_applied(env: Env, registry: Registry) -> None:
+    """Each way a models:/ source can be wrong, on the chart-installed operator against the
+    real tracking server: the status message and a ModelSourceError Warning say which, and
+    no Deployment is made."""
+    nowhere = f"http://{config.NODE_IP}:9"  # the discard port: nothing listens in the node
+    cases = {
+        "no-alias": (f"models:/{NAME}@missing", registry.url, "has no alias 'missing'"),
+        "no-model": ("models:/nosuch/1", registry.url, "unknown model 'nosuch'"),
+        "no-version": (f"models:/{NAME}/99", registry.url, f"models:/{NAME}/99"),
+        "unreachable": (f"models:/{NAME}/1", nowhere, f"tracking server {nowhere} could not"),
+    }
+    for name, (uri, tracking, _) in cases.items():
+        md = st.model_deployment(name, env.stack.namespace, env.bundles["v1"], st.canary(50))
+        model = md["spec"]["model"]
+        model["bundleURI"] = uri
+        del model["sha256"]
+        model["mlflow"] = {"trackingURI": tracking}
+        env.cluster.apply(md)
+    for name, (_, _, expected) in cases.items():
+
+        def said(name: str = name, expected: str = expected) -> str | None:
+            message = str(st.status(env.stack, name).get("message") or "")
+            return message if expected in message else None
+
+        message = st.wait(
+            f"{name}: why, in status", said, 90, detail=lambda n=name: st.describe(env.stack, n)
+        )
+        assert message.startswith("model source: ") and "nothing new applied" in message
+        warnings = [e for e in st.events(env.stack, name) if e["reason"] == "ModelSourceError"]
+        assert warnings and all(e["type"] == "Warning" for e in warnings), warnings
+        assert expected in warnings[0]["message"], warnings
+        made = env.cluster.kubectl_json(
+            "get", "deployments", "-n", env.stack.namespace, "-l", f"modeldeploy.io/name={name}"
+        )
+        assert made["items"] == [], [d["metadata"]["name"] for d in made["items"]]
