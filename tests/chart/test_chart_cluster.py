@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -333,7 +334,14 @@ def test_status_watch_redraws_until_interrupted(
         str(cluster.kubeconfig),
     ]
     header = f"ModelDeployment {installed.namespace}/{MODEL}".encode()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Ctrl-C as a terminal sends it: the suite may run as a background job, whose children
+    # start with SIGINT ignored (and a command that inherits that rightly ignores Ctrl-C).
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout is not None
     shown = b""
     try:
@@ -349,7 +357,7 @@ def test_status_watch_redraws_until_interrupted(
                     break  # the command ended
                 shown += chunk
     finally:
-        proc.send_signal(2)  # Ctrl-C
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == plugin.EXIT_INTERRUPTED, err
     assert (shown + out).count(header) >= 2, (shown + out)[-2000:]
