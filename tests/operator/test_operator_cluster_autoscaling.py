@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from admission import dry_run
 from opcluster import CANARY, Env, operator_env
 
 from e2e.cluster.api import Cluster
@@ -40,18 +41,15 @@ def manifest(env: Env, version: str, **spec: Any) -> dict[str, Any]:
     return out
 
 
-def dry_run(env: Env, obj: dict[str, Any]) -> tuple[int, str]:
-    res = env.kubectl("apply", "--dry-run=server", "-f", "-", check=False, input=json.dumps(obj))
-    return res.returncode, res.stderr
-
-
 def test_admission_refuses_an_autoscaler_it_could_not_run(env: Env) -> None:
-    assert dry_run(env, manifest(env, "v1", autoscaling=SCALING)) == (0, "")
-    code, err = dry_run(env, manifest(env, "v1", autoscaling={"minReplicas": 5, "maxReplicas": 2}))
+    assert dry_run(env.cluster, manifest(env, "v1", autoscaling=SCALING)) == (0, "")
+    code, err = dry_run(
+        env.cluster, manifest(env, "v1", autoscaling={"minReplicas": 5, "maxReplicas": 2})
+    )
     assert code != 0 and "minReplicas must not exceed maxReplicas" in err, err
     no_cpu = manifest(env, "v1", autoscaling=SCALING)
     del no_cpu["spec"]["server"]
-    code, err = dry_run(env, no_cpu)
+    code, err = dry_run(env.cluster, no_cpu)
     assert code != 0 and "autoscaling needs server.resources.requests.cpu" in err, err
 
 
