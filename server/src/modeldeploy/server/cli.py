@@ -14,7 +14,11 @@ import sys
 
 from modeldeploy.server import bundlecli
 from modeldeploy.server import contract as c
+from modeldeploy.server.contract import retrain as rc
 from modeldeploy.server.logsetup import setup_logging
+from modeldeploy.server.loop import cli as loop_cli
+from modeldeploy.server.loop.cli import parse_time
+from modeldeploy.server.sources.s3 import add_s3_arguments
 
 log = logging.getLogger("modeldeploy.server")
 
@@ -71,6 +75,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.set_defaults(run=run_serve)
 
     bundlecli.register(commands)
+    loop_cli.register(commands)
 
     example = commands.add_parser(
         "example-bundle",
@@ -113,11 +118,31 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     gate.add_argument("candidate", metavar="CANDIDATE", help="candidate bundle")
     gate.add_argument("--current", required=True, metavar="BUNDLE", help="bundle serving now")
-    gate.add_argument(
+    labelled = gate.add_mutually_exclusive_group(required=True)
+    labelled.add_argument(
         "--data",
-        required=True,
         metavar="FILE",
         help="labelled data (.csv or .parquet): features and the target column",
+    )
+    labelled.add_argument(
+        rc.FLAG_GATE_LABELLED_DATA,
+        dest="labelled_data",
+        metavar="LOCATION",
+        help="the labelled-data store (s3://BUCKET/PREFIX or a folder): its held-out rows "
+        "(the requests `modeldeploy retrain` did not fit on) in --since .. --until",
+    )
+    gate.add_argument(
+        rc.FLAG_GATE_SINCE, type=parse_time, default=None, metavar="TIME", help="window start"
+    )
+    gate.add_argument(
+        rc.FLAG_GATE_UNTIL, type=parse_time, default=None, metavar="TIME", help="window end"
+    )
+    gate.add_argument(
+        rc.FLAG_GATE_RESULT_FILE,
+        dest="result_file",
+        default="",
+        metavar="PATH",
+        help=f"also write the decision as JSON here (a Job: {rc.TERMINATION_LOG})",
     )
     gate.add_argument(
         "--min",
@@ -150,6 +175,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="load a bundle whose digest was not given as it is (unpickling runs its code)",
     )
+    add_s3_arguments(gate, "an s3:// labelled-data store")
     gate.set_defaults(run=run_gate)
 
 
@@ -250,21 +276,29 @@ def run_gate(args: argparse.Namespace) -> int:
     from modeldeploy.server.bundle import BundleError
     from modeldeploy.server.bundling import SchemaError
     from modeldeploy.server.gate import GateError, parse_minimums, render, run
+    from modeldeploy.server.labelled import LabelledDataError
+    from modeldeploy.server.loop import gating, result
+    from modeldeploy.server.sources.base import FetchError
 
     try:
         minimums = parse_minimums(args.minimums)
+        frame = gating.held_out_window(args) if args.labelled_data else None
         decision = run(
             Path(args.candidate),
             Path(args.current),
-            Path(args.data),
+            Path(args.data) if args.data else None,
             minimums=minimums,
             max_regression=args.max_regression,
             candidate_sha256=args.candidate_sha256,
             current_sha256=args.current_sha256,
             trust_card=args.trust_card,
+            frame=frame,
+            target=rc.COLUMN_LABEL,
         )
-    except (GateError, BundleError, SchemaError) as exc:
+    except (GateError, BundleError, SchemaError, LabelledDataError, FetchError) as exc:
         print(f"gate: error: {exc}", file=sys.stderr)
+        result.write(args.result_file, gating.error_answer(str(exc)))
         return 2
     print(render(decision))
+    result.write(args.result_file, gating.answer(decision))
     return 0 if decision.promote else 1

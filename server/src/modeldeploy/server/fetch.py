@@ -58,7 +58,7 @@ from modeldeploy.server.sources import (
     source_for,
 )
 from modeldeploy.server.sources.mlflow import MLflowSettings, MLflowSource
-from modeldeploy.server.sources.s3 import S3Settings
+from modeldeploy.server.sources.s3 import S3Settings, add_s3_arguments
 
 __all__ = ["FetchError", "fetch"]
 
@@ -218,29 +218,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help=f"seconds before the first retry, doubled for each next one "
         f"(default {BACKOFF_SECONDS:g})",
     )
-    s3 = parser.add_argument_group("s3:// sources")
-    s3.add_argument(
-        c.FLAG_S3_ENDPOINT,
-        dest="s3_endpoint",
-        default="",
-        metavar="URL",
-        help="an S3-compatible server, http(s)://HOST[:PORT] (default: AWS)",
-    )
-    s3.add_argument(
-        c.FLAG_S3_REGION,
-        dest="s3_region",
-        default="",
-        metavar="REGION",
-        help=f"the region requests are signed for (default {c.DEFAULT_S3_REGION})",
-    )
-    s3.add_argument(
-        c.FLAG_S3_PATH_STYLE,
-        dest="s3_path_style",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="path-style (ENDPOINT/BUCKET/KEY) or virtual-hosted (BUCKET.ENDPOINT/KEY) "
-        "addressing (default: path-style with --s3-endpoint, virtual-hosted on AWS)",
-    )
+    add_s3_arguments(parser, "s3:// sources")
     registry = parser.add_argument_group("models:/ sources")
     registry.add_argument(
         c.FLAG_MLFLOW_TRACKING_URI,

@@ -88,35 +88,40 @@ def parse_minimums(items: Sequence[str]) -> dict[str, float]:
 def read_labelled(path: Path, card: ModelCard) -> tuple[Any, ValueArray]:
     """The model's input (built as the server builds it) and the labels, from a CSV or
     Parquet file holding the card's feature columns and its target column."""
-    from modeldeploy.server.bundling import coerce_labels
     from modeldeploy.server.bundling.schema import read_table
 
-    frame = read_table(path)
-    target = card.output.target
+    return labelled_input(read_table(path), card, card.output.target, str(path))
+
+
+def labelled_input(frame: Any, card: ModelCard, target: str, where: str) -> tuple[Any, ValueArray]:
+    """The model's input and the labels from a DataFrame with the card's feature columns
+    and a ``target`` column; ``where`` names the data in errors (a file, the store)."""
+    from modeldeploy.server.bundling import coerce_labels
+
     missing = [n for n in (*card.feature_names, target) if n not in frame.columns]
     if missing:
-        raise GateError(f"{path}: missing column {', '.join(map(repr, missing))}")
+        raise GateError(f"{where}: missing column {', '.join(map(repr, missing))}")
     if len(frame) == 0:
-        raise GateError(f"{path}: no data rows")
+        raise GateError(f"{where}: no data rows")
     for spec in card.features:
         if frame[spec.name].isna().any():
-            raise GateError(f"{path}: column {spec.name!r} has missing values")
+            raise GateError(f"{where}: column {spec.name!r} has missing values")
     try:
         batch = Encoder(card.features, card.input_format).from_frame(frame)
     except (TypeError, ValueError) as exc:
-        raise GateError(f"{path}: {exc}") from None
+        raise GateError(f"{where}: {exc}") from None
     for j, spec in enumerate(card.features):
         if spec.discrete and not spec.allow_unseen:
             unseen = np.flatnonzero(batch.codes[:, j] >= len(spec.categories))
             if unseen.size:
                 r = int(unseen[0])
                 raise GateError(
-                    f"{path}: row {r + 2}, column {spec.name!r}: {frame[spec.name].iloc[r]!r} "
+                    f"{where}: row {r + 2}, column {spec.name!r}: {frame[spec.name].iloc[r]!r} "
                     "is not a known category"
                 )
         elif not spec.discrete and not np.isfinite(batch.codes[:, j]).all():
-            raise GateError(f"{path}: column {spec.name!r} has values that are not finite")
-    return batch.model_input, coerce_labels(frame[target].to_numpy(), card.output, str(path))
+            raise GateError(f"{where}: column {spec.name!r} has values that are not finite")
+    return batch.model_input, coerce_labels(frame[target].to_numpy(), card.output, where)
 
 
 def evaluate(
@@ -289,17 +294,28 @@ def _load(path: Path, sha: str | None, trust_card: bool, which: str) -> Bundle:
 def run(
     candidate: Path,
     current: Path,
-    data: Path,
+    data: Path | None,
     minimums: dict[str, float] | None = None,
     max_regression: float = 0.01,
     candidate_sha256: str | None = None,
     current_sha256: str | None = None,
     trust_card: bool = False,
+    frame: Any = None,
+    target: str | None = None,
 ) -> Decision:
-    """Load both bundles (verifying digests), read the data, and decide."""
+    """Load both bundles (verifying digests), read the data, and decide.
+
+    The data is the file ``data`` (features and the card's target column) or, for data
+    already read (the labelled-data store), ``frame`` with its labels in column ``target``.
+    """
     cand = _load(candidate, candidate_sha256, trust_card, "candidate")
     curr = _load(current, current_sha256, trust_card, "current")
-    x, y = read_labelled(data, cand.card)
+    if data is not None:
+        x, y = read_labelled(data, cand.card)
+    elif frame is not None:
+        x, y = labelled_input(frame, cand.card, target or cand.card.output.target, "the data")
+    else:
+        raise GateError("no labelled data: give a file or a frame")
     return decide(cand, curr, x, y, minimums or {}, max_regression)
 
 

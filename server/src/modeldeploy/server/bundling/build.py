@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ from modeldeploy.server.bundling.schema import (
     infer_features,
     plain,
 )
-from modeldeploy.server.card import CLASSIFICATION, REGRESSION, FeatureSpec, ModelCard, Output
+from modeldeploy.server.card import (
+    CATEGORICAL,
+    CLASSIFICATION,
+    REGRESSION,
+    FeatureSpec,
+    ModelCard,
+    Output,
+)
 from modeldeploy.server.frame import Encoder
 from modeldeploy.server.serialization import DEFAULT_FORMAT
 
@@ -90,6 +98,22 @@ def _with_author_settings(specs: Sequence[FeatureSpec], text: CardText) -> list[
     return out
 
 
+def _with_known_categories(
+    specs: Sequence[FeatureSpec], known: Sequence[FeatureSpec]
+) -> list[FeatureSpec]:
+    by_name = {k.name: k for k in known}
+    out = []
+    for spec in specs:
+        old = by_name.get(spec.name)
+        if old is not None and spec.kind == old.kind and spec.kind == CATEGORICAL:
+            merged = tuple(sorted({*spec.categories, *old.categories}))
+            spec = replace(
+                spec, categories=merged, allow_unseen=spec.allow_unseen or old.allow_unseen
+            )
+        out.append(spec)
+    return out
+
+
 def bundle_model(
     model: Any,
     data: Any,
@@ -106,6 +130,8 @@ def bundle_model(
     feature_names: Sequence[str] | None = None,
     seed: int = 0,
     model_format: str = DEFAULT_FORMAT,
+    lineage: dict[str, Any] | None = None,
+    known_features: Sequence[FeatureSpec] = (),
 ) -> tuple[ModelCard, str]:
     """Write the bundle of a fitted ``model`` to ``out`` (a folder, or ``.tar.gz``).
 
@@ -113,6 +139,11 @@ def bundle_model(
     the target as its column ``target`` or given as an array. Metrics are measured on
     ``test`` (same columns) or, without it, on a held-out 25% of ``data`` (the card says
     which). Returns the card and the bundle digest to pin.
+
+    ``lineage`` adds entries to the card's training data (a retrained version's data window,
+    trainer and the version it replaces). ``known_features`` are the features of the version
+    this one replaces: a category they accept stays accepted even when the new data lacks it,
+    so a retrained model never starts refusing requests its predecessor served.
     """
     text = (
         card
@@ -138,7 +169,7 @@ def bundle_model(
     exclude = [target_name, *(c for c in (subgroup, time_column) if c)]
     names, input_format = feature_columns(model, frame, exclude)
     specs = infer_features(frame, names, text.allow_unseen, dataframe=input_format == "dataframe")
-    specs = tuple(_with_author_settings(specs, text))
+    specs = tuple(_with_known_categories(_with_author_settings(specs, text), known_features))
     output = output_of(model, target_name, positive_class)
     y = coerce_labels(y_raw, output)
 
@@ -171,6 +202,7 @@ def bundle_model(
             model, eval_input, eval_y, output, eval_frame[subgroup].to_numpy()
         )
     training: dict[str, Any] = {"source": "reference data given to modeldeploy bundle"}
+    training.update(lineage or {})
     if time_column is not None:
         import pandas as pd
 

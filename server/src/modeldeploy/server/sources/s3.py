@@ -16,6 +16,7 @@ its own retries are off so that the one bounded ``Retry`` of ``modeldeploy fetch
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -96,6 +97,40 @@ class S3Settings:
         if self.path_style is None:
             return "path" if self.endpoint else "auto"
         return "path" if self.path_style else "virtual"
+
+
+def add_s3_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    """The S3 flags every command that reads or writes S3 takes (``modeldeploy fetch``, the
+    server's labelled-data store, the trainer and the gate): the same names everywhere, so
+    the operator builds them one way. Credentials are never flags (environment only)."""
+    s3 = parser.add_argument_group(title)
+    s3.add_argument(
+        c.FLAG_S3_ENDPOINT,
+        dest="s3_endpoint",
+        default="",
+        metavar="URL",
+        help="an S3-compatible server, http(s)://HOST[:PORT] (default: AWS)",
+    )
+    s3.add_argument(
+        c.FLAG_S3_REGION,
+        dest="s3_region",
+        default="",
+        metavar="REGION",
+        help=f"the region requests are signed for (default {c.DEFAULT_S3_REGION})",
+    )
+    s3.add_argument(
+        c.FLAG_S3_PATH_STYLE,
+        dest="s3_path_style",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="path-style (ENDPOINT/BUCKET/KEY) or virtual-hosted (BUCKET.ENDPOINT/KEY) "
+        "addressing (default: path-style with --s3-endpoint, virtual-hosted on AWS)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> S3Settings:
+    """The flags of ``add_s3_arguments`` plus the credentials in the environment."""
+    return S3Settings.from_env(args.s3_endpoint, args.s3_region, args.s3_path_style)
 
 
 def _client(settings: S3Settings, timeout: float) -> Any:

@@ -1,0 +1,222 @@
+"""``modeldeploy retrain``: the example trainer, as a training Job runs it.
+
+Every input has a flag and, for the Job, an environment variable the operator sets
+(``contract.retrain``), so the same command runs by hand and in the Job unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from modeldeploy.server.contract import retrain as rc
+from modeldeploy.server.contract import sources as c
+from modeldeploy.server.logsetup import setup_logging
+
+log = logging.getLogger("modeldeploy.retrain")
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name, "")
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 / ISO 8601 time (UTC when it names no zone); empty: no bound."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from modeldeploy.server.sources.s3 import add_s3_arguments
+
+    parser = commands.add_parser(
+        "retrain",
+        help="refit the stable model's pipeline on recent labelled data (the example trainer)",
+        description="Refit a clone of the current bundle's model on the recent labelled "
+        "window of the labelled-data store (three requests in four; the fourth is held out "
+        "for the gate), bundle it with its lineage (the window, the run, the trainer image, "
+        "the version it replaces) and, with --registered-model, register it in MLflow. Every "
+        "flag defaults to the environment variable a retraining Job gets. Exit status 0 with "
+        "a new version, 1 when the window cannot train one, 2 on bad input.",
+    )
+    parser.add_argument(
+        "--current",
+        default=_env(rc.ENV_CURRENT),
+        metavar="BUNDLE",
+        help=f"the stable bundle to refit (${rc.ENV_CURRENT})",
+    )
+    parser.add_argument(
+        "--current-sha256",
+        default=_env(rc.ENV_CURRENT_SHA256),
+        metavar="HEX",
+        help=f"its pinned digest: it is not unpickled without (${rc.ENV_CURRENT_SHA256})",
+    )
+    parser.add_argument(
+        "--data",
+        default=_env(rc.ENV_DATA),
+        metavar="LOCATION",
+        help=f"the labelled-data store, s3://BUCKET/PREFIX or a folder (${rc.ENV_DATA})",
+    )
+    parser.add_argument(
+        "--since",
+        type=parse_time,
+        default=_env(rc.ENV_SINCE),
+        metavar="TIME",
+        help=f"the window's start, ISO 8601 (${rc.ENV_SINCE}; default: the store's oldest)",
+    )
+    parser.add_argument(
+        "--until",
+        type=parse_time,
+        default=_env(rc.ENV_UNTIL),
+        metavar="TIME",
+        help=f"the window's end (${rc.ENV_UNTIL}; default: now)",
+    )
+    parser.add_argument(
+        "--min-rows",
+        type=int,
+        default=200,
+        help="training rows the window must give (default 200)",
+    )
+    parser.add_argument(
+        "--version",
+        default="",
+        help="the new card's version (default: the registry's next version number, or "
+        "CURRENT-retrained without a registry)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write the bundle (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--registered-model",
+        default=_env(rc.ENV_REGISTERED_MODEL),
+        metavar="NAME",
+        help=f"register the bundle as a new version of NAME (${rc.ENV_REGISTERED_MODEL})",
+    )
+    parser.add_argument(
+        c.FLAG_MLFLOW_TRACKING_URI,
+        dest="tracking_uri",
+        default=_env(rc.ENV_TRACKING_URI),
+        metavar="URL",
+        help=f"the MLflow tracking server (${rc.ENV_TRACKING_URI})",
+    )
+    parser.add_argument("--run", default=_env(rc.ENV_RUN), help=f"the run's id (${rc.ENV_RUN})")
+    parser.add_argument(
+        "--result-file",
+        default="",
+        metavar="PATH",
+        help=f"write the answer as JSON here (a Job: {rc.TERMINATION_LOG})",
+    )
+    add_s3_arguments(parser, "an s3:// store")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging("info")
+    from modeldeploy.server.bundle import BundleError, load_bundle
+    from modeldeploy.server.bundling import SchemaError
+    from modeldeploy.server.labelled import LabelledDataError, read_window
+    from modeldeploy.server.loop import result, trainer
+    from modeldeploy.server.sources.base import FetchError
+    from modeldeploy.server.sources.s3 import settings_from_args
+
+    if not args.current or not args.data:
+        print("retrain: error: --current and --data are required", file=sys.stderr)
+        return 2
+    if not args.current_sha256:
+        print(
+            "retrain: error: no digest for the current bundle: unpickling runs code, so "
+            f"pass --current-sha256 (or set {rc.ENV_CURRENT_SHA256})",
+            file=sys.stderr,
+        )
+        return 2
+    until = args.until or datetime.now(UTC)
+    try:
+        current = load_bundle(Path(args.current), args.current_sha256)
+        card = current.card
+        log.info("current: %s %s (sha256 %s)", card.name, card.version, current.sha256)
+        started = time.monotonic()
+        frame = read_window(
+            args.data, since=args.since, until=until, model=card.name, s3=settings_from_args(args)
+        )
+        log.info(
+            "window %s .. %s: %d labelled rows read in %.1f s",
+            args.since.isoformat() if args.since else "start",
+            until.isoformat(),
+            len(frame),
+            time.monotonic() - started,
+        )
+        version = args.version or _next_version(args, card.version)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = args.out or Path(tmp) / "bundle"
+            started = time.monotonic()
+            new_card, digest = trainer.retrain(
+                current,
+                frame,
+                version=version,
+                out=out,
+                window=trainer.Window(args.data, args.since, until),
+                run=args.run,
+                trainer_image=_env(rc.ENV_TRAINER_IMAGE),
+                min_rows=args.min_rows,
+            )
+            metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(new_card.metrics.items()))
+            log.info(
+                "fitted %s %s in %.1f s on %s rows; held out: %s",
+                new_card.name,
+                version,
+                time.monotonic() - started,
+                new_card.training_data.get("rows"),
+                metrics or "no metrics",
+            )
+            model_uri = str(out)
+            if args.registered_model:
+                model_uri, version = _register(args, out)
+    except (trainer.TrainError, LabelledDataError) as exc:
+        print(f"retrain: {exc}", file=sys.stderr)
+        return 1
+    except (BundleError, SchemaError, FetchError, ValueError) as exc:
+        print(f"retrain: error: {exc}", file=sys.stderr)
+        return 2
+    answer = trainer.result(version, model_uri, digest)
+    result.write(args.result_file, answer)
+    print(f"retrain: version {version} at {model_uri} (sha256 {digest})")
+    return 0
+
+
+def _next_version(args: argparse.Namespace, current: str) -> str:
+    """The registry's next version number (unique, as the rules key alerts by version), or
+    a name derived from the current version without a registry."""
+    if not args.registered_model:
+        return f"{current}-retrained"
+    from modeldeploy.server.sources.base import Retry
+    from modeldeploy.server.sources.mlflow_api import Client, MLflowSettings, RegistryError
+
+    client = Client(MLflowSettings.from_env(args.tracking_uri), Retry())
+    try:
+        answer = client.call("GET", "registered-models/get", name=args.registered_model)
+    except RegistryError as exc:
+        if exc.status == 404:
+            return "1"
+        raise
+    versions = answer.get("registered_model", {}).get("latest_versions", [])
+    return str(max((int(v["version"]) for v in versions), default=0) + 1)
+
+
+def _register(args: argparse.Namespace, bundle: Path) -> tuple[str, str]:
+    from modeldeploy.server.register import register as register_bundle
+    from modeldeploy.server.sources.mlflow_api import MLflowSettings
+
+    got = register_bundle(bundle, MLflowSettings.from_env(args.tracking_uri), args.registered_model)
+    log.info("registered as version %s of %r", got.version, got.name)
+    return f"{c.MODELS_SCHEME}{got.name}/{got.version}", got.version
