@@ -93,6 +93,7 @@ class StartOptions(TypedDict, total=False):
 
     env: dict[str, str] | None
     wait_ready: bool
+    port: int | None
 
 
 def start_server(
@@ -102,8 +103,9 @@ def start_server(
     *extra: str,
     env: dict[str, str] | None = None,
     wait_ready: bool = True,
+    port: int | None = None,
 ) -> Server:
-    port = free_port()
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",

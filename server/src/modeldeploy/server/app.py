@@ -32,6 +32,7 @@ from modeldeploy.server.exposition import MonitorCollector
 from modeldeploy.server.hotpath import HotPath
 from modeldeploy.server.metadata import model_metadata_of
 from modeldeploy.server.monitor import Monitor
+from modeldeploy.server.peers import FORWARDED_HEADER, Peers, own_addresses
 from modeldeploy.server.requestid import new_request_id
 from modeldeploy.server.runtime import BatchResult, FeedbackStore, ModelRuntime, slice_values
 from modeldeploy.server.settings import Settings
@@ -60,6 +61,11 @@ class ServerState:
         self.error: str | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.feedback = FeedbackStore(settings.feedback_capacity)
+        self.peers = (
+            Peers(settings.feedback_peers, own_addresses(settings.host, settings.port))
+            if settings.feedback_peers
+            else None
+        )
         self.schema: InputSchema
         self.batcher: MicroBatcher[BatchResult]
         self.sha256 = ""  # the verified bundle digest, once loaded
@@ -159,6 +165,8 @@ def create_app(settings: Settings) -> HotPath:
         task = asyncio.create_task(_load(state))
         yield
         task.cancel()
+        if state.peers is not None:
+            await state.peers.close()
 
     app = FastAPI(
         title="modeldeploy model server",
@@ -289,6 +297,17 @@ def create_app(settings: Settings) -> HotPath:
         classes = tuple(state.runtime.classes) if state.runtime.classification else None
         request_id, labels = parse_feedback(parse_json(body), classes)
         part = state.feedback.take(request_id)
+        if part is None and state.peers is not None and FORWARDED_HEADER not in request.headers:
+            # Another replica made this prediction (a Service spreads requests): ask it.
+            forwarded = await state.peers.forward(body, request.headers.get("content-type", ""))
+            if forwarded is not None:
+                log.debug("feedback for %s answered by peer %s", request_id, forwarded.peer)
+                return Response(
+                    forwarded.body,
+                    status_code=forwarded.status,
+                    media_type="application/json",
+                    headers=forwarded.headers,
+                )
         if part is None:
             raise RequestError(
                 404, "request_id", f"{request_id!r} is unknown, too old, or already has feedback"

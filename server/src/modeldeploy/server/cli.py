@@ -71,6 +71,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_false",
         help="turn off drift bookkeeping (to measure what monitoring costs)",
     )
+    serve.add_argument(
+        c.FLAG_FEEDBACK_PEERS,
+        dest="feedback_peers",
+        default="",
+        metavar="NAME[:PORT][,...]",
+        help="the other replicas (a headless Service's name): /feedback for a request id "
+        "this process did not answer is forwarded to them",
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(run=run_serve)
 
@@ -215,6 +223,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_request_rows=args.max_request_rows,
         drift=args.drift,
         drift_window=args.drift_window,
+        feedback_peers=args.feedback_peers,
     )
     log.info("serving %s on http://%s:%d as %s", bundle, args.host, args.port, args.role)
     uvicorn.run(

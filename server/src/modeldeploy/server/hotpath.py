@@ -155,14 +155,18 @@ class HotPath:
         await send({"type": "http.response.body", "body": answer})
 
     async def _pass_through(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """FastAPI answers; we add the request id and the model's identity to its headers."""
+        """FastAPI answers; we add the request id and the model's identity to its headers,
+        unless the answer already names them (a peer's answer to a forwarded label)."""
         request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         extra = self.state.identity_headers(request_id, client_request_id(scope["headers"]))
 
         async def send_with_identity(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                headers = message.get("headers", [])
+                named = {k.lower() for k, _ in headers}
+                added = [(k, v) for k, v in extra if k not in named]
+                message = {**message, "headers": [*headers, *added]}
             await send(message)
 
         await self.app(scope, receive, send_with_identity)

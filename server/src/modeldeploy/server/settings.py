@@ -31,3 +31,5 @@ class Settings:
     drift_alpha: float = 0.05
     drift_min_rows: int = 50
     feedback_capacity: int = 100_000
+    # Where /feedback for another replica's prediction is forwarded (``peers``); "" = nowhere.
+    feedback_peers: str = ""

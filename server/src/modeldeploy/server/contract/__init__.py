@@ -48,6 +48,10 @@ FLAG_HOST: Final = "--host"
 FLAG_PORT: Final = "--port"
 FLAG_ROLE: Final = "--role"
 ROLES: Final = ("stable", "candidate")
+# A headless Service over all of a ModelDeployment's pods: where /feedback for a prediction
+# another replica made is forwarded (``modeldeploy.server.peers``).
+FLAG_FEEDBACK_PEERS: Final = "--feedback-peers"
+ENV_POD_IP: Final = "MODELDEPLOY_POD_IP"  # the pod's own address (downward API status.podIP)
 ENV_SHA256: Final = "MODELDEPLOY_SHA256"  # read when --sha256 is not given (pods pass it this way)
 
 # --- Metrics ----------------------------------------------------------------------------
