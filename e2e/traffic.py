@@ -216,10 +216,13 @@ class Traffic:
         keep_answers: int = 0,
         retries: int = RETRIES,
         hostname: str | None = None,
+        on_answer: Callable[[list[Record], dict[str, Any]], None] | None = None,
     ) -> None:
         """``retries`` (default none): how often a failed attempt is sent again before the
         request counts as lost. ``hostname``: the Host header
-        of every request (a gateway's routes match on it)."""
+        of every request (a gateway's routes match on it). ``on_answer``: called with the
+        rows and the answer of each answered request, in the traffic's thread (a labeller
+        posting ``/feedback``: ``e2e.labeller``)."""
         self.host, self.port = check_address(host), port
         self.hostname = hostname
         self.retries = retries
@@ -240,6 +243,7 @@ class Traffic:
         self._thread: threading.Thread | None = None
         self.mirror: tuple[str, int] | None = None
         self.mirrored = Tally()
+        self.on_answer = on_answer
 
     def mirror_to(self, host: str | None, port: int = c.DEFAULT_PORT) -> None:
         """Also send each request to ``host`` (a shadow), ignoring its answer except to count
@@ -338,6 +342,8 @@ class Traffic:
             else:
                 if version:
                     self._record(version, answer, retried=attempt > 0, records=records)
+                    if self.on_answer is not None:
+                        self.on_answer(records, answer)
                     return
                 last = detail = "no version"
             if attempt < self.retries:
