@@ -1,9 +1,10 @@
 """Ground truth for the predictions the traffic got: ``POST /feedback`` for each answer, as
 a user's labelling pipeline does once outcomes are known (here: at once).
 
-The truth is the example world's (``server.examples.incident_labels``), optionally a changed
-world (``shift`` logits more or fewer incidents than the model learned): the labels the
-retraining loop learns from, and that the live-performance rules judge. The feedback goes to
+The truth is the example world's (``server.examples.incident_labels``) or a changed world's
+(``changed_truth``: what makes an incident is no longer what the model learned), switched
+while the traffic runs: the labels the retraining loop learns from, and that the
+live-performance rules judge. The feedback goes to
 the same address as the predictions (the Service or the gateway), so it reaches whichever
 replica the router picks, and the replicas forward it to the one that predicted.
 """
@@ -15,21 +16,41 @@ import json
 import threading
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from e2e.traffic import Record, check_address
 from modeldeploy.server import contract as c
-from modeldeploy.server.examples import FEATURE_NAMES, incident_labels
+from modeldeploy.server.examples import FEATURE_NAMES, incident_logit
+
+Truth = Callable[[list[Record]], list[int]]
 
 
-def example_truth(records: list[Record], shift: float) -> list[int]:
-    """The example's outcome for each row, drawn from its true probability in a world moved
-    by ``shift`` logits; deterministic in the rows."""
-    x = np.array([[float(r[n]) for n in FEATURE_NAMES] for r in records], dtype=np.float64)
-    seed = zlib.crc32(x.tobytes())
-    return [int(v) for v in incident_labels(x, seed=seed, shift=shift)]
+def _features(records: list[Record]) -> Any:
+    return np.array([[float(r[n]) for n in FEATURE_NAMES] for r in records], dtype=np.float64)
+
+
+def _draw(x: Any, logit: Any) -> list[int]:
+    """Outcomes drawn from the probability, deterministic in the rows."""
+    rng = np.random.default_rng(zlib.crc32(x.tobytes()))
+    return [int(v) for v in rng.random(len(x)) < 1.0 / (1.0 + np.exp(-logit))]
+
+
+def example_truth(records: list[Record], shift: float = 0.0) -> list[int]:
+    """The example's outcome for each row, in its world moved by ``shift`` logits."""
+    x = _features(records)
+    return _draw(x, incident_logit(x, shift))
+
+
+def changed_truth(records: list[Record]) -> list[int]:
+    """A world where incidents follow errors less and latency (around a higher baseline)
+    more: a model trained on the example world ranks and calibrates these outcomes poorly,
+    one refitted on them does well (and still honours the card's directional checks)."""
+    x = _features(records)
+    _, errors, latency, _, weekend = x.T
+    return _draw(x, -3.0 + 0.9 * errors + 0.025 * (latency - 320.0) + 0.4 * weekend)
 
 
 class Labeller:
@@ -39,19 +60,20 @@ class Labeller:
         self,
         host: str,
         port: int = c.DEFAULT_PORT,
-        shift: float = 0.0,
+        truth: Truth = example_truth,
         hostname: str | None = None,
         timeout: float = 2.0,
     ) -> None:
+        """``truth`` may be swapped while the traffic runs (the world changes)."""
         self.host, self.port = check_address(host), port
         self.hostname, self.timeout = hostname, timeout
-        self.shift = shift
+        self.truth = truth
         self.outcomes: Counter[str] = Counter()
         self.rows = 0
         self._lock = threading.Lock()
 
     def __call__(self, records: list[Record], answer: dict[str, Any]) -> None:
-        labels = example_truth(records, self.shift)
+        labels = self.truth(records)
         body = json.dumps({"request_id": answer["request_id"], "labels": labels}).encode()
         outcome = self._post(body)
         with self._lock:
