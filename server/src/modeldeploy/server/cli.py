@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from modeldeploy.server import bundlecli
+from modeldeploy.server import bundlecli, labelledcli
 from modeldeploy.server import contract as c
 from modeldeploy.server.logsetup import setup_logging
 
@@ -68,9 +68,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="turn off drift bookkeeping (to measure what monitoring costs)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    labelledcli.add_serve_arguments(serve)
     serve.set_defaults(run=run_serve)
 
     bundlecli.register(commands)
+    labelledcli.register(commands)
 
     example = commands.add_parser(
         "example-bundle",
@@ -172,6 +174,13 @@ def run_serve(args: argparse.Namespace) -> int:
         return 3
     del files
     log.info("bundle %s: sha256 %s matches the pinned digest", bundle, digest)
+    from modeldeploy.server.labelled import LabelledDataError
+
+    try:
+        labelled = labelledcli.serve_settings(args)
+    except (LabelledDataError, ValueError) as exc:
+        log.error("labelled data: %s", exc)
+        return 2
 
     import uvicorn
 
@@ -189,7 +198,15 @@ def run_serve(args: argparse.Namespace) -> int:
         max_request_rows=args.max_request_rows,
         drift=args.drift,
         drift_window=args.drift_window,
+        labelled=labelled,
     )
+    if labelled is not None:
+        log.info(
+            "labelled data: rows that /feedback labels go to %s (files of %d rows or %gs)",
+            labelled.location,
+            labelled.rows_per_file,
+            labelled.max_age,
+        )
     log.info("serving %s on http://%s:%d as %s", bundle, args.host, args.port, args.role)
     uvicorn.run(
         create_app(settings),
