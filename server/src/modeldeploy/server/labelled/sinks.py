@@ -145,7 +145,7 @@ class S3Sink:
             return getattr(self._client, operation)(Bucket=self.bucket, **args)
         except ClientError as exc:
             status, code, detail = error_detail(exc)
-            if code == "NoSuchBucket":
+            if code == "NoSuchBucket" or (operation == "head_bucket" and status == 404):
                 detail = f"no such bucket {self.bucket!r} ({detail})"
             elif status == 403:
                 signed = "signed" if self.settings.credentials else "unsigned (no credentials)"

@@ -1,0 +1,132 @@
+"""The labelled-data store in a real ``modeldeploy serve`` (uvicorn): what ``/feedback``
+labels reaches the folder sink, exactly, at 5000 rows and on shutdown; nothing else does."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_process import Server, start_server
+from user_models import churn_frame, fitted_churn
+
+from modeldeploy.server import contract as c
+from modeldeploy.server.bundling import bundle_model
+from modeldeploy.server.contract import retrain as r
+from modeldeploy.server.labelled import read_window
+
+FEATURES = ["plan", "region", "monthly fee", "has_support", "tickets"]
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "plan": str(p),
+            "region": str(g),
+            "monthly fee": float(f),
+            "has_support": bool(s),
+            "tickets": int(t),
+        }
+        for p, g, f, s, t in frame[FEATURES].itertuples(index=False)
+    ]
+
+
+@pytest.fixture(scope="module")
+def churn_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    model, frame = fitted_churn()
+    out = tmp_path_factory.mktemp("bundle") / "churn"
+    _, digest = bundle_model(model, frame, "churned", name="churn", version="5", out=out)
+    return out, digest
+
+
+def predict(server: Server, rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+    with server.client() as http:
+        answer = http.post(c.PREDICT_PATH, json={"instances": rows})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert answer.headers[c.REQUEST_ID_HEADER] == body["request_id"]
+    return body["request_id"], body["predictions"]
+
+
+def label(server: Server, request_id: str, labels: list[Any]) -> int:
+    with server.client() as http:
+        answer = http.post(c.FEEDBACK_PATH, json={"request_id": request_id, "labels": labels})
+    return answer.status_code
+
+
+def wait_for(check: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return bool(check())
+
+
+def test_labelled_predictions_reach_the_folder_exactly_at_5000_rows_and_on_shutdown(
+    churn_bundle: tuple[Path, str], tmp_path: Path
+) -> None:
+    bundle, digest = churn_bundle
+    store = tmp_path / "labelled"
+    env = {r.ENV_LABELLED_DATA: str(store), r.ENV_POD_NAME: "churn-stable-7d9f-x2"}
+    server = start_server(bundle, digest, tmp_path / "server.log", env=env)
+    sent: dict[str, tuple[list[dict[str, Any]], list[Any], list[Any]]] = {}
+    try:
+        for i in range(5):  # 5 x 1000 labelled rows: the default rows per file
+            frame = churn_frame(1000, seed=100 + i)
+            rows = records(frame)
+            request_id, predictions = predict(server, rows)
+            labels = frame["churned"].tolist()
+            assert label(server, request_id, labels) == 200
+            sent[request_id] = (rows, predictions, labels)
+        assert wait_for(lambda: list(store.rglob("*.parquet")), 20), server.log()[-2000:]
+        metrics = server.metrics()
+        assert metrics[(c.METRIC_LABELLED_ROWS_WRITTEN, ())] == 5000
+        assert metrics[(c.METRIC_LABELLED_FILES_WRITTEN, ())] == 1
+        assert metrics[(c.METRIC_LABELLED_WRITE_FAILURES, ())] == 0
+        assert metrics[(c.METRIC_LABELLED_ROWS_DROPPED, ())] == 0
+        small = churn_frame(3, seed=9)
+        request_id, predictions = predict(server, records(small))
+        assert label(server, request_id, small["churned"].tolist()) == 200
+        sent[request_id] = (records(small), predictions, small["churned"].tolist())
+        unlabelled, _ = predict(server, records(churn_frame(2, seed=10)))
+        assert label(server, "d0e5a1f0c0ffee0000000000000000aa", ["yes"]) == 404
+        assert label(server, request_id, small["churned"].tolist()) == 404, "labelled once only"
+        assert len(list(store.rglob("*.parquet"))) == 1, "3 rows wait for 60 s or shutdown"
+    finally:
+        server.stop()
+    files = sorted(store.rglob("*.parquet"))
+    assert len(files) == 2, server.log()[-2000:]
+    assert all(p.parent.parent.name == "churn" for p in files)
+    assert all(p.name.startswith("churn-stable-7d9f-x2-") for p in files)
+    back = read_window(str(store), model="churn")
+    assert len(back) == 5003
+    assert unlabelled not in set(back[r.COLUMN_REQUEST_ID])
+    assert list(back[r.COLUMN_REQUEST_ID].unique()) == list(sent)
+    for request_id, (rows, predictions, labels) in sent.items():
+        got = back[back[r.COLUMN_REQUEST_ID] == request_id]
+        assert got[FEATURES].to_dict("records") == rows
+        assert got[r.COLUMN_PREDICTION].tolist() == predictions
+        assert got[r.COLUMN_LABEL].tolist() == labels
+    assert set(back[r.COLUMN_VERSION]) == {"5"} and set(back[r.COLUMN_ROLE]) == {"stable"}
+    assert (back[r.COLUMN_TIME] >= back[r.COLUMN_PREDICTED_AT]).all()
+    log = server.log()
+    assert "labelled data" in log
+    for value in ("enterprise", str(sent[request_id][0][0]["monthly fee"])):
+        assert value not in log, "no feature or label ever goes into the log"
+
+
+def test_without_the_flag_nothing_is_written_and_feedback_works_as_before(
+    churn_bundle: tuple[Path, str], tmp_path: Path
+) -> None:
+    bundle, digest = churn_bundle
+    server = start_server(bundle, digest, tmp_path / "server.log", env={}, wait_ready=True)
+    try:
+        frame = churn_frame(4, seed=3)
+        request_id, _ = predict(server, records(frame))
+        assert label(server, request_id, frame["churned"].tolist()) == 200
+        assert (c.METRIC_LABELLED_ROWS_WRITTEN, ()) not in server.metrics()
+    finally:
+        server.stop()
+    assert not list(tmp_path.rglob("*.parquet"))
