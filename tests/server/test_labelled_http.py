@@ -3,65 +3,16 @@ labels reaches the folder sink, exactly, at 5000 rows and on shutdown; nothing e
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-from server_process import Server, start_server
-from user_models import churn_frame, fitted_churn
+from labelled_client import FEATURES, label, predict, records, wait_for
+from server_process import start_server
+from user_models import churn_frame
 
 from modeldeploy.server import contract as c
-from modeldeploy.server.bundling import bundle_model
 from modeldeploy.server.contract import retrain as r
 from modeldeploy.server.labelled import read_window
-
-FEATURES = ["plan", "region", "monthly fee", "has_support", "tickets"]
-
-
-def records(frame: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            "plan": str(p),
-            "region": str(g),
-            "monthly fee": float(f),
-            "has_support": bool(s),
-            "tickets": int(t),
-        }
-        for p, g, f, s, t in frame[FEATURES].itertuples(index=False)
-    ]
-
-
-@pytest.fixture(scope="module")
-def churn_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    model, frame = fitted_churn()
-    out = tmp_path_factory.mktemp("bundle") / "churn"
-    _, digest = bundle_model(model, frame, "churned", name="churn", version="5", out=out)
-    return out, digest
-
-
-def predict(server: Server, rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
-    with server.client() as http:
-        answer = http.post(c.PREDICT_PATH, json={"instances": rows})
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    assert answer.headers[c.REQUEST_ID_HEADER] == body["request_id"]
-    return body["request_id"], body["predictions"]
-
-
-def label(server: Server, request_id: str, labels: list[Any]) -> int:
-    with server.client() as http:
-        answer = http.post(c.FEEDBACK_PATH, json={"request_id": request_id, "labels": labels})
-    return answer.status_code
-
-
-def wait_for(check: Any, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return bool(check())
 
 
 def test_labelled_predictions_reach_the_folder_exactly_at_5000_rows_and_on_shutdown(

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labelled_client import FEATURES, label, predict, records
 from s3server import S3Server, start_versitygw
 from server_process import free_port, start_server
-from test_labelled_http import churn_bundle, label, predict, records  # noqa: F401 - fixture
 from user_models import churn_frame
 
 from e2e.cluster.fixtures import harness_tool
@@ -25,7 +25,6 @@ from modeldeploy.server.labelled.sinks import open_sink
 from modeldeploy.server.labelled.writer import DAY, LabelledWriter, Limits
 
 BUCKET = "labelled"
-FEATURES = ["plan", "region", "monthly fee", "has_support", "tickets"]
 
 
 @pytest.fixture(scope="module")
