@@ -8,9 +8,10 @@ from typing import Any
 
 from labelled_client import FEATURES, label, predict, records, wait_for
 from server_process import start_server
-from user_models import churn_frame
+from user_models import churn_frame, fitted_diabetes
 
 from modeldeploy.server import contract as c
+from modeldeploy.server.bundling import bundle_model
 from modeldeploy.server.contract import retrain as r
 from modeldeploy.server.labelled import read_window
 
@@ -81,3 +82,31 @@ def test_without_the_flag_nothing_is_written_and_feedback_works_as_before(
     finally:
         server.stop()
     assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_an_open_inference_request_on_an_array_regressor_is_stored_as_sent(tmp_path: Path) -> None:
+    reg, x, y = fitted_diabetes()
+    _, digest = bundle_model(reg, x, y, name="diabetes", version="2", out=tmp_path / "bundle")
+    store = tmp_path / "labelled"
+    server = start_server(
+        tmp_path / "bundle", digest, tmp_path / "server.log", r.FLAG_LABELLED_DATA, str(store)
+    )
+    try:
+        body = {
+            "inputs": [
+                {"name": "input-0", "datatype": "FP64", "shape": [8, 10], "data": x[:8].tolist()}
+            ]
+        }
+        with server.client() as http:
+            answer = http.post("/v2/models/diabetes/infer", json=body)
+        assert answer.status_code == 200, answer.text
+        request_id = answer.json()["parameters"]["request_id"]
+        predicted = answer.json()["outputs"][0]["data"]
+        assert label(server, request_id, y[:8].tolist()) == 200
+    finally:
+        server.stop()
+    back = read_window(str(store))
+    assert back[r.COLUMN_REQUEST_ID].tolist() == [request_id] * 8
+    assert back.iloc[:, 7:].to_numpy().tolist() == x[:8].tolist()
+    assert back[r.COLUMN_PREDICTION].tolist() == predicted
+    assert back[r.COLUMN_LABEL].tolist() == y[:8].tolist()
