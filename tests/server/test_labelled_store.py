@@ -321,3 +321,11 @@ def test_the_command_summarises_and_exports_the_window(
         [*cmd[:4], str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 1 and "no such folder" in bad.stderr
+
+
+def test_a_card_may_not_name_a_feature_like_a_reserved_column(tmp_path: Path) -> None:
+    model, frame = fitted_churn()
+    renamed = frame.rename(columns={"has_support": "_md_support"})
+    model.fit(renamed.drop(columns="churned"), renamed["churned"])
+    with pytest.raises(ValueError, match="'_md_support': names starting with '_md_' are reserved"):
+        bundle_model(model, renamed, "churned", name="c", version="1", out=tmp_path / "b")

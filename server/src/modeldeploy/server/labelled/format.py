@@ -29,7 +29,9 @@ from modeldeploy.server.card import BOOLEAN, CLASSIFICATION, INTEGER, FeatureSpe
 from modeldeploy.server.contract import retrain as r
 
 SUFFIX = ".parquet"
-STRING = "str"  # pandas' string dtype (pyarrow strings in the file)
+# Strings: pandas 3's default string dtype, Python strings (object) on pandas 2; pyarrow
+# strings in the file either way.
+STRING = "str" if int(pd.__version__.split(".")[0]) >= 3 else "object"
 TIME_DTYPE = "datetime64[ms, UTC]"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
