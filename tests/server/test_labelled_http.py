@@ -3,13 +3,17 @@ labels reaches the folder sink, exactly, at 5000 rows and on shutdown; nothing e
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from labelled_client import FEATURES, label, predict, records, wait_for
-from server_process import start_server
+from server_process import free_port, start_server
 from user_models import churn_frame, fitted_diabetes
 
+from conftest import Built
 from modeldeploy.server import contract as c
 from modeldeploy.server.bundling import bundle_model
 from modeldeploy.server.contract import retrain as r
@@ -110,3 +114,22 @@ def test_an_open_inference_request_on_an_array_regressor_is_stored_as_sent(tmp_p
     assert back.iloc[:, 7:].to_numpy().tolist() == x[:8].tolist()
     assert back[r.COLUMN_PREDICTION].tolist() == predicted
     assert back[r.COLUMN_LABEL].tolist() == y[:8].tolist()
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        ([r.FLAG_LABELLED_DATA, "s3://Not_A_Bucket/x"], "bucket name 'Not_A_Bucket'"),
+        ([r.FLAG_LABELLED_DATA, "/tmp/x", "--s3-endpoint", "http://127.0.0.1:9"], "not s3://"),
+        ([r.FLAG_LABELLED_DATA, "s3://labelled/x", "--s3-endpoint", "127.0.0.1:9"], "must be"),
+    ],
+)
+def test_a_wrong_location_stops_the_server_before_it_serves(
+    bundles: dict[str, Built], flags: list[str], problem: str
+) -> None:
+    good = bundles["good"]
+    cmd = [sys.executable, "-m", "modeldeploy", "serve", str(good.path), "--sha256", good.sha256]
+    cmd += ["--port", str(free_port()), *flags]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert problem in res.stderr

@@ -329,3 +329,20 @@ def test_a_card_may_not_name_a_feature_like_a_reserved_column(tmp_path: Path) ->
     model.fit(renamed.drop(columns="churned"), renamed["churned"])
     with pytest.raises(ValueError, match="'_md_support': names starting with '_md_' are reserved"):
         bundle_model(model, renamed, "churned", name="c", version="1", out=tmp_path / "b")
+
+
+def test_rows_that_cannot_be_converted_are_dropped_alone_and_the_rest_is_written(
+    churn: tuple[Any, Any, ModelCard], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model, _, card = churn
+    writer = writer_for(card, model, tmp_path, limits=Limits(rows_per_file=3, max_pending=30))
+    good = chunks_of(churn_frame(6, seed=2), model, per=3, at=time.time())
+    broken = good[0]._replace(rows=[["pro", "eu", 1.5]] * 3)  # a row short of two values
+    for chunk in (good[0], broken, good[1]):
+        writer.add(chunk)
+    assert writer.rotate() == 2
+    assert len(read_window(str(tmp_path))) == 6
+    assert writer.metrics.dropped._value.get() == 3
+    assert writer.metrics.failures._value.get() == 1
+    assert any("dropping 3 rows (ValueError)" in m for m in caplog.messages)
+    assert writer.pending_rows == 0

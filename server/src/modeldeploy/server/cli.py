@@ -1,5 +1,5 @@
-"""Subcommands of the server half: serve, example-bundle, example-data, gate, and (from
-``bundlecli``) bundle, card, digest.
+"""Subcommands of the server half: serve, example-bundle, example-data, gate, (from
+``bundlecli``) bundle, card, digest, and (from ``labelledcli``) labelled-data.
 
 Registered without importing FastAPI or scikit-learn; each command imports what it needs
 when it runs.

@@ -219,7 +219,14 @@ class LabelledWriter:
                     if self._pending_rows > self.limits.max_pending:
                         self._drop_oldest()
                 return files
-            files += 1
+            except Exception as exc:  # a bug: these rows can never be written, the rest can
+                rows = sum(len(chunk.labels) for _, chunk in piece)
+                # The type only: an exception's message may quote a value of a row.
+                log.error("labelled data: dropping %d rows (%s)", rows, type(exc).__name__)
+                self.metrics.failures.inc()
+                self.metrics.dropped.inc(rows)
+            else:
+                files += 1
             with self._cond:
                 for _ in piece:
                     _, chunk = self._pending.popleft()
