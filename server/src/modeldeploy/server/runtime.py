@@ -132,24 +132,24 @@ class FeedbackStore:
     def __init__(self, capacity: int, keep_inputs: bool = False) -> None:
         self.capacity = capacity
         self.keep_inputs = keep_inputs
-        self._items: OrderedDict[str, Remembered] = OrderedDict()
+        # Plain tuples (part, rows, predicted_at): a named tuple per request would cost more
+        # than the dictionary update itself.
+        self._items: OrderedDict[str, tuple[Slice[BatchResult], Rows | None, float]] = OrderedDict()
 
     def remember(self, request_id: str, part: Slice[BatchResult], rows: Rows) -> None:
         items = self._items
-        if self.keep_inputs:
-            items[request_id] = Remembered(part, rows, time.time())
-        else:
-            items[request_id] = Remembered(part, None, 0.0)
+        items[request_id] = (part, rows, time.time()) if self.keep_inputs else (part, None, 0.0)
         if len(items) > self.capacity:
             items.popitem(last=False)
 
     def put_back(self, request_id: str, entry: Remembered) -> None:
         """Keep ``entry`` again (its feedback was refused, so it may come once more)."""
-        self._items[request_id] = entry
+        self._items[request_id] = (entry.part, entry.rows, entry.predicted_at)
 
     def take(self, request_id: str) -> Remembered | None:
         """The predictions of ``request_id``, once: a second feedback for it finds nothing."""
-        return self._items.pop(request_id, None)
+        item = self._items.pop(request_id, None)
+        return None if item is None else Remembered(*item)
 
     def __len__(self) -> int:
         return len(self._items)
