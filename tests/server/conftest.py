@@ -13,8 +13,10 @@ from typing import Unpack
 
 import pytest
 from server_process import Server, StartOptions, start_server
+from user_models import fitted_churn
 
 from modeldeploy.server.bundle import bundle_sha256
+from modeldeploy.server.bundling import bundle_model
 from modeldeploy.server.examples import build_example
 
 
@@ -78,3 +80,11 @@ def good_server(
     )
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def churn_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    model, frame = fitted_churn()
+    out = tmp_path_factory.mktemp("bundle") / "churn"
+    _, digest = bundle_model(model, frame, "churned", name="churn", version="5", out=out)
+    return out, digest

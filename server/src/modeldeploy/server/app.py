@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +31,9 @@ from modeldeploy.server.bundling.markdown import card_markdown
 from modeldeploy.server.card import ModelCard
 from modeldeploy.server.exposition import MonitorCollector
 from modeldeploy.server.hotpath import HotPath
+from modeldeploy.server.labelled.format import Labelled
+from modeldeploy.server.labelled.service import start_writer
+from modeldeploy.server.labelled.writer import LabelledWriter
 from modeldeploy.server.metadata import model_metadata_of
 from modeldeploy.server.monitor import Monitor
 from modeldeploy.server.peers import FORWARDED_HEADER, Peers, own_addresses
@@ -60,7 +64,10 @@ class ServerState:
         self.monitor: Monitor | None = None
         self.error: str | None = None
         self.registry = CollectorRegistry(auto_describe=False)
-        self.feedback = FeedbackStore(settings.feedback_capacity)
+        self.feedback = FeedbackStore(
+            settings.feedback_capacity, keep_inputs=settings.labelled is not None
+        )
+        self.labelled: LabelledWriter | None = None
         self.peers = (
             Peers(settings.feedback_peers, own_addresses(settings.host, settings.port))
             if settings.feedback_peers
@@ -118,6 +125,8 @@ class ServerState:
         )
         self.registry.register(MonitorCollector(monitor, bundle.sha256))
         self.sha256 = bundle.sha256
+        if s.labelled is not None:
+            self.labelled = start_writer(s.labelled, bundle.card, runtime, s.role, self.registry)
         self.monitor = monitor
         self.runtime = runtime
 
@@ -167,6 +176,8 @@ def create_app(settings: Settings) -> HotPath:
         task.cancel()
         if state.peers is not None:
             await state.peers.close()
+        if state.labelled is not None:  # what waits in memory goes to the store now
+            await asyncio.to_thread(state.labelled.close)
 
     app = FastAPI(
         title="modeldeploy model server",
@@ -296,8 +307,8 @@ def create_app(settings: Settings) -> HotPath:
             raise RequestError(413, "body", f"is larger than {settings.max_body_bytes} bytes")
         classes = tuple(state.runtime.classes) if state.runtime.classification else None
         request_id, labels = parse_feedback(parse_json(body), classes)
-        part = state.feedback.take(request_id)
-        if part is None and state.peers is not None and FORWARDED_HEADER not in request.headers:
+        entry = state.feedback.take(request_id)
+        if entry is None and state.peers is not None and FORWARDED_HEADER not in request.headers:
             # Another replica made this prediction (a Service spreads requests): ask it.
             forwarded = await state.peers.forward(body, request.headers.get("content-type", ""))
             if forwarded is not None:
@@ -308,19 +319,23 @@ def create_app(settings: Settings) -> HotPath:
                     media_type="application/json",
                     headers=forwarded.headers,
                 )
-        if part is None:
+        if entry is None:
             raise RequestError(
                 404, "request_id", f"{request_id!r} is unknown, too old, or already has feedback"
             )
-        values, scores = slice_values(part)
+        values, scores = slice_values(entry.part)
         if len(labels) != len(values):
-            state.feedback.remember(request_id, part)
+            state.feedback.put_back(request_id, entry)
             raise RequestError(
                 422,
                 "labels",
                 f"has {len(labels)} labels, request {request_id} had {len(values)} rows",
             )
         right, wrong = state.monitor.observe_feedback(labels, values, scores)
+        if state.labelled is not None and entry.rows is not None:
+            state.labelled.add(
+                Labelled(request_id, entry.rows, values, labels, entry.predicted_at, time.time())
+            )
         return _json(
             {
                 "accepted": len(labels),

@@ -14,6 +14,7 @@ from typing import Any
 
 from modeldeploy.server.contract import CARD_SCHEMA_VERSION
 from modeldeploy.server.contract import UNSEEN_BIN as _contract_unseen
+from modeldeploy.server.contract.retrain import COLUMN_PREFIX
 
 NUMERIC = "numeric"
 INTEGER = "integer"
@@ -272,6 +273,12 @@ class ModelCard:
             raise CardError("feature names must be unique")
         if not names:
             raise CardError("a model needs at least one feature")
+        reserved = [n for n in names if n.startswith(COLUMN_PREFIX)]
+        if reserved:
+            raise CardError(
+                f"feature {reserved[0]!r}: names starting with {COLUMN_PREFIX!r} are reserved "
+                "(the labelled-data store's own columns)"
+            )
         if self.output.kind not in (CLASSIFICATION, REGRESSION):
             raise CardError(f"output kind must be {CLASSIFICATION!r} or {REGRESSION!r}")
         if self.serialization not in ("joblib", "skops"):

@@ -1,5 +1,5 @@
-"""Subcommands of the server half: serve, example-bundle, example-data, gate, and (from
-``bundlecli``) bundle, card, digest.
+"""Subcommands of the server half: serve, example-bundle, example-data, gate, (from
+``bundlecli``) bundle, card, digest, and (from ``labelledcli``) labelled-data.
 
 Registered without importing FastAPI or scikit-learn; each command imports what it needs
 when it runs.
@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from modeldeploy.server import bundlecli
+from modeldeploy.server import bundlecli, labelledcli
 from modeldeploy.server import contract as c
 from modeldeploy.server.contract import retrain as rc
 from modeldeploy.server.logsetup import setup_logging
@@ -80,10 +80,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "this process did not answer is forwarded to them",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    labelledcli.add_serve_arguments(serve)
     serve.set_defaults(run=run_serve)
 
     bundlecli.register(commands)
     loop_cli.register(commands)
+    labelledcli.register(commands)
 
     example = commands.add_parser(
         "example-bundle",
@@ -206,6 +208,13 @@ def run_serve(args: argparse.Namespace) -> int:
         return 3
     del files
     log.info("bundle %s: sha256 %s matches the pinned digest", bundle, digest)
+    from modeldeploy.server.labelled import LabelledDataError
+
+    try:
+        labelled = labelledcli.serve_settings(args)
+    except (LabelledDataError, ValueError) as exc:
+        log.error("labelled data: %s", exc)
+        return 2
 
     import uvicorn
 
@@ -224,7 +233,15 @@ def run_serve(args: argparse.Namespace) -> int:
         drift=args.drift,
         drift_window=args.drift_window,
         feedback_peers=args.feedback_peers,
+        labelled=labelled,
     )
+    if labelled is not None:
+        log.info(
+            "labelled data: rows that /feedback labels go to %s (files of %d rows or %gs)",
+            labelled.location,
+            labelled.rows_per_file,
+            labelled.max_age,
+        )
     log.info("serving %s on http://%s:%d as %s", bundle, args.host, args.port, args.role)
     uvicorn.run(
         create_app(settings),

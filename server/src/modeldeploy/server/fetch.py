@@ -59,6 +59,7 @@ from modeldeploy.server.sources import (
 )
 from modeldeploy.server.sources.mlflow import MLflowSettings, MLflowSource
 from modeldeploy.server.sources.s3 import S3Settings, add_s3_arguments
+from modeldeploy.server.sources.s3client import s3_flags
 
 __all__ = ["FetchError", "fetch"]
 
@@ -232,11 +233,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     try:
-        s3_flags = (args.s3_endpoint, args.s3_region, args.s3_path_style)
-        if args.uri.startswith(c.S3_SCHEME):
-            s3 = S3Settings.from_env(*s3_flags)  # the only place credentials are read
-        else:
-            s3 = S3Settings(*s3_flags)  # refused by the source if any flag is set
+        flags = s3_flags(args)
+        # Credentials are read only for an s3:// URI; S3 flags on another are refused by it.
+        s3 = S3Settings.from_env(*flags) if args.uri.startswith(c.S3_SCHEME) else S3Settings(*flags)
         if args.uri.startswith(c.MODELS_SCHEME):
             mlflow = MLflowSettings.from_env(args.tracking_uri)  # credentials: only here
         else:

@@ -214,7 +214,7 @@ class HotPath:
                 answer = self._infer_answer(
                     part.result, part.start, part.stop, request_id, client_id, outputs
                 )
-            state.feedback.remember(request_id, part)
+            state.feedback.remember(request_id, part, rows)
             status, outcome = 200, "ok"
         except RequestError as exc:
             status, answer = exc.status, error_json(exc, state.identity(), request_id)

@@ -8,15 +8,16 @@ candidate that predicts differently shows as a shifted mean.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sklearn
 
 from modeldeploy.server.arrays import FloatArray, IndexArray, ValueArray
-from modeldeploy.server.batching import Slice
+from modeldeploy.server.batching import Rows, Slice
 from modeldeploy.server.bundle import Bundle
 from modeldeploy.server.card import CLASSIFICATION, INTEGER, ModelCard
 from modeldeploy.server.compiled import Proba, compiled_proba
@@ -111,22 +112,44 @@ def sample_rows(card: ModelCard, rows: int = 256, seed: int = 0) -> Any:
     return table
 
 
+class Remembered(NamedTuple):
+    """What ``/feedback`` needs of one request: its predictions, and for the labelled-data
+    store its validated input rows (references to the request's own rows, converted only
+    when a label arrives) and when it was predicted (``time.time()``)."""
+
+    part: Slice[BatchResult]
+    rows: Rows | None
+    predicted_at: float
+
+
 class FeedbackStore:
-    """Recent predictions by request id, so ``/feedback`` can score them; bounded, oldest out."""
+    """Recent predictions by request id, so ``/feedback`` can score them; bounded, oldest out.
 
-    def __init__(self, capacity: int) -> None:
+    ``keep_inputs`` (on when the labelled-data store is) also keeps each request's rows and
+    time; off, a request costs what it did before (no rows held, no clock read).
+    """
+
+    def __init__(self, capacity: int, keep_inputs: bool = False) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, Slice[BatchResult]] = OrderedDict()
+        self.keep_inputs = keep_inputs
+        # Plain tuples (part, rows, predicted_at): a named tuple per request would cost more
+        # than the dictionary update itself.
+        self._items: OrderedDict[str, tuple[Slice[BatchResult], Rows | None, float]] = OrderedDict()
 
-    def remember(self, request_id: str, part: Slice[BatchResult]) -> None:
+    def remember(self, request_id: str, part: Slice[BatchResult], rows: Rows) -> None:
         items = self._items
-        items[request_id] = part
+        items[request_id] = (part, rows, time.time()) if self.keep_inputs else (part, None, 0.0)
         if len(items) > self.capacity:
             items.popitem(last=False)
 
-    def take(self, request_id: str) -> Slice[BatchResult] | None:
+    def put_back(self, request_id: str, entry: Remembered) -> None:
+        """Keep ``entry`` again (its feedback was refused, so it may come once more)."""
+        self._items[request_id] = (entry.part, entry.rows, entry.predicted_at)
+
+    def take(self, request_id: str) -> Remembered | None:
         """The predictions of ``request_id``, once: a second feedback for it finds nothing."""
-        return self._items.pop(request_id, None)
+        item = self._items.pop(request_id, None)
+        return None if item is None else Remembered(*item)
 
     def __len__(self) -> int:
         return len(self._items)

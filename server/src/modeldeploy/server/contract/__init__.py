@@ -97,6 +97,13 @@ METRIC_FEATURE_CUMULATIVE: Final = "modeldeploy_feature_cumulative_total"  # {fe
 # gauge {feature, bin}
 METRIC_FEATURE_REFERENCE_CUMULATIVE: Final = "modeldeploy_feature_reference_cumulative_fraction"
 METRIC_BATCH_ROWS: Final = "modeldeploy_batch_rows"  # histogram: rows per model call
+# The labelled-data store's writer (contract.retrain): rows and Parquet files written, failed
+# writes (attempts, each file counts once), and rows dropped because the sink kept failing
+# while the in-memory bound was full.
+METRIC_LABELLED_ROWS_WRITTEN: Final = "modeldeploy_labelled_rows_written_total"
+METRIC_LABELLED_FILES_WRITTEN: Final = "modeldeploy_labelled_files_written_total"
+METRIC_LABELLED_WRITE_FAILURES: Final = "modeldeploy_labelled_write_failures_total"
+METRIC_LABELLED_ROWS_DROPPED: Final = "modeldeploy_labelled_rows_dropped_total"
 # Rows of the reference data (gauge): the KS test's second sample size.
 METRIC_REFERENCE_ROWS: Final = "modeldeploy_reference_rows"
 # The pinned bundle digest (sha256 over model.joblib and model-card.json; see bundle.py).
