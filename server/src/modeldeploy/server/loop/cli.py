@@ -110,7 +110,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="URL",
         help=f"the MLflow tracking server (${rc.ENV_TRACKING_URI})",
     )
-    parser.add_argument("--run", default=_env(rc.ENV_RUN), help=f"the run's id (${rc.ENV_RUN})")
+    parser.add_argument(
+        "--run", dest="run_id", default=_env(rc.ENV_RUN), help=f"the run's id (${rc.ENV_RUN})"
+    )
     parser.add_argument(
         "--result-file",
         default="",
@@ -166,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 version=version,
                 out=out,
                 window=trainer.Window(args.data, args.since, until),
-                run=args.run,
+                run=args.run_id,
                 trainer_image=_env(rc.ENV_TRAINER_IMAGE),
                 min_rows=args.min_rows,
             )

@@ -1,0 +1,187 @@
+"""The server half of the retraining loop through its commands, on a store a real server
+wrote: shifted traffic labelled by a changed world goes through ``/feedback`` into the
+labelled-data store; ``modeldeploy retrain`` refits the stable on it and ``modeldeploy gate
+--labelled-data`` judges the result on the held-out requests, each answering as its Job does
+(the termination message's JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_process import start_server
+
+from e2e.labeller import changed_truth
+from modeldeploy.cli import main
+from modeldeploy.server import contract as c
+from modeldeploy.server.bundle import bundle_sha256, load_bundle
+from modeldeploy.server.contract import retrain as rc
+from modeldeploy.server.examples import build_example, records_for
+from modeldeploy.server.labelled import read_window
+
+
+def label_traffic(url: str, truth: Any, requests: int, seed: int) -> None:
+    import httpx
+
+    records = records_for(requests * 4, seed=seed, shifted=True)
+    with httpx.Client(base_url=url, timeout=10.0) as http:
+        for i in range(requests):
+            rows = records[4 * i : 4 * i + 4]
+            answer = http.post(c.PREDICT_PATH, json={"instances": rows}).json()
+            fb = http.post(
+                c.FEEDBACK_PATH, json={"request_id": answer["request_id"], "labels": truth(rows)}
+            )
+            assert fb.status_code == 200, fb.text
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A store of 1,200 labelled rows of the changed world, written by a real server."""
+    root = tmp_path_factory.mktemp("loop")
+    build_example(root / "v1", "v1", "good", seed=0)
+    current = load_bundle(root / "v1", bundle_sha256(root / "v1"))
+    server = start_server(
+        root / "v1", current.sha256, root / "server.log", rc.FLAG_LABELLED_DATA, str(root / "store")
+    )
+    try:
+        label_traffic(server.url, changed_truth, 300, seed=21)
+    finally:
+        server.stop()  # shutdown writes what waits in memory
+    assert len(read_window(str(root / "store"))) == 1200
+    return root, current
+
+
+def test_retrain_then_gate_promote_a_model_of_the_changed_world(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, current = store
+    answer_file = root / "trainer.json"
+    code = main(
+        [
+            "retrain",
+            "--current",
+            str(root / "v1"),
+            "--current-sha256",
+            current.sha256,
+            "--data",
+            str(root / "store"),
+            "--out",
+            str(root / "v2"),
+            "--version",
+            "v2",
+            "--run",
+            "incident-1",
+            "--result-file",
+            str(answer_file),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    trained = json.loads(answer_file.read_text())
+    assert trained[rc.RESULT_VERSION] == "v2"
+    assert trained[rc.RESULT_SHA256] == bundle_sha256(root / "v2")
+    card = load_bundle(root / "v2", trained[rc.RESULT_SHA256]).card
+    assert card.training_data["window"]["location"] == str(root / "store")
+    assert card.training_data["run"] == "incident-1"
+    assert card.training_data["rows"] + card.training_data["held_out_rows"] == 1200
+
+    gate_file = root / "gate.json"
+    verdict = main(
+        [
+            "gate",
+            str(root / "v2"),
+            "--current",
+            str(root / "v1"),
+            "--candidate-sha256",
+            trained[rc.RESULT_SHA256],
+            "--current-sha256",
+            current.sha256,
+            "--labelled-data",
+            str(root / "store"),
+            "--result-file",
+            str(gate_file),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert verdict == 0, out
+    assert f"on {card.training_data['held_out_rows']} rows" in out
+    gated = json.loads(gate_file.read_text())
+    assert gated[rc.RESULT_PASSED] is True
+    assert "every check passed" in gated[rc.RESULT_SUMMARY]
+
+
+def test_the_gate_rejects_the_old_world_s_model_against_the_retrained_one(
+    store: tuple[Path, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Swapped roles: the stable, as a candidate, is worse on the recent data."""
+    root, current = store
+    assert (
+        main(
+            [
+                "retrain",
+                "--current",
+                str(root / "v1"),
+                "--current-sha256",
+                current.sha256,
+                "--data",
+                str(root / "store"),
+                "--out",
+                str(tmp_path / "v2"),
+            ]
+        )
+        == 0
+    )
+    gate_file = tmp_path / "gate.json"
+    verdict = main(
+        [
+            "gate",
+            str(root / "v1"),
+            "--current",
+            str(tmp_path / "v2"),
+            "--candidate-sha256",
+            current.sha256,
+            "--current-sha256",
+            bundle_sha256(tmp_path / "v2"),
+            "--labelled-data",
+            str(root / "store"),
+            "--result-file",
+            str(gate_file),
+        ]
+    )
+    assert verdict == 1, capsys.readouterr().out
+    gated = json.loads(gate_file.read_text())
+    assert gated[rc.RESULT_PASSED] is False and "failed: " in gated[rc.RESULT_SUMMARY]
+
+
+def test_bad_input_and_an_empty_window_say_why(
+    store: tuple[Path, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, current = store
+    base = ["retrain", "--current", str(root / "v1"), "--data", str(root / "store")]
+    assert main(base) == 2
+    assert "--current-sha256" in capsys.readouterr().err
+    # A window before any label: nothing to train on (exit 1, the Job's "no new version").
+    assert main([*base, "--current-sha256", current.sha256, "--until", "2020-01-01"]) == 1
+    assert "fewer than the minimum 200" in capsys.readouterr().err
+    gate_file = tmp_path / "gate.json"
+    code = main(
+        [
+            "gate",
+            str(root / "v1"),
+            "--current",
+            str(root / "v1"),
+            "--candidate-sha256",
+            current.sha256,
+            "--current-sha256",
+            current.sha256,
+            "--labelled-data",
+            str(tmp_path / "nothing-here"),
+            "--result-file",
+            str(gate_file),
+        ]
+    )
+    assert code == 2
+    gated = json.loads(gate_file.read_text())
+    assert gated[rc.RESULT_PASSED] is False
+    assert gated[rc.RESULT_SUMMARY].startswith("the gate could not run: ")
