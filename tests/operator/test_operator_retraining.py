@@ -260,3 +260,26 @@ def test_job_prefix_keeps_job_names_label_sized() -> None:
     name = r.job_name(r.job_prefix(long), "train", "100")
     assert len(name) <= 63 and r.job_prefix("churn") == "churn"
     assert r.job_prefix(long) != r.job_prefix("m" * 252)
+
+
+def test_the_alias_move_is_the_registrys_set_alias_call() -> None:
+    from modeldeploy.server.contract import registry as reg
+
+    alias, request = r.alias_request("models:/churn@production", "5")
+    assert alias == "production"
+    assert request == reg.set_alias_request("churn", "production", "5")
+    assert request.method == "POST" and request.params["version"] == "5"
+
+
+def test_the_reconcile_hands_on_only_a_new_control_verb() -> None:
+    from modeldeploy.operator import retrainsync
+    from modeldeploy.operator.engine import RolloutStatus
+
+    seen = RolloutStatus(last_control="retrain/1")
+    assert retrainsync.new_control("retrain/1", seen) is None
+    assert retrainsync.new_control("retrain/2", seen) == "retrain"
+    assert retrainsync.new_control("promote/2", seen) == "promote"
+    assert retrainsync.awaiting({"retrain": {"phase": "AwaitingApproval"}})
+    assert not retrainsync.awaiting({"retrain": {"phase": "Gating"}}) and not retrainsync.awaiting(
+        {}
+    )

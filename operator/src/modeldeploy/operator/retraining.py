@@ -27,7 +27,9 @@ from typing import Any, Literal
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.model import Event, format_time, parse_time
 from modeldeploy.operator.retrainspec import RetrainSpec
+from modeldeploy.server.contract import registry as reg
 from modeldeploy.server.contract import retrain as c
+from modeldeploy.server.contract import sources
 
 Json = dict[str, Any]
 JobKind = Literal["train", "gate"]
@@ -341,3 +343,10 @@ def job_prefix(name: str) -> str:
 
 def job_name(prefix: str, kind: JobKind, run: str) -> str:
     return f"{prefix}-{kind}-{run}"
+
+
+def alias_request(bundle_uri: str, version: str) -> tuple[str, reg.Request]:
+    """The alias of the spec's ``models:/NAME@ALIAS`` and the registry call that moves it to
+    ``version`` (the write-back's request builder; sent with the operator's credentials)."""
+    name, _, alias = sources.split_models_uri(bundle_uri)
+    return alias, reg.set_alias_request(name, alias, version)
