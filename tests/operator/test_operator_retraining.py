@@ -145,7 +145,7 @@ def test_the_trainers_answer_starts_the_gate_and_a_missing_answer_fails() -> Non
     loop.trained()
     gating = loop.tick()
     run = loop.state["current"]
-    assert loop.state["phase"] == "Gating" and gating.jobs == ("train", "gate")
+    assert loop.state["phase"] == "Gating" and gating.jobs == ("gate",)
     assert run["version"] == "5" and run["sha256"] == SHA_NEW and run["gateJob"] == "churn-gate-1"
     assert loop.events[-1][0] == "RetrainGating"
 
@@ -165,6 +165,7 @@ def test_a_passing_gate_moves_the_alias_and_the_run_is_promoted() -> None:
     loop.finish("churn-gate-1", "succeeded", passed)
     decision = loop.tick()
     assert decision.move_alias == r.AliasMove("5") and loop.state["phase"] == "Promoting"
+    assert decision.jobs == ()  # a finished Job is never run again
     assert loop.events[-1] == ("GatePassed", "run 1: version 5 passed: accuracy 0.91 vs 0.84")
     failed = r.alias_moved(loop.spec, loop.state, loop.now, "production", "503: unavailable")
     assert (

@@ -317,12 +317,10 @@ def alias_moved(
 
 
 def _wanted(st: Json) -> tuple[JobKind, ...]:
-    run = st.get("current") or {}
-    if st.get("phase") == "Training":
-        return ("train",)
-    if st.get("phase") == "Gating" or run.get("gateJob"):
-        return ("train", "gate")
-    return ("train",) if run else ()
+    """The Job the current phase waits for (re-applied if it is missing: a crash before the
+    status write, or a Job deleted by hand); a finished phase's Jobs are never re-run."""
+    phase = st.get("phase")
+    return ("train",) if phase == "Training" else ("gate",) if phase == "Gating" else ()
 
 
 def _old_jobs(st: Json, jobs: dict[str, JobState]) -> tuple[str, ...]:
