@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from admission import dry_run, install_crd
+from admission import manifest as admission_manifest
 from opcluster import Env, operator_env
 
 from e2e.cluster.api import Cluster
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.cluster
 
 NAME = "churn"
 ALIAS = "production"
+TRACKING = "http://mlflow.ml.svc:5000"  # admission only: never called
 JOB_TIMEOUT = 240  # a pod's start on a busy shared machine, the fetch and the script
 
 # The trainer: checks the contract's environment and the fetched stable bundle, then answers
@@ -192,3 +195,45 @@ def test_a_failing_trainer_is_reported_and_the_next_run_is_held_by_the_cooldown(
     assert "the retrain control is held: cooldown until" in events["RetrainHeld"], events
     assert "exit code 3" in events["RetrainFailed"], events
     assert retrain_status(env, name)["runs"] == 1  # no second run
+
+
+def test_retrain_specs_are_checked_at_admission(cluster: Cluster, namespace: str) -> None:
+    """The CRD's rules on the real apiserver: an alias bundle only, the trainer's env values
+    only, the limits' ranges; the defaults filled in."""
+    install_crd(cluster)
+    alias = {"bundleURI": "models:/churn@production", "mlflow": {"trackingURI": TRACKING}}
+    good = {"trainer": {"image": "t:1"}, "labelledData": {"uri": "s3://labels/churn"}}
+    obj = admission_manifest("retrain", namespace, alias)
+    obj["spec"]["retrain"] = good
+    code, err = dry_run(cluster, obj)
+    assert code == 0, err
+    res = cluster.kubectl(
+        "apply", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(obj)
+    )
+    defaulted = json.loads(res.stdout)["spec"]["retrain"]
+    assert (defaulted["cooldownSeconds"], defaulted["maxPerDay"]) == (3600, 3)
+    assert defaulted["approval"] == "auto" and defaulted["gate"] == {"maxRegression": 0.01}
+    assert defaulted["trigger"] == {"alerts": ["ModelFeatureDrift"]}
+    assert defaulted["trainer"]["activeDeadlineSeconds"] == 3600
+    assert defaulted["labelledData"]["windowSeconds"] == 86400
+    version = {"bundleURI": "models:/churn/3", "mlflow": {"trackingURI": TRACKING}}
+    bad: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+        "retrain needs spec.model.bundleURI models:/NAME@ALIAS": (version, good),
+        "spec.retrain.trainer.env[0].valueFrom": (
+            alias,
+            {**good, "trainer": {"image": "t", "env": [{"name": "A", "valueFrom": {}}]}},
+        ),
+        "MODELDEPLOY_ are what the operator hands the trainer": (
+            alias,
+            {**good, "trainer": {"image": "t", "env": [{"name": "MODELDEPLOY_X", "value": "1"}]}},
+        ),
+        "spec.retrain.maxPerDay": (alias, {**good, "maxPerDay": 0}),
+        "spec.retrain.approval": (alias, {**good, "approval": "later"}),
+        "spec.retrain.labelledData.uri": (alias, {**good, "labelledData": {"uri": "http://x"}}),
+        "spec.retrain.trainer": (alias, {"labelledData": good["labelledData"]}),
+    }
+    for message, (model, retrain) in bad.items():
+        obj = admission_manifest("retrain", namespace, model)
+        obj["spec"]["retrain"] = retrain
+        code, err = dry_run(cluster, obj)
+        assert code != 0 and message in err, (message, err)
