@@ -284,3 +284,61 @@ def test_the_reconcile_hands_on_only_a_new_control_verb() -> None:
     assert not retrainsync.awaiting({"retrain": {"phase": "Gating"}}) and not retrainsync.awaiting(
         {}
     )
+
+
+def test_the_trigger_reads_the_stables_version_in_the_reconciles_sample() -> None:
+    from opworld import body
+
+    from modeldeploy.operator import retrainsync
+    from modeldeploy.operator.engine import RolloutStatus
+    from modeldeploy.operator.model import AnalysisSample, Spec
+
+    raw = body()
+    raw["spec"]["model"] = {
+        "name": "churn",
+        "version": "4",
+        "bundleURI": "models:/churn@production",
+        "mlflow": {"trackingURI": "http://mlflow.ml.svc:5000"},
+    }
+    raw["spec"]["retrain"] = {
+        "trainer": {"image": "t:1"},
+        "labelledData": {"uri": "s3://labels/churn"},
+        "trigger": {"alerts": [d.ALERT_DRIFT, d.ALERT_CONCEPT_DRIFT]},
+    }
+    sp = Spec.from_body(raw)
+    drift = d.ALERT_DRIFT + '{feature="plan"}'
+    sample = AnalysisSample(
+        at=T0,
+        firing={
+            ("stable", "4"): ((drift, 0.4), (d.ALERT_LATENCY, 2.0)),
+            ("stable", "3"): ((d.ALERT_CONCEPT_DRIFT, 1.0),),  # an older stable's
+            ("candidate", "5"): ((d.ALERT_DRIFT, 0.9),),
+        },
+    )
+    status = RolloutStatus(stable_version="4")
+    assert retrainsync.stable_firing(sp, sample, status) == ((drift, 0.4),)
+    assert retrainsync.stable_firing(sp, AnalysisSample(at=T0, error="down"), status) == ()
+    assert retrainsync.stable_firing(sp, None, status) == ()
+
+
+def test_runs_are_counted_once_by_outcome() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from modeldeploy.operator.metrics import OperatorMetrics, record_retrain
+
+    registry = CollectorRegistry()
+    metrics = OperatorMetrics.create(registry)
+    loop = Loop(rspec(cooldownSeconds=0))
+    record_retrain(metrics, loop.tick(firing=DRIFT).events)
+    loop.finish("churn-train-1", "failed", None, code=1, reason="BackoffLimitExceeded")
+    record_retrain(metrics, loop.tick().events)
+    for _ in range(5):
+        record_retrain(metrics, loop.tick().events)  # quiet: nothing new
+
+    def count(outcome: str) -> float | None:
+        return registry.get_sample_value(
+            "modeldeploy_operator_retrain_runs_total", {"outcome": outcome}
+        )
+
+    assert (count("started"), count("failed")) == (1.0, 1.0)
+    assert count("promoted") is None

@@ -30,7 +30,7 @@ from modeldeploy.operator.autoscaling import scale_status
 from modeldeploy.operator.converge import apply_children, label_pods
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import KubeError, merge_patch
-from modeldeploy.operator.metrics import record_outcomes
+from modeldeploy.operator.metrics import record_outcomes, record_retrain
 from modeldeploy.operator.model import Observations, Spec, SpecError
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
 from modeldeploy.operator.resolving import resolve_spec, with_resolution
@@ -153,6 +153,7 @@ async def reconcile(
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         writeback_task.wake(rt, (ns, name), rt.written.get((ns, name), ("", {}))[1])
         record_outcomes(rt.metrics, status, new_status)
+        record_retrain(rt.metrics, retrain_events)
         remember_due(rt, (ns, name), spec, new_status)
 
 

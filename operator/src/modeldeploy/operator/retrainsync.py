@@ -39,7 +39,9 @@ def new_control(control: str | None, before: RolloutStatus) -> str | None:
     return parse_control(control)
 
 
-def _firing(spec: Spec, sample: AnalysisSample | None, after: RolloutStatus) -> Any:
+def stable_firing(spec: Spec, sample: AnalysisSample | None, after: RolloutStatus) -> Any:
+    """The trigger alerts firing for the stable's version in the reconcile's sample (the one
+    ``watch_stable_drift`` reads): an older stable's, or a candidate's, never count."""
     if spec.retrain is None or sample is None or sample.error or not after.stable_version:
         return ()
     return tuple(firing_watched(sample, spec.retrain.alerts, d.ROLE_STABLE, after.stable_version))
@@ -70,7 +72,7 @@ async def step(
     )
     before, after = statuses
     inputs = retraining.Inputs(
-        firing=_firing(spec, sample, after),
+        firing=stable_firing(spec, sample, after),
         rollout_active=after.active,
         stable=retrainjobs.stable_of(after),
         jobs=jobs,
