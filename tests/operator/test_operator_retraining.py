@@ -319,6 +319,9 @@ def test_the_trigger_reads_the_stables_version_in_the_reconciles_sample() -> Non
     assert retrainsync.stable_firing(sp, sample, status) == ((drift, 0.4),)
     assert retrainsync.stable_firing(sp, AnalysisSample(at=T0, error="down"), status) == ()
     assert retrainsync.stable_firing(sp, None, status) == ()
+    loaded = AnalysisSample(at=T0, rules={d.ALERT_DRIFT: "", d.ALERT_LATENCY: ""})
+    assert retrainsync.unloaded_alerts(sp, loaded) == (d.ALERT_CONCEPT_DRIFT,)
+    assert retrainsync.unloaded_alerts(sp, AnalysisSample(at=T0)) is None  # rules not read
 
 
 def test_runs_are_counted_once_by_outcome() -> None:
@@ -342,3 +345,16 @@ def test_runs_are_counted_once_by_outcome() -> None:
 
     assert (count("started"), count("failed")) == (1.0, 1.0)
     assert count("promoted") is None
+
+
+def test_a_trigger_alert_that_is_not_loaded_is_said_once() -> None:
+    loop = Loop(rspec(trigger={"alerts": [d.ALERT_DRIFT, "NoSuchAlert"]}))
+    for _ in range(5):
+        loop.tick(unloaded=("NoSuchAlert",))
+    loop.tick(unloaded=None)  # the rules were not read this time: nothing is known
+    assert loop.reasons() == ["RetrainTriggerUnknown"]
+    assert "NoSuchAlert" in loop.events[0][1] and loop.state["unloadedAlerts"] == "NoSuchAlert"
+    loop.tick(unloaded=())
+    assert "unloadedAlerts" not in loop.state
+    loop.tick(unloaded=("NoSuchAlert",))
+    assert loop.reasons() == ["RetrainTriggerUnknown"] * 2

@@ -64,6 +64,7 @@ class Inputs:
     stable: Stable | None = None
     jobs: dict[str, JobState] = field(default_factory=dict)
     control: str | None = None  # the verb of a new control annotation value
+    unloaded: tuple[str, ...] | None = None  # trigger alerts Prometheus has no rule for
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ def step(spec: RetrainSpec, state: Json, inputs: Inputs, now: datetime, prefix: 
     """The next ``status.retrain`` and what to do; ``prefix`` names the Jobs (``job_prefix``)."""
     s = _Step(spec, state, inputs, now)
     s.st.setdefault("watchingSince", s.stamp)
+    _check_alerts(s)
     phase = s.st["phase"]
     if phase in ACTIVE_PHASES and not s.run:
         s.st["phase"] = phase = "Idle"  # a state written by hand: start over
@@ -294,6 +296,19 @@ def step(spec: RetrainSpec, state: Json, inputs: Inputs, now: datetime, prefix: 
         delete=_old_jobs(s.st, inputs.jobs),
         move_alias=s.move,
     )
+
+
+def _check_alerts(s: _Step) -> None:
+    """A trigger alert that is not a loaded alerting rule never fires: say so once per change
+    (None: the rules were not read, nothing is known)."""
+    if s.inputs.unloaded is None:
+        return
+    unloaded = ", ".join(s.inputs.unloaded)
+    if unloaded and s.st.get("unloadedAlerts") != unloaded:
+        s.event("Warning", "RetrainTriggerUnknown", f"not loaded alerting rules: {unloaded}")
+    s.st["unloadedAlerts"] = unloaded
+    if not unloaded:
+        s.st.pop("unloadedAlerts")
 
 
 def alias_moved(

@@ -47,6 +47,13 @@ def stable_firing(spec: Spec, sample: AnalysisSample | None, after: RolloutStatu
     return tuple(firing_watched(sample, spec.retrain.alerts, d.ROLE_STABLE, after.stable_version))
 
 
+def unloaded_alerts(spec: Spec, sample: AnalysisSample | None) -> tuple[str, ...] | None:
+    """The trigger alerts the sample's Prometheus has no loaded rule for (None: unknown)."""
+    if spec.retrain is None or sample is None or sample.error or sample.rules is None:
+        return None
+    return tuple(a for a in spec.retrain.alerts if a not in sample.rules)
+
+
 async def step(
     rt: Runtime,
     body: Any,
@@ -77,6 +84,7 @@ async def step(
         stable=retrainjobs.stable_of(after),
         jobs=jobs,
         control=new_control(control, before),
+        unloaded=unloaded_alerts(spec, sample),
     )
     state = raw.get(STATUS_KEY) if isinstance(raw.get(STATUS_KEY), dict) else {}
     decision = retraining.step(rs, state or {}, inputs, rt.now(), retraining.job_prefix(name))

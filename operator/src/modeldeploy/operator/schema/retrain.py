@@ -196,6 +196,7 @@ def retrain_status_schema() -> Schema:
             "lastStartedAt": _str(format="date-time"),
             "starts": _list(_str(format="date-time"), "Run starts in the last 24 hours.", 100),
             "held": _str("Why a due run is held (cooldown, daily limit, rollout)."),
+            "unloadedAlerts": _str("Trigger alerts that are not loaded alerting rules."),
             "current": run,
             "history": _list(run, "The last runs, newest first.", d.RETRAIN_HISTORY_LIMIT),
         },
