@@ -19,6 +19,7 @@ NAMESPACED = {
     ("", "services"): OWN,
     ("policy", "poddisruptionbudgets"): OWN,
     ("autoscaling", "horizontalpodautoscalers"): OWN,
+    ("batch", "jobs"): OWN,  # the retraining Jobs
     ("", "pods"): READ | {"patch"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},

@@ -70,3 +70,23 @@ def test_controls_without_rollout_are_ignored_with_an_event() -> None:
     status, actions = tick(world, spec(), status, control="bogus")
     assert [e.reason for e in actions.events] == ["UnknownControl"]
     assert status.last_control == "bogus"
+
+
+def test_retrain_and_an_approving_promote_are_left_to_the_retraining_loop() -> None:
+    from modeldeploy.operator import engine
+    from modeldeploy.operator.model import Observations
+
+    world, status = healthy()
+    sp = spec()
+    for control, awaiting, quiet in (
+        ("retrain/1", False, True),
+        ("promote/1", True, True),
+        ("promote/2", False, False),  # no rollout and nothing awaiting: said so
+    ):
+        obs = Observations(slots=world.observe(), control=control, retrain_awaiting=awaiting)
+        new, actions = engine.reconcile(sp, status, obs, world.now)
+        reasons = [e.reason for e in actions.events]
+        assert "UnknownControl" not in reasons and new.last_control == control
+        assert ("ControlIgnored" not in reasons) is quiet
+        assert new.phase == "Healthy"
+        status = new

@@ -112,7 +112,9 @@ def test_duration_and_bar() -> None:
     assert plugin.weight_bar(150, 10) == "[##########]"
 
 
-@pytest.mark.parametrize("verb", ["pause", "resume", "promote", "promote-full", "abort", "retry"])
+@pytest.mark.parametrize(
+    "verb", ["pause", "resume", "promote", "promote-full", "abort", "retry", "retrain"]
+)
 def test_control_values_are_unique_and_read_by_the_operator(verb: str) -> None:
     a = plugin.control_value(verb, NOW, "00aa")
     b = plugin.control_value(verb, NOW, "00ab")
@@ -148,3 +150,39 @@ def test_status_shows_the_evidence_and_why_it_paused() -> None:
     assert "PAUSED: insufficient evidence: 12 of 100 predictions" in text
     assert "Analysis:    Waiting 5m ago" in text
     assert "Evidence:    12 predictions in this step" in text
+
+
+def retraining(phase: str) -> dict[str, Any]:
+    md = sample("healthy")
+    md["spec"]["retrain"] = {"trainer": {"image": "t:1"}, "labelledData": {"uri": "s3://l/x"}}
+    md["status"]["retrain"] = {
+        "phase": phase,
+        "message": "version 5 passed the gate; waiting for the promote control",
+        "held": "cooldown until 2026-11-23T10:00:00Z",
+        "history": [
+            {
+                "id": "2",
+                "outcome": "Rejected",
+                "reason": "GateFailed",
+                "finishedAt": "2026-11-23T09:00:00Z",
+            }
+        ],
+    }
+    return md
+
+
+def test_status_shows_the_retraining_loop() -> None:
+    text = plugin.render_status(retraining("AwaitingApproval"), [], NOW)
+    assert "Retrain:     AwaitingApproval  version 5 passed the gate" in text
+    assert "Held:        cooldown until 2026-11-23T10:00:00Z" in text
+    assert "Last run:    2 Rejected 5m ago (GateFailed)" in text
+    assert "Retrain:" not in plugin.render_status(sample("healthy"), [], NOW)
+
+
+def test_promote_approves_a_retrained_version_and_retrain_needs_the_spec() -> None:
+    plugin.check_control("promote", retraining("AwaitingApproval"))
+    plugin.check_control("retrain", retraining("Idle"))
+    with pytest.raises(plugin.PluginError, match="nothing to promote"):
+        plugin.check_control("promote", retraining("Training"))
+    with pytest.raises(plugin.PluginError, match="no spec.retrain"):
+        plugin.check_control("retrain", sample("healthy"))

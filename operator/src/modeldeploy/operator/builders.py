@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.autoscaling import Autoscaling
-from modeldeploy.operator.model import Actions, Json, SlotDeployment, Spec
+from modeldeploy.operator.model import Actions, Json, ModelRef, SlotDeployment, Spec
+from modeldeploy.operator.modelsource import MLflowSource, S3Source
 from modeldeploy.operator.owned import Owner as Owner  # re-exported: callers import it here
 from modeldeploy.operator.owned import common_labels, metadata, selector, slot_name
 from modeldeploy.operator.routers import router_for
 from modeldeploy.server import contract as c
+from modeldeploy.server.contract import retrain as rc
 from modeldeploy.server.contract import sources as src
 
 UID = 10001
@@ -74,13 +76,9 @@ def serve_args(dep: SlotDeployment) -> list[str]:
     ]
 
 
-def fetch_args(dep: SlotDeployment) -> list[str]:
-    """``modeldeploy fetch URI DIR --sha256 ...`` plus the s3 or mlflow block's settings (no
-    secrets). A models:/ template is concrete here (``models:/NAME/V``, its pin): the
-    reconcile resolved it before the engine ran (``resolution``)."""
-    model = dep.template.model
-    args = [*src.FETCH_COMMAND, model.bundle_uri, BUNDLE_DIR, src.FLAG_FETCH_SHA256, model.sha256]
-    s3 = model.s3
+def s3_flags(s3: S3Source | None) -> list[str]:
+    """The ``FLAG_S3_*`` flags of an ``s3`` block (no secrets: those go in the env)."""
+    args: list[str] = []
     if s3 is not None:
         if s3.endpoint:
             args += [src.FLAG_S3_ENDPOINT, s3.endpoint]
@@ -88,9 +86,23 @@ def fetch_args(dep: SlotDeployment) -> list[str]:
             args += [src.FLAG_S3_REGION, s3.region]
         if s3.path_style is not None:
             args.append(src.FLAG_S3_PATH_STYLE if s3.path_style else src.FLAG_NO_S3_PATH_STYLE)
+    return args
+
+
+def fetch_command(model: ModelRef, dest: str) -> list[str]:
+    """``modeldeploy fetch URI DEST --sha256 ...`` plus the s3 or mlflow block's settings."""
+    args = [*src.FETCH_COMMAND, model.bundle_uri, dest, src.FLAG_FETCH_SHA256, model.sha256]
+    args += s3_flags(model.s3)
     if model.mlflow is not None:
         args += [src.FLAG_MLFLOW_TRACKING_URI, model.mlflow.tracking_uri]
     return args
+
+
+def fetch_args(dep: SlotDeployment) -> list[str]:
+    """``modeldeploy fetch URI DIR --sha256 ...`` plus the s3 or mlflow block's settings (no
+    secrets). A models:/ template is concrete here (``models:/NAME/V``, its pin): the
+    reconcile resolved it before the engine ran (``resolution``)."""
+    return fetch_command(dep.template.model, BUNDLE_DIR)
 
 
 def _secret_env(env: str, secret: str, key: str, required: bool) -> Json:
@@ -98,22 +110,33 @@ def _secret_env(env: str, secret: str, key: str, required: bool) -> Json:
     return {"name": env, "valueFrom": {"secretKeyRef": ref}}
 
 
-def fetch_env(dep: SlotDeployment) -> list[Json]:
+def s3_env(s3: S3Source | None) -> list[Json]:
+    """S3 credentials as references to the user's Secret (never a literal)."""
+    if s3 is None or not s3.credentials_secret:
+        return []
+    return [
+        _secret_env(env, s3.credentials_secret, key, required)
+        for env, key, required in src.S3_CREDENTIAL_ENV
+    ]
+
+
+def mlflow_env(mlflow: MLflowSource | None) -> list[Json]:
+    """MLflow credentials as references to the user's Secret (never a literal)."""
+    if mlflow is None or not mlflow.credentials_secret:
+        return []
+    return [
+        _secret_env(env, mlflow.credentials_secret, env, False) for env in src.MLFLOW_CREDENTIAL_ENV
+    ]
+
+
+def source_env(model: ModelRef) -> list[Json]:
     """The credentials, as references to the user's Secret: the pod reads it, the operator
     never does (it has no RBAC for Secrets), and the pod spec holds no secret."""
-    s3, mlflow = dep.template.model.s3, dep.template.model.mlflow
-    out = []
-    if s3 is not None and s3.credentials_secret:
-        out += [
-            _secret_env(env, s3.credentials_secret, key, required)
-            for env, key, required in src.S3_CREDENTIAL_ENV
-        ]
-    if mlflow is not None and mlflow.credentials_secret:
-        out += [
-            _secret_env(env, mlflow.credentials_secret, env, False)
-            for env in src.MLFLOW_CREDENTIAL_ENV
-        ]
-    return out
+    return s3_env(model.s3) + mlflow_env(model.mlflow)
+
+
+def fetch_env(dep: SlotDeployment) -> list[Json]:
+    return source_env(dep.template.model)
 
 
 def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
@@ -163,6 +186,15 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
         server["resources"] = tmpl.resources
     if spec.pod.env:
         server["env"] = [dict(e) for e in spec.pod.env]
+    if spec.retrain is not None:  # the servers write what /feedback labels to the store
+        data = spec.retrain.labelled_data
+        server["command"] += [rc.FLAG_LABELLED_DATA, data.uri, *s3_flags(data.s3)]
+        pod_name = {"fieldRef": {"fieldPath": "metadata.name"}}
+        server["env"] = [
+            *server.get("env", []),
+            {"name": rc.ENV_POD_NAME, "valueFrom": pod_name},
+            *s3_env(data.s3),
+        ]
     fetch: Json = {
         "name": "fetch-bundle",
         "image": tmpl.image,

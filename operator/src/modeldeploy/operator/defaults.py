@@ -82,13 +82,15 @@ MAX_STEPS: Final = 32
 
 SLOTS: Final = ("blue", "green")
 PHASES: Final = ("Progressing", "Paused", "Healthy", "Degraded")
-CONTROLS: Final = ("pause", "resume", "promote", "promote-full", "abort", "retry")
+CONTROLS: Final = ("pause", "resume", "promote", "promote-full", "abort", "retry", "retrain")
 
 # Labels and annotations the operator puts on what it creates.
 LABEL_NAME: Final = f"{GROUP}/name"
 LABEL_SLOT: Final = f"{GROUP}/slot"
 LABEL_ROLE: Final = f"{GROUP}/role"
 LABEL_SCRAPE: Final = f"{GROUP}/scrape"
+LABEL_RETRAIN_RUN: Final = f"{GROUP}/retrain-run"  # on a retraining Job and its pod
+LABEL_RETRAIN_JOB: Final = f"{GROUP}/retrain-job"  # the Job's kind: train or gate
 ANNOTATION_CONTROL: Final = f"{GROUP}/control"
 # Condition set while the stable model's inputs drift (no rollout needed to see it).
 CONDITION_INPUT_DRIFT: Final = "InputDrift"
@@ -100,3 +102,13 @@ FINALIZER: Final = f"{GROUP}/finalizer"
 ROLE_STABLE: Final = "stable"
 ROLE_CANDIDATE: Final = "candidate"
 ROLE_PREVIOUS: Final = "previous"
+
+# spec.retrain's defaults.
+RETRAIN_ALERTS: Final = (ALERT_DRIFT,)  # on the stable model's version
+RETRAIN_DEADLINE_SECONDS: Final = 3600
+RETRAIN_COOLDOWN_SECONDS: Final = 3600
+RETRAIN_MAX_PER_DAY: Final = 3
+RETRAIN_WINDOW_SECONDS: Final = 86400
+RETRAIN_MAX_REGRESSION: Final = 0.01
+RETRAIN_HISTORY_LIMIT: Final = 10
+RETRAIN_JOBS_KEPT: Final = 3  # runs whose Jobs (and their logs) are kept

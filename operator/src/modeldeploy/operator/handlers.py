@@ -16,14 +16,21 @@ from typing import Any
 
 import kopf
 
-from modeldeploy.operator import converge, engine, writeback, writeback_task
+from modeldeploy.operator import (
+    converge,
+    engine,
+    retrainjobs,
+    retrainsync,
+    writeback,
+    writeback_task,
+)
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator.analysis import Poller, PrometheusClient, Snapshot
 from modeldeploy.operator.autoscaling import scale_status
 from modeldeploy.operator.converge import apply_children, label_pods
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.kube import KubeError, merge_patch
-from modeldeploy.operator.metrics import record_outcomes
+from modeldeploy.operator.metrics import record_outcomes, record_retrain
 from modeldeploy.operator.model import Observations, Spec, SpecError
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
 from modeldeploy.operator.resolving import resolve_spec, with_resolution
@@ -76,6 +83,7 @@ async def reconcile(
     pods: Any,
     trigger: str,
     child_indexes: tuple[Any, ...] | None = None,
+    retrain_indexes: tuple[Any, Any] = (None, None),
 ) -> None:
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
     lock = rt.locks.setdefault((ns, name), asyncio.Lock())
@@ -101,7 +109,10 @@ async def reconcile(
         for attempt in range(STATUS_CONFLICT_RETRIES):
             status = RolloutStatus.from_json(raw)  # parsed once, written once (below)
             sample = await analysis_sample(rt, spec, status)
-            obs = Observations(slots=obs.slots, control=obs.control, analysis=sample)
+            awaiting = retrainsync.awaiting(raw)
+            obs = Observations(
+                slots=obs.slots, control=obs.control, analysis=sample, retrain_awaiting=awaiting
+            )
             new_status, actions = engine.reconcile(spec, status, obs, rt.now())
             before, after = (
                 s.analysis.last_sample_at if s.analysis else None for s in (status, new_status)
@@ -111,7 +122,12 @@ async def reconcile(
             try:
                 await apply_children(rt, body, spec, actions, seen)
                 await label_pods(rt, spec, actions.pod_roles, pods)
+                retrain, retrain_events = await retrainsync.step(
+                    rt, body, spec, raw, (status, new_status), sample, retrain_indexes, obs.control
+                )
                 new_raw = with_resolution(new_status.to_json(), decision)
+                if retrain is not None:
+                    new_raw[retrainsync.STATUS_KEY] = retrain
                 new_raw = writeback.carry(raw, new_raw, writeback.Settings.from_spec(body["spec"]))
                 stable = new_status.stable_slot
                 ready = obs.slot(stable).ready_replicas if stable else 0
@@ -133,10 +149,11 @@ async def reconcile(
                     continue
                 rt.metrics.errors.labels(kind="api").inc()
                 raise kopf.TemporaryError(f"{exc}", delay=5) from None
-        for event in actions.events:
+        for event in (*actions.events, *retrain_events):
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         writeback_task.wake(rt, (ns, name), rt.written.get((ns, name), ("", {}))[1])
         record_outcomes(rt.metrics, status, new_status)
+        record_retrain(rt.metrics, retrain_events)
         remember_due(rt, (ns, name), spec, new_status)
 
 
@@ -210,6 +227,20 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     ) -> dict[tuple[str, str, str], dict[str, Any]]:
         return {slot_key(namespace, labels): pod_summary(dict(body))}
 
+    retrain_labels = {d.LABEL_NAME: kopf.PRESENT, d.LABEL_RETRAIN_RUN: kopf.PRESENT}
+
+    @kopf.index("batch", "v1", "jobs", labels=retrain_labels, id="md_jobs", registry=registry)
+    def md_jobs(
+        body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(namespace or "", labels[d.LABEL_NAME]): retrainjobs.job_summary(body)}
+
+    @kopf.index("", "v1", "pods", labels=retrain_labels, id="md_job_pods", registry=registry)
+    def md_job_pods(
+        body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(namespace or "", labels[d.LABEL_NAME]): retrainjobs.pod_summary(body)}
+
     def child_index(group: str, version: str, plural: str, kind: str) -> None:
         @kopf.index(
             group,
@@ -230,6 +261,9 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
             kwargs.get(f"md_children_{plural}") for _, _, plural, _ in converge.CHILD_KINDS
         )
 
+    def retrain_of(kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        return kwargs.get("md_jobs"), kwargs.get("md_job_pods")
+
     @kopf.on.create(*res, id="reconcile", registry=registry)
     @kopf.on.update(*res, id="reconcile", registry=registry)
     @kopf.on.resume(*res, id="reconcile", registry=registry)
@@ -242,6 +276,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
             kwargs["md_pods"],
             trigger=reason,
             child_indexes=children_of(kwargs),
+            retrain_indexes=retrain_of(kwargs),
         )
 
     @kopf.timer(
@@ -255,6 +290,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
             kwargs["md_pods"],
             trigger="timer",
             child_indexes=children_of(kwargs),
+            retrain_indexes=retrain_of(kwargs),
         )
 
     @kopf.daemon(*res, id="react", cancellation_timeout=2.0, registry=registry)
@@ -278,6 +314,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
                     kwargs["md_pods"],
                     trigger="wake",
                     child_indexes=children_of(kwargs),
+                    retrain_indexes=retrain_of(kwargs),
                 )
             except kopf.TemporaryError as exc:
                 log.warning("reconcile on a wake-up failed: %s", exc)

@@ -70,6 +70,7 @@ KINDS: dict[str, Kind] = {
     "PodDisruptionBudget": Kind("policy", "v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": Kind("autoscaling", "v2", "horizontalpodautoscalers"),
     "Pod": Kind("", "v1", "pods"),
+    "Job": Kind("batch", "v1", "jobs"),
     "Event": Kind("", "v1", "events"),
     "HTTPRoute": Kind("gateway.networking.k8s.io", "v1", "httproutes"),
     "VirtualService": Kind("networking.istio.io", "v1beta1", "virtualservices"),

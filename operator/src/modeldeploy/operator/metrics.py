@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modeldeploy.operator.engine import RolloutStatus
+from modeldeploy.operator.model import Event
 
 
 @dataclass
@@ -23,6 +25,7 @@ class OperatorMetrics:
     analysis_poll_seconds: Histogram
     phase: Gauge
     analysis_tick_lag: Histogram
+    retrain_runs: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> OperatorMetrics:
@@ -68,6 +71,12 @@ class OperatorMetrics:
                 ["path"],
                 registry=reg,
             ),
+            retrain_runs=Counter(
+                "modeldeploy_operator_retrain_runs",
+                "Retraining runs (spec.retrain) started, and ended by outcome.",
+                ["outcome"],
+                registry=reg,
+            ),
             analysis_poll_seconds=Histogram(
                 "modeldeploy_operator_analysis_poll_seconds",
                 "Duration of one batched Prometheus poll.",
@@ -103,6 +112,24 @@ class OperatorMetrics:
             return
         due = max(before.timestamp() + interval, sampled_at.timestamp())
         self.analysis_tick_lag.observe(max(0.0, now.timestamp() - due))
+
+
+# The retraining Events that start or end a run, and the outcome each counts as.
+RETRAIN_OUTCOMES = {
+    "RetrainStarted": "started",
+    "RetrainPromoted": "promoted",
+    "RetrainFailed": "failed",
+    "GateFailed": "rejected",
+}
+
+
+def record_retrain(metrics: OperatorMetrics, events: Iterable[Event]) -> None:
+    """Count the retraining runs that started or ended in one reconcile (from its Events,
+    which the state machine posts exactly once per run and outcome)."""
+    for event in events:
+        outcome = RETRAIN_OUTCOMES.get(event.reason)
+        if outcome is not None:
+            metrics.retrain_runs.labels(outcome=outcome).inc()
 
 
 def record_outcomes(metrics: OperatorMetrics, old: RolloutStatus, new: RolloutStatus) -> None:

@@ -24,6 +24,8 @@ from modeldeploy.operator.modelsource import (
     sources_from_json,
 )
 from modeldeploy.operator.podoptions import PodOptions
+from modeldeploy.operator.retrainspec import RetrainSpec
+from modeldeploy.operator.retrainspec import parse as parse_retrain
 
 Json = dict[str, Any]
 Slot = Literal["blue", "green"]
@@ -234,6 +236,7 @@ class Spec:
     generation: int = 0
     pod: PodOptions = field(default_factory=PodOptions)  # both slots' pods; not the revision
     autoscaling: Autoscaling | None = None  # sets ``replicas`` through the scale subresource
+    retrain: RetrainSpec | None = None  # ``spec.retrain``: the retraining loop (``retraining``)
 
     @classmethod
     def from_body(cls, body: Json, default_image: str = "") -> Spec:
@@ -258,6 +261,7 @@ class Spec:
         try:
             pod = PodOptions.from_json(server)
             autoscaling = Autoscaling.from_spec({**spec, "server": server})
+            retrain = parse_retrain(spec)
         except ValueError as exc:
             raise SpecError(str(exc)) from None
         return cls(
@@ -276,6 +280,7 @@ class Spec:
             generation=int(meta.get("generation") or 0),
             pod=pod,
             autoscaling=autoscaling,
+            retrain=retrain,
         )
 
 
@@ -386,6 +391,7 @@ class Observations:
     slots: dict[str, SlotObservation] = field(default_factory=dict)
     analysis: AnalysisSample | None = None
     control: str | None = None
+    retrain_awaiting: bool = False  # a retrained version waits for the promote control
 
     def slot(self, slot: str) -> SlotObservation:
         return self.slots.get(slot) or SlotObservation()

@@ -3,6 +3,10 @@
 A control is applied once per annotation value (``lastControl`` remembers it), so the
 annotation can stay in place and a restart does not apply it again; a suffix ("promote/2")
 makes the same verb a new value.
+
+``retrain`` (start a retraining run now, within its limits) and ``promote`` while a
+retrained version awaits approval are the retraining loop's (``retraining``): the engine
+leaves them alone.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from modeldeploy.operator.engine import rollout
 from modeldeploy.operator.engine.context import Context
 from modeldeploy.operator.model import Pause, Promote
 
-_CONTROL = re.compile(r"^\s*(pause|resume|promote-full|promote|abort|retry)(?![-a-z])")
+_CONTROL = re.compile(r"^\s*(pause|resume|promote-full|promote|abort|retry|retrain)(?![-a-z])")
 
 
 def parse_control(value: str) -> str | None:
@@ -41,6 +45,8 @@ def take_control(ctx: Context) -> str | None:
 
 def apply_control(ctx: Context, verb: str | None) -> None:
     st = ctx.st
+    if verb == "retrain" or (verb == "promote" and ctx.obs.retrain_awaiting and not st.active):
+        return
     if not st.active:
         if verb in ("pause", "resume"):
             _pause_or_resume(ctx, verb)

@@ -4,6 +4,7 @@ Installed as the console script ``kubectl-modeldeploy``, so kubectl finds it as 
 
     kubectl modeldeploy status NAME [--watch] [-n NS]
     kubectl modeldeploy promote NAME [--full] | abort NAME | retry NAME | pause NAME | resume NAME
+    kubectl modeldeploy retrain NAME  (spec.retrain: a run now; promote approves a manual one)
     kubectl modeldeploy history NAME
 
 Controls are the ``modeldeploy.io/control`` annotation the operator reads. The operator acts

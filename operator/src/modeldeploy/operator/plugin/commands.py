@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("retry", "roll out the rolled-back version again"),
         ("pause", "hold the rollout where it is"),
         ("resume", "continue a paused rollout"),
+        ("retrain", "start a retraining run now (spec.retrain; within its cooldown and limits)"),
     ):
         sub.add_parser(verb, parents=[common], help=text).set_defaults(run=_control)
     return parser

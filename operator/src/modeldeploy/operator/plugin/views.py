@@ -199,6 +199,7 @@ def render_status(obj: Json, events: Sequence[Json], now: datetime) -> str:
                 ],
                 indent="  ",
             )
+    lines += _retrain_lines(status, now)
     last = (status.get("history") or [None])[0]
     if last:
         lines += [
@@ -224,6 +225,24 @@ def render_status(obj: Json, events: Sequence[Json], now: datetime) -> str:
             indent="  ",
         )
     return "\n".join(lines) + "\n"
+
+
+def _retrain_lines(status: Json, now: datetime) -> list[str]:
+    """The retraining loop (``spec.retrain``): its phase, the run, the last run's outcome."""
+    retrain = status.get("retrain") or {}
+    if not retrain:
+        return []
+    message = f"  {retrain['message']}" if retrain.get("message") else ""
+    lines = ["", f"Retrain:     {retrain.get('phase', '-')}{message}"]
+    if retrain.get("held"):
+        lines.append(f"Held:        {retrain['held']}")
+    last = (retrain.get("history") or [None])[0]
+    if last:
+        lines.append(
+            f"Last run:    {last.get('id', '-')} {last.get('outcome', '-')}"
+            f" {age(last.get('finishedAt'), now)} ago ({last.get('reason', '-')})"
+        )
+    return lines
 
 
 def render_history(obj: Json) -> str:
@@ -269,7 +288,11 @@ def check_control(verb: str, obj: Json) -> None:
     """Refuse a control that cannot apply now, saying why (the operator would ignore it)."""
     status = obj.get("status") or {}
     name = (obj.get("metadata") or {}).get("name", "")
-    if verb in NEEDS_ROLLOUT and not status.get("candidateVersion"):
+    awaiting = (status.get("retrain") or {}).get("phase") == "AwaitingApproval"
+    if verb == "retrain" and not (obj.get("spec") or {}).get("retrain"):
+        raise PluginError(f"{name}: no spec.retrain: nothing to retrain")
+    approves = verb == "promote" and awaiting  # a retrained version waits for approval
+    if verb in NEEDS_ROLLOUT and not status.get("candidateVersion") and not approves:
         raise PluginError(
             f"{name}: no rollout in progress (stable "
             f"{status.get('stableVersion', '-')}, phase {status.get('phase', '-')})"

@@ -35,6 +35,12 @@ def printer_columns() -> list[dict[str, Any]]:
             "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
         },
         {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+        {
+            "name": "Retrain",
+            "type": "string",
+            "jsonPath": ".status.retrain.phase",
+            "priority": 1,
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 

@@ -19,6 +19,7 @@ from modeldeploy.operator.schema.openapi import (
     _str,
 )
 from modeldeploy.operator.schema.podspec import POD_CHANGES, POD_RULES, pod_properties
+from modeldeploy.operator.schema.retrain import RETRAIN_RULES, retrain_schema
 from modeldeploy.operator.schema.scaling import AUTOSCALING_RULES, autoscaling_schema
 from modeldeploy.operator.schema.sources import SOURCE_RULES, mlflow_schema, s3_schema
 from modeldeploy.server.contract import sources
@@ -402,6 +403,7 @@ def spec_schema() -> Schema:
                 minimum=1,
                 default=d.PROGRESS_DEADLINE_SECONDS,
             ),
+            "retrain": retrain_schema(),
         },
         required=["model", "strategy"],
         rules=[
@@ -411,5 +413,6 @@ def spec_schema() -> Schema:
                 "cannot mirror)",
             ),
             *AUTOSCALING_RULES,
+            *RETRAIN_RULES,
         ],
     )

@@ -13,6 +13,7 @@ from modeldeploy.operator.schema.openapi import (
     _quantity_map,
     _str,
 )
+from modeldeploy.operator.schema.retrain import retrain_status_schema
 
 
 def _model_status() -> Schema:
@@ -153,6 +154,7 @@ def status_schema() -> Schema:
             ),
             "slots": _obj(dict.fromkeys(d.SLOTS, slot)),
             "resolvedModel": _resolved_status(),
+            "retrain": retrain_status_schema(),
             "analysis": _obj(
                 {
                     "lastSampleAt": _str(format="date-time"),

@@ -1,0 +1,123 @@
+"""``spec.retrain`` parsed into typed values (the schema is ``schema.retrain``).
+
+Falls back on ``defaults`` for what the apiserver did not default, like ``model.Spec``, so a
+spec read from a test or an older object behaves the same. Raises ``ValueError`` naming the
+field; the reconcile turns it into an invalid-spec status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from modeldeploy.operator import defaults as d
+from modeldeploy.operator.modelsource import S3Source
+from modeldeploy.server.contract import sources
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Trainer:
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # (name, value): values only, never a reference
+    resources: Json = field(default_factory=dict)
+    deadline_seconds: int = d.RETRAIN_DEADLINE_SECONDS
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    uri: str
+    s3: S3Source = field(default_factory=S3Source)
+    window_seconds: int = d.RETRAIN_WINDOW_SECONDS
+
+
+@dataclass(frozen=True)
+class RetrainSpec:
+    trainer: Trainer
+    labelled_data: LabelledData
+    alerts: tuple[str, ...] = d.RETRAIN_ALERTS
+    interval_seconds: int | None = None
+    cooldown_seconds: int = d.RETRAIN_COOLDOWN_SECONDS
+    max_per_day: int = d.RETRAIN_MAX_PER_DAY
+    max_regression: float = d.RETRAIN_MAX_REGRESSION
+    approval: Literal["auto", "manual"] = "auto"
+
+
+def _strings(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise ValueError(f"{where} must be a list of strings")
+    return tuple(raw)
+
+
+def _trainer(raw: Json) -> Trainer:
+    image = str(raw.get("image") or "")
+    if not image:
+        raise ValueError("spec.retrain.trainer.image is required")
+    env = []
+    for item in raw.get("env") or []:
+        if not isinstance(item, dict) or "name" not in item or "valueFrom" in item:
+            raise ValueError("spec.retrain.trainer.env takes {name, value} only")
+        name = str(item["name"])
+        if name.startswith("MODELDEPLOY_"):
+            raise ValueError(f"spec.retrain.trainer.env {name}: MODELDEPLOY_ names are reserved")
+        env.append((name, str(item.get("value", ""))))
+    return Trainer(
+        image=image,
+        command=_strings(raw.get("command"), "spec.retrain.trainer.command"),
+        args=_strings(raw.get("args"), "spec.retrain.trainer.args"),
+        env=tuple(env),
+        resources=dict(raw.get("resources") or {}),
+        deadline_seconds=int(raw.get("activeDeadlineSeconds", d.RETRAIN_DEADLINE_SECONDS)),
+    )
+
+
+def _labelled(raw: Any) -> LabelledData:
+    if not isinstance(raw, dict) or not raw.get("uri"):
+        raise ValueError("spec.retrain.labelledData.uri is required")
+    uri = str(raw["uri"])
+    if not uri.startswith(sources.S3_SCHEME):
+        raise ValueError("spec.retrain.labelledData.uri must be s3://BUCKET/PREFIX")
+    bucket = uri[len(sources.S3_SCHEME) :].partition("/")[0]
+    try:
+        sources.check_bucket(bucket)
+        s3 = S3Source.from_json(dict(raw.get("s3") or {}))
+    except ValueError as exc:
+        raise ValueError(f"spec.retrain.labelledData: {exc}") from None
+    return LabelledData(uri, s3, int(raw.get("windowSeconds", d.RETRAIN_WINDOW_SECONDS)))
+
+
+def parse(spec: Json) -> RetrainSpec | None:
+    """``spec.retrain`` of a ModelDeployment's ``spec``, or None when it has none.
+
+    Retraining needs a ``models:/NAME@ALIAS`` bundle: the new version is registered under
+    NAME and becomes the alias's, which the alias resolution then rolls out."""
+    raw = spec.get("retrain")
+    if raw is None:
+        return None
+    uri = str((spec.get("model") or {}).get("bundleURI", ""))
+    try:
+        _, _, alias = sources.split_models_uri(uri)
+    except ValueError:
+        alias = ""
+    if not alias:
+        raise ValueError("spec.retrain needs spec.model.bundleURI models:/NAME@ALIAS")
+    trigger = raw.get("trigger") or {}
+    interval = trigger.get("intervalSeconds")
+    approval = raw.get("approval", "auto")
+    if approval not in ("auto", "manual"):
+        raise ValueError("spec.retrain.approval must be auto or manual")
+    return RetrainSpec(
+        trainer=_trainer(raw.get("trainer") or {}),
+        labelled_data=_labelled(raw.get("labelledData")),
+        alerts=_strings(trigger.get("alerts", list(d.RETRAIN_ALERTS)), "trigger.alerts"),
+        interval_seconds=None if interval is None else int(interval),
+        cooldown_seconds=int(raw.get("cooldownSeconds", d.RETRAIN_COOLDOWN_SECONDS)),
+        max_per_day=int(raw.get("maxPerDay", d.RETRAIN_MAX_PER_DAY)),
+        max_regression=float((raw.get("gate") or {}).get("maxRegression", 0.01)),
+        approval="manual" if approval == "manual" else "auto",
+    )
