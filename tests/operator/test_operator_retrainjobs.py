@@ -151,6 +151,7 @@ def test_the_trainer_gets_the_contracts_environment_and_the_stable_bundle() -> N
     assert env[c.ENV_SINCE] == "2026-01-01T00:00:00Z" and env[c.ENV_UNTIL] == RUN["until"]
     assert env[c.ENV_CURRENT] == c.CURRENT_BUNDLE and env[c.ENV_CURRENT_VERSION] == "4"
     assert env[c.ENV_CURRENT_URI] == "models:/churn/4" and env[c.ENV_REGISTERED_MODEL] == "churn"
+    assert env[c.ENV_CURRENT_SHA256] == SHA_CUR  # the trainer unpickles only what was pinned
     assert env[c.ENV_TRACKING_URI] == TRACKING and env[c.ENV_TRAINER_IMAGE] == "trainer:1"
     assert env[src.ENV_S3_ACCESS_KEY_ID]["secretKeyRef"] == {
         "name": "label-store",

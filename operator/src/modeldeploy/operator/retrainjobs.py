@@ -126,6 +126,7 @@ def train_job(owner: Owner, spec: Spec, run: Json) -> Json:
         {"name": c.ENV_CURRENT, "value": c.CURRENT_BUNDLE},
         {"name": c.ENV_CURRENT_VERSION, "value": version},
         {"name": c.ENV_CURRENT_URI, "value": str(run["currentURI"])},
+        {"name": c.ENV_CURRENT_SHA256, "value": str(run["currentSHA256"])},
         {"name": c.ENV_REGISTERED_MODEL, "value": name},
         {"name": c.ENV_TRACKING_URI, "value": tracking},
         {"name": c.ENV_TRAINER_IMAGE, "value": t.image},
