@@ -22,6 +22,7 @@ from modeldeploy.operator.desired import children
 from modeldeploy.operator.model import Actions, Spec, SpecError
 from modeldeploy.operator.podoptions import ENV_PREFIX, SERVER_ENV_NAMES
 from modeldeploy.operator.schema import crd
+from modeldeploy.server import contract as c
 
 OWNER = Owner(name="iris", namespace="ml", uid="1234")
 SPREAD_ZONE = {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone"}
@@ -100,7 +101,12 @@ def test_every_option_reaches_both_slots_pod_templates_identically() -> None:
         assert pod["serviceAccountName"] == "iris-runner"
         assert pod["automountServiceAccountToken"] is False
         server = pod["containers"][0]
-        assert server["env"] == OPTIONS["env"]
+        # the user's env, then the pod's own address (never asked when forwarding labels)
+        assert server["env"][:-1] == OPTIONS["env"]
+        assert server["env"][-1] == {
+            "name": c.ENV_POD_IP,
+            "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+        }
         assert "env" not in pod["initContainers"][0], "the user's env is the server's only"
         # The topology spread without a labelSelector selects the slot's own pods.
         spread = pod["topologySpreadConstraints"]
@@ -135,7 +141,8 @@ def test_defaults_set_no_pod_option_and_no_token() -> None:
             "imagePullSecrets",
         ):
             assert key not in pod, key
-        assert "env" not in pod["containers"][0]
+        # only the pod's own address, which the servers need to forward labels
+        assert [e["name"] for e in pod["containers"][0]["env"]] == [c.ENV_POD_IP]
     assert not [o for o in children(OWNER, sp, actions, with_rule=True) if _is_pdb(o)]
 
 

@@ -17,6 +17,7 @@ from modeldeploy.operator.engine import RolloutStatus, SlotRecord
 from modeldeploy.operator.model import SlotDeployment, Spec, SpecError, Template
 from modeldeploy.operator.schema import crd
 from modeldeploy.operator.schema.retrain import RETRAIN_RULES
+from modeldeploy.server import contract
 from modeldeploy.server.contract import retrain as c
 from modeldeploy.server.contract import sources as src
 
@@ -207,7 +208,11 @@ def test_model_servers_get_the_labelled_data_store_only_with_retrain() -> None:
     plain = concrete(Spec.from_body(raw))
     dep = SlotDeployment("blue", plain.template, "stable", 2, plain.template.revision)
     server = deployment(OWNER, plain, dep)["spec"]["template"]["spec"]["containers"][0]
-    assert c.FLAG_LABELLED_DATA not in server["command"] and "env" not in server
+    assert c.FLAG_LABELLED_DATA not in server["command"]
+    assert [e["name"] for e in server["env"]] == [POD_IP]  # no store, no S3 credentials
+
+
+POD_IP = contract.ENV_POD_IP
 
 
 def test_the_parser_applies_the_schemas_defaults() -> None:

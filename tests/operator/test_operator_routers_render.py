@@ -205,6 +205,22 @@ def test_replicas_renders_no_traffic_objects(strategy: dict[str, Any]) -> None:
     assert traffic(sp, shadow()) == []
 
 
+def _peers() -> dict[str, Any]:
+    """Headless, over every pod of both slots: where the servers forward labels."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": expected_metadata(
+            "iris-peers", "model-service", **{"modeldeploy.io/service": "peers"}
+        ),
+        "spec": {
+            "clusterIP": "None",
+            "selector": {d.LABEL_NAME: "iris"},
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
 def _service(name: str, role: str, selector: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -238,6 +254,7 @@ def test_services(strategy: str, provider: str) -> None:
         _service(second, "candidate", blue),
         _service("iris-blue", "blue", blue),
         _service("iris-green", "green", green),
+        _peers(),
     ]
     # no candidate: the candidate Service selects the stable
     assert services(OWNER, sp, Actions(stable_slot="green"))[1] == _service(
@@ -289,5 +306,6 @@ def test_key_order_is_the_same_too() -> None:
             _service("iris-canary", "candidate", green),
             _service("iris-blue", "blue", blue),
             _service("iris-green", "green", green),
+            _peers(),
         ]
     )

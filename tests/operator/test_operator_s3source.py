@@ -14,6 +14,7 @@ from modeldeploy.operator.builders import Owner, deployment, fetch_args
 from modeldeploy.operator.model import ModelRef, SlotDeployment, Spec, SpecError, Template
 from modeldeploy.server.contract import sources as src
 from modeldeploy.server.fetch import register
+from modeldeploy.server.sources.s3client import s3_flags
 
 OWNER = Owner(name="iris", namespace="ml", uid="1234")
 S3 = {
@@ -88,15 +89,15 @@ def test_the_init_container_passes_settings_as_flags_the_fetch_command_accepts()
     assert tuple(args[:2]) == src.FETCH_COMMAND
     parsed = fetch_parser().parse_args(args[1:])
     assert (parsed.uri, parsed.sha256) == ("s3://models/iris/1.tar.gz", SHA_A)
-    assert (parsed.s3_endpoint, parsed.s3_region, parsed.s3_path_style) == (
+    assert s3_flags(parsed) == (
         S3["endpoint"],
         "eu-west-1",
         True,
     )
     virtual = fetch_parser().parse_args(fetch_args(slot(model(s3={"pathStyle": False})))[1:])
-    assert virtual.s3_path_style is False and virtual.s3_endpoint == ""
+    assert s3_flags(virtual) == ("", "", False)
     http = fetch_parser().parse_args(fetch_args(slot(model("https://x.test/b.tar.gz")))[1:])
-    assert http.sha256 == SHA_A and http.s3_path_style is None
+    assert http.sha256 == SHA_A and s3_flags(http) == ("", "", None)
 
 
 def test_credentials_are_only_secret_references() -> None:

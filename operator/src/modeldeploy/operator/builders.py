@@ -186,6 +186,11 @@ def deployment(owner: Owner, spec: Spec, dep: SlotDeployment) -> Json:
         server["resources"] = tmpl.resources
     if spec.pod.env:
         server["env"] = [dict(e) for e in spec.pod.env]
+    # A label reaches any pod (a Service spreads requests): the servers forward one they did
+    # not predict to the others, found through the headless Service over all of them.
+    server["command"] += [c.FLAG_FEEDBACK_PEERS, f"{peers_service_name(owner)}:{c.DEFAULT_PORT}"]
+    pod_ip = {"fieldRef": {"fieldPath": "status.podIP"}}
+    server["env"] = [*server.get("env", []), {"name": c.ENV_POD_IP, "valueFrom": pod_ip}]
     if spec.retrain is not None:  # the servers write what /feedback labels to the store
         data = spec.retrain.labelled_data
         server["command"] += [rc.FLAG_LABELLED_DATA, data.uri, *s3_flags(data.s3)]
@@ -313,6 +318,18 @@ def service(owner: Owner, name: str, sel: dict[str, str], role: str) -> Json:
     }
 
 
+def peers_service_name(owner: Owner) -> str:
+    return f"{owner.name}-peers"
+
+
+def peers_service(owner: Owner) -> Json:
+    """Headless: its name resolves to every Ready pod of both slots, which is what a server
+    forwarding a label needs (a ClusterIP would pick one pod at random)."""
+    svc = service(owner, peers_service_name(owner), selector(owner), "peers")
+    svc["spec"] = {"clusterIP": "None", **{k: v for k, v in svc["spec"].items() if k != "type"}}
+    return svc
+
+
 def candidate_service_name(spec: Spec, owner: Owner) -> str:
     suffix = "preview" if spec.strategy == "blueGreen" else "canary"
     return f"{owner.name}-{suffix}"
@@ -330,7 +347,8 @@ def _preview_slot(spec: Spec, actions: Actions, stable: str) -> str:
 
 def services(owner: Owner, spec: Spec, actions: Actions) -> list[Json]:
     """The Services: ``NAME`` (what clients call), ``NAME-canary``/``NAME-preview`` (the
-    candidate only) and one per slot (the routed providers' backends).
+    candidate only), one per slot (the routed providers' backends) and ``NAME-peers``
+    (headless, every pod: where the servers forward labels).
 
     The router says what ``NAME`` selects: with ``replicas`` a canary's selects both slots,
     so the weight is the share of ready pods; otherwise the stable slot, and a route splits.
@@ -347,6 +365,7 @@ def services(owner: Owner, spec: Spec, actions: Actions) -> list[Json]:
         ),
     ]
     out += [service(owner, slot_name(owner.name, s), selector(owner, s), s) for s in d.SLOTS]
+    out.append(peers_service(owner))
     return out
 
 
