@@ -70,6 +70,13 @@ class Peers:
         self.targets = parse_targets(targets)
         self.own = frozenset(own)
         self._client: Any = None
+        self._last_warning = ""
+
+    def _warn_once(self, message: str) -> None:
+        """A failure is logged when it changes, not once per label (no log storm)."""
+        if message != self._last_warning:
+            log.warning("feedback peers: %s", message)
+            self._last_warning = message
 
     async def addresses(self) -> list[tuple[str, int]]:
         loop = asyncio.get_running_loop()
@@ -78,7 +85,7 @@ class Peers:
             try:
                 infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except OSError as exc:
-                log.warning("feedback peers: cannot resolve %s: %s", host, exc)
+                self._warn_once(f"cannot resolve {host}: {exc}")
                 continue
             found.update(dict.fromkeys((str(i[4][0]), port) for i in infos))
         return [a for a in found if a not in self.own]
@@ -114,7 +121,7 @@ class Peers:
         try:
             resp = await client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            log.warning("feedback peers: %s did not answer: %s", address, type(exc).__name__)
+            self._warn_once(f"{address} did not answer: {type(exc).__name__}")
             return None
         kept = {k: resp.headers[k] for k in KEPT_HEADERS if k in resp.headers}
         return Forwarded(resp.status_code, resp.content, kept, f"{host}:{port}")
