@@ -7,6 +7,7 @@ labelled-data store; ``modeldeploy retrain`` refits the stable on it and ``model
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ def test_retrain_then_gate_promote_a_model_of_the_changed_world(
     code = main(
         [
             "retrain",
+            # The server that wrote the store has stopped: every label is written already.
+            "--settle-seconds",
+            "0",
             "--current",
             str(root / "v1"),
             "--current-sha256",
@@ -90,6 +94,8 @@ def test_retrain_then_gate_promote_a_model_of_the_changed_world(
     verdict = main(
         [
             "gate",
+            "--settle-seconds",
+            "0",
             str(root / "v2"),
             "--current",
             str(root / "v1"),
@@ -120,6 +126,8 @@ def test_the_gate_rejects_the_old_world_s_model_against_the_retrained_one(
         main(
             [
                 "retrain",
+                "--settle-seconds",
+                "0",
                 "--current",
                 str(root / "v1"),
                 "--current-sha256",
@@ -136,6 +144,8 @@ def test_the_gate_rejects_the_old_world_s_model_against_the_retrained_one(
     verdict = main(
         [
             "gate",
+            "--settle-seconds",
+            "0",
             str(root / "v1"),
             "--current",
             str(tmp_path / "v2"),
@@ -158,7 +168,15 @@ def test_bad_input_and_an_empty_window_say_why(
     store: tuple[Path, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, current = store
-    base = ["retrain", "--current", str(root / "v1"), "--data", str(root / "store")]
+    base = [
+        "retrain",
+        "--settle-seconds",
+        "0",
+        "--current",
+        str(root / "v1"),
+        "--data",
+        str(root / "store"),
+    ]
     assert main(base) == 2
     assert "--current-sha256" in capsys.readouterr().err
     # A window before any label: nothing to train on (exit 1, the Job's "no new version").
@@ -168,6 +186,8 @@ def test_bad_input_and_an_empty_window_say_why(
     code = main(
         [
             "gate",
+            "--settle-seconds",
+            "0",
             str(root / "v1"),
             "--current",
             str(root / "v1"),
@@ -185,3 +205,20 @@ def test_bad_input_and_an_empty_window_say_why(
     gated = json.loads(gate_file.read_text())
     assert gated[rc.RESULT_PASSED] is False
     assert gated[rc.RESULT_SUMMARY].startswith("the gate could not run: ")
+
+
+def test_the_readers_wait_for_the_writers_to_write_the_window_s_last_labels() -> None:
+    """A run starts when drift fires; the labels of the last minute are still in the
+    servers' memory then, so reading waits until they have been written."""
+    import time
+    from datetime import datetime, timedelta
+
+    from modeldeploy.server.loop.cli import settle
+
+    now = datetime.now(UTC)
+    started = time.monotonic()
+    settle(now - timedelta(seconds=69.5), 70.0)
+    assert 0.3 < time.monotonic() - started < 3.0
+    started = time.monotonic()
+    settle(now - timedelta(seconds=100), None)  # the default (70 s) has passed: no wait
+    assert time.monotonic() - started < 0.1

@@ -185,6 +185,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="load a bundle whose digest was not given as it is (unpickling runs its code)",
     )
+    loop_cli.add_settle_argument(gate)
     add_s3_arguments(gate, "an s3:// labelled-data store")
     gate.set_defaults(run=run_gate)
 

@@ -37,6 +37,33 @@ def parse_time(text: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def add_settle_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="wait until this long after --until before reading, so the model servers have "
+        "written the window's last labels (they keep rows up to --labelled-max-age, 60 s by "
+        "default, before writing; default: that plus 10 s)",
+    )
+
+
+def settle(until: datetime, seconds: float | None) -> None:
+    """Wait until the writers have had time to write every row labelled before ``until``:
+    a run starts the moment drift fires, and the labels of its last minute are still in the
+    servers' memory then. Reading at once would lose the most recent (the most telling)
+    rows."""
+    if seconds is None:
+        from modeldeploy.server.labelled.writer import Limits
+
+        seconds = Limits().max_age + 10.0
+    wait = until.timestamp() + seconds - time.time()
+    if wait > 0:
+        log.info("waiting %.0f s for the model servers to write the window's last labels", wait)
+        time.sleep(wait)
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from modeldeploy.server.sources.s3 import add_s3_arguments
 
@@ -119,6 +146,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="PATH",
         help=f"write the answer as JSON here (a Job: {rc.TERMINATION_LOG})",
     )
+    add_settle_argument(parser)
     add_s3_arguments(parser, "an s3:// store")
     parser.set_defaults(run=run)
 
@@ -147,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         current = load_bundle(Path(args.current), args.current_sha256)
         card = current.card
         log.info("current: %s %s (sha256 %s)", card.name, card.version, current.sha256)
+        settle(until, args.settle_seconds)
         started = time.monotonic()
         frame = read_window(
             args.data, since=args.since, until=until, model=card.name, s3=settings_from_args(args)
