@@ -153,6 +153,9 @@ def test_the_trainer_gets_the_contracts_environment_and_the_stable_bundle() -> N
     assert env[c.ENV_CURRENT] == c.CURRENT_BUNDLE and env[c.ENV_CURRENT_VERSION] == "4"
     assert env[c.ENV_CURRENT_URI] == "models:/churn/4" and env[c.ENV_REGISTERED_MODEL] == "churn"
     assert env[c.ENV_CURRENT_SHA256] == SHA_CUR  # the trainer unpickles only what was pinned
+    # where the store is, so a trainer needs no flags for it
+    assert env[c.ENV_S3_ENDPOINT] == "http://s3.ml.svc:7070" and env[c.ENV_S3_PATH_STYLE] == "true"
+    assert c.ENV_S3_REGION not in env
     assert env[c.ENV_TRACKING_URI] == TRACKING and env[c.ENV_TRAINER_IMAGE] == "trainer:1"
     assert env[src.ENV_S3_ACCESS_KEY_ID]["secretKeyRef"] == {
         "name": "label-store",

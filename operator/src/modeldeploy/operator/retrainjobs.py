@@ -31,6 +31,7 @@ from modeldeploy.operator.builders import (
 )
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.model import Json, ModelRef, Spec
+from modeldeploy.operator.modelsource import S3Source
 from modeldeploy.operator.owned import Owner, metadata
 from modeldeploy.operator.retraining import JobKind, JobState, Stable
 from modeldeploy.operator.retrainspec import RetrainSpec
@@ -130,6 +131,7 @@ def train_job(owner: Owner, spec: Spec, run: Json) -> Json:
         {"name": c.ENV_REGISTERED_MODEL, "value": name},
         {"name": c.ENV_TRACKING_URI, "value": tracking},
         {"name": c.ENV_TRAINER_IMAGE, "value": t.image},
+        *_s3_settings_env(rs.labelled_data.s3),
         *s3_env(rs.labelled_data.s3),
         *mlflow_env(model.mlflow),
     ]
@@ -192,6 +194,21 @@ def gate_job(owner: Owner, spec: Spec, run: Json) -> Json:
         "containers": [main],
     }
     return _job(owner, spec, "gate", run, pod, rs.trainer.deadline_seconds)
+
+
+def _s3_settings_env(s3: S3Source | None) -> list[Json]:
+    """Where the store is, for a trainer that takes no flags (``modeldeploy retrain`` reads
+    these; a user's trainer may too)."""
+    if s3 is None:
+        return []
+    out = [
+        {"name": name, "value": value}
+        for name, value in ((c.ENV_S3_ENDPOINT, s3.endpoint), (c.ENV_S3_REGION, s3.region))
+        if value
+    ]
+    if s3.path_style is not None:
+        out.append({"name": c.ENV_S3_PATH_STYLE, "value": str(s3.path_style).lower()})
+    return out
 
 
 def _retrain(spec: Spec) -> RetrainSpec:

@@ -53,6 +53,10 @@ ENV_CURRENT_SHA256: Final = "MODELDEPLOY_RETRAIN_CURRENT_SHA256"  # its pinned b
 ENV_REGISTERED_MODEL: Final = "MODELDEPLOY_RETRAIN_REGISTERED_MODEL"  # where to register
 ENV_TRACKING_URI: Final = "MODELDEPLOY_MLFLOW_TRACKING_URI"
 ENV_TRAINER_IMAGE: Final = "MODELDEPLOY_RETRAIN_IMAGE"  # for the new card's lineage
+# How to reach an s3:// store (spec.retrain.labelledData.s3; credentials as for fetch).
+ENV_S3_ENDPOINT: Final = "MODELDEPLOY_RETRAIN_S3_ENDPOINT"
+ENV_S3_REGION: Final = "MODELDEPLOY_RETRAIN_S3_REGION"
+ENV_S3_PATH_STYLE: Final = "MODELDEPLOY_RETRAIN_S3_PATH_STYLE"  # "true" or "false"
 # Where the Jobs' pods find the bundles their init containers fetched.
 BUNDLES_DIR: Final = "/var/run/modeldeploy/bundles"
 CURRENT_BUNDLE: Final = BUNDLES_DIR + "/current"

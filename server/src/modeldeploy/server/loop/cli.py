@@ -14,6 +14,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from modeldeploy.server.contract import retrain as rc
 from modeldeploy.server.contract import sources as c
@@ -62,6 +63,20 @@ def settle(until: datetime, seconds: float | None) -> None:
     if wait > 0:
         log.info("waiting %.0f s for the model servers to write the window's last labels", wait)
         time.sleep(wait)
+
+
+def store_settings(args: argparse.Namespace) -> Any:
+    """The S3 settings of the store: the flags, else what the operator put in the Job's
+    environment, plus the credentials there."""
+    from modeldeploy.server.sources.s3client import S3Settings, s3_flags
+
+    endpoint, region, path_style = s3_flags(args)
+    style = _env(rc.ENV_S3_PATH_STYLE).lower()
+    if path_style is None and style in ("true", "false"):
+        path_style = style == "true"
+    return S3Settings.from_env(
+        endpoint or _env(rc.ENV_S3_ENDPOINT), region or _env(rc.ENV_S3_REGION), path_style
+    )
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -147,7 +162,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help=f"write the answer as JSON here (a Job: {rc.TERMINATION_LOG})",
     )
     add_settle_argument(parser)
-    add_s3_arguments(parser, "an s3:// store")
+    add_s3_arguments(
+        parser,
+        f"an s3:// store (defaults: ${rc.ENV_S3_ENDPOINT}, ${rc.ENV_S3_REGION}, "
+        f"${rc.ENV_S3_PATH_STYLE})",
+    )
     parser.set_defaults(run=run)
 
 
@@ -158,7 +177,6 @@ def run(args: argparse.Namespace) -> int:
     from modeldeploy.server.labelled import LabelledDataError, read_window
     from modeldeploy.server.loop import result, trainer
     from modeldeploy.server.sources.base import FetchError
-    from modeldeploy.server.sources.s3 import settings_from_args
 
     if not args.current or not args.data:
         print("retrain: error: --current and --data are required", file=sys.stderr)
@@ -178,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         settle(until, args.settle_seconds)
         started = time.monotonic()
         frame = read_window(
-            args.data, since=args.since, until=until, model=card.name, s3=settings_from_args(args)
+            args.data, since=args.since, until=until, model=card.name, s3=store_settings(args)
         )
         log.info(
             "window %s .. %s: %d labelled rows read in %.1f s",
