@@ -60,11 +60,12 @@ class Labeller:
         self,
         host: str,
         port: int = c.DEFAULT_PORT,
-        truth: Truth = example_truth,
+        truth: Truth | None = example_truth,
         hostname: str | None = None,
         timeout: float = 2.0,
     ) -> None:
-        """``truth`` may be swapped while the traffic runs (the world changes)."""
+        """``truth`` may be swapped while the traffic runs (the world changes); None
+        labels nothing (outcomes not known yet)."""
         self.host, self.port = check_address(host), port
         self.hostname, self.timeout = hostname, timeout
         self.truth = truth
@@ -73,6 +74,8 @@ class Labeller:
         self._lock = threading.Lock()
 
     def __call__(self, records: list[Record], answer: dict[str, Any]) -> None:
+        if self.truth is None:
+            return
         labels = self.truth(records)
         body = json.dumps({"request_id": answer["request_id"], "labels": labels}).encode()
         outcome = self._post(body)

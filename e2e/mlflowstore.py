@@ -16,7 +16,7 @@ from pathlib import Path
 
 from e2e.cluster import config
 from e2e.daemon import stop, wait_answering
-from e2e.s3store import s3_store
+from e2e.s3store import S3Store, s3_store
 
 PORT = 15000
 S3_PORT = 17071  # not e2e.s3store's default: an S3 test may run its own store
@@ -28,6 +28,7 @@ START_SECONDS = 120  # 12-15 s on an idle machine; the machine is shared
 class Registry:
     url: str  # http://NODE_IP:PORT, for pods, the operator and the tests alike
     log_path: Path
+    store: S3Store | None = None  # its artifact store, where a test may keep other buckets
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -62,6 +63,6 @@ def mlflow_registry(root: Path, port: int = PORT) -> Iterator[Registry]:
             )
         try:
             wait_answering(proc, f"{url}/health", log_path, "mlflow server", START_SECONDS, 0.5)
-            yield Registry(url, log_path)
+            yield Registry(url, log_path, store)
         finally:
             stop(proc)

@@ -1,0 +1,177 @@
+"""The retraining loop end to end on the real cluster, with real traffic and real processes:
+a real ``mlflow server`` (artifacts and the labelled-data bucket in versitygw), the
+chart-installed operator, model server pods that write what ``/feedback`` labels, the Jobs
+the operator starts, and the project's rules in the cluster's Prometheus.
+
+- The inputs shift and the world changes; the stable's ModelFeatureDrift fires; the example
+  trainer (``modeldeploy retrain``) runs as a Job on the recent labels and registers version
+  2; the gate Job passes it on the held-out requests; the alias moves and the canary
+  promotes it, with no request lost.
+- A user's trainer registers a worse model: the gate stops it and it never gets a request;
+  the drift persists, and the cooldown holds every further run.
+- ``approval: manual``: a candidate that passed waits, with no rollout, until promoted.
+
+Every ModelDeployment is on ``models:/NAME@champion`` and its manifest never changes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from e2e import loop
+from e2e import stack as st
+from e2e.cluster.api import Cluster
+from e2e.fileserver import Bundle
+from e2e.labeller import Labeller, changed_truth, example_truth
+from e2e.mlflowstore import PORT, Registry, mlflow_registry
+from modeldeploy.server import contract as c
+
+from .rollout_env import Env, assert_none_lost, make_env
+
+pytestmark = pytest.mark.cluster
+
+MODELS = ("loop", "rejected", "manual")
+RUN_TIMEOUT = 420  # drift to fire, the trainer's start and its wait for the last labels
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with mlflow_registry(tmp_path_factory.mktemp("mlflow")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def env(
+    cluster: Cluster, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("bundles")
+
+    def registered(_cluster: Cluster, _ns: str) -> dict[str, Bundle]:
+        return {name: loop.register_first(registry, root, name) for name in MODELS}
+
+    sets = (f"networkPolicy.registryPorts={{{PORT}}}",)
+    with make_env(cluster, bundles=registered, sets=sets) as e:
+        loop.prepare_store(registry, e.stack)
+        yield e
+
+
+def alias_version(registry: Registry, name: str) -> str:
+    url = f"{registry.url}/api/2.0/mlflow/registered-models/alias?name={name}&alias={loop.ALIAS}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(json.loads(resp.read())["model_version"]["version"])
+
+
+def model_card(ip: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{ip}:{c.DEFAULT_PORT}{c.CARD_PATH}", timeout=10) as r:
+        card: dict[str, Any] = json.loads(r.read())
+    return card
+
+
+def reasons(env: Env, name: str) -> list[str]:
+    return [str(e["reason"]) for e in st.events(env.stack, name)]
+
+
+def start(env: Env, registry: Registry, name: str, **kw: Any) -> tuple[str, Labeller]:
+    env.cluster.apply(loop.manifest(env.stack, registry, name, env.bundles[name], **kw))
+    env.healthy(name, "v1", timeout=300)
+    ip = st.service_ip(env.stack, name)
+    return ip, Labeller(ip, truth=None)
+
+
+def test_drift_retrains_gates_and_promotes_with_no_human(env: Env, registry: Registry) -> None:
+    name = "loop"
+    ip, labeller = start(env, registry, name)
+    with env.traffic(name, rate=20, max_seconds=900, on_answer=labeller) as traffic:
+        traffic.shift()  # busier, slower services: the stable's inputs drift...
+        labeller.truth = changed_truth  # ...and what makes an incident has changed
+        run = loop.wait_run(
+            env.stack, name, "a run started by drift", lambda r: r.get("trigger"), RUN_TIMEOUT
+        )
+        assert (run["trigger"], run["alert"]) == ("alert", "ModelFeatureDrift"), run
+        assert run["currentURI"] == f"models:/{name}/1"
+        done = loop.wait_run(
+            env.stack, name, "the run promoted", lambda r: r.get("outcome"), RUN_TIMEOUT
+        )
+        assert done["outcome"] == "Promoted", loop.describe(env.stack, name)
+        assert done["version"] == "2" and done["modelURI"] == f"models:/{name}/2"
+        assert "every check passed" in done["gateSummary"], done
+        assert alias_version(registry, name) == "2"
+        promoted = env.finished(name, "2", timeout=300)  # the card's version is the registry's
+        assert promoted["outcome"] == "Promoted", promoted
+        st.wait("answers from version 2 only", lambda: set(traffic.recent_versions(5)) == {"2"}, 60)
+    assert_none_lost(traffic.tally)
+    labels = labeller.snapshot()
+    assert labels["outcomes"].get("200", 0) > 100, labels
+    # The new version's card names its lineage.
+    lineage = model_card(ip)["training_data"]
+    assert lineage["replaces"]["version"] == "v1" and lineage["run"] == done["id"]
+    assert lineage["window"]["location"] == f"s3://{loop.BUCKET}/{name}"
+    assert lineage["trainer_image"] == env.cluster.server_image
+    assert lineage["rows"] > 0 and lineage["held_out_rows"] > 0
+    seen = reasons(env, name)
+    for reason in ("RetrainStarted", "RetrainGating", "GatePassed", "RetrainPromoted"):
+        assert reason in seen, seen
+
+
+def test_a_worse_candidate_is_stopped_by_the_gate_and_the_cooldown_holds(
+    env: Env, registry: Registry
+) -> None:
+    name = "rejected"
+    trainer = ["python", "-c", loop.BAD_TRAINER]
+    ip, labeller = start(env, registry, name, trainer=trainer)
+    with env.traffic(name, rate=20, max_seconds=900, on_answer=labeller) as traffic:
+        traffic.shift()  # the inputs drift; the outcomes follow the example's own world
+        labeller.truth = example_truth
+        done = loop.wait_run(
+            env.stack, name, "the run judged", lambda r: r.get("outcome"), RUN_TIMEOUT
+        )
+        assert done["outcome"] == "Rejected", loop.describe(env.stack, name)
+        assert "failed: " in done["gateSummary"], done
+        # The drift goes on firing: the next run is held by the cooldown (one Event).
+        held = st.wait(
+            "the next run held",
+            lambda: loop.retrain(env.stack, name).get("held"),
+            120,
+            detail=lambda: loop.describe(env.stack, name),
+        )
+        assert str(held).startswith("cooldown until "), held
+        time.sleep(10)  # a few more analysis ticks with the alert firing
+        assert len(loop.runs(env.stack, name)) == 1, loop.describe(env.stack, name)
+        assert reasons(env, name).count("RetrainHeld") == 1
+    # The rejected version never got a request: every answer came from v1.
+    assert set(traffic.tally.by_version) == {"v1"}, traffic.tally.as_dict()
+    assert_none_lost(traffic.tally)
+    assert alias_version(registry, name) == "1"
+    status = st.status(env.stack, name)
+    assert status["stableVersion"] == "v1" and not status.get("candidateVersion")
+    assert "GateFailed" in reasons(env, name)
+
+
+def test_manual_approval_waits_for_a_promote(env: Env, registry: Registry) -> None:
+    name = "manual"
+    ip, labeller = start(env, registry, name, approval="manual")
+    with env.traffic(name, rate=20, max_seconds=900, on_answer=labeller) as traffic:
+        traffic.shift()
+        labeller.truth = changed_truth
+        st.wait(
+            "awaiting approval",
+            lambda: loop.retrain(env.stack, name).get("phase") == "AwaitingApproval",
+            RUN_TIMEOUT,
+            detail=lambda: loop.describe(env.stack, name),
+        )
+        time.sleep(10)  # it waits: no rollout, the alias stays
+        assert not st.status(env.stack, name).get("candidateVersion")
+        assert alias_version(registry, name) == "1"
+        env.control(name, "promote")
+        promoted = env.finished(name, "2", timeout=300)
+        assert promoted["outcome"] == "Promoted", promoted
+    assert_none_lost(traffic.tally)
+    assert alias_version(registry, name) == "2"
+    seen = reasons(env, name)
+    assert "RetrainAwaitingApproval" in seen and "RetrainApproved" in seen, seen
