@@ -1,8 +1,12 @@
 # The two commands the README opens with. Each does its own set-up from nothing.
-.PHONY: demo test setup unit lint crds clean bench-operator
+.PHONY: demo demo-loop test setup unit lint crds clean bench-operator
 
 demo: setup
 	.venv/bin/python -m e2e.demo
+
+# The retraining loop with no human: drift, a training Job, the gate, a canary (README).
+demo-loop: setup
+	.venv/bin/python -m e2e.demo_loop
 
 test: setup
 	$(MAKE) --no-print-directory lint

@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,20 +332,15 @@ def write_plot(obs: Observer, traffic: Traffic, path: Path, t0: float) -> None:
     say(f"plot written to {path}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m e2e.demo", description=__doc__)
-    parser.add_argument("--plot", type=Path, default=PLOT, help="where to write the PNG")
-    args = parser.parse_args(argv)
-    # SIGTERM (and SIGINT) end the demo through its clean-up: no process or object is left.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+def on_cluster(run: Callable[[Cluster], object]) -> None:
+    """Build what is missing, reuse the running local cluster or start one, ``run`` on it,
+    and stop the cluster again only if this started it (``make demo``, ``make demo-loop``)."""
     from e2e.cluster.build import build_all
     from e2e.cluster.images import current_image_set
     from e2e.cluster.lifecycle import down, ensure_images, status, up
     from e2e.cluster.sh import locked
 
     paths = Paths.default()
-    started = time.time()
     with locked(paths.lock):
         was_up = status(paths).healthy
         say("building what is missing (cached after the first run)")
@@ -356,12 +352,23 @@ def main(argv: list[str] | None = None) -> int:
             say("starting the local cluster")
             up(paths)
     try:
-        run_demo(Cluster.from_paths(paths), args.plot)
+        run(Cluster.from_paths(paths))
     finally:
         if not was_up:
             with locked(paths.lock):
                 say("stopping the cluster the demo started")
                 down(paths)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m e2e.demo", description=__doc__)
+    parser.add_argument("--plot", type=Path, default=PLOT, help="where to write the PNG")
+    args = parser.parse_args(argv)
+    # SIGTERM (and SIGINT) end the demo through its clean-up: no process or object is left.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    started = time.time()
+    on_cluster(lambda cluster: run_demo(cluster, args.plot))
     say(f"done in {time.time() - started:.0f} s")
     return 0
 
