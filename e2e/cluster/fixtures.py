@@ -10,6 +10,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -66,3 +67,13 @@ def harness_tool(name: str) -> str:
         if os.environ.get("MODELDEPLOY_REQUIRE_HARNESS") == "1":
             raise
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A fresh real ``mlflow server`` (artifacts in its own versitygw) in the node, for one
+    test module (``e2e.mlflowstore.Registry``)."""
+    from e2e.mlflowstore import mlflow_registry
+
+    with mlflow_registry(tmp_path_factory.mktemp("mlflow")) as reg:
+        yield reg

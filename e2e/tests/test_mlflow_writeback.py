@@ -24,7 +24,7 @@ from e2e import stack as st
 from e2e.cluster import config
 from e2e.cluster.api import Cluster
 from e2e.fileserver import Bundle
-from e2e.mlflowstore import PORT, Registry, mlflow_registry
+from e2e.mlflowstore import PORT, Registry
 from modeldeploy.server.bundle import bundle_sha256
 from modeldeploy.server.examples import build_example
 from modeldeploy.server.register import register
@@ -37,12 +37,6 @@ pytestmark = pytest.mark.cluster
 NAME = "incident"  # the registered model
 VARIANTS = {"v1": "good", "v2": "good", "v3": "diverging"}
 ALIAS = "challenger"
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with mlflow_registry(tmp_path_factory.mktemp("mlflow")) as reg:
-        yield reg
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from e2e import stack as st
 from e2e.cluster.api import Cluster
 from e2e.fileserver import Bundle
 from e2e.labeller import Labeller, changed_truth, example_truth
-from e2e.mlflowstore import PORT, Registry, mlflow_registry
+from e2e.mlflowstore import PORT, Registry
 from modeldeploy.server import contract as c
 
 from .rollout_env import Env, assert_none_lost, make_env
@@ -38,12 +38,6 @@ pytestmark = pytest.mark.cluster
 
 MODELS = ("loop", "rejected", "manual")
 RUN_TIMEOUT = 420  # drift to fire, the trainer's start and its wait for the last labels
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with mlflow_registry(tmp_path_factory.mktemp("mlflow")) as reg:
-        yield reg
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from admission import manifest as admission_manifest
 from opcluster import Env, operator_env
 
 from e2e.cluster.api import Cluster
-from e2e.mlflowstore import Registry, mlflow_registry
+from e2e.mlflowstore import Registry
 from e2e.stack import wait
 from modeldeploy.server.bundle import bundle_sha256
 from modeldeploy.server.contract import retrain as c
@@ -53,12 +53,6 @@ if missing or not os.path.isfile(card):
 with open("{log}", "w") as out:
     json.dump({{"version": "2", "modelURI": "models:/{name}/2", "sha256": "{sha}"}}, out)
 """
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with mlflow_registry(tmp_path_factory.mktemp("mlflow")) as reg:
-        yield reg
 
 
 @pytest.fixture(scope="module")

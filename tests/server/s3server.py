@@ -9,6 +9,7 @@ import os
 import secrets
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,16 @@ class FaultProxy:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def versitygw_with_bucket(root: Path, bucket: str) -> Iterator[S3Server]:
+    """The harness's versitygw on loopback with one bucket, stopped afterwards (a module
+    fixture's body)."""
+    from e2e.cluster.fixtures import harness_tool
+
+    server = start_versitygw(harness_tool("versitygw"), root)
+    try:
+        server.client().create_bucket(Bucket=bucket)
+        yield server
+    finally:
+        server.stop()

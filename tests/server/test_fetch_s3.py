@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3server import FaultProxy, S3Server, start_versitygw
+from s3server import FaultProxy, S3Server, start_versitygw, versitygw_with_bucket
 
 from conftest import Built
 from e2e.cluster.fixtures import harness_tool
@@ -25,12 +25,7 @@ BUCKET = "models"
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = start_versitygw(harness_tool("versitygw"), tmp_path_factory.mktemp("versitygw"))
-    try:
-        server.client().create_bucket(Bucket=BUCKET)
-        yield server
-    finally:
-        server.stop()
+    yield from versitygw_with_bucket(tmp_path_factory.mktemp("versitygw"), BUCKET)
 
 
 @pytest.fixture(scope="module")

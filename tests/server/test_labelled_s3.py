@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 from labelled_client import FEATURES, label, predict, records
-from s3server import S3Server, start_versitygw
+from s3server import S3Server, versitygw_with_bucket
 from server_process import free_port, start_server
 from user_models import churn_frame
 
-from e2e.cluster.fixtures import harness_tool
 from modeldeploy.server.contract import retrain as r
 from modeldeploy.server.contract import sources as cs
 from modeldeploy.server.labelled import LabelledDataError, S3Settings, read_window
@@ -29,12 +28,7 @@ BUCKET = "labelled"
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = start_versitygw(harness_tool("versitygw"), tmp_path_factory.mktemp("versitygw"))
-    try:
-        server.client().create_bucket(Bucket=BUCKET)
-        yield server
-    finally:
-        server.stop()
+    yield from versitygw_with_bucket(tmp_path_factory.mktemp("versitygw"), BUCKET)
 
 
 def settings(s3: S3Server, **env: str) -> S3Settings:
