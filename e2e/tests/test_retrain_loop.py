@@ -87,7 +87,7 @@ def test_drift_retrains_gates_and_promotes_with_no_human(env: Env, registry: Reg
         run = loop.wait_run(
             env.stack, name, "a run started by drift", lambda r: r.get("trigger"), RUN_TIMEOUT
         )
-        assert (run["trigger"], run["alert"]) == ("alert", "ModelFeatureDrift"), run
+        assert run["trigger"] == "alert" and run["alert"].startswith("ModelFeatureDrift{"), run
         assert run["currentURI"] == f"models:/{name}/1"
         done = loop.wait_run(
             env.stack, name, "the run promoted", lambda r: r.get("outcome"), RUN_TIMEOUT
