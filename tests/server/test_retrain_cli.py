@@ -222,3 +222,15 @@ def test_the_readers_wait_for_the_writers_to_write_the_window_s_last_labels() ->
     started = time.monotonic()
     settle(now - timedelta(seconds=100), None)  # the default (70 s) has passed: no wait
     assert time.monotonic() - started < 0.1
+
+
+def test_in_a_retraining_job_the_answer_goes_to_the_termination_message_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modeldeploy.cli import build_parser
+
+    monkeypatch.delenv(rc.ENV_RUN, raising=False)
+    assert build_parser().parse_args(["retrain"]).result_file == ""
+    monkeypatch.setenv(rc.ENV_RUN, "7")
+    args = build_parser().parse_args(["retrain"])
+    assert (args.result_file, args.run_id) == (rc.TERMINATION_LOG, "7")

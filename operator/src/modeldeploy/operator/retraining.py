@@ -200,7 +200,7 @@ def _idle(s: _Step, prefix: str) -> None:
     why = _hold(s)
     if why:
         if s.st.get("held") != why or s.inputs.control == "retrain":
-            what = "the retrain control" if trigger[0] == "control" else f"a {trigger[0]} trigger"
+            what = "the retrain control" if trigger[0] == "control" else f"an {trigger[0]} trigger"
             s.event("Normal", "RetrainHeld", f"{what} is held: {why}")
         s.st["held"] = why
         return

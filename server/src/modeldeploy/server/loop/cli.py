@@ -157,9 +157,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--result-file",
-        default="",
+        # In a retraining Job (the operator sets the run's id) the answer goes where
+        # Kubernetes keeps the termination message; by hand, it is only printed.
+        default=rc.TERMINATION_LOG if _env(rc.ENV_RUN) else "",
         metavar="PATH",
-        help=f"write the answer as JSON here (a Job: {rc.TERMINATION_LOG})",
+        help=f"write the answer as JSON here (default in a retraining Job, when ${rc.ENV_RUN} "
+        f"is set: {rc.TERMINATION_LOG})",
     )
     add_settle_argument(parser)
     add_s3_arguments(
