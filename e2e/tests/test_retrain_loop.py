@@ -103,7 +103,7 @@ def test_drift_retrains_gates_and_promotes_with_no_human(env: Env, registry: Reg
     labels = labeller.snapshot()
     assert labels["outcomes"].get("200", 0) > 100, labels
     # The new version's card names its lineage.
-    lineage = model_card(ip)["training_data"]
+    lineage = model_card(ip)["card"]["training_data"]
     assert lineage["replaces"]["version"] == "v1" and lineage["run"] == done["id"]
     assert lineage["window"]["location"] == f"s3://{loop.BUCKET}/{name}"
     assert lineage["trainer_image"] == env.cluster.server_image
