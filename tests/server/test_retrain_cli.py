@@ -234,3 +234,31 @@ def test_in_a_retraining_job_the_answer_goes_to_the_termination_message_by_defau
     monkeypatch.setenv(rc.ENV_RUN, "7")
     args = build_parser().parse_args(["retrain"])
     assert (args.result_file, args.run_id) == (rc.TERMINATION_LOG, "7")
+
+
+def test_the_gate_waits_for_the_last_labels_too(store: tuple[Path, Any]) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    root, current = store
+    started = time.monotonic()
+    code = main(
+        [
+            "gate",
+            "--settle-seconds",
+            "1.5",  # the servers' rotation age stands for 60 s here
+            str(root / "v1"),
+            "--current",
+            str(root / "v1"),
+            "--candidate-sha256",
+            current.sha256,
+            "--current-sha256",
+            current.sha256,
+            "--labelled-data",
+            str(root / "store"),
+            "--until",
+            datetime.now(UTC).isoformat(),
+        ]
+    )
+    assert code in (0, 1)
+    assert time.monotonic() - started >= 1.4

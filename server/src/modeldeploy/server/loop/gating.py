@@ -23,13 +23,16 @@ def held_out_window(args: argparse.Namespace) -> Any:
     """The held-out labelled rows of the window, read from the store (``gate`` flags)."""
     from modeldeploy.server.bundle import read_card
     from modeldeploy.server.labelled import read_window
+    from modeldeploy.server.loop.cli import settle
     from modeldeploy.server.sources.s3 import settings_from_args
 
     card = read_card(Path(args.candidate))  # the name only: nothing is unpickled here
+    until = args.until or datetime.now(UTC)
+    settle(until, args.settle_seconds)
     frame = read_window(
         args.labelled_data,
         since=args.since,
-        until=args.until or datetime.now(UTC),
+        until=until,
         model=card.name,
         s3=settings_from_args(args),
     )
