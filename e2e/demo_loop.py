@@ -85,15 +85,21 @@ def run_loop(cluster: Cluster) -> bool:
             say("deployed: spec.retrain with the example trainer, approval auto")
             st.wait_phase(stack, NAME, "Healthy", version="v1", timeout=300)
             ip = st.service_ip(stack, NAME)
-            labeller = Labeller(ip)
+            # Outcomes are reported from the moment the world changes: a retrained model's
+            # drift reference is its training window, and one that mixed the old inputs in
+            # would see the new ones drift against it.
+            labeller = Labeller(ip, truth=None)
             traffic = Traffic(ip, rate=20, max_seconds=TIMEOUT, on_answer=labeller)
             seen: set[str] = set()
             with traffic:
-                say("traffic on, every answer labelled; in 30 s the world changes")
+                say("traffic on; in 30 s the world changes, and outcomes start to be reported")
                 time.sleep(30)
                 traffic.shift()
                 labeller.truth = changed_truth
-                say("the services are busier and slower now, and incidents follow latency")
+                say(
+                    "the services are busier and slower now, incidents follow latency, "
+                    "and every answer is labelled"
+                )
                 deadline = time.monotonic() + TIMEOUT
                 while time.monotonic() < deadline:
                     narrate(stack, traffic, labeller, seen)
