@@ -89,7 +89,8 @@ def run_loop(cluster: Cluster) -> bool:
             # drift reference is its training window, and one that mixed the old inputs in
             # would see the new ones drift against it.
             labeller = Labeller(ip, truth=None)
-            traffic = Traffic(ip, rate=20, max_seconds=TIMEOUT, on_answer=labeller)
+            # 16 rows a request: thousands of labelled rows by the time the drift alert fires
+            traffic = Traffic(ip, rate=20, batch=16, max_seconds=TIMEOUT, on_answer=labeller)
             seen: set[str] = set()
             with traffic:
                 say("traffic on; in 30 s the world changes, and outcomes start to be reported")

@@ -37,6 +37,10 @@ from .rollout_env import Env, assert_none_lost, make_env
 pytestmark = pytest.mark.cluster
 
 MODELS = ("loop", "rejected", "manual")
+# Rows per request: 320 labelled rows a second, so the few seconds between the shift and the
+# drift alert give the trainer and the gate thousands of rows, not hundreds (on 800 rows a
+# tree ensemble's directional check is a coin toss).
+BATCH = 16
 RUN_TIMEOUT = 420  # drift to fire, the trainer's start and its wait for the last labels
 
 
@@ -81,7 +85,7 @@ def start(env: Env, registry: Registry, name: str, **kw: Any) -> tuple[str, Labe
 def test_drift_retrains_gates_and_promotes_with_no_human(env: Env, registry: Registry) -> None:
     name = "loop"
     ip, labeller = start(env, registry, name)
-    with env.traffic(name, rate=20, max_seconds=900, on_answer=labeller) as traffic:
+    with env.traffic(name, rate=20, batch=BATCH, max_seconds=900, on_answer=labeller) as traffic:
         traffic.shift()  # busier, slower services: the stable's inputs drift...
         labeller.truth = changed_truth  # ...and what makes an incident has changed
         run = loop.wait_run(
@@ -119,7 +123,7 @@ def test_a_worse_candidate_is_stopped_by_the_gate_and_the_cooldown_holds(
     name = "rejected"
     trainer = ["python", "-c", loop.BAD_TRAINER]
     ip, labeller = start(env, registry, name, trainer=trainer)
-    with env.traffic(name, rate=20, max_seconds=900, on_answer=labeller) as traffic:
+    with env.traffic(name, rate=20, batch=BATCH, max_seconds=900, on_answer=labeller) as traffic:
         traffic.shift()  # the inputs drift; the outcomes follow the example's own world
         labeller.truth = example_truth
         done = loop.wait_run(
@@ -150,7 +154,7 @@ def test_a_worse_candidate_is_stopped_by_the_gate_and_the_cooldown_holds(
 def test_manual_approval_waits_for_a_promote(env: Env, registry: Registry) -> None:
     name = "manual"
     ip, labeller = start(env, registry, name, approval="manual")
-    with env.traffic(name, rate=20, max_seconds=900, on_answer=labeller) as traffic:
+    with env.traffic(name, rate=20, batch=BATCH, max_seconds=900, on_answer=labeller) as traffic:
         traffic.shift()
         labeller.truth = changed_truth
         st.wait(
