@@ -14,6 +14,7 @@ import pytest
 from opcluster import CANARY, Env, operator_env, wait
 
 from e2e.cluster.api import Cluster
+from modeldeploy.server.contract import ENV_POD_IP
 
 pytestmark = pytest.mark.cluster
 
@@ -160,7 +161,11 @@ def test_every_option_is_accepted_reaches_both_slots_and_the_budgets_follow(
             },
         }
     ]
-    assert pod["containers"][0]["env"] == server["env"]
+    # the user's env, then the pod's own address (the servers forward labels to their peers)
+    env_vars = pod["containers"][0]["env"]
+    assert env_vars[:-1] == server["env"]
+    assert env_vars[-1]["name"] == ENV_POD_IP  # (the apiserver adds fieldRef's apiVersion)
+    assert env_vars[-1]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     # The running pod: Ready under the options, no token, the restricted profile intact.
     running = env.pods(NAME, "blue")[0]
     assert running["spec"]["priorityClassName"] == priority_class
