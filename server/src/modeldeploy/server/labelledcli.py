@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modeldeploy.server.contract import retrain as r
+from modeldeploy.server.loop.cli import parse_time
 from modeldeploy.server.sources.s3client import add_s3_arguments, s3_flags
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,16 +105,6 @@ def serve_settings(args: argparse.Namespace) -> LabelledSettings | None:
     )
 
 
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time (e.g. 2026-12-01T00:00:00Z)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``labelled-data`` to the ``modeldeploy`` parser."""
     parser = commands.add_parser(
@@ -125,8 +115,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("location", metavar="LOCATION", help="s3://BUCKET/PREFIX or a folder")
     parser.add_argument("--model", default=None, help="the model's name (default: every model)")
-    parser.add_argument("--since", type=_moment, default=None, metavar="ISO", help="window start")
-    parser.add_argument("--until", type=_moment, default=None, metavar="ISO", help="window end")
+    parser.add_argument(
+        "--since", type=parse_time, default=None, metavar="ISO", help="window start"
+    )
+    parser.add_argument("--until", type=parse_time, default=None, metavar="ISO", help="window end")
     parser.add_argument(
         "--out", type=Path, default=None, metavar="FILE", help="write the rows to FILE.parquet|.csv"
     )

@@ -34,7 +34,9 @@ def parse_time(text: str) -> datetime | None:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-12-01T00:00:00Z)"
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
