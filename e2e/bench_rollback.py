@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         analysis = {"interval": args.interval}
         cluster.apply(st.model_deployment(NAME, ns, bundles["v2"], strategy, analysis=analysis))
         st.wait_phase(s, NAME, "Healthy", version="v2", timeout=240)
-        traffic = Traffic(st.service_ip(s, NAME), rate=25, max_seconds=1800).start()
+        traffic = Traffic(st.answering_ip(s, NAME), rate=25, max_seconds=1800).start()
         time.sleep(10)
         runs = []
         for i in range(args.runs):

@@ -161,7 +161,7 @@ def run_demo(cluster: Cluster, plot: Path) -> list[Outcome]:
         canary = st.canary(25, 50, 75, analysis="8s")
         patch_model(s, "v1", bundles, canary)
         st.wait_phase(s, NAME, "Healthy", version="v1", timeout=240)
-        traffic = Traffic(st.service_ip(s, NAME), rate=25, batch=4, max_seconds=1200).start()
+        traffic = Traffic(st.answering_ip(s, NAME), rate=25, batch=4, max_seconds=1200).start()
         obs = Observer(s, NAME).start()
         say("v1 serves; steady traffic: 25 requests/s of 4 rows to the Service")
         time.sleep(8)

@@ -84,7 +84,7 @@ def run_loop(cluster: Cluster) -> bool:
             cluster.apply(loop.manifest(stack, registry, NAME, first))
             say("deployed: spec.retrain with the example trainer, approval auto")
             st.wait_phase(stack, NAME, "Healthy", version="v1", timeout=300)
-            ip = st.service_ip(stack, NAME)
+            ip = st.answering_ip(stack, NAME)
             # Outcomes are reported from the moment the world changes: a retrained model's
             # drift reference is its training window, and one that mixed the old inputs in
             # would see the new ones drift against it.

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from e2e.cluster import workloads
 from e2e.cluster.api import Cluster
 from e2e.fileserver import Bundle
+from e2e.traffic import Rows, example_rows, wait_answering
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "modeldeploy"
@@ -216,6 +217,16 @@ def service_ip(stack: Stack, name: str) -> str:
             "clusterIP"
         ]
     )
+
+
+def answering_ip(stack: Stack, name: str, rows: Rows = example_rows) -> str:
+    """The Service's address, once it answers. kube-proxy programs a new Service a moment
+    after the Service and its Ready pods exist, and until then the node has no route for
+    the address (the host's request fails with ENETUNREACH): traffic that starts at
+    ``Healthy`` would count that start-up as a lost request."""
+    ip = service_ip(stack, name)
+    wait_answering(ip, rows=rows)
+    return ip
 
 
 def events(stack: Stack, name: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from e2e import stack as st
 from e2e.cluster.api import Cluster
 from e2e.fileserver import Bundle, serve_bundles
 from e2e.stack import Stack
-from e2e.traffic import Tally, Traffic, example_rows, wait_answering
+from e2e.traffic import Tally, Traffic, example_rows
 
 VARIANTS = {"v1": "good", "v2": "good", "v3": "diverging", "v4": "drifted"}
 
@@ -71,12 +71,9 @@ class Env:
         )
 
     def traffic(self, service: str, **kw: Any) -> Traffic:
-        """Traffic to ``service``, once it answers: kube-proxy programs a new Service's
-        address a moment after the Service and its Ready pods exist (before, the node has no
-        route for it), and that start-up is not what a rollout test measures."""
-        ip = st.service_ip(self.stack, service)
-        wait_answering(ip, rows=kw.get("rows", example_rows))
-        return Traffic(ip, **kw)
+        """Traffic to ``service``, once it answers (``stack.answering_ip``): a new
+        Service's start-up is not what a rollout test measures."""
+        return Traffic(st.answering_ip(self.stack, service, kw.get("rows", example_rows)), **kw)
 
 
 @contextmanager

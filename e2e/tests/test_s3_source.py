@@ -60,7 +60,7 @@ def test_s3_bundle_with_a_secret_becomes_healthy_and_serves(
 
             cluster.apply(manifest(bundles["v1"]))
             st.wait_phase(stack, "s3", "Healthy", version="v1", timeout=240)
-            with Traffic(st.service_ip(stack, "s3"), rate=10, max_seconds=10) as traffic:
+            with Traffic(st.answering_ip(stack, "s3"), rate=10, max_seconds=10) as traffic:
                 time.sleep(5)
             assert set(traffic.tally.by_version) == {"v1"}
             assert_none_lost(traffic.tally)
