@@ -65,6 +65,14 @@ def alias_version(registry: Registry, name: str) -> str:
         return str(json.loads(resp.read())["model_version"]["version"])
 
 
+def gate_tags(registry: Registry, name: str, version: str) -> dict[str, str]:
+    """The ``modeldeploy.gate.*`` tags of a version (written a reconcile after the verdict)."""
+    url = f"{registry.url}/api/2.0/mlflow/model-versions/get?name={name}&version={version}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        tags = json.loads(resp.read())["model_version"].get("tags", [])
+    return {t["key"]: t["value"] for t in tags if t["key"].startswith("modeldeploy.gate.")}
+
+
 def model_card(ip: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://{ip}:{c.DEFAULT_PORT}{c.CARD_PATH}", timeout=10) as r:
         card: dict[str, Any] = json.loads(r.read())
@@ -100,6 +108,10 @@ def test_drift_retrains_gates_and_promotes_with_no_human(env: Env, registry: Reg
         assert done["version"] == "2" and done["modelURI"] == f"models:/{name}/2"
         assert "every check passed" in done["gateSummary"], done
         assert alias_version(registry, name) == "2"
+        tags = gate_tags(registry, name, "2")  # the gate's table is on the version too
+        assert tags["modeldeploy.gate.verdict"] == "passed", tags
+        assert tags["modeldeploy.gate.summary"] == done["gateSummary"]
+        assert all(c["passed"] for c in json.loads(tags["modeldeploy.gate.checks"])), tags
         promoted = env.finished(name, "2", timeout=300)  # the card's version is the registry's
         assert promoted["outcome"] == "Promoted", promoted
         st.wait("answers from version 2 only", lambda: set(traffic.recent_versions(5)) == {"2"}, 60)
@@ -131,6 +143,14 @@ def test_a_worse_candidate_is_stopped_by_the_gate_and_the_cooldown_holds(
         )
         assert done["outcome"] == "Rejected", loop.describe(env.stack, name)
         assert "failed: " in done["gateSummary"], done
+        tags = st.wait(
+            "the gate's table on version 2",
+            lambda: gate_tags(registry, name, "2") or None,
+            60,
+            detail=lambda: loop.describe(env.stack, name),
+        )
+        assert tags["modeldeploy.gate.verdict"] == "rejected", tags
+        assert any(c["passed"] is False for c in json.loads(tags["modeldeploy.gate.checks"]))
         # The drift goes on firing: the next run is held by the cooldown (one Event).
         held = st.wait(
             "the next run held",

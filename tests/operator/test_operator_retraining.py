@@ -15,6 +15,7 @@ from typing import Any
 from opworld import STATUS_SCHEMA, T0, pruned
 
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator import gatetags as gt
 from modeldeploy.operator import retraining as r
 from modeldeploy.operator.retrainspec import RetrainSpec, parse
 from modeldeploy.server.contract import retrain as c
@@ -358,3 +359,52 @@ def test_a_trigger_alert_that_is_not_loaded_is_said_once() -> None:
     assert "unloadedAlerts" not in loop.state
     loop.tick(unloaded=("NoSuchAlert",))
     assert loop.reasons() == ["RetrainTriggerUnknown"] * 2
+
+
+def test_a_gate_job_that_succeeded_without_a_verdict_never_promotes() -> None:
+    loop = Loop()
+    loop.tick(firing=DRIFT)
+    loop.trained()
+    loop.tick()
+    loop.finish("churn-gate-1", "succeeded", {c.RESULT_SUMMARY: "no passed field"})
+    assert loop.tick().move_alias is None
+    assert loop.state["phase"] == "Failed"
+    assert loop.events[-1] == (
+        "RetrainFailed",
+        "run 1: the gate could not decide: Job churn-gate-1 gave no verdict",
+    )
+
+
+def test_the_gate_table_waits_for_the_registry_and_a_failed_write_is_retried_later() -> None:
+    loop = Loop()
+    loop.tick(firing=DRIFT)
+    loop.trained()
+    loop.tick()
+    checks = [{"name": "accuracy", "value": 0.7, "threshold": 0.83, "passed": False}]
+    answer = {c.RESULT_PASSED: False, c.RESULT_SUMMARY: "1 failed: accuracy", "checks": checks}
+    loop.finish("churn-gate-1", "failed", answer, code=1)
+    loop.tick()
+    entry = loop.state["history"][0]
+    assert entry["gateVerdict"] == "rejected" and entry["gateTags"] == {"state": "pending"}
+    assert gt.pending(loop.state, loop.now) == [entry]
+    calls = gt.requests(entry, "ml/churn", loop.now)
+    tags = {r.params["key"]: r.params["value"] for r in calls}
+    assert {r.params["name"] for r in calls} == {"churn"}
+    assert {r.params["version"] for r in calls} == {"5"}
+    assert json.loads(tags[gt.TAG_CHECKS]) == checks
+    assert tags[gt.TAG_VERDICT] == "rejected" and tags[gt.TAG_SUMMARY] == "1 failed: accuracy"
+    assert (tags[gt.TAG_RUN], tags[gt.TAG_DEPLOYMENT]) == ("1", "ml/churn")
+
+    failed, events = gt.written(loop.state, "1", loop.now, "503: unavailable")
+    assert [e.reason for e in events] == ["GateTagsFailed"]
+    assert pruned(failed, RETRAIN_SCHEMA) == failed
+    assert gt.pending(failed, loop.now + timedelta(seconds=10)) == []  # not at every tick
+    due = gt.pending(failed, loop.now + timedelta(seconds=gt.RETRY_SECONDS))
+    assert [r["id"] for r in due] == ["1"]
+    again, events = gt.written(failed, "1", loop.now, "503: unavailable")
+    assert events == []  # the same failure is not news
+    done, events = gt.written(again, "1", loop.now)
+    assert [e.reason for e in events] == ["GateTagged"]
+    written = done["history"][0]
+    assert written["gateTags"]["state"] == "done" and gt.TABLE not in written
+    assert gt.pending(done, loop.now + timedelta(days=1)) == []

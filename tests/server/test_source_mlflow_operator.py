@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -304,3 +305,37 @@ def test_the_task_records_done_and_failed_in_the_entry_with_one_event_each(
     ], events
     assert all(SECRET not in m for *_, m in events) and SECRET not in str(kube.status)
     assert rt.written[("ml", "task")] == (str(kube.rv), kube.status)
+
+
+def test_a_gated_version_carries_its_verdict_and_table_as_tags(
+    mlflow: MLflowServer, bundles: dict[str, Built]
+) -> None:
+    from modeldeploy.operator import gatetags as gt
+    from modeldeploy.server.register import register as register_bundle
+
+    register_bundle(bundles["good"].path, settings(mlflow), "gated", "")
+    checks = [{"name": "roc_auc", "value": 0.92, "threshold": 0.78, "passed": True}]
+    run = gt.record(
+        {"id": "3", "modelURI": "models:/gated/1"},
+        {"passed": True, "checks": checks},
+        True,
+        "every check passed",
+    )
+    now = datetime(2026, 12, 2, 10, tzinfo=UTC)
+
+    async def go() -> None:
+        client = RegistryClient(Credentials(), timeout=5.0)
+        try:
+            await client.write(mlflow.url, gt.requests(run, "ml/gated", now))
+        finally:
+            await client.close()
+
+    asyncio.run(go())
+    tags = version_tags(mlflow, "gated", "1")
+    assert tags["modeldeploy.gate.verdict"] == "passed"
+    assert tags["modeldeploy.gate.summary"] == "every check passed"
+    assert json.loads(tags["modeldeploy.gate.checks"]) == checks
+    assert tags["modeldeploy.gate.run"] == "3" and tags["modeldeploy.gate.time"] == (
+        "2026-12-02T10:00:00Z"
+    )
+    assert tags["modeldeploy.sha256"] == bundles["good"].sha256  # register's tags stay

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator import gatetags
 from modeldeploy.operator.model import Event, format_time, parse_time
 from modeldeploy.operator.retrainspec import RetrainSpec
 from modeldeploy.server.contract import registry as reg
@@ -243,13 +244,16 @@ def _gating(s: _Step) -> None:
     result = _result(job)
     summary = str(result.get(c.RESULT_SUMMARY, ""))[:1024]
     version, rid = str(run.get("version", "")), run.get("id")
-    if job.state == "failed" and result.get(c.RESULT_PASSED) is not False:
-        why = _failure(job)
+    verdict = result.get(c.RESULT_PASSED)
+    if verdict is not False and (job.state == "failed" or verdict is not True):
+        # No verdict is never a pass: a gate that exited 0 without its answer decided nothing.
+        why = _failure(job) if job.state == "failed" else f"Job {job.name} gave no verdict"
         s.event("Warning", "RetrainFailed", f"run {rid}: the gate could not decide: {why}")
         s.finish("Failed", "Failed", why, f"run {rid} failed: {why}")
         return
-    s.st["current"] = {**run, "gateSummary": summary}
-    if job.state == "failed" or result.get(c.RESULT_PASSED) is False:
+    passed = verdict is True
+    s.st["current"] = gatetags.record(run, result, passed, summary)
+    if not passed:
         s.event("Warning", "GateFailed", f"run {rid}: version {version} rejected: {summary}")
         s.finish("Rejected", "Rejected", "GateFailed", f"version {version} rejected: {summary}")
         return

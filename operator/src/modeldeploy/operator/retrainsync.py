@@ -5,8 +5,9 @@ stable's trigger alerts come from it (as ``watch_stable_drift`` reads them), the
 their pods from kopf indexes (memory, no LIST per object). The step's wanted Jobs are
 created with server-side apply when the index does not have them yet (a crash between the
 apply and the status write only applies the same Job again), the Jobs of old runs are
-deleted, and a version that passed the gate gets the spec's alias, moved with the operator's
-own registry credentials (``registry.RegistryClient``, as the write-back does). The new
+deleted, a version the gate decided on is tagged with its table (``gatetags``), and a
+version that passed gets the spec's alias, moved with the operator's own registry
+credentials (``registry.RegistryClient``, as the write-back does). The new
 ``status.retrain`` goes into the status the reconcile writes; the Events are posted after it.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from modeldeploy.operator import defaults as d
-from modeldeploy.operator import retraining, retrainjobs
+from modeldeploy.operator import gatetags, retraining, retrainjobs
 from modeldeploy.operator.engine import RolloutStatus, parse_control
 from modeldeploy.operator.engine.judging import firing_watched
 from modeldeploy.operator.model import AnalysisSample, Event, Json, Spec
@@ -96,10 +97,35 @@ async def step(
             await rt.kube.apply(job)
     for old in decision.delete:
         await rt.kube.delete("Job", ns, old)
+    state, tagged = await _write_gate_tags(rt, spec, f"{ns}/{name}", decision.state)
+    events = decision.events + tagged
     if decision.move_alias is None:
-        return decision.state, decision.events
-    moved = await _move_alias(rt, body, spec, decision.state, decision.move_alias.version)
-    return moved.state, decision.events + moved.events
+        return state, events
+    moved = await _move_alias(rt, body, spec, state, decision.move_alias.version)
+    return moved.state, events + moved.events
+
+
+def _tracking_uri(spec: Spec) -> str:
+    mlflow = spec.template.model.mlflow
+    return mlflow.tracking_uri if mlflow else ""
+
+
+async def _write_gate_tags(
+    rt: Runtime, spec: Spec, deployment: str, state: Json
+) -> tuple[Json, tuple[Event, ...]]:
+    """Tag each decided version with its gate table (``gatetags``), before the alias moves:
+    a failure is recorded and tried again later, and never holds the promotion."""
+    events: list[Event] = []
+    for run in gatetags.pending(state, rt.now()):
+        calls = gatetags.requests(run, deployment, rt.now())
+        try:
+            await rt.registry.write(_tracking_uri(spec), calls)
+        except SourceError as exc:
+            state, news = gatetags.written(state, str(run.get("id")), rt.now(), str(exc))
+        else:
+            state, news = gatetags.written(state, str(run.get("id")), rt.now())
+        events += news
+    return state, tuple(events)
 
 
 async def _move_alias(
@@ -107,8 +133,7 @@ async def _move_alias(
 ) -> retraining.Decision:
     assert spec.retrain is not None
     requested = str(body["spec"]["model"]["bundleURI"])  # models:/NAME@ALIAS (the CEL rule)
-    mlflow = spec.template.model.mlflow
-    tracking = mlflow.tracking_uri if mlflow else ""
+    tracking = _tracking_uri(spec)
     alias, request = retraining.alias_request(requested, version)
     try:
         await rt.registry.write(tracking, [request])

@@ -177,6 +177,19 @@ def _run_status() -> Schema:
             "modelURI": _str(),
             "sha256": _str(),
             "gateSummary": _str("The gate's summary line."),
+            "gateVerdict": _str("The gate's verdict.", enum=["passed", "rejected"]),
+            "gateTable": _str(
+                "The gate's checks as JSON, kept only until the registry has them "
+                "(modeldeploy.gate.* tags on the version)."
+            ),
+            "gateTags": _obj(
+                {
+                    "state": _str(enum=["pending", "done", "failed"]),
+                    "attemptedAt": time,
+                    "error": _str("Why the last write failed (retried every 30 s)."),
+                },
+                description="Writing the gate's table to the registry version.",
+            ),
             "outcome": _str(enum=["Promoted", "Failed", "Rejected", "Superseded"]),
             "reason": _str(),
         }

@@ -111,6 +111,9 @@ TAG_MODEL_VERSION: Final = "modeldeploy.card_version"  # the card's own version 
 # What the operator writes back after a rollout (spec.model.mlflow.writeBack): + outcome,
 # time, modeldeployment (NAMESPACE/NAME), and for a rollback rule and value.
 TAG_ROLLOUT_PREFIX: Final = "modeldeploy.rollout."
+# What the operator writes on a retrained version once its gate decided (spec.retrain): +
+# verdict (passed or rejected), summary, checks (the table as JSON), run, time, modeldeployment.
+TAG_GATE_PREFIX: Final = "modeldeploy.gate."
 # The registry's names: at most 256 characters, no '/' (MLflow's own rule is looser).
 MODEL_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$"
 ALIAS_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$"
