@@ -26,7 +26,7 @@ from e2e import loop
 from e2e import stack as st
 from e2e.cluster.api import Cluster
 from e2e.demo import on_cluster, say
-from e2e.labeller import Labeller, changed_truth
+from e2e.labeller import Labeller, changed_truth, example_truth
 from e2e.mlflowstore import PORT, mlflow_registry
 from e2e.traffic import Traffic
 
@@ -85,22 +85,19 @@ def run_loop(cluster: Cluster) -> bool:
             say("deployed: spec.retrain with the example trainer, approval auto")
             st.wait_phase(stack, NAME, "Healthy", version="v1", timeout=300)
             ip = st.answering_ip(stack, NAME)
-            # Outcomes are reported from the moment the world changes: a retrained model's
-            # drift reference is its training window, and one that mixed the old inputs in
-            # would see the new ones drift against it.
-            labeller = Labeller(ip, truth=None)
+            # Outcomes are reported from the start, as a user's are: the window mixes the old
+            # world's inputs with the new, and the new version's drift reference is still only
+            # the rows since the drift began.
+            labeller = Labeller(ip, truth=example_truth)
             # 16 rows a request: thousands of labelled rows by the time the drift alert fires
             traffic = Traffic(ip, rate=20, batch=16, max_seconds=TIMEOUT, on_answer=labeller)
             seen: set[str] = set()
             with traffic:
-                say("traffic on; in 30 s the world changes, and outcomes start to be reported")
+                say("traffic on, every answer labelled; in 30 s the world changes")
                 time.sleep(30)
                 traffic.shift()
                 labeller.truth = changed_truth
-                say(
-                    "the services are busier and slower now, incidents follow latency, "
-                    "and every answer is labelled"
-                )
+                say("the services are busier and slower now, and incidents follow latency")
                 deadline = time.monotonic() + TIMEOUT
                 while time.monotonic() < deadline:
                     narrate(stack, traffic, labeller, seen)
@@ -114,6 +111,9 @@ def run_loop(cluster: Cluster) -> bool:
                     say(f"the loop did not close within {TIMEOUT} s")
                 narrate(stack, traffic, labeller, seen)
             summary(stack, traffic)
+            if closed:
+                reference = loop.model_card(ip)["card"]["training_data"].get("reference", {})
+                print(f"Version 2's drift reference: {reference}")
         finally:
             st.uninstall(stack)
             st.unload_rules(cluster, ns)

@@ -11,6 +11,7 @@ trainer that registers a worse model (``BAD_TRAINER``).
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from e2e import stack as st
 from e2e.fileserver import Bundle
 from e2e.mlflowstore import Registry
 from e2e.stack import Stack
+from modeldeploy.server import contract as c
 from modeldeploy.server.bundle import bundle_sha256
 from modeldeploy.server.contract import rules
 from modeldeploy.server.examples import build_example
@@ -106,6 +108,14 @@ def manifest(
         "approval": approval,
     }
     return md
+
+
+def model_card(ip: str) -> dict[str, Any]:
+    """``GET /model-card`` of the Service at ``ip``."""
+    url = f"http://{ip}:{c.DEFAULT_PORT}{c.CARD_PATH}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        card: dict[str, Any] = json.loads(resp.read())
+    return card
 
 
 def retrain(stack: Stack, name: str) -> dict[str, Any]:

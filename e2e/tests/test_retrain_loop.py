@@ -20,6 +20,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -30,7 +31,6 @@ from e2e.cluster.api import Cluster
 from e2e.fileserver import Bundle
 from e2e.labeller import Labeller, changed_truth, example_truth
 from e2e.mlflowstore import PORT, Registry
-from modeldeploy.server import contract as c
 
 from .rollout_env import Env, assert_none_lost, make_env
 
@@ -41,6 +41,10 @@ MODELS = ("loop", "rejected", "manual")
 # drift alert give the trainer and the gate thousands of rows, not hundreds (on 800 rows a
 # tree ensemble's directional check is a coin toss).
 BATCH = 16
+# Labelled traffic of the old world before the shift: about as many rows as the drift's
+# first seconds give, so the window mixes both (a day's window would hold far more old rows;
+# the trainer's fit on such a mix is the trainer's business, its drift reference is ours).
+PRE_SHIFT_SECONDS = 20
 RUN_TIMEOUT = 420  # drift to fire, the trainer's start and its wait for the last labels
 
 
@@ -73,12 +77,6 @@ def gate_tags(registry: Registry, name: str, version: str) -> dict[str, str]:
     return {t["key"]: t["value"] for t in tags if t["key"].startswith("modeldeploy.gate.")}
 
 
-def model_card(ip: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{ip}:{c.DEFAULT_PORT}{c.CARD_PATH}", timeout=10) as r:
-        card: dict[str, Any] = json.loads(r.read())
-    return card
-
-
 def reasons(env: Env, name: str) -> list[str]:
     return [str(e["reason"]) for e in st.events(env.stack, name)]
 
@@ -93,7 +91,12 @@ def start(env: Env, registry: Registry, name: str, **kw: Any) -> tuple[str, Labe
 def test_drift_retrains_gates_and_promotes_with_no_human(env: Env, registry: Registry) -> None:
     name = "loop"
     ip, labeller = start(env, registry, name)
+    # Outcomes are reported from the start, as a user's are: the window holds the old world's
+    # inputs too, and the new version's drift reference must still be the new inputs only
+    # (else its own ModelFeatureDrift, one of the analysis' alerts, rolls it back).
+    labeller.truth = example_truth
     with env.traffic(name, rate=20, batch=BATCH, max_seconds=900, on_answer=labeller) as traffic:
+        time.sleep(PRE_SHIFT_SECONDS)
         traffic.shift()  # busier, slower services: the stable's inputs drift...
         labeller.truth = changed_truth  # ...and what makes an incident has changed
         run = loop.wait_run(
@@ -120,11 +123,18 @@ def test_drift_retrains_gates_and_promotes_with_no_human(env: Env, registry: Reg
     labels = labeller.snapshot()
     assert labels["outcomes"].get("200", 0) > 100, labels
     # The new version's card names its lineage.
-    lineage = model_card(ip)["card"]["training_data"]
+    lineage = loop.model_card(ip)["card"]["training_data"]
     assert lineage["replaces"]["version"] == "v1" and lineage["run"] == done["id"]
     assert lineage["window"]["location"] == f"s3://{loop.BUCKET}/{name}"
     assert lineage["trainer_image"] == env.cluster.server_image
     assert lineage["rows"] > 0 and lineage["held_out_rows"] > 0
+    # Its drift reference is the rows since the drift began, not the old world's before it.
+    reference = lineage["reference"]
+    assert "fallback" not in reference, reference
+    assert datetime.fromisoformat(reference["since"]) == datetime.fromisoformat(
+        done["referenceSince"]
+    )
+    assert 0 < reference["rows"] < lineage["rows"], lineage
     seen = reasons(env, name)
     for reason in ("RetrainStarted", "RetrainGating", "GatePassed", "RetrainPromoted"):
         assert reason in seen, seen

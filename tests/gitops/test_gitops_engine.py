@@ -16,7 +16,8 @@ from luahealth import health
 
 from modeldeploy.operator.defaults import DEFAULT_ALERTS
 from modeldeploy.operator.engine import RolloutStatus, reconcile
-from modeldeploy.operator.model import Actions, AnalysisSample, Observations, SlotObservation, Spec
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import Actions, Observations, SlotObservation, Spec
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 EXPECTED = {  # phase -> (kstatus, Argo CD health)

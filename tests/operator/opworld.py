@@ -15,13 +15,8 @@ from typing import Any
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator import engine
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import (
-    Actions,
-    AnalysisSample,
-    Observations,
-    SlotObservation,
-    Spec,
-)
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import Actions, Observations, SlotObservation, Spec
 from modeldeploy.operator.schema.status import status_schema
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

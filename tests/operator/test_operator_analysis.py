@@ -12,14 +12,20 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 import yaml
 
 from modeldeploy.operator import engine
-from modeldeploy.operator.analysis import Poller, PrometheusClient, index_alerts, index_rules
+from modeldeploy.operator.analysis import (
+    Poller,
+    PrometheusClient,
+    index_active_since,
+    index_alerts,
+    index_rules,
+)
 from modeldeploy.operator.model import Check
 
 PROMETHEUS = shutil.which("prometheus")
@@ -177,6 +183,17 @@ def test_one_batched_snapshot_indexes_alerts_rules_versions_and_predictions(
     }
     assert snap.firing[("ml", "other")] == {("stable", ""): [("ModelHighLatency", 3.0)]}
     assert all(key[1] for key in snap.firing), "alerts without the label are ignored"
+    # The real Prometheus says when each became active: before this snapshot, after start.
+    since = snap.active_since[("ml", "iris")]
+    assert set(since) == {
+        ("candidate", "v2", "ModelFeatureDrift"),
+        ("candidate", "v0", "ModelPredictionDivergence"),
+    }
+    assert all(now - timedelta(minutes=2) < at <= now for at in since.values()), since
+    drift_since = snap.sample("ml", "iris").active_since_of(
+        "candidate", "v2", {"ModelFeatureDrift"}
+    )
+    assert drift_since == since[("candidate", "v2", "ModelFeatureDrift")]
     assert snap.scraped[("ml", "iris")] == {("stable", "v1"), ("candidate", "v2")}
     assert snap.predictions[("ml", "iris")] == {("candidate", "v2"): 150.0, ("stable", "v1"): 900.0}
     assert snap.rules is not None
@@ -336,6 +353,31 @@ def test_index_alerts_names_the_feature_a_drift_alert_fires_for() -> None:
                 ('ModelFeatureDrift{feature="plan"}', 2.5),
                 ("ModelHighLatency", 9.0),
             ]
+        }
+    }
+
+
+def test_index_active_since_keeps_when_each_firing_alert_became_active() -> None:
+    labels = {"modeldeployment": "m", "namespace": "n", "role": "stable", "version": "4"}
+    alerts = [
+        {
+            "state": "firing",
+            "activeAt": "2026-12-03T07:25:11.123456789Z",  # Prometheus' nanoseconds
+            "labels": {**labels, "alertname": "ModelFeatureDrift", "feature": "plan"},
+        },
+        {
+            "state": "firing",
+            "activeAt": "2026-12-03T08:25:11+01:00",
+            "labels": {**labels, "alertname": "ModelHighLatency"},
+        },
+        {"state": "firing", "labels": {**labels, "alertname": "NoTime"}},
+        {"state": "pending", "activeAt": "2026-12-03T07:00:00Z", "labels": labels},
+    ]
+    at = datetime(2026, 12, 3, 7, 25, 11, 123456, tzinfo=UTC)
+    assert index_active_since(alerts) == {
+        ("n", "m"): {
+            ("stable", "4", 'ModelFeatureDrift{feature="plan"}'): at,
+            ("stable", "4", "ModelHighLatency"): at.replace(microsecond=0),
         }
     }
 

@@ -6,7 +6,8 @@ import pytest
 from opworld import SHA_B, SHA_C, World, body, healthy, passing, run_until, spec, tick
 
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import AnalysisSample, Spec
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import Spec
 
 
 def cond(status: RolloutStatus, type_: str) -> str:

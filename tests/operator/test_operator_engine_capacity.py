@@ -15,7 +15,8 @@ import pytest
 from opworld import SHA_B, World, passing, spec, tick
 
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import AnalysisSample, SlotObservation, Spec
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import SlotObservation, Spec
 
 R = 4  # opworld's replicas
 GATEWAY = {"gatewayAPI": {"parentRefs": [{"name": "gw"}]}}

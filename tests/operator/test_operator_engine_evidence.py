@@ -11,7 +11,7 @@ from opworld import SHA_B, T0, healthy, passing, spec, tick
 
 from modeldeploy.operator import engine
 from modeldeploy.operator.engine import AnalysisState
-from modeldeploy.operator.model import AnalysisSample
+from modeldeploy.operator.evidence import AnalysisSample
 
 URL = "http://prometheus.monitoring:9090"
 CANARY = {"canary": {"steps": [{"setWeight": 50}, {"analysis": {"duration": "60s"}}]}}

@@ -8,7 +8,7 @@ import pytest
 from opworld import SHA_B, T0, healthy, passing, spec, tick
 
 from modeldeploy.operator import engine
-from modeldeploy.operator.model import AnalysisSample, CheckResult
+from modeldeploy.operator.evidence import AnalysisSample, CheckResult
 
 
 def test_inconclusive_never_promotes_and_rolls_back_after_the_limit() -> None:

@@ -11,7 +11,8 @@ from opworld import SHA_B, World, body, healthy, passing, tick
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator import engine
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import Analysis, AnalysisSample, SetWeight, Spec, other_slot
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import Analysis, SetWeight, Spec, other_slot
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -9,9 +9,9 @@ from modeldeploy.operator import engine
 from modeldeploy.operator.engine.bluegreen import BLUE_GREEN
 from modeldeploy.operator.engine.canary import CANARY
 from modeldeploy.operator.engine.shadow import SHADOW
+from modeldeploy.operator.evidence import AnalysisSample
 from modeldeploy.operator.model import (
     Analysis,
-    AnalysisSample,
     Pause,
     Promote,
     ScaleDownPrevious,

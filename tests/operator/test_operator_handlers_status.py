@@ -14,8 +14,9 @@ from opworld import body
 from modeldeploy.operator import engine, handlers
 from modeldeploy.operator.autoscaling import scale_status
 from modeldeploy.operator.engine import RolloutStatus
+from modeldeploy.operator.evidence import AnalysisSample
 from modeldeploy.operator.metrics import OperatorMetrics
-from modeldeploy.operator.model import AnalysisSample, Observations, Spec
+from modeldeploy.operator.model import Observations, Spec
 from modeldeploy.operator.runtime import Config, Runtime
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)

@@ -84,6 +84,23 @@ def test_an_alert_firing_for_the_stable_starts_a_run_with_the_recent_window() ->
     assert "0.31" in loop.events[0][1] and "version" not in run
 
 
+def test_a_run_started_by_an_alert_names_when_the_drift_began() -> None:
+    # The trainer profiles the new version's inputs from there; never before the window.
+    loop = Loop()
+    loop.tick(firing=DRIFT, firing_since=T0 - timedelta(minutes=3))
+    assert loop.state["current"]["referenceSince"] == "2025-12-31T23:57:00Z"
+    early = Loop(rspec(labelledData={"uri": "s3://labels/churn", "windowSeconds": 60}))
+    early.tick(firing=DRIFT, firing_since=T0 - timedelta(hours=2))
+    assert early.state["current"]["referenceSince"] == early.state["current"]["since"]
+    # No activeAt known, or a run the control started: the whole window is the reference.
+    unknown = Loop()
+    unknown.tick(firing=DRIFT)
+    assert "referenceSince" not in unknown.state["current"]
+    control = Loop()
+    control.tick(control="retrain", firing_since=T0)
+    assert "referenceSince" not in control.state["current"]
+
+
 def test_no_run_while_a_rollout_is_active_and_one_held_event_per_change() -> None:
     loop = Loop()
     for _ in range(5):
@@ -292,7 +309,8 @@ def test_the_trigger_reads_the_stables_version_in_the_reconciles_sample() -> Non
 
     from modeldeploy.operator import retrainsync
     from modeldeploy.operator.engine import RolloutStatus
-    from modeldeploy.operator.model import AnalysisSample, Spec
+    from modeldeploy.operator.evidence import AnalysisSample
+    from modeldeploy.operator.model import Spec
 
     raw = body()
     raw["spec"]["model"] = {
@@ -318,6 +336,19 @@ def test_the_trigger_reads_the_stables_version_in_the_reconciles_sample() -> Non
     )
     status = RolloutStatus(stable_version="4")
     assert retrainsync.stable_firing(sp, sample, status) == ((drift, 0.4),)
+    # When the drift began: the earliest trigger alert of the stable's version, not the
+    # latency alert's nor an older stable's.
+    since = AnalysisSample(
+        at=T0,
+        firing=sample.firing,
+        active_since={
+            ("stable", "4", drift): T0 - timedelta(seconds=40),
+            ("stable", "4", d.ALERT_LATENCY): T0 - timedelta(seconds=90),
+            ("stable", "3", d.ALERT_CONCEPT_DRIFT): T0 - timedelta(seconds=99),
+        },
+    )
+    assert retrainsync.stable_firing_since(sp, since, status) == T0 - timedelta(seconds=40)
+    assert retrainsync.stable_firing_since(sp, sample, status) is None
     assert retrainsync.stable_firing(sp, AnalysisSample(at=T0, error="down"), status) == ()
     assert retrainsync.stable_firing(sp, None, status) == ()
     loaded = AnalysisSample(at=T0, rules={d.ALERT_DRIFT: "", d.ALERT_LATENCY: ""})

@@ -164,6 +164,12 @@ def test_the_trainer_gets_the_contracts_environment_and_the_stable_bundle() -> N
     assert env[src.ENV_MLFLOW_TOKEN]["secretKeyRef"]["name"] == "mlflow-creds"
     mounts = {m["mountPath"]: m.get("readOnly", False) for m in trainer["volumeMounts"]}
     assert mounts == {c.BUNDLES_DIR: True, "/tmp": False}
+    # A run started by an alert says when the drift began, for the new drift reference.
+    assert c.ENV_REFERENCE_SINCE not in env
+    since = {**RUN, "referenceSince": "2026-01-01T23:59:00Z"}
+    drifted = rj.train_job(OWNER, concrete(Spec.from_body(body())), since)
+    got = env_of(drifted["spec"]["template"]["spec"]["containers"][0])
+    assert got[c.ENV_REFERENCE_SINCE] == "2026-01-01T23:59:00Z"
 
 
 def test_the_gate_compares_both_pinned_bundles_on_the_runs_window() -> None:

@@ -10,7 +10,8 @@ from opworld import T0, spec
 
 from modeldeploy.operator import engine
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import AnalysisSample, Observations, SlotObservation
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import Observations, SlotObservation
 
 
 def _healthy() -> dict[str, Any]:

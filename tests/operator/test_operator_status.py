@@ -10,7 +10,8 @@ import pytest
 from opworld import SHA_B, World, healthy, passing, run_until, spec, tick
 
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import AnalysisSample, Spec
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import Spec
 
 BG = {
     "blueGreen": {

@@ -12,7 +12,8 @@ from opworld import SHA_A, SHA_B, SHA_C, STATUS_SCHEMA, World, passing, pruned, 
 
 from modeldeploy.operator import writeback as wb
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import AnalysisSample, Spec
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import Spec
 from modeldeploy.operator.schema import crd
 from modeldeploy.operator.writeback_task import requests
 

@@ -204,3 +204,60 @@ def test_a_long_gate_table_is_cut_to_the_termination_message_failed_checks_first
     assert kept[: len(failed)] == failed
     short = {rc.RESULT_PASSED: True, rc.RESULT_SUMMARY: "ok", rc.RESULT_CHECKS: checks[:2]}
     assert json.loads(result.encode(short)) == short
+
+
+def drifted_window(old_rows: int, new_rows: int) -> tuple[Any, Any]:
+    """A window whose first rows are the old inputs (every plan) and whose last ones, from
+    the returned moment on, are the new (no enterprise customer at all)."""
+    old, new = churn_frame(old_rows, seed=7), shifted_churn(new_rows, seed=8)
+    start = pd.Timestamp("2026-12-01T10:00:00Z")
+    onset = start + pd.Timedelta(minutes=50)
+    frame = as_window(
+        pd.concat([old, new]).drop(columns="churned"), pd.concat([old, new])["churned"]
+    )
+    times = [start + pd.Timedelta(seconds=i) for i in range(old_rows)] + [
+        onset + pd.Timedelta(milliseconds=10 * i) for i in range(new_rows)
+    ]
+    frame[rc.COLUMN_PREDICTED_AT] = pd.to_datetime(times, utc=True)
+    frame[rc.COLUMN_TIME] = frame[rc.COLUMN_PREDICTED_AT]
+    return frame, onset.to_pydatetime()
+
+
+def plan_reference(card: Any) -> dict[str, float]:
+    spec = next(f for f in card.features if f.name == "plan")
+    ref = card.reference_for("plan")
+    return dict(zip(spec.categories, ref.fractions, strict=False))
+
+
+def test_the_drift_reference_is_the_rows_since_the_drift_began(stable: Any, tmp_path: Path) -> None:
+    # Three old rows to one new, as a day's window with drift in its last hours gives: a
+    # reference from every row would still expect enterprise customers a quarter of the time.
+    frame, onset = drifted_window(3000, 1000)
+    whole, _ = trainer.retrain(stable, frame, version="2", out=tmp_path / "a", window=WINDOW)
+    assert plan_reference(whole)["enterprise"] > 0.1
+    assert whole.training_data["reference"] == {"since": None, "rows": whole.reference_size}
+    card, digest = trainer.retrain(
+        stable, frame, version="2", out=tmp_path / "b", window=WINDOW, reference_since=onset
+    )
+    train, _ = recent.split(frame)
+    since_onset = int((train[rc.COLUMN_PREDICTED_AT] >= pd.Timestamp(onset)).sum())
+    assert card.reference_size == since_onset < len(train)
+    assert plan_reference(card)["enterprise"] == 0.0
+    assert card.training_data["reference"] == {"since": onset.isoformat(), "rows": since_onset}
+    # It was still fitted on the whole window, and its bundle loads with the new profile.
+    assert card.training_data["rows"] == len(train)
+    assert load_bundle(tmp_path / "b", digest).card.reference_size == since_onset
+
+
+def test_too_few_rows_since_the_drift_began_keep_the_whole_window_as_reference(
+    stable: Any, tmp_path: Path
+) -> None:
+    frame, onset = drifted_window(2000, 100)
+    card, _ = trainer.retrain(
+        stable, frame, version="2", out=tmp_path / "c", window=WINDOW, reference_since=onset
+    )
+    train, _ = recent.split(frame)
+    assert card.reference_size == len(train)
+    described = card.training_data["reference"]
+    assert described["rows"] == len(train) and described["since"] == onset.isoformat()
+    assert "the whole window is the reference" in described["fallback"]

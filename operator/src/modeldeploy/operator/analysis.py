@@ -28,14 +28,15 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
-from modeldeploy.operator.model import AnalysisSample, Check, CheckResult, RoleVersion
+from modeldeploy.operator.evidence import AnalysisSample, CheckResult, RoleVersion
+from modeldeploy.operator.model import Check
 from modeldeploy.server import contract as c
 
 log = logging.getLogger("modeldeploy.operator.analysis")
@@ -57,6 +58,9 @@ SUBJECT_LABELS = (c.LABEL_FEATURE,)
 
 Key = tuple[str, str]  # (namespace, modeldeployment)
 Firing = dict[Key, dict[RoleVersion, list[tuple[str, float]]]]
+# When each firing alert became active (Prometheus' ``activeAt``: its condition first held),
+# by (namespace, modeldeployment), then (role, version, alert as ``Firing`` names it).
+ActiveSince = dict[Key, dict[tuple[str, str, str], datetime]]
 
 
 class PrometheusError(Exception):
@@ -75,6 +79,7 @@ class Snapshot:
     predictions: dict[Key, dict[RoleVersion, float]] = field(default_factory=dict)
     url: str = ""
     alerts_at: datetime | None = None  # when the fast poll last refreshed ``firing``
+    active_since: ActiveSince = field(default_factory=dict)
 
     def sample(
         self, namespace: str, name: str, checks: tuple[CheckResult, ...] = ()
@@ -90,6 +95,7 @@ class Snapshot:
             predictions=dict(self.predictions.get(key, {})),
             prometheus=self.url,
             alerts_at=self.alerts_at,
+            active_since=dict(self.active_since.get(key, {})),
         )
 
 
@@ -104,11 +110,11 @@ def _role_version(labels: dict[str, Any]) -> RoleVersion:
     return (str(labels.get("role", "")), str(labels.get(VERSION_LABEL, "")))
 
 
-def index_alerts(alerts: Iterable[dict[str, Any]]) -> Firing:
-    """Firing alerts by (namespace, modeldeployment), then (role, version):
-    [(alert, value)], the alert being its name with its subject labels, if any
-    (``ModelFeatureDrift{feature="plan"}``; ``model.alert_name`` gives the name back)."""
-    out: Firing = {}
+def _firing(
+    alerts: Iterable[dict[str, Any]],
+) -> Iterator[tuple[Key, RoleVersion, str, dict[str, Any]]]:
+    """(key, (role, version), alert name with its subject labels, the alert) of each firing
+    alert of a ModelDeployment."""
     for alert in alerts:
         labels = alert.get("labels") or {}
         if alert.get("state") != "firing" or not labels.get(ALERT_LABEL):
@@ -116,12 +122,33 @@ def index_alerts(alerts: Iterable[dict[str, Any]]) -> Firing:
         key = (labels.get("namespace", ""), labels[ALERT_LABEL])
         subject = ",".join(f'{k}="{labels[k]}"' for k in SUBJECT_LABELS if labels.get(k))
         name = str(labels.get("alertname", "?")) + (f"{{{subject}}}" if subject else "")
-        out.setdefault(key, {}).setdefault(_role_version(labels), []).append(
-            (name, _value(alert.get("value")))
-        )
+        yield key, _role_version(labels), name, alert
+
+
+def index_alerts(alerts: Iterable[dict[str, Any]]) -> Firing:
+    """Firing alerts by (namespace, modeldeployment), then (role, version):
+    [(alert, value)], the alert being its name with its subject labels, if any
+    (``ModelFeatureDrift{feature="plan"}``; ``model.alert_name`` gives the name back)."""
+    out: Firing = {}
+    for key, rv, name, alert in _firing(alerts):
+        out.setdefault(key, {}).setdefault(rv, []).append((name, _value(alert.get("value"))))
     for roles in out.values():
         for alerts_ in roles.values():
             alerts_.sort()
+    return out
+
+
+def index_active_since(alerts: Iterable[dict[str, Any]]) -> ActiveSince:
+    """When each firing alert became active; an alert without a readable ``activeAt`` is
+    left out (nothing is made up for it)."""
+    out: ActiveSince = {}
+    for key, (role, version), name, alert in _firing(alerts):
+        try:
+            since = datetime.fromisoformat(str(alert.get("activeAt", "")).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if since.tzinfo is not None:
+            out.setdefault(key, {})[(role, version, name)] = since
     return out
 
 
@@ -224,6 +251,7 @@ class PrometheusClient:
         return Snapshot(
             at=now,
             firing=index_alerts(alerts),
+            active_since=index_active_since(alerts),
             scraped=index_scraped(scraped or []),
             rules=index_rules(rules),
             predictions=index_predictions(predictions or []),
@@ -335,7 +363,15 @@ class Poller:
         except PrometheusError as exc:
             log.info("alerts poll of %s failed: %s", url, exc)
             return
-        self._store(url, replace(snap, firing=index_alerts(alerts), alerts_at=self.clock()))
+        self._store(
+            url,
+            replace(
+                snap,
+                firing=index_alerts(alerts),
+                active_since=index_active_since(alerts),
+                alerts_at=self.clock(),
+            ),
+        )
 
     async def _sleep(self, stop: asyncio.Event, seconds: float, wake: bool) -> None:
         waiters = [asyncio.ensure_future(stop.wait())]

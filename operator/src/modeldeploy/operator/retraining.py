@@ -66,6 +66,7 @@ class Inputs:
     jobs: dict[str, JobState] = field(default_factory=dict)
     control: str | None = None  # the verb of a new control annotation value
     unloaded: tuple[str, ...] | None = None  # trigger alerts Prometheus has no rule for
+    firing_since: datetime | None = None  # when the earliest firing one became active
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,9 @@ def _start(s: _Step, trigger: tuple[str, str, str], stable: Stable, prefix: str)
     }
     if alert:
         run.update(alert=alert, value=value)
+        if s.inputs.firing_since is not None:
+            # The drift began then: the trainer profiles the new bundle's inputs from there.
+            run["referenceSince"] = format_time(max(s.inputs.firing_since, since))
     starts = [x for x in s.st.get("starts") or [] if (t := parse_time(x)) and s.now - t < DAY]
     s.st.update(
         phase="Training",

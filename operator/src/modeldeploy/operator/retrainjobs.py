@@ -124,6 +124,11 @@ def train_job(owner: Owner, spec: Spec, run: Json) -> Json:
         {"name": c.ENV_DATA, "value": rs.labelled_data.uri},
         {"name": c.ENV_SINCE, "value": str(run["since"])},
         {"name": c.ENV_UNTIL, "value": str(run["until"])},
+        *(
+            [{"name": c.ENV_REFERENCE_SINCE, "value": str(run["referenceSince"])}]
+            if run.get("referenceSince")
+            else []
+        ),
         {"name": c.ENV_CURRENT, "value": c.CURRENT_BUNDLE},
         {"name": c.ENV_CURRENT_VERSION, "value": version},
         {"name": c.ENV_CURRENT_URI, "value": str(run["currentURI"])},

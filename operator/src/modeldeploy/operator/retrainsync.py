@@ -13,13 +13,15 @@ credentials (``registry.RegistryClient``, as the write-back does). The new
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator import gatetags, retraining, retrainjobs
 from modeldeploy.operator.engine import RolloutStatus, parse_control
 from modeldeploy.operator.engine.judging import firing_watched
-from modeldeploy.operator.model import AnalysisSample, Event, Json, Spec
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import Event, Json, Spec
 from modeldeploy.operator.owned import Owner
 from modeldeploy.operator.resolution import SourceError
 from modeldeploy.operator.runtime import Runtime
@@ -46,6 +48,15 @@ def stable_firing(spec: Spec, sample: AnalysisSample | None, after: RolloutStatu
     if spec.retrain is None or sample is None or sample.error or not after.stable_version:
         return ()
     return tuple(firing_watched(sample, spec.retrain.alerts, d.ROLE_STABLE, after.stable_version))
+
+
+def stable_firing_since(
+    spec: Spec, sample: AnalysisSample | None, after: RolloutStatus
+) -> datetime | None:
+    """When the earliest trigger alert firing for the stable's version became active."""
+    if spec.retrain is None or sample is None or sample.error or not after.stable_version:
+        return None
+    return sample.active_since_of(d.ROLE_STABLE, after.stable_version, set(spec.retrain.alerts))
 
 
 def unloaded_alerts(spec: Spec, sample: AnalysisSample | None) -> tuple[str, ...] | None:
@@ -86,6 +97,7 @@ async def step(
         jobs=jobs,
         control=new_control(control, before),
         unloaded=unloaded_alerts(spec, sample),
+        firing_since=stable_firing_since(spec, sample, after),
     )
     state = raw.get(STATUS_KEY) if isinstance(raw.get(STATUS_KEY), dict) else {}
     decision = retraining.step(rs, state or {}, inputs, rt.now(), retraining.job_prefix(name))

@@ -14,7 +14,8 @@ from modeldeploy.operator import defaults as d
 from modeldeploy.operator import engine
 from modeldeploy.operator.analysis import Snapshot
 from modeldeploy.operator.engine import RolloutStatus
-from modeldeploy.operator.model import AnalysisSample, Spec
+from modeldeploy.operator.evidence import AnalysisSample
+from modeldeploy.operator.model import Spec
 from modeldeploy.operator.runtime import Runtime
 
 

@@ -24,7 +24,8 @@ from modeldeploy.operator.engine.status import (
     RolloutStatus,
     second,
 )
-from modeldeploy.operator.model import AnalysisSample, Check, Spec, alert_name
+from modeldeploy.operator.evidence import AnalysisSample, alert_name
+from modeldeploy.operator.model import Check, Spec
 from modeldeploy.operator.routers import replica_split
 
 # Share of the interval after which a new sample is due: the operator's poller and the

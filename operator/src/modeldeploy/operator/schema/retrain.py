@@ -167,6 +167,11 @@ def _run_status() -> Schema:
             "value": _str("Its value."),
             "since": time,
             "until": time,
+            "referenceSince": _str(
+                "When the trigger alert became active: the trainer profiles the new "
+                "version's inputs (its drift reference) from the rows predicted since then.",
+                format="date-time",
+            ),
             "startedAt": time,
             "finishedAt": time,
             "trainJob": _str(),

@@ -46,6 +46,9 @@ ENV_RUN: Final = "MODELDEPLOY_RETRAIN_RUN"  # the run's id, unique per ModelDepl
 ENV_DATA: Final = "MODELDEPLOY_RETRAIN_DATA"  # the labelled-data store's location
 ENV_SINCE: Final = "MODELDEPLOY_RETRAIN_SINCE"  # the recent-data window, RFC 3339 UTC
 ENV_UNTIL: Final = "MODELDEPLOY_RETRAIN_UNTIL"
+# When the trigger alert became active (the drift began): the new bundle's drift reference
+# is the rows predicted since then, so it describes the inputs it was retrained for.
+ENV_REFERENCE_SINCE: Final = "MODELDEPLOY_RETRAIN_REFERENCE_SINCE"
 ENV_CURRENT: Final = "MODELDEPLOY_RETRAIN_CURRENT"  # the stable bundle, fetched and verified
 ENV_CURRENT_VERSION: Final = "MODELDEPLOY_RETRAIN_CURRENT_VERSION"
 ENV_CURRENT_URI: Final = "MODELDEPLOY_RETRAIN_CURRENT_URI"  # models:/NAME/VERSION

@@ -127,6 +127,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help=f"the window's end (${rc.ENV_UNTIL}; default: now)",
     )
     parser.add_argument(
+        "--reference-since",
+        type=parse_time,
+        default=_env(rc.ENV_REFERENCE_SINCE),
+        metavar="TIME",
+        help="profile the new bundle's inputs (its drift reference) on the rows predicted "
+        "since then, when the drift began, if enough were (else, and by default, on the whole "
+        f"window; the card's lineage says which) (${rc.ENV_REFERENCE_SINCE})",
+    )
+    parser.add_argument(
         "--min-rows",
         type=int,
         default=200,
@@ -223,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
                 run=args.run_id,
                 trainer_image=_env(rc.ENV_TRAINER_IMAGE),
                 min_rows=args.min_rows,
+                reference_since=args.reference_since,
             )
             metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(new_card.metrics.items()))
             log.info(

@@ -8,14 +8,23 @@ and bundles it with the held-out rows as its test data. The new card keeps what 
 wrote on the stable's card (intended use, caveats, directional checks, unseen-category
 settings) and every category the stable accepted, and names its lineage: the data window and
 where it came from, the run, the trainer image and the version it replaces.
+
+The new bundle's drift reference is not the whole window. A run starts because the inputs
+moved; with a day's window and drift in its last minutes, a reference from every row would
+be mostly the old inputs, and the new version's own drift alert would fire against the very
+inputs it was retrained for. The reference is therefore the rows predicted since the drift
+began (``reference_since``: when the trigger alert became active), when there are enough of
+them, and the whole window otherwise; the lineage says which.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from modeldeploy.server.bundle import Bundle
 from modeldeploy.server.bundling import bundle_model
@@ -26,6 +35,9 @@ from modeldeploy.server.gate import GateError, labelled_input
 from modeldeploy.server.loop import recent
 
 DEFAULT_MIN_ROWS = 200
+# Fewer rows than this since the drift began, and the whole window is the reference (a
+# profile of a few dozen rows would make every bin's share noise).
+MIN_REFERENCE_ROWS = 200
 
 
 class TrainError(ValueError):
@@ -74,6 +86,25 @@ def author_text(card: ModelCard) -> CardText:
     )
 
 
+def reference_rows(train: Any, since: datetime | None) -> tuple[Any, dict[str, Any]]:
+    """The training rows that profile the new bundle's inputs, and what the lineage says of
+    them: those predicted at or after ``since`` when there are ``MIN_REFERENCE_ROWS``, else
+    all of them."""
+    if since is None:
+        return train, {"since": None, "rows": int(len(train))}
+    at = pd.Timestamp(since if since.tzinfo else since.replace(tzinfo=UTC)).tz_convert("UTC")
+    recent_rows = train[train[rc.COLUMN_PREDICTED_AT] >= at]
+    described: dict[str, Any] = {"since": since.isoformat(), "rows": int(len(recent_rows))}
+    if len(recent_rows) >= MIN_REFERENCE_ROWS:
+        return recent_rows, described
+    described.update(
+        rows=int(len(train)),
+        fallback=f"only {len(recent_rows)} training rows predicted since then (fewer than "
+        f"{MIN_REFERENCE_ROWS}): the whole window is the reference",
+    )
+    return train, described
+
+
 def retrain(
     current: Bundle,
     frame: Any,
@@ -84,9 +115,11 @@ def retrain(
     run: str = "",
     trainer_image: str = "",
     min_rows: int = DEFAULT_MIN_ROWS,
+    reference_since: datetime | None = None,
 ) -> tuple[ModelCard, str]:
     """Fit a clone of ``current``'s model on the window's training rows and bundle it to
-    ``out``; returns the new card and the digest to pin."""
+    ``out``, with the rows since ``reference_since`` as its drift reference (see the
+    module's docstring); returns the new card and the digest to pin."""
     from sklearn.base import clone
 
     card = current.card
@@ -104,6 +137,7 @@ def retrain(
         raise TrainError(str(exc)) from None
     model = clone(current.model)
     model.fit(x, y)
+    reference_train, reference_lineage = reference_rows(train, reference_since)
     lineage = {
         "source": "labelled predictions from the modeldeploy labelled-data store",
         "window": window.describe(),
@@ -112,13 +146,15 @@ def retrain(
         "run": run,
         "trainer_image": trainer_image,
         "replaces": {"name": card.name, "version": card.version, "sha256": current.sha256},
+        "reference": reference_lineage,
     }
-    reference = recent.with_target(train, card.feature_names, target)
+    reference = recent.with_target(reference_train, card.feature_names, target)
     if card.input_format == "dataframe":
         # The model was fitted on a DataFrame with the training dtypes: give the bundle the
         # same frame, so the card's schema is the one the stable serves.
+        kept = train.index.get_indexer(reference_train.index)
         for name in card.feature_names:
-            reference[name] = x[name].to_numpy()
+            reference[name] = x[name].to_numpy()[kept]
     test = recent.with_target(held, card.feature_names, target) if len(held) else None
     return bundle_model(
         model,
