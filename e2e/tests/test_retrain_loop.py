@@ -45,7 +45,7 @@ BATCH = 16
 # first seconds give, so the window mixes both (a day's window would hold far more old rows;
 # the trainer's fit on such a mix is the trainer's business, its drift reference is ours).
 PRE_SHIFT_SECONDS = 20
-RUN_TIMEOUT = 420  # drift to fire, the trainer's start and its wait for the last labels
+RUN_TIMEOUT = 480  # drift, the trainer's start, collectSeconds, the wait for the last labels
 
 
 @pytest.fixture(scope="module")

@@ -210,6 +210,7 @@ def test_retrain_specs_are_checked_at_admission(cluster: Cluster, namespace: str
     assert defaulted["trigger"] == {"alerts": ["ModelFeatureDrift"]}
     assert defaulted["trainer"]["activeDeadlineSeconds"] == 3600
     assert defaulted["labelledData"]["windowSeconds"] == 86400
+    assert defaulted["labelledData"]["collectSeconds"] == 60
     version = {"bundleURI": "models:/churn/3", "mlflow": {"trackingURI": TRACKING}}
     bad: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         "retrain needs spec.model.bundleURI models:/NAME@ALIAS": (version, good),

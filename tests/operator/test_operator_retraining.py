@@ -78,7 +78,9 @@ def test_an_alert_firing_for_the_stable_starts_a_run_with_the_recent_window() ->
     assert loop.state["phase"] == "Training" and started.jobs == ("train",)
     assert run["trigger"] == "alert" and run["alert"].startswith(d.ALERT_DRIFT)
     assert run["value"] == "0.31" and run["currentURI"] == STABLE.uri
-    assert run["until"] == "2026-01-01T00:00:20Z" and run["since"] == "2025-12-31T00:00:20Z"
+    # The day before the alert, and the labels of the minute after it (collectSeconds 60).
+    assert run["since"] == "2025-12-31T00:00:20Z" and run["startedAt"] == "2026-01-01T00:00:20Z"
+    assert run["until"] == "2026-01-01T00:01:20Z"
     assert run["trainJob"] == "churn-train-1" and loop.state["runs"] == 1
     assert loop.reasons() == ["RetrainStarted"]
     assert "0.31" in loop.events[0][1] and "version" not in run
@@ -99,6 +101,11 @@ def test_a_run_started_by_an_alert_names_when_the_drift_began() -> None:
     control = Loop()
     control.tick(control="retrain", firing_since=T0)
     assert "referenceSince" not in control.state["current"]
+    # Nor does the control's run wait for more labels: there is no drift to collect.
+    assert control.state["current"]["until"] == control.state["current"]["startedAt"]
+    quick = Loop(rspec(labelledData={"uri": "s3://labels/churn", "collectSeconds": 0}))
+    quick.tick(firing=DRIFT)
+    assert quick.state["current"]["until"] == quick.state["current"]["startedAt"]
 
 
 def test_no_run_while_a_rollout_is_active_and_one_held_event_per_change() -> None:

@@ -109,6 +109,9 @@ RETRAIN_DEADLINE_SECONDS: Final = 3600
 RETRAIN_COOLDOWN_SECONDS: Final = 3600
 RETRAIN_MAX_PER_DAY: Final = 3
 RETRAIN_WINDOW_SECONDS: Final = 86400
+# A run an alert started trains on labels up to this long after it: the drift's first
+# minutes, whose labels arrive after it fired, are the rows that describe the new world.
+RETRAIN_COLLECT_SECONDS: Final = 60
 RETRAIN_MAX_REGRESSION: Final = 0.01
 RETRAIN_HISTORY_LIMIT: Final = 10
 RETRAIN_JOBS_KEPT: Final = 3  # runs whose Jobs (and their logs) are kept

@@ -163,12 +163,16 @@ def _hold(s: _Step) -> str:
 def _start(s: _Step, trigger: tuple[str, str, str], stable: Stable, prefix: str) -> None:
     n = int(s.st.get("runs") or 0) + 1
     kind, alert, value = trigger
-    since = s.now - timedelta(seconds=s.spec.labelled_data.window_seconds)
+    data = s.spec.labelled_data
+    since = s.now - timedelta(seconds=data.window_seconds)
+    # A drift caught in seconds has few labelled rows of the new world yet: an alert's run
+    # waits for more (the trainer reads the store once the window has ended).
+    until = s.now + timedelta(seconds=data.collect_seconds if kind == "alert" else 0)
     run: Json = {
         "id": str(n),
         "trigger": kind,
         "since": format_time(since),
-        "until": s.stamp,
+        "until": format_time(until),
         "startedAt": s.stamp,
         "trainJob": job_name(prefix, "train", str(n)),
         "currentURI": stable.uri,

@@ -32,6 +32,7 @@ class LabelledData:
     uri: str
     s3: S3Source = field(default_factory=S3Source)
     window_seconds: int = d.RETRAIN_WINDOW_SECONDS
+    collect_seconds: int = d.RETRAIN_COLLECT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,12 @@ def _labelled(raw: Any) -> LabelledData:
         s3 = S3Source.from_json(dict(raw.get("s3") or {}))
     except ValueError as exc:
         raise ValueError(f"spec.retrain.labelledData: {exc}") from None
-    return LabelledData(uri, s3, int(raw.get("windowSeconds", d.RETRAIN_WINDOW_SECONDS)))
+    return LabelledData(
+        uri,
+        s3,
+        int(raw.get("windowSeconds", d.RETRAIN_WINDOW_SECONDS)),
+        int(raw.get("collectSeconds", d.RETRAIN_COLLECT_SECONDS)),
+    )
 
 
 def parse(spec: Json) -> RetrainSpec | None:

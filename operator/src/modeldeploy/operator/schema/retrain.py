@@ -111,6 +111,14 @@ def retrain_schema() -> Schema:
                         minimum=60,
                         default=d.RETRAIN_WINDOW_SECONDS,
                     ),
+                    "collectSeconds": _int(
+                        "A run a trigger alert started ends its window this long after the "
+                        "alert, so the labels of the drift's first minutes (which arrive after "
+                        "it fired) are trained and gated on; raise it when labels come late.",
+                        minimum=0,
+                        maximum=86400,
+                        default=d.RETRAIN_COLLECT_SECONDS,
+                    ),
                 },
                 required=["uri"],
                 description="Where recent labelled data is kept (also passed to the model "
