@@ -128,7 +128,7 @@ def _firing(
 def index_alerts(alerts: Iterable[dict[str, Any]]) -> Firing:
     """Firing alerts by (namespace, modeldeployment), then (role, version):
     [(alert, value)], the alert being its name with its subject labels, if any
-    (``ModelFeatureDrift{feature="plan"}``; ``model.alert_name`` gives the name back)."""
+    (``ModelFeatureDrift{feature="plan"}``; ``evidence.alert_name`` gives the name back)."""
     out: Firing = {}
     for key, rv, name, alert in _firing(alerts):
         out.setdefault(key, {}).setdefault(rv, []).append((name, _value(alert.get("value"))))
