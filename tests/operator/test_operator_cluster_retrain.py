@@ -211,9 +211,19 @@ def test_retrain_specs_are_checked_at_admission(cluster: Cluster, namespace: str
     assert defaulted["trainer"]["activeDeadlineSeconds"] == 3600
     assert defaulted["labelledData"]["windowSeconds"] == 86400
     assert defaulted["labelledData"]["collectSeconds"] == 60
+    # Without a registry: an s3:// bundle retrains into spec.retrain.output.
+    s3_bundle = {"bundleURI": "s3://models/churn/v1.tar.gz", "sha256": "a" * 64}
+    with_output = {**good, "output": {"uri": "s3://models/retrained"}}
+    obj = admission_manifest("retrain", namespace, s3_bundle)
+    obj["spec"]["retrain"] = with_output
+    code, err = dry_run(cluster, obj)
+    assert code == 0, err
     version = {"bundleURI": "models:/churn/3", "mlflow": {"trackingURI": TRACKING}}
     bad: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         "retrain needs spec.model.bundleURI models:/NAME@ALIAS": (version, good),
+        "or spec.retrain.output for an s3:// or http(s):// bundle": (s3_bundle, good),
+        "(and only then)": (alias, with_output),
+        "spec.retrain.output.uri": (s3_bundle, {**good, "output": {"uri": "http://x/y"}}),
         "spec.retrain.trainer.env[0].valueFrom": (
             alias,
             {**good, "trainer": {"image": "t", "env": [{"name": "A", "valueFrom": {}}]}},

@@ -10,63 +10,15 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
 
-from opworld import STATUS_SCHEMA, T0, pruned
+from opworld import T0, pruned
+from retrainloop import DRIFT, RETRAIN_SCHEMA, SHA_NEW, STABLE, Loop, rspec
 
 from modeldeploy.operator import defaults as d
 from modeldeploy.operator import gatetags as gt
 from modeldeploy.operator import retraining as r
-from modeldeploy.operator.retrainspec import RetrainSpec, parse
+from modeldeploy.operator import retrainsync
 from modeldeploy.server.contract import retrain as c
-
-SHA_NEW = "d" * 64
-STABLE = r.Stable(uri="models:/churn/4", version="4", sha256="a" * 64)
-DRIFT = ((d.ALERT_DRIFT + '{feature="plan"}', 0.31),)
-RETRAIN_SCHEMA = STATUS_SCHEMA["properties"]["retrain"]
-
-
-def rspec(**over: Any) -> RetrainSpec:
-    raw: dict[str, Any] = {
-        "trainer": {"image": "trainer:1"},
-        "labelledData": {"uri": "s3://labels/churn"},
-        **over,
-    }
-    out = parse({"model": {"bundleURI": "models:/churn@production"}, "retrain": raw})
-    assert out is not None
-    return out
-
-
-class Loop:
-    """The state machine driven tick by tick, its state written as the apiserver keeps it."""
-
-    def __init__(self, spec: RetrainSpec | None = None) -> None:
-        self.spec = spec or rspec()
-        self.state: dict[str, Any] = {}
-        self.now = T0
-        self.events: list[tuple[str, str]] = []
-        self.jobs: dict[str, r.JobState] = {}
-
-    def tick(self, seconds: float = 10, **kw: Any) -> r.Decision:
-        self.now += timedelta(seconds=seconds)
-        inputs = r.Inputs(stable=STABLE, jobs=dict(self.jobs), **kw)
-        decision = r.step(self.spec, self.state, inputs, self.now, "churn")
-        self.state = pruned(decision.state, RETRAIN_SCHEMA)
-        assert self.state == decision.state, "status.retrain must survive pruning"
-        self.events += [(e.reason, e.message) for e in decision.events]
-        return decision
-
-    def reasons(self) -> list[str]:
-        return [reason for reason, _ in self.events]
-
-    def finish(self, name: str, state: str, message: Any = None, code: int = 0, **kw: Any) -> None:
-        text = message if isinstance(message, str) or message is None else json.dumps(message)
-        self.jobs[name] = r.JobState(name, state, message=text or "", exit_code=code, **kw)  # type: ignore[arg-type]
-
-    def trained(self) -> None:
-        run = self.state["current"]
-        result = {"version": "5", "modelURI": "models:/churn/5", "sha256": SHA_NEW}
-        self.finish(run["trainJob"], "succeeded", result)
 
 
 def test_an_alert_firing_for_the_stable_starts_a_run_with_the_recent_window() -> None:
@@ -291,7 +243,7 @@ def test_job_prefix_keeps_job_names_label_sized() -> None:
 def test_the_alias_move_is_the_registrys_set_alias_call() -> None:
     from modeldeploy.server.contract import registry as reg
 
-    alias, request = r.alias_request("models:/churn@production", "5")
+    alias, request = retrainsync.alias_request("models:/churn@production", "5")
     assert alias == "production"
     assert request == reg.set_alias_request("churn", "production", "5")
     assert request.method == "POST" and request.params["version"] == "5"

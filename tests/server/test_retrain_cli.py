@@ -7,11 +7,13 @@ labelled-data store; ``modeldeploy retrain`` refits the stable on it and ``model
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
+from s3server import S3Server, versitygw_with_bucket
 from server_process import start_server
 
 from e2e.labeller import changed_truth
@@ -19,8 +21,11 @@ from modeldeploy.cli import main
 from modeldeploy.server import contract as c
 from modeldeploy.server.bundle import bundle_sha256, load_bundle
 from modeldeploy.server.contract import retrain as rc
+from modeldeploy.server.contract import sources as cs
 from modeldeploy.server.examples import build_example, records_for
 from modeldeploy.server.labelled import read_window
+
+BUCKET = "loop"
 
 
 def label_traffic(url: str, truth: Any, requests: int, seed: int) -> None:
@@ -262,3 +267,58 @@ def test_the_gate_waits_for_the_last_labels_too(store: tuple[Path, Any]) -> None
     )
     assert code in (0, 1)
     assert time.monotonic() - started >= 1.4
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    yield from versitygw_with_bucket(tmp_path_factory.mktemp("versitygw"), BUCKET)
+
+
+def test_without_a_registry_the_bundle_is_written_to_its_s3_object(
+    store: tuple[Path, Any],
+    s3: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--output`` (``MODELDEPLOY_RETRAIN_OUTPUT``, as the operator hands it): the store and
+    the output on one real S3 server with one set of credentials; the answer's digest pins
+    the object, which ``modeldeploy fetch`` then verifies as a model pod's init container
+    does."""
+    root, current = store
+    for path in sorted((root / "store").rglob("*.parquet")):  # the same store, in the bucket
+        key = "store/" + path.relative_to(root / "store").as_posix()
+        s3.client().put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    output = f"s3://{BUCKET}/retrained/ml/churn/v1-r3.tar.gz"
+    monkeypatch.setenv(rc.ENV_OUTPUT, output)
+    monkeypatch.setenv(rc.ENV_VERSION, "v1-r3")
+    answer_file = tmp_path / "trainer.json"
+    args = ["--current", str(root / "v1"), "--current-sha256", current.sha256]
+    args += ["--data", f"s3://{BUCKET}/store", cs.FLAG_S3_ENDPOINT, s3.endpoint]
+    code = main(["retrain", "--settle-seconds", "0", *args, "--result-file", str(answer_file)])
+    assert code == 0, capsys.readouterr().err
+    trained = json.loads(answer_file.read_text())
+    assert trained[rc.RESULT_VERSION] == "v1-r3" and trained[rc.RESULT_MODEL_URI] == output
+    fetched = tmp_path / "fetched"
+    code = main(
+        [
+            *cs.FETCH_COMMAND[1:],
+            output,
+            str(fetched),
+            cs.FLAG_FETCH_SHA256,
+            trained[rc.RESULT_SHA256],
+            cs.FLAG_S3_ENDPOINT,
+            s3.endpoint,
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    card = load_bundle(fetched, trained[rc.RESULT_SHA256]).card
+    assert card.version == "v1-r3" and card.training_data["replaces"]["version"] == "v1"
+    # Not both destinations, and only one archive object.
+    assert main(["retrain", *args, "--registered-model", "churn"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    monkeypatch.setenv(rc.ENV_OUTPUT, f"s3://{BUCKET}/retrained/")
+    assert main(["retrain", "--settle-seconds", "0", *args]) == 2
+    assert "one s3://BUCKET/KEY.tar.gz object" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from modeldeploy.operator import (
     converge,
     engine,
     retrainjobs,
+    retrainoutput,
     retrainsync,
     writeback,
     writeback_task,
@@ -103,7 +104,8 @@ async def reconcile(
         args = (rt.registry, rt.resolutions, rt.kube, body, raw, spec, rt.now())
         if (decision := await resolve_spec(*args)) is None or decision.spec is None:
             return  # a models:/ URI that cannot be resolved: nothing new is applied
-        spec = decision.spec  # concrete: models:/NAME/VERSION and its pin
+        requested = decision.spec  # concrete: models:/NAME/VERSION and its pin
+        spec = retrainoutput.apply(requested, raw, ns, name)  # a retrained bundle it adopted
         obs = observations(body, deployments, pods)
         seen = None if child_indexes is None else converge.observed(child_indexes, (ns, name))
         for attempt in range(STATUS_CONFLICT_RETRIES):
@@ -123,7 +125,14 @@ async def reconcile(
                 await apply_children(rt, body, spec, actions, seen)
                 await label_pods(rt, spec, actions.pod_roles, pods)
                 retrain, retrain_events = await retrainsync.step(
-                    rt, body, spec, raw, (status, new_status), sample, retrain_indexes, obs.control
+                    rt,
+                    body,
+                    requested,
+                    raw,
+                    (status, new_status),
+                    sample,
+                    retrain_indexes,
+                    obs.control,
                 )
                 new_raw = with_resolution(new_status.to_json(), decision)
                 if retrain is not None:

@@ -8,8 +8,9 @@ and writes the state. Everything that decides lives in the state, so a restarted
 resumes the same run.
 
 Phases: Idle -> Training (the trainer Job) -> Gating (the gate Job) -> Promoting (the alias
-is moved to the new version: the alias resolution then rolls it out with the
-ModelDeployment's own strategy and analysis) -> Idle; with ``approval: manual`` Gating ->
+is moved to the new version, or without a registry the version is adopted in status: either
+way the reconcile then rolls it out with the ModelDeployment's own strategy and analysis)
+-> Idle; with ``approval: manual`` Gating ->
 AwaitingApproval until the promote control. A failed or timed-out Job ends the run (phase
 Failed), a gate that says no ends it as Rejected (the alias never moves); the next run
 obeys the same cooldown and daily limit. A due run that is held posts one ``RetrainHeld``
@@ -25,10 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from modeldeploy.operator import defaults as d
-from modeldeploy.operator import gatetags
+from modeldeploy.operator import gatetags, retrainoutput
 from modeldeploy.operator.model import Event, format_time, parse_time
 from modeldeploy.operator.retrainspec import RetrainSpec
-from modeldeploy.server.contract import registry as reg
 from modeldeploy.server.contract import retrain as c
 from modeldeploy.server.contract import sources
 
@@ -67,6 +67,7 @@ class Inputs:
     control: str | None = None  # the verb of a new control annotation value
     unloaded: tuple[str, ...] | None = None  # trigger alerts Prometheus has no rule for
     firing_since: datetime | None = None  # when the earliest firing one became active
+    target: retrainoutput.Target | None = None  # spec.retrain.output's (None: a registry)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ def _hold(s: _Step) -> str:
     if s.inputs.rollout_active:
         return "a rollout is in progress"
     if s.inputs.stable is None:
+        if s.inputs.target is not None:
+            return "the stable model has no pinned digest yet"
         return "the stable model is not a resolved registry version yet"
     last = parse_time(s.st.get("lastStartedAt"))
     cooldown = timedelta(seconds=s.spec.cooldown_seconds)
@@ -177,7 +180,11 @@ def _start(s: _Step, trigger: tuple[str, str, str], stable: Stable, prefix: str)
         "trainJob": job_name(prefix, "train", str(n)),
         "currentURI": stable.uri,
         "currentSHA256": stable.sha256,
+        "currentVersion": stable.version,
     }
+    if s.inputs.target is not None:  # no registry: the run's bundle and version are ours
+        output, version = retrainoutput.run_output(s.inputs.target, str(n))
+        run.update(outputURI=output, outputVersion=version)
     if alert:
         run.update(alert=alert, value=value)
         if s.inputs.firing_since is not None:
@@ -231,10 +238,8 @@ def _training(s: _Step, prefix: str) -> None:
     version = str(result.get(c.RESULT_VERSION, ""))
     uri = str(result.get(c.RESULT_MODEL_URI, ""))
     sha = str(result.get(c.RESULT_SHA256, ""))
-    if not version or not uri.startswith("models:/") or len(sha) != 64:
-        why = f"Job {job.name} succeeded without a result ({c.TERMINATION_LOG} must hold " + (
-            '{"version", "modelURI", "sha256"})'
-        )
+    why = _bad_result(job, run, version, uri, sha)
+    if why:
         s.event("Warning", "RetrainFailed", f"run {run.get('id')}: {why}")
         s.finish("Failed", "Failed", why, f"run {run.get('id')} failed: {why}")
         return
@@ -242,6 +247,19 @@ def _training(s: _Step, prefix: str) -> None:
     s.st["current"] = {**run, "version": version, "modelURI": uri, "sha256": sha, "gateJob": gate}
     s.st.update(phase="Gating", message=f"run {run.get('id')}: gating version {version}")
     s.event("Normal", "RetrainGating", f"run {run.get('id')} trained version {version}: Job {gate}")
+
+
+def _bad_result(job: JobState, run: Json, version: str, uri: str, sha: str) -> str:
+    """Why a trainer's answer cannot be gated ("" when it can)."""
+    if not version or len(sha) != 64 or not uri:
+        return f"Job {job.name} succeeded without a result ({c.TERMINATION_LOG} must hold " + (
+            '{"version", "modelURI", "sha256"})'
+        )
+    if "outputURI" in run:
+        return retrainoutput.bad_answer(job.name, run, version, uri)
+    if not uri.startswith(sources.MODELS_SCHEME):
+        return f"Job {job.name} answered {uri}, not a registry version models:/NAME/VERSION"
+    return ""
 
 
 def _gating(s: _Step) -> None:
@@ -273,7 +291,7 @@ def _gating(s: _Step) -> None:
         )
         s.event("Normal", "RetrainAwaitingApproval", f"version {version} waits for promote")
         return
-    s.st.update(phase="Promoting", message=f"moving the alias to version {version}")
+    s.st.update(phase="Promoting", message=f"promoting version {version}")
 
 
 def step(spec: RetrainSpec, state: Json, inputs: Inputs, now: datetime, prefix: str) -> Decision:
@@ -281,6 +299,7 @@ def step(spec: RetrainSpec, state: Json, inputs: Inputs, now: datetime, prefix: 
     s = _Step(spec, state, inputs, now)
     s.st.setdefault("watchingSince", s.stamp)
     _check_alerts(s)
+    _check_adopted(s)
     phase = s.st["phase"]
     if phase in ACTIVE_PHASES and not s.run:
         s.st["phase"] = phase = "Idle"  # a state written by hand: start over
@@ -290,7 +309,9 @@ def step(spec: RetrainSpec, state: Json, inputs: Inputs, now: datetime, prefix: 
         _gating(s)
     elif phase == "AwaitingApproval" and inputs.control == "promote":
         s.event("Normal", "RetrainApproved", f"version {s.run.get('version')} approved")
-        s.st.update(phase="Promoting", message="approved: moving the alias")
+        s.st.update(phase="Promoting", message="approved: promoting")
+    if s.st["phase"] == "Promoting" and inputs.target is not None:
+        _adopt(s, inputs.target)
     if s.st["phase"] not in ACTIVE_PHASES:
         _idle(s, prefix)
     elif inputs.control == "retrain":
@@ -308,6 +329,19 @@ def step(spec: RetrainSpec, state: Json, inputs: Inputs, now: datetime, prefix: 
         delete=_old_jobs(s.st, inputs.jobs),
         move_alias=s.move,
     )
+
+
+def _adopt(s: _Step, t: retrainoutput.Target) -> None:
+    """No registry: the version that passed is adopted in status (``retrainoutput``)."""
+    s.st[retrainoutput.KEY], message = retrainoutput.adopt(t, s.run, s.stamp)
+    s.event("Normal", "RetrainPromoted", f"run {s.run.get('id')}: {message}")
+    s.finish("Idle", "Promoted", "GatePassed", message)
+
+
+def _check_adopted(s: _Step) -> None:
+    if (message := retrainoutput.ended(s.inputs.target, s.st.get(retrainoutput.KEY))) is not None:
+        s.st.pop(retrainoutput.KEY)
+        s.event("Normal", "RetrainAdoptionEnded", message)
 
 
 def _check_alerts(s: _Step) -> None:
@@ -368,10 +402,3 @@ def job_prefix(name: str) -> str:
 
 def job_name(prefix: str, kind: JobKind, run: str) -> str:
     return f"{prefix}-{kind}-{run}"
-
-
-def alias_request(bundle_uri: str, version: str) -> tuple[str, reg.Request]:
-    """The alias of the spec's ``models:/NAME@ALIAS`` and the registry call that moves it to
-    ``version`` (the write-back's request builder; sent with the operator's credentials)."""
-    name, _, alias = sources.split_models_uri(bundle_uri)
-    return alias, reg.set_alias_request(name, alias, version)

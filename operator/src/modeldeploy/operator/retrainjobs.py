@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator import retrainoutput
 from modeldeploy.operator.builders import (
     fetch_command,
     mlflow_env,
@@ -46,10 +47,16 @@ JOB_API = "batch/v1"
 
 
 def _bundle_ref(spec: Spec, uri: str, sha256: str) -> ModelRef:
-    """A registry version as the fetch init container takes it (the spec's tracking server
-    and credentials)."""
-    model = spec.template.model
-    return ModelRef(model.name, "", uri, sha256, None, model.mlflow)
+    """A bundle as the fetch init container takes it: a registry version with the spec's
+    tracking server and credentials, a retrained one with the labelled-data store's S3
+    settings (it was written with them), any other with the spec's own."""
+    model, rs = spec.template.model, spec.retrain
+    if uri.startswith(src.MODELS_SCHEME):
+        return ModelRef(model.name, "", uri, sha256, None, model.mlflow)
+    if rs is not None and retrainoutput.is_output(spec, uri):
+        return ModelRef(model.name, "", uri, sha256, rs.labelled_data.s3)
+    s3 = (model.s3 or S3Source()) if retrainoutput.is_s3(uri) else None
+    return ModelRef(model.name, "", uri, sha256, s3)
 
 
 def _fetch(name: str, image: str, policy: str, model: ModelRef, dest: str) -> Json:
@@ -116,8 +123,6 @@ def train_job(owner: Owner, spec: Spec, run: Json) -> Json:
     """The trainer Job of ``run`` (the ``status.retrain.current`` the state machine wrote)."""
     rs = _retrain(spec)
     t, model = rs.trainer, spec.template.model
-    name, version, _ = src.split_models_uri(str(run["currentURI"]))
-    tracking = model.mlflow.tracking_uri if model.mlflow else ""
     env = [
         *({"name": k, "value": v} for k, v in t.env),
         {"name": c.ENV_RUN, "value": str(run["id"])},
@@ -130,11 +135,10 @@ def train_job(owner: Owner, spec: Spec, run: Json) -> Json:
             else []
         ),
         {"name": c.ENV_CURRENT, "value": c.CURRENT_BUNDLE},
-        {"name": c.ENV_CURRENT_VERSION, "value": version},
+        {"name": c.ENV_CURRENT_VERSION, "value": _current_version(run)},
         {"name": c.ENV_CURRENT_URI, "value": str(run["currentURI"])},
         {"name": c.ENV_CURRENT_SHA256, "value": str(run["currentSHA256"])},
-        {"name": c.ENV_REGISTERED_MODEL, "value": name},
-        {"name": c.ENV_TRACKING_URI, "value": tracking},
+        *_destination_env(spec, run),
         {"name": c.ENV_TRAINER_IMAGE, "value": t.image},
         *_s3_settings_env(rs.labelled_data.s3),
         *s3_env(rs.labelled_data.s3),
@@ -199,6 +203,33 @@ def gate_job(owner: Owner, spec: Spec, run: Json) -> Json:
         "containers": [main],
     }
     return _job(owner, spec, "gate", run, pod, rs.trainer.deadline_seconds)
+
+
+def _current_version(run: Json) -> str:
+    """The stable version the run started from (a run an older operator started has only
+    its registry URI)."""
+    if run.get("currentVersion"):
+        return str(run["currentVersion"])
+    try:
+        return src.split_models_uri(str(run["currentURI"]))[1]
+    except ValueError:
+        return ""
+
+
+def _destination_env(spec: Spec, run: Json) -> list[Json]:
+    """Where the new bundle goes: the run's output object and version without a registry,
+    else the registered model of the stable's version and the tracking server."""
+    if "outputURI" in run:
+        return [
+            {"name": c.ENV_OUTPUT, "value": str(run["outputURI"])},
+            {"name": c.ENV_VERSION, "value": str(run.get("outputVersion", ""))},
+        ]
+    name, _, _ = src.split_models_uri(str(run["currentURI"]))
+    mlflow = spec.template.model.mlflow
+    return [
+        {"name": c.ENV_REGISTERED_MODEL, "value": name},
+        {"name": c.ENV_TRACKING_URI, "value": mlflow.tracking_uri if mlflow else ""},
+    ]
 
 
 def _s3_settings_env(s3: S3Source | None) -> list[Json]:
@@ -270,12 +301,17 @@ def job_states(jobs: Iterable[Json], pods: Iterable[Json]) -> dict[str, JobState
     return out
 
 
-def stable_of(status: RolloutStatus) -> Stable | None:
-    """The stable slot's model, when it is a concrete registry version."""
+def stable_of(status: RolloutStatus, registry: bool = True) -> Stable | None:
+    """The stable slot's model, when it is a concrete registry version (``registry``) or,
+    without a registry, a pinned bundle (its version is the spec's, or an adopted one's)."""
     slot = status.slots.get(status.stable_slot) if status.stable_slot else None
     if slot is None:
         return None
     model = slot.template.model
+    if not registry:
+        if not model.sha256 or model.bundle_uri.startswith(src.MODELS_SCHEME):
+            return None
+        return Stable(uri=model.bundle_uri, version=model.version, sha256=model.sha256)
     try:
         _, version, alias = src.split_models_uri(model.bundle_uri)
     except ValueError:

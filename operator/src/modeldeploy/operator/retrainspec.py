@@ -45,6 +45,9 @@ class RetrainSpec:
     max_per_day: int = d.RETRAIN_MAX_PER_DAY
     max_regression: float = d.RETRAIN_MAX_REGRESSION
     approval: Literal["auto", "manual"] = "auto"
+    # s3://BUCKET/PREFIX for the new bundles of a ModelDeployment with no registry (written
+    # with labelled_data.s3); "" for a models:/ one, whose new versions are registered.
+    output_uri: str = ""
 
 
 def _strings(raw: Any, where: str) -> tuple[str, ...]:
@@ -97,21 +100,47 @@ def _labelled(raw: Any) -> LabelledData:
     )
 
 
+def _output(raw: Any) -> str:
+    if raw is None:
+        return ""
+    uri = str((raw or {}).get("uri", "")).rstrip("/") if isinstance(raw, dict) else ""
+    bucket, _, prefix = uri.removeprefix(sources.S3_SCHEME).partition("/")
+    if not uri.startswith(sources.S3_SCHEME):
+        raise ValueError("spec.retrain.output.uri must be s3://BUCKET[/PREFIX]")
+    try:
+        sources.check_bucket(bucket)
+    except ValueError as exc:
+        raise ValueError(f"spec.retrain.output.uri: {exc}") from None
+    if any(part in (".", "..") for part in prefix.split("/")):
+        raise ValueError("spec.retrain.output.uri: the prefix may not hold '.' or '..' segments")
+    return uri
+
+
 def parse(spec: Json) -> RetrainSpec | None:
     """``spec.retrain`` of a ModelDeployment's ``spec``, or None when it has none.
 
-    Retraining needs a ``models:/NAME@ALIAS`` bundle: the new version is registered under
-    NAME and becomes the alias's, which the alias resolution then rolls out."""
+    A ``models:/NAME@ALIAS`` bundle's new versions are registered under NAME and become the
+    alias's, which the alias resolution then rolls out; any other bundle's are written under
+    ``spec.retrain.output`` and adopted in status (``retrainoutput``)."""
     raw = spec.get("retrain")
     if raw is None:
         return None
     uri = str((spec.get("model") or {}).get("bundleURI", ""))
+    output = _output(raw.get("output"))
+    if output and uri.startswith(sources.MODELS_SCHEME):
+        raise ValueError(
+            "spec.retrain.output applies to an s3:// or http(s):// bundleURI (a models:/ "
+            "bundle's new versions are registered under its NAME)"
+        )
     try:
         _, _, alias = sources.split_models_uri(uri)
     except ValueError:
         alias = ""
-    if not alias:
-        raise ValueError("spec.retrain needs spec.model.bundleURI models:/NAME@ALIAS")
+    if not alias and not output:
+        raise ValueError(
+            "spec.retrain needs spec.model.bundleURI models:/NAME@ALIAS, or spec.retrain.output "
+            "(s3://BUCKET/PREFIX) for an s3:// or http(s):// bundle"
+        )
     trigger = raw.get("trigger") or {}
     interval = trigger.get("intervalSeconds")
     approval = raw.get("approval", "auto")
@@ -126,4 +155,5 @@ def parse(spec: Json) -> RetrainSpec | None:
         max_per_day=int(raw.get("maxPerDay", d.RETRAIN_MAX_PER_DAY)),
         max_regression=float((raw.get("gate") or {}).get("maxRegression", 0.01)),
         approval="manual" if approval == "manual" else "auto",
+        output_uri=output,
     )

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from modeldeploy.operator import defaults as d
-from modeldeploy.operator import gatetags, retraining, retrainjobs
+from modeldeploy.operator import gatetags, retraining, retrainjobs, retrainoutput
 from modeldeploy.operator.engine import RolloutStatus, parse_control
 from modeldeploy.operator.engine.judging import firing_watched
 from modeldeploy.operator.evidence import AnalysisSample
@@ -25,6 +25,8 @@ from modeldeploy.operator.model import Event, Json, Spec
 from modeldeploy.operator.owned import Owner
 from modeldeploy.operator.resolution import SourceError
 from modeldeploy.operator.runtime import Runtime
+from modeldeploy.server.contract import registry as reg
+from modeldeploy.server.contract import sources
 
 STATUS_KEY = "retrain"
 
@@ -77,8 +79,9 @@ async def step(
     control: str | None,
 ) -> tuple[Json | None, tuple[Event, ...]]:
     """The new ``status.retrain`` (None without ``spec.retrain``: the old one is kept as it
-    was) and the Events to post; ``statuses`` are the rollout's before and after the engine,
-    ``indexes`` the Jobs' and their pods' kopf indexes."""
+    was) and the Events to post; ``spec`` is the requested one (resolved, with no adopted
+    version in it: ``retrainoutput``), ``statuses`` the rollout's before and after the
+    engine, ``indexes`` the Jobs' and their pods' kopf indexes."""
     rs = spec.retrain
     if rs is None:
         return None, ()
@@ -90,14 +93,16 @@ async def step(
         list(pods_index.get(key, [])) if pods_index is not None else [],
     )
     before, after = statuses
+    target = retrainoutput.target(spec, ns, name)
     inputs = retraining.Inputs(
         firing=stable_firing(spec, sample, after),
         rollout_active=after.active,
-        stable=retrainjobs.stable_of(after),
+        stable=retrainjobs.stable_of(after, registry=target is None),
         jobs=jobs,
         control=new_control(control, before),
         unloaded=unloaded_alerts(spec, sample),
         firing_since=stable_firing_since(spec, sample, after),
+        target=target,
     )
     state = raw.get(STATUS_KEY) if isinstance(raw.get(STATUS_KEY), dict) else {}
     decision = retraining.step(rs, state or {}, inputs, rt.now(), retraining.job_prefix(name))
@@ -146,7 +151,7 @@ async def _move_alias(
     assert spec.retrain is not None
     requested = str(body["spec"]["model"]["bundleURI"])  # models:/NAME@ALIAS (the CEL rule)
     tracking = _tracking_uri(spec)
-    alias, request = retraining.alias_request(requested, version)
+    alias, request = alias_request(requested, version)
     try:
         await rt.registry.write(tracking, [request])
     except SourceError as exc:
@@ -155,3 +160,10 @@ async def _move_alias(
     # version rolls out at once.
     rt.resolutions.entries.pop((tracking, requested), None)
     return retraining.alias_moved(spec.retrain, state, rt.now(), alias)
+
+
+def alias_request(bundle_uri: str, version: str) -> tuple[str, reg.Request]:
+    """The alias of the spec's ``models:/NAME@ALIAS`` and the registry call that moves it to
+    ``version`` (the write-back's request builder; sent with the operator's credentials)."""
+    name, _, alias = sources.split_models_uri(bundle_uri)
+    return alias, reg.set_alias_request(name, alias, version)

@@ -8,15 +8,20 @@ from modeldeploy.operator.schema.openapi import Schema, _int, _list, _num, _obj,
 from modeldeploy.operator.schema.podspec import ENV_NAME_PATTERN
 from modeldeploy.operator.schema.sources import s3_schema
 
-# (rule, message) on the whole spec: the retrained version is registered under NAME and the
-# operator moves ALIAS to it, so the bundle must be an alias of a registered model.
+# (rule, message) on the whole spec: a registry bundle's retrained version is registered
+# under NAME and the operator moves ALIAS to it, so it must be an alias of a registered model;
+# any other bundle's is written under spec.retrain.output and adopted in status.
 RETRAIN_RULES = [
     (
-        "!has(self.retrain) || self.model.bundleURI.matches('^models:/[^/@]+@[^/@]+$')",
+        "!has(self.retrain) || (has(self.retrain.output) ? "
+        "!self.model.bundleURI.startsWith('models:/') : "
+        "self.model.bundleURI.matches('^models:/[^/@]+@[^/@]+$'))",
         "retrain needs spec.model.bundleURI models:/NAME@ALIAS (the retrained version is "
-        "registered under NAME and ALIAS is moved to it once it passes the gate)",
+        "registered under NAME and ALIAS is moved to it once it passes the gate), or "
+        "spec.retrain.output for an s3:// or http(s):// bundle (and only then)",
     ),
 ]
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
 
 
 def _trainer_schema() -> Schema:
@@ -58,8 +63,8 @@ def _trainer_schema() -> Schema:
         required=["image"],
         description="The training Job's container. It is handed the run, the data window and "
         "the stable bundle as MODELDEPLOY_RETRAIN_* variables, registers the new version "
-        'under the bundle\'s registered model and writes {"version", "modelURI", '
-        '"sha256"} to /dev/termination-log.',
+        "under the bundle's registered model (or writes it to MODELDEPLOY_RETRAIN_OUTPUT) "
+        'and writes {"version", "modelURI", "sha256"} to /dev/termination-log.',
     )
 
 
@@ -102,7 +107,7 @@ def retrain_schema() -> Schema:
                     "uri": _str(
                         "The labelled-data store, s3://BUCKET/PREFIX: the model servers write "
                         "what /feedback labels there; the trainer and the gate read it.",
-                        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+                        pattern=S3_URI_PATTERN,
                         maxLength=1024,
                     ),
                     "s3": s3_schema(),
@@ -123,6 +128,23 @@ def retrain_schema() -> Schema:
                 required=["uri"],
                 description="Where recent labelled data is kept (also passed to the model "
                 "servers, which write it).",
+            ),
+            "output": _obj(
+                {
+                    "uri": _str(
+                        "s3://BUCKET/PREFIX: where the trainer writes each new bundle "
+                        "(PREFIX/NAMESPACE/NAME/VERSION.tar.gz), with the S3 settings and "
+                        "credentials of labelledData. Only for an s3:// or http(s):// "
+                        "bundleURI; a models:/ one registers its new versions instead.",
+                        pattern=S3_URI_PATTERN,
+                        maxLength=1024,
+                    )
+                },
+                required=["uri"],
+                description="The new bundles' destination without a registry. A version "
+                "that passes the gate is adopted (status.retrain.adopted) and runs in place "
+                "of spec.model's bundle, which is never edited, until the spec names "
+                "another.",
             ),
             "gate": _obj(
                 {
@@ -146,8 +168,8 @@ def retrain_schema() -> Schema:
         },
         required=["trainer", "labelledData"],
         description="Retrain on the stable model's drift: a training Job, then a gate Job; a "
-        "version that passes becomes the alias's and rolls out by this ModelDeployment's "
-        "strategy and analysis.",
+        "version that passes becomes the alias's (or, with output, is adopted) and rolls "
+        "out by this ModelDeployment's strategy and analysis.",
     )
 
 
@@ -184,9 +206,14 @@ def _run_status() -> Schema:
             "finishedAt": time,
             "trainJob": _str(),
             "gateJob": _str(),
-            "currentURI": _str("The stable version it started from, models:/NAME/VERSION."),
+            "currentURI": _str(
+                "The stable bundle it started from (models:/NAME/VERSION with a registry)."
+            ),
             "currentSHA256": _str(),
-            "version": _str("The registry version the trainer registered."),
+            "currentVersion": _str("The stable's version."),
+            "outputURI": _str("Without a registry: the object the trainer writes."),
+            "outputVersion": _str("Without a registry: the version its card carries."),
+            "version": _str("The version the trainer made (a registry version, if one)."),
             "modelURI": _str(),
             "sha256": _str(),
             "gateSummary": _str("The gate's summary line."),
@@ -225,6 +252,22 @@ def retrain_status_schema() -> Schema:
             "unloadedAlerts": _str("Trigger alerts that are not loaded alerting rules."),
             "current": run,
             "history": _list(run, "The last runs, newest first.", d.RETRAIN_HISTORY_LIMIT),
+            "adopted": _obj(
+                {
+                    "uri": _str("The retrained bundle that runs in place of the spec's."),
+                    "sha256": _str(),
+                    "version": _str(),
+                    "run": _str("The run that made it."),
+                    "adoptedAt": _str(format="date-time"),
+                    "over": _obj(
+                        {"bundleURI": _str(), "sha256": _str()},
+                        description="The spec's bundle it stands in for: once the spec "
+                        "names another, that one runs.",
+                    ),
+                },
+                description="Without a registry (spec.retrain.output): the version that "
+                "last passed the gate.",
+            ),
         },
         description="Retraining (spec.retrain): the run in progress and the last runs.",
     )

@@ -54,6 +54,11 @@ ENV_CURRENT_VERSION: Final = "MODELDEPLOY_RETRAIN_CURRENT_VERSION"
 ENV_CURRENT_URI: Final = "MODELDEPLOY_RETRAIN_CURRENT_URI"  # models:/NAME/VERSION
 ENV_CURRENT_SHA256: Final = "MODELDEPLOY_RETRAIN_CURRENT_SHA256"  # its pinned bundle digest
 ENV_REGISTERED_MODEL: Final = "MODELDEPLOY_RETRAIN_REGISTERED_MODEL"  # where to register
+# Without a registry (spec.retrain.output): the one s3://BUCKET/KEY.tar.gz object the trainer
+# writes the new bundle to, and the version its card must carry (unique per ModelDeployment:
+# the rules key alerts by version). Never both these and ENV_REGISTERED_MODEL.
+ENV_OUTPUT: Final = "MODELDEPLOY_RETRAIN_OUTPUT"
+ENV_VERSION: Final = "MODELDEPLOY_RETRAIN_VERSION"
 ENV_TRACKING_URI: Final = "MODELDEPLOY_MLFLOW_TRACKING_URI"
 ENV_TRAINER_IMAGE: Final = "MODELDEPLOY_RETRAIN_IMAGE"  # for the new card's lineage
 # How to reach an s3:// store (spec.retrain.labelledData.s3; credentials as for fetch).
@@ -70,7 +75,8 @@ CANDIDATE_BUNDLE: Final = BUNDLES_DIR + "/candidate"
 # bytes of it; the operator reads it from the pod's terminated state).
 TERMINATION_LOG: Final = "/dev/termination-log"
 TERMINATION_MESSAGE_MAX: Final = 4096
-# The trainer: {"version": "7", "modelURI": "models:/NAME/7", "sha256": "HEX"}.
+# The trainer: {"version": "7", "modelURI": "models:/NAME/7", "sha256": "HEX"}, or with an
+# output: {"version": ENV_VERSION's, "modelURI": ENV_OUTPUT's, "sha256": "HEX"}.
 RESULT_VERSION: Final = "version"
 RESULT_MODEL_URI: Final = "modelURI"
 RESULT_SHA256: Final = "sha256"

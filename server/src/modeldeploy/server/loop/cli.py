@@ -90,7 +90,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Refit a clone of the current bundle's model on the recent labelled "
         "window of the labelled-data store (three requests in four; the fourth is held out "
         "for the gate), bundle it with its lineage (the window, the run, the trainer image, "
-        "the version it replaces) and, with --registered-model, register it in MLflow. Every "
+        "the version it replaces) and, with --registered-model, register it in MLflow or, "
+        "with --output, write it to S3. Every "
         "flag defaults to the environment variable a retraining Job gets. Exit status 0 with "
         "a new version, 1 when the window cannot train one, 2 on bad input.",
     )
@@ -143,9 +144,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--version",
-        default="",
-        help="the new card's version (default: the registry's next version number, or "
-        "CURRENT-retrained without a registry)",
+        default=_env(rc.ENV_VERSION),
+        help=f"the new card's version (${rc.ENV_VERSION}; default: the registry's next "
+        "version number, or CURRENT-retrained without a registry)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="where to write the bundle (default: a temp dir)"
@@ -155,6 +156,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=_env(rc.ENV_REGISTERED_MODEL),
         metavar="NAME",
         help=f"register the bundle as a new version of NAME (${rc.ENV_REGISTERED_MODEL})",
+    )
+    parser.add_argument(
+        "--output",
+        default=_env(rc.ENV_OUTPUT),
+        metavar="URI",
+        help="write the bundle to this s3://BUCKET/KEY.tar.gz object instead of registering "
+        f"it, with the store's S3 settings and credentials (${rc.ENV_OUTPUT})",
     )
     parser.add_argument(
         c.FLAG_MLFLOW_TRACKING_URI,
@@ -189,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     from modeldeploy.server.bundle import BundleError, load_bundle
     from modeldeploy.server.bundling import SchemaError
     from modeldeploy.server.labelled import LabelledDataError, read_window
-    from modeldeploy.server.loop import result, trainer
+    from modeldeploy.server.loop import output, result, trainer
     from modeldeploy.server.sources.base import FetchError
 
     if not args.current or not args.data:
@@ -202,8 +210,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.output and args.registered_model:
+        print("retrain: error: --output and --registered-model exclude each other", file=sys.stderr)
+        return 2
     until = args.until or datetime.now(UTC)
     try:
+        if args.output:
+            output.check(args.output)
         current = load_bundle(Path(args.current), args.current_sha256)
         card = current.card
         log.info("current: %s %s (sha256 %s)", card.name, card.version, current.sha256)
@@ -246,6 +259,10 @@ def run(args: argparse.Namespace) -> int:
             model_uri = str(out)
             if args.registered_model:
                 model_uri, version = _register(args, out)
+            elif args.output:
+                size = output.write(out, args.output, store_settings(args))
+                log.info("wrote %s (%d bytes)", args.output, size)
+                model_uri = args.output
     except (trainer.TrainError, LabelledDataError) as exc:
         print(f"retrain: {exc}", file=sys.stderr)
         return 1
