@@ -1,5 +1,6 @@
 """The retraining loop on the local cluster, as the end-to-end tests and ``make demo-loop``
-run it: a registered model behind an alias, a ModelDeployment with ``spec.retrain`` whose
+run it: a registered model behind an alias (or, without a registry, a bundle in a bucket of
+the same S3 server and ``spec.retrain.output``), a ModelDeployment with ``spec.retrain`` whose
 servers write what ``/feedback`` labels to a bucket of the registry's own S3 server, traffic
 whose inputs shift and whose outcomes a labeller reports.
 
@@ -21,6 +22,7 @@ from e2e.mlflowstore import Registry
 from e2e.stack import Stack
 from modeldeploy.server import contract as c
 from modeldeploy.server.bundle import bundle_sha256
+from modeldeploy.server.bundlefiles import pack_bundle
 from modeldeploy.server.contract import rules
 from modeldeploy.server.examples import build_example
 from modeldeploy.server.register import register
@@ -28,6 +30,8 @@ from modeldeploy.server.sources.mlflow import MLflowSettings
 
 ALIAS = "champion"
 BUCKET = "labelled"
+MODELS_BUCKET = "models"  # bundles without a registry, and where their retrained ones go
+OUTPUT = f"s3://{MODELS_BUCKET}/retrained"
 SECRET = "labelled-store"
 EXAMPLE_TRAINER = ["modeldeploy", "retrain"]
 # The analysis of a retrained candidate. Not the CRD's default alerts: a model retrained
@@ -66,6 +70,19 @@ def register_first(registry: Registry, root: Path, model: str) -> Bundle:
     return Bundle("v1", got.uri, bundle_sha256(root / model))
 
 
+def upload_first(registry: Registry, root: Path, model: str) -> Bundle:
+    """Version 1 of ``model`` (the good example) as an archive in the models bucket."""
+    assert registry.store is not None, "the registry runs its own S3 server"
+    client = registry.store.client()
+    if MODELS_BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=MODELS_BUCKET)
+    build_example(root / model, "v1", "good", seed=0)
+    archive = pack_bundle(root / model, root / f"{model}.tar.gz")
+    key = f"{model}/v1.tar.gz"
+    client.put_object(Bucket=MODELS_BUCKET, Key=key, Body=archive.read_bytes())
+    return Bundle("v1", f"s3://{MODELS_BUCKET}/{key}", bundle_sha256(root / model))
+
+
 def prepare_store(registry: Registry, stack: Stack) -> None:
     """The labelled-data bucket and its credentials Secret in the namespace."""
     store = registry.store
@@ -83,9 +100,11 @@ def manifest(
     first: Bundle,
     trainer: list[str] | None = None,
     approval: str = "auto",
+    output: str = "",
 ) -> dict[str, Any]:
-    """A ModelDeployment of ``models:/NAME@champion`` that retrains on its own labels. The
-    canary and replicas are the CRD's default count (2) with one analysed 50% step."""
+    """A ModelDeployment of ``models:/NAME@champion`` (with ``output``: of ``first``'s s3://
+    bundle, its new bundles written there) that retrains on its own labels. The canary and
+    replicas are the CRD's default count (2) with one analysed 50% step."""
     assert registry.store is not None
     md = st.model_deployment(
         name,
@@ -96,16 +115,18 @@ def manifest(
         analysis={"alerts": ALERTS},
     )
     model = md["spec"]["model"]
-    model["bundleURI"] = f"models:/{name}@{ALIAS}"
-    del model["sha256"]  # each version's digest tag is its pin
-    model["mlflow"] = {"trackingURI": registry.url}
+    store = {"endpoint": registry.store.endpoint, "credentialsSecret": SECRET}
+    if output:
+        model["s3"] = store
+    else:
+        model["bundleURI"] = f"models:/{name}@{ALIAS}"
+        del model["sha256"]  # each version's digest tag is its pin
+        model["mlflow"] = {"trackingURI": registry.url}
     md["spec"]["retrain"] = {
         "trainer": {"image": stack.cluster.server_image, "command": trainer or EXAMPLE_TRAINER},
-        "labelledData": {
-            "uri": f"s3://{BUCKET}/{name}",
-            "s3": {"endpoint": registry.store.endpoint, "credentialsSecret": SECRET},
-        },
+        "labelledData": {"uri": f"s3://{BUCKET}/{name}", "s3": store},
         "approval": approval,
+        **({"output": {"uri": output}} if output else {}),
     }
     return md
 

@@ -10,8 +10,10 @@ the operator starts, and the project's rules in the cluster's Prometheus.
 - A user's trainer registers a worse model: the gate stops it and it never gets a request;
   the drift persists, and the cooldown holds every further run.
 - ``approval: manual``: a candidate that passed waits, with no rollout, until promoted.
+- Without a registry: an s3:// bundle's retrained version is written under
+  ``spec.retrain.output``, adopted in status once it passes, and rolled out by the canary.
 
-Every ModelDeployment is on ``models:/NAME@champion`` and its manifest never changes.
+Every other ModelDeployment is on ``models:/NAME@champion``; no manifest ever changes.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .rollout_env import Env, assert_none_lost, make_env
 pytestmark = pytest.mark.cluster
 
 MODELS = ("loop", "rejected", "manual")
+S3_MODEL = "bucket"  # on an s3:// bundle, no registry
 # Rows per request: 320 labelled rows a second, so the few seconds between the shift and the
 # drift alert give the trainer and the gate thousands of rows, not hundreds (on 800 rows a
 # tree ensemble's directional check is a coin toss).
@@ -55,7 +58,8 @@ def env(
     root = tmp_path_factory.mktemp("bundles")
 
     def registered(_cluster: Cluster, _ns: str) -> dict[str, Bundle]:
-        return {name: loop.register_first(registry, root, name) for name in MODELS}
+        bundles = {name: loop.register_first(registry, root, name) for name in MODELS}
+        return {**bundles, S3_MODEL: loop.upload_first(registry, root, S3_MODEL)}
 
     sets = (f"networkPolicy.registryPorts={{{PORT}}}",)
     with make_env(cluster, bundles=registered, sets=sets) as e:
@@ -204,3 +208,39 @@ def test_manual_approval_waits_for_a_promote(env: Env, registry: Registry) -> No
     assert alias_version(registry, name) == "2"
     seen = reasons(env, name)
     assert "RetrainAwaitingApproval" in seen and "RetrainApproved" in seen, seen
+
+
+def test_without_a_registry_the_retrained_bundle_is_adopted_and_rolled_out(
+    env: Env, registry: Registry
+) -> None:
+    name, first = S3_MODEL, env.bundles[S3_MODEL]
+    ip, labeller = start(env, registry, name, output=loop.OUTPUT)
+    spec_before = st.get(env.stack, name)["spec"]
+    labeller.truth = example_truth
+    with env.traffic(name, rate=20, batch=BATCH, max_seconds=900, on_answer=labeller) as traffic:
+        time.sleep(PRE_SHIFT_SECONDS)
+        traffic.shift()
+        labeller.truth = changed_truth
+        done = loop.wait_run(
+            env.stack, name, "the run promoted", lambda r: r.get("outcome"), RUN_TIMEOUT
+        )
+        assert done["outcome"] == "Promoted", loop.describe(env.stack, name)
+        key = f"retrained/{env.stack.namespace}/{name}/v1-r1.tar.gz"
+        assert done["version"] == "v1-r1" and done["modelURI"] == f"s3://{loop.MODELS_BUCKET}/{key}"
+        assert done["currentURI"] == first.uri and "every check passed" in done["gateSummary"]
+        adopted = loop.retrain(env.stack, name)["adopted"]
+        assert adopted["uri"] == done["modelURI"] and adopted["sha256"] == done["sha256"]
+        assert adopted["over"] == {"bundleURI": first.uri, "sha256": first.sha256}
+        promoted = env.finished(name, "v1-r1", timeout=300)
+        assert promoted["outcome"] == "Promoted", promoted
+        st.wait("answers from v1-r1 only", lambda: set(traffic.recent_versions(5)) == {"v1-r1"}, 60)
+    assert_none_lost(traffic.tally)
+    assert st.get(env.stack, name)["spec"] == spec_before  # the spec is never edited
+    assert registry.store is not None
+    head = registry.store.client().head_object(Bucket=loop.MODELS_BUCKET, Key=key)
+    assert head["ContentLength"] > 0
+    card = loop.model_card(ip)["card"]
+    assert card["version"] == "v1-r1" and card["training_data"]["replaces"]["version"] == "v1"
+    seen = reasons(env, name)
+    for reason in ("RetrainStarted", "RetrainGating", "GatePassed", "RetrainPromoted"):
+        assert reason in seen, seen
