@@ -214,16 +214,22 @@ def test_retrain_specs_are_checked_at_admission(cluster: Cluster, namespace: str
     # Without a registry: an s3:// bundle retrains into spec.retrain.output.
     s3_bundle = {"bundleURI": "s3://models/churn/v1.tar.gz", "sha256": "a" * 64}
     with_output = {**good, "output": {"uri": "s3://models/retrained"}}
-    obj = admission_manifest("retrain", namespace, s3_bundle)
-    obj["spec"]["retrain"] = with_output
-    code, err = dry_run(cluster, obj)
-    assert code == 0, err
+    http_output = {"uri": "https://bundles.ml.svc/retrained", "credentialsSecret": "writer"}
+    for output in (with_output, {**good, "output": http_output}):
+        obj = admission_manifest("retrain", namespace, s3_bundle)
+        obj["spec"]["retrain"] = output
+        code, err = dry_run(cluster, obj)
+        assert code == 0, err
     version = {"bundleURI": "models:/churn/3", "mlflow": {"trackingURI": TRACKING}}
     bad: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         "retrain needs spec.model.bundleURI models:/NAME@ALIAS": (version, good),
         "or spec.retrain.output for an s3:// or http(s):// bundle": (s3_bundle, good),
         "(and only then)": (alias, with_output),
-        "spec.retrain.output.uri": (s3_bundle, {**good, "output": {"uri": "http://x/y"}}),
+        "spec.retrain.output.uri": (s3_bundle, {**good, "output": {"uri": "ftp://x/y"}}),
+        "credentialsSecret is for an http(s) output": (
+            s3_bundle,
+            {**good, "output": {"uri": "s3://models/r", "credentialsSecret": "writer"}},
+        ),
         "spec.retrain.trainer.env[0].valueFrom": (
             alias,
             {**good, "trainer": {"image": "t", "env": [{"name": "A", "valueFrom": {}}]}},

@@ -68,14 +68,15 @@ def to_gate(loop: Loop) -> None:
 @pytest.mark.parametrize(
     ("output", "uri", "why"),
     [
-        (None, BUNDLE, "or spec.retrain.output (s3://BUCKET/PREFIX) for an s3://"),
+        (None, BUNDLE, "or spec.retrain.output for an s3:// or http(s)://"),
         (OUTPUT, "models:/churn@production", "spec.retrain.output applies to an s3://"),
-        ("http://store/retrained", BUNDLE, "spec.retrain.output.uri must be s3://"),
+        ("ftp://store/retrained", BUNDLE, "spec.retrain.output.uri must be s3://"),
         ("s3://models/a/../b", BUNDLE, "'.' or '..' segments"),
+        ("https://store.ml.svc/a/../b", BUNDLE, "'.' or '..' segments"),
         ("s3://X_bad/retrained", BUNDLE, "spec.retrain.output.uri"),
     ],
 )
-def test_an_output_is_for_a_bundle_without_a_registry_and_only_s3(
+def test_an_output_is_for_a_bundle_without_a_registry_s3_or_http(
     output: str | None, uri: str, why: str
 ) -> None:
     raw = body(output, uri)
@@ -243,3 +244,57 @@ def test_the_stable_without_a_registry_is_the_pinned_bundle_its_slot_runs() -> N
     assert stable == r.Stable(f"{OUTPUT}/ml/churn/v4-r1.tar.gz", "v4-r1", SHA_NEW)
     assert rj.stable_of(status) is None  # not a registry version
     assert RETRAIN_SCHEMA["properties"][ro.KEY]["properties"]["over"]
+
+
+HTTP_OUTPUT = "https://bundles.ml.svc/retrained"
+
+
+def http_body(secret: str = "bundle-writer") -> Any:
+    raw = body(HTTP_OUTPUT)
+    raw["spec"]["retrain"]["output"]["credentialsSecret"] = secret
+    return raw
+
+
+def test_an_http_output_is_put_with_the_token_of_its_secret_and_read_without() -> None:
+    spec = Spec.from_body(http_body())
+    assert spec.retrain is not None and spec.retrain.output_secret == "bundle-writer"
+    target = ro.Target(BUNDLE, SHA_CUR, "v4", HTTP_OUTPUT + "/ml/churn")
+    loop = Loop(spec.retrain, stable=STABLE, target=target)
+    to_gate(loop)
+    run = loop.state["current"]
+    assert run["modelURI"] == f"{HTTP_OUTPUT}/ml/churn/v4-r1.tar.gz"
+    job = rj.train_job(OWNER, spec, run)
+    (trainer,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in trainer["env"]}
+    assert env[c.ENV_OUTPUT] == run["modelURI"]
+    assert env[c.ENV_OUTPUT_TOKEN] == {
+        "secretKeyRef": {"name": "bundle-writer", "key": c.OUTPUT_TOKEN_KEY}
+    }
+    gate = rj.gate_job(OWNER, spec, run)
+    _, candidate = gate["spec"]["template"]["spec"]["initContainers"]
+    assert candidate["command"] == [
+        *src.FETCH_COMMAND,
+        run["modelURI"],
+        c.CANDIDATE_BUNDLE,
+        src.FLAG_FETCH_SHA256,
+        SHA_NEW,
+    ]  # a plain GET: no S3 settings, no credentials
+    assert "env" not in candidate
+    loop.gated()
+    loop.tick()
+    runs = ro.apply(spec, {"retrain": loop.state}, "ml", "churn")
+    assert runs.template.model.bundle_uri == run["modelURI"] and runs.template.model.s3 is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (body(OUTPUT), "credentialsSecret is for an http(s) output"),
+        (http_body("Not_A_Name"), "is not a Secret name"),
+    ],
+)
+def test_an_outputs_secret_is_for_http_and_a_secret_name(raw: Any, why: str) -> None:
+    if "credentialsSecret" not in raw["spec"]["retrain"]["output"]:
+        raw["spec"]["retrain"]["output"]["credentialsSecret"] = "label-store"
+    with pytest.raises(SpecError, match=re.escape(why)):
+        Spec.from_body(raw)

@@ -6,7 +6,9 @@ labelled-data store; ``modeldeploy retrain`` refits the stable on it and ``model
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -322,3 +324,71 @@ def test_without_a_registry_the_bundle_is_written_to_its_s3_object(
     monkeypatch.setenv(rc.ENV_OUTPUT, f"s3://{BUCKET}/retrained/")
     assert main(["retrain", "--settle-seconds", "0", *args]) == 2
     assert "one s3://BUCKET/KEY.tar.gz object" in capsys.readouterr().err
+
+
+class PutStore(http.server.ThreadingHTTPServer):
+    """A real HTTP server on loopback that keeps what is PUT with its bearer token (401
+    otherwise) and serves it back to any GET, as a bundle location a model pod reads."""
+
+    def __init__(self, token: str) -> None:
+        self.token, self.objects, self.seen = token, dict[str, bytes](), list[str]()
+        store = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:  # noqa: N802 - the stdlib's name
+                store.seen.append(self.headers.get("Authorization", ""))
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Authorization") != f"Bearer {store.token}":
+                    self.send_response(401)
+                else:
+                    store.objects[self.path] = body
+                    self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                body = store.objects.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_an_http_output_is_put_with_its_bearer_token_and_fetched_back(
+    store: tuple[Path, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root, current = store
+    server = PutStore(token="s3cr3t-token")
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/bundles/ml/churn/v1-r4.tar.gz"
+        monkeypatch.setenv(rc.ENV_OUTPUT, url)
+        monkeypatch.setenv(rc.ENV_VERSION, "v1-r4")
+        answer_file = tmp_path / "trainer.json"
+        args = ["retrain", "--settle-seconds", "0", "--current", str(root / "v1")]
+        args += ["--current-sha256", current.sha256, "--data", str(root / "store")]
+        # Without the token the location refuses the PUT, and the message holds no secret.
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert "PUT answered HTTP 401" in err and "without a bearer token" in err
+        monkeypatch.setenv(rc.ENV_OUTPUT_TOKEN, "s3cr3t-token")
+        assert main([*args, "--result-file", str(answer_file)]) == 0, capsys.readouterr().err
+        assert "s3cr3t-token" not in capsys.readouterr().err
+        trained = json.loads(answer_file.read_text())
+        assert trained[rc.RESULT_MODEL_URI] == url and trained[rc.RESULT_VERSION] == "v1-r4"
+        assert server.seen == ["", "Bearer s3cr3t-token"]
+        fetched = tmp_path / "fetched"
+        fetch = [*cs.FETCH_COMMAND[1:], url, str(fetched)]
+        assert main([*fetch, cs.FLAG_FETCH_SHA256, trained[rc.RESULT_SHA256]]) == 0
+        assert load_bundle(fetched, trained[rc.RESULT_SHA256]).card.version == "v1-r4"
+    finally:
+        server.shutdown()
+        server.server_close()

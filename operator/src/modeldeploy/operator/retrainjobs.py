@@ -53,7 +53,7 @@ def _bundle_ref(spec: Spec, uri: str, sha256: str) -> ModelRef:
     model, rs = spec.template.model, spec.retrain
     if uri.startswith(src.MODELS_SCHEME):
         return ModelRef(model.name, "", uri, sha256, None, model.mlflow)
-    if rs is not None and retrainoutput.is_output(spec, uri):
+    if rs is not None and retrainoutput.is_output(spec, uri) and retrainoutput.is_s3(uri):
         return ModelRef(model.name, "", uri, sha256, rs.labelled_data.s3)
     s3 = (model.s3 or S3Source()) if retrainoutput.is_s3(uri) else None
     return ModelRef(model.name, "", uri, sha256, s3)
@@ -220,10 +220,14 @@ def _destination_env(spec: Spec, run: Json) -> list[Json]:
     """Where the new bundle goes: the run's output object and version without a registry,
     else the registered model of the stable's version and the tracking server."""
     if "outputURI" in run:
-        return [
+        out: list[Json] = [
             {"name": c.ENV_OUTPUT, "value": str(run["outputURI"])},
             {"name": c.ENV_VERSION, "value": str(run.get("outputVersion", ""))},
         ]
+        if spec.retrain is not None and spec.retrain.output_secret:
+            ref = {"name": spec.retrain.output_secret, "key": c.OUTPUT_TOKEN_KEY}
+            out.append({"name": c.ENV_OUTPUT_TOKEN, "valueFrom": {"secretKeyRef": ref}})
+        return out
     name, _, _ = src.split_models_uri(str(run["currentURI"]))
     mlflow = spec.template.model.mlflow
     return [

@@ -10,9 +10,9 @@ bundle (``apply``). The change is a new revision, so it rolls out by the ModelDe
 own strategy and analysis, exactly like one a person started; a spec that names another
 bundle wins at once (a person, or the repository, chose), and the adoption ends.
 
-Each run writes one object, ``OUTPUT/NAMESPACE/NAME/VERSION.tar.gz``, where VERSION is the
-spec's model version and the run (``v1-r3``): unique per ModelDeployment, as the rules key
-alerts by version, and found by a person who lists the bucket.
+Each run writes one object, ``OUTPUT/NAMESPACE/NAME/VERSION.tar.gz`` (an S3 object, or an
+http(s) PUT), where VERSION is the spec's model version and the run (``v1-r3``): unique per
+ModelDeployment, as the rules key alerts by version, and found by a person who lists it.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ def stands(t: Target | None, adopted: Any) -> bool:
 
 def apply(spec: Spec, status: Json, namespace: str, name: str) -> Spec:
     """``spec`` as the reconcile runs it: the adopted bundle in place of the spec's, while the
-    adoption stands (fetched with the labelled-data store's S3 settings, as it was written)."""
+    adoption stands (an s3:// one fetched with the labelled-data store's S3 settings, as it
+    was written; an http(s) one as any http(s) bundle, without credentials)."""
     retrain = status.get("retrain")
     adopted = retrain.get(KEY) if isinstance(retrain, dict) else None
     t = target(spec, namespace, name)
@@ -126,7 +127,7 @@ def apply(spec: Spec, status: Json, namespace: str, name: str) -> Spec:
         bundle_uri=str(adopted["uri"]),
         sha256=str(adopted["sha256"]),
         version=str(adopted["version"]),
-        s3=spec.retrain.labelled_data.s3,
+        s3=spec.retrain.labelled_data.s3 if is_s3(str(adopted["uri"])) else None,
         mlflow=None,
     )
     return dataclasses.replace(spec, template=dataclasses.replace(spec.template, model=model))

@@ -7,11 +7,12 @@ field; the reconcile turns it into an invalid-spec status.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from modeldeploy.operator import defaults as d
-from modeldeploy.operator.modelsource import S3Source
+from modeldeploy.operator.modelsource import DNS_SUBDOMAIN, S3Source
 from modeldeploy.server.contract import sources
 
 Json = dict[str, Any]
@@ -45,9 +46,11 @@ class RetrainSpec:
     max_per_day: int = d.RETRAIN_MAX_PER_DAY
     max_regression: float = d.RETRAIN_MAX_REGRESSION
     approval: Literal["auto", "manual"] = "auto"
-    # s3://BUCKET/PREFIX for the new bundles of a ModelDeployment with no registry (written
-    # with labelled_data.s3); "" for a models:/ one, whose new versions are registered.
+    # s3://BUCKET/PREFIX (written with labelled_data.s3) or http(s)://HOST/PATH (PUT, with
+    # the bearer token of output_secret) for the new bundles of a ModelDeployment with no
+    # registry; "" for a models:/ one, whose new versions are registered.
     output_uri: str = ""
+    output_secret: str = ""
 
 
 def _strings(raw: Any, where: str) -> tuple[str, ...]:
@@ -100,20 +103,34 @@ def _labelled(raw: Any) -> LabelledData:
     )
 
 
-def _output(raw: Any) -> str:
+def _output(raw: Any) -> tuple[str, str]:
+    """(uri, credentials Secret) of ``spec.retrain.output``; ("", "") without one."""
     if raw is None:
-        return ""
-    uri = str((raw or {}).get("uri", "")).rstrip("/") if isinstance(raw, dict) else ""
-    bucket, _, prefix = uri.removeprefix(sources.S3_SCHEME).partition("/")
-    if not uri.startswith(sources.S3_SCHEME):
-        raise ValueError("spec.retrain.output.uri must be s3://BUCKET[/PREFIX]")
-    try:
-        sources.check_bucket(bucket)
-    except ValueError as exc:
-        raise ValueError(f"spec.retrain.output.uri: {exc}") from None
-    if any(part in (".", "..") for part in prefix.split("/")):
-        raise ValueError("spec.retrain.output.uri: the prefix may not hold '.' or '..' segments")
-    return uri
+        return "", ""
+    raw = raw if isinstance(raw, dict) else {}
+    uri, secret = str(raw.get("uri", "")).rstrip("/"), str(raw.get("credentialsSecret", ""))
+    if re.match(sources.TRACKING_URI_PATTERN, uri):  # http(s)://HOST[:PORT][/PATH]
+        path = uri.partition("://")[2].partition("/")[2]
+    elif uri.startswith(sources.S3_SCHEME):
+        bucket, _, path = uri.removeprefix(sources.S3_SCHEME).partition("/")
+        try:
+            sources.check_bucket(bucket)
+        except ValueError as exc:
+            raise ValueError(f"spec.retrain.output.uri: {exc}") from None
+        if secret:
+            raise ValueError(
+                "spec.retrain.output.credentialsSecret is for an http(s) output (an s3:// one "
+                "is written with spec.retrain.labelledData.s3)"
+            )
+    else:
+        raise ValueError(
+            "spec.retrain.output.uri must be s3://BUCKET[/PREFIX] or http(s)://HOST[:PORT][/PATH]"
+        )
+    if any(part in (".", "..") for part in path.split("/")):
+        raise ValueError("spec.retrain.output.uri: the path may not hold '.' or '..' segments")
+    if secret and not re.match(DNS_SUBDOMAIN, secret):
+        raise ValueError(f"spec.retrain.output.credentialsSecret {secret!r} is not a Secret name")
+    return uri, secret
 
 
 def parse(spec: Json) -> RetrainSpec | None:
@@ -126,7 +143,7 @@ def parse(spec: Json) -> RetrainSpec | None:
     if raw is None:
         return None
     uri = str((spec.get("model") or {}).get("bundleURI", ""))
-    output = _output(raw.get("output"))
+    output, output_secret = _output(raw.get("output"))
     if output and uri.startswith(sources.MODELS_SCHEME):
         raise ValueError(
             "spec.retrain.output applies to an s3:// or http(s):// bundleURI (a models:/ "
@@ -139,7 +156,7 @@ def parse(spec: Json) -> RetrainSpec | None:
     if not alias and not output:
         raise ValueError(
             "spec.retrain needs spec.model.bundleURI models:/NAME@ALIAS, or spec.retrain.output "
-            "(s3://BUCKET/PREFIX) for an s3:// or http(s):// bundle"
+            "for an s3:// or http(s):// bundle"
         )
     trigger = raw.get("trigger") or {}
     interval = trigger.get("intervalSeconds")
@@ -156,4 +173,5 @@ def parse(spec: Json) -> RetrainSpec | None:
         max_regression=float((raw.get("gate") or {}).get("maxRegression", 0.01)),
         approval="manual" if approval == "manual" else "auto",
         output_uri=output,
+        output_secret=output_secret,
     )

@@ -22,6 +22,7 @@ RETRAIN_RULES = [
     ),
 ]
 S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+OUTPUT_URI_PATTERN = r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]|https?://[^/?#@\s]+)(/[^?#]*)?$"
 
 
 def _trainer_schema() -> Schema:
@@ -132,15 +133,29 @@ def retrain_schema() -> Schema:
             "output": _obj(
                 {
                     "uri": _str(
-                        "s3://BUCKET/PREFIX: where the trainer writes each new bundle "
-                        "(PREFIX/NAMESPACE/NAME/VERSION.tar.gz), with the S3 settings and "
-                        "credentials of labelledData. Only for an s3:// or http(s):// "
-                        "bundleURI; a models:/ one registers its new versions instead.",
-                        pattern=S3_URI_PATTERN,
+                        "Where the trainer writes each new bundle (URI/NAMESPACE/NAME/"
+                        "VERSION.tar.gz): s3://BUCKET/PREFIX, with the S3 settings and "
+                        "credentials of labelledData, or http(s)://HOST[:PORT][/PATH], an "
+                        "HTTP PUT (read back, by the gate and the model pods, with a GET "
+                        "without credentials). Only for an s3:// or http(s):// bundleURI; a "
+                        "models:/ one registers its new versions instead.",
+                        pattern=OUTPUT_URI_PATTERN,
                         maxLength=1024,
-                    )
+                    ),
+                    "credentialsSecret": _str(
+                        "An http(s) output only: a Secret whose key 'token' the trainer sends "
+                        "as 'Authorization: Bearer TOKEN' with its PUT.",
+                        maxLength=253,
+                    ),
                 },
                 required=["uri"],
+                rules=[
+                    (
+                        "!has(self.credentialsSecret) || !self.uri.startsWith('s3://')",
+                        "credentialsSecret is for an http(s) output (an s3:// one is written "
+                        "with labelledData's S3 settings)",
+                    )
+                ],
                 description="The new bundles' destination without a registry. A version "
                 "that passes the gate is adopted (status.retrain.adopted) and runs in place "
                 "of spec.model's bundle, which is never edited, until the spec names "

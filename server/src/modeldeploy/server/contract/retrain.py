@@ -54,11 +54,15 @@ ENV_CURRENT_VERSION: Final = "MODELDEPLOY_RETRAIN_CURRENT_VERSION"
 ENV_CURRENT_URI: Final = "MODELDEPLOY_RETRAIN_CURRENT_URI"  # models:/NAME/VERSION
 ENV_CURRENT_SHA256: Final = "MODELDEPLOY_RETRAIN_CURRENT_SHA256"  # its pinned bundle digest
 ENV_REGISTERED_MODEL: Final = "MODELDEPLOY_RETRAIN_REGISTERED_MODEL"  # where to register
-# Without a registry (spec.retrain.output): the one s3://BUCKET/KEY.tar.gz object the trainer
-# writes the new bundle to, and the version its card must carry (unique per ModelDeployment:
-# the rules key alerts by version). Never both these and ENV_REGISTERED_MODEL.
+# Without a registry (spec.retrain.output): the one s3://BUCKET/KEY.tar.gz object, or the
+# http(s):// URL to PUT, the trainer writes the new bundle to, and the version its card must
+# carry (unique per ModelDeployment: the rules key alerts by version). Never both these and
+# ENV_REGISTERED_MODEL. An http(s) PUT carries "Authorization: Bearer TOKEN" when the
+# output's Secret gives one (its key OUTPUT_TOKEN_KEY).
 ENV_OUTPUT: Final = "MODELDEPLOY_RETRAIN_OUTPUT"
 ENV_VERSION: Final = "MODELDEPLOY_RETRAIN_VERSION"
+ENV_OUTPUT_TOKEN: Final = "MODELDEPLOY_RETRAIN_OUTPUT_TOKEN"
+OUTPUT_TOKEN_KEY: Final = "token"
 ENV_TRACKING_URI: Final = "MODELDEPLOY_MLFLOW_TRACKING_URI"
 ENV_TRAINER_IMAGE: Final = "MODELDEPLOY_RETRAIN_IMAGE"  # for the new card's lineage
 # How to reach an s3:// store (spec.retrain.labelledData.s3; credentials as for fetch).

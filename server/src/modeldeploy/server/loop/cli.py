@@ -161,8 +161,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--output",
         default=_env(rc.ENV_OUTPUT),
         metavar="URI",
-        help="write the bundle to this s3://BUCKET/KEY.tar.gz object instead of registering "
-        f"it, with the store's S3 settings and credentials (${rc.ENV_OUTPUT})",
+        help="write the bundle to this s3://BUCKET/KEY.tar.gz object (with the store's S3 "
+        "settings and credentials) or PUT it to this http(s)://HOST/PATH.tar.gz URL (with the "
+        f"bearer token ${rc.ENV_OUTPUT_TOKEN}, if set) instead of registering it "
+        f"(${rc.ENV_OUTPUT})",
     )
     parser.add_argument(
         c.FLAG_MLFLOW_TRACKING_URI,
