@@ -177,6 +177,11 @@ def test_status_shows_the_retraining_loop() -> None:
     assert "Held:        cooldown until 2026-11-23T10:00:00Z" in text
     assert "Last run:    2 Rejected 5m ago (GateFailed)" in text
     assert "Retrain:" not in plugin.render_status(sample("healthy"), [], NOW)
+    assert "Adopted:" not in text
+    adopted = retraining("Idle")
+    uri = "s3://models/retrained/ml/churn/v4-r2.tar.gz"
+    adopted["status"]["retrain"]["adopted"] = {"version": "v4-r2", "uri": uri}
+    assert f"Adopted:     v4-r2 {uri}" in plugin.render_status(adopted, [], NOW)
 
 
 def test_promote_approves_a_retrained_version_and_retrain_needs_the_spec() -> None:

@@ -236,6 +236,9 @@ def _retrain_lines(status: Json, now: datetime) -> list[str]:
     lines = ["", f"Retrain:     {retrain.get('phase', '-')}{message}"]
     if retrain.get("held"):
         lines.append(f"Held:        {retrain['held']}")
+    adopted = retrain.get("adopted")
+    if isinstance(adopted, dict):  # no registry: what runs in place of the spec's bundle
+        lines.append(f"Adopted:     {adopted.get('version', '-')} {adopted.get('uri', '-')}")
     last = (retrain.get("history") or [None])[0]
     if last:
         lines.append(
