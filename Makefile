@@ -10,7 +10,7 @@ demo-loop: setup
 
 test: setup
 	$(MAKE) --no-print-directory lint
-	MODELDEPLOY_REQUIRE_HARNESS=1 .venv/bin/python -m pytest tests e2e/tests
+	MODELDEPLOY_REQUIRE_HARNESS=1 .venv/bin/python -m pytest tests e2e/tests --durations=25
 
 setup:
 	scripts/setup.sh
