@@ -37,9 +37,15 @@ SHA = "0" * 64  # never checked: the fake node's pods run nothing
 ANALYSIS_INTERVAL = "10s"  # the operator's default --analysis-interval
 
 
-def model_deployment(name: str, namespace: str, version: str, analysis: str) -> dict[str, Any]:
+def model_deployment(
+    name: str, namespace: str, version: str, analysis: str, prometheus_url: str = ""
+) -> dict[str, Any]:
     """A canary of one step (50 %, then an analysis of ``analysis``) at the CRD's defaults
-    otherwise (the four default alerts, consecutiveErrorLimit)."""
+    otherwise (the four default alerts, consecutiveErrorLimit); ``prometheus_url`` instead of
+    the operator's default Prometheus."""
+    checks: dict[str, Any] = {"interval": ANALYSIS_INTERVAL}
+    if prometheus_url:
+        checks["prometheusURL"] = prometheus_url
     return {
         "apiVersion": "modeldeploy.io/v1alpha1",
         "kind": "ModelDeployment",
@@ -63,7 +69,7 @@ def model_deployment(name: str, namespace: str, version: str, analysis: str) -> 
             },
             "strategy": st.canary(50, analysis=analysis),
             "trafficProvider": {"replicas": {}},
-            "analysis": {"interval": ANALYSIS_INTERVAL},
+            "analysis": checks,
         },
     }
 

@@ -228,16 +228,31 @@ def apply_all(env: ScaleEnv, objs: list[dict[str, Any]], parallel: int = 4) -> N
         list(pool.map(one, [c for c in chunks if c]))
 
 
-def measure(env: ScaleEnv, n: int, analysis: str = "60s", log: Any = print) -> Result:
+def measure(
+    env: ScaleEnv,
+    n: int,
+    analysis: str = "60s",
+    log: Any = print,
+    elsewhere: tuple[frozenset[str], str] = (frozenset(), ""),
+) -> Result:
+    """``elsewhere``: ModelDeployments whose analysis asks another Prometheus (its URL), one
+    that never answers: they must never promote (rolled back as inconclusive) and the
+    others must end as injected, as if it were not there."""
     bad = faulty(n)
     env.set_faults(bad)
     names = [name(i) for i in range(n)]
+    stalled, stalled_url = elsewhere
+
+    def manifest(x: str, version: str) -> dict[str, Any]:
+        url = stalled_url if x in stalled else ""
+        return model_deployment(x, env.namespace, version, analysis, url)
+
     watcher = Watcher(env)
     watcher.start()
     res = Result(n)
     try:
         t = time.monotonic()
-        apply_all(env, [model_deployment(x, env.namespace, V1, analysis) for x in names])
+        apply_all(env, [manifest(x, V1) for x in names])
 
         def stable_v1(o: dict[str, Any]) -> bool:
             s = o.get("status") or {}
@@ -251,7 +266,7 @@ def measure(env: ScaleEnv, n: int, analysis: str = "60s", log: Any = print) -> R
         log(f"N={n}: {n} at v1 Healthy in {time.monotonic() - t:.0f}s; rolling all to v2")
         before = Counters.now(env)
         start = time.time()
-        apply_all(env, [model_deployment(x, env.namespace, V2, analysis) for x in names])
+        apply_all(env, [manifest(x, V2) for x in names])
         res.apply_s = time.time() - start
         deadline = time.monotonic() + 300 + 1.2 * n
         while len(watcher.ended) < n and time.monotonic() < deadline:
@@ -272,16 +287,20 @@ def measure(env: ScaleEnv, n: int, analysis: str = "60s", log: Any = print) -> R
         res.tick_p50, res.tick_p99 = quantile(0.5, lag), quantile(0.99, lag)
         res.ticks = int(lag.get(float("inf"), 0))
         ended = dict(watcher.ended)
-        healthy = [ended[x][1] for x in names if x not in bad and x in ended]
-        if healthy and len(healthy) == n - len(bad):
+        good = [x for x in names if x not in bad and x not in stalled]
+        healthy = [ended[x][1] for x in good if x in ended]
+        if healthy and len(healthy) == len(good):
             res.healthy_done_s = max(healthy) - start
         for x in names:
             outcome = ended.get(x, ("Unfinished", 0.0))[0]
             res.outcomes[outcome] = res.outcomes.get(outcome, 0) + 1
-            if outcome != ("RolledBack" if x in bad else "Promoted"):
-                res.wrong.append(f"{x}: {outcome} ({bad.get(x, 'healthy')})")
+            if outcome != ("RolledBack" if x in bad or x in stalled else "Promoted"):
+                why = "no answer from its Prometheus" if x in stalled else bad.get(x, "healthy")
+                res.wrong.append(f"{x}: {outcome} ({why})")
         fired = first_firing(env, start, end)
-        delays = [ended[x][1] - fired[x] for x in bad if x in ended and x in fired]
+        delays = [
+            ended[x][1] - fired[x] for x in bad if x in ended and x in fired and x not in stalled
+        ]
         res.rollback_p50, res.rollback_p99 = pct(delays, 0.5), pct(delays, 0.99)
         return res
     finally:

@@ -1,11 +1,15 @@
 """The operator at a small scale in CI: 30 ModelDeployments on the fake node (kwok), all rolled
 to v2 at once, every 10th v2 diverging or drifting in the synthetic exporter; the project's
 rules in the real Prometheus; one operator process. Batched analysis must roll back exactly
-that subset and promote the rest (`make bench-operator` runs the same at N = 100 ... 500)."""
+that subset and promote the rest (`make bench-operator` runs the same at N = 100 ... 500).
+Then the same with a fifth of them analysed by a Prometheus that never answers: those never
+promote, and the others end exactly as injected."""
 
 from __future__ import annotations
 
 import math
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +18,7 @@ import pytest
 from e2e.cluster.api import Cluster
 from e2e.scale.bench import report
 from e2e.scale.env import ScaleEnv, scale_env
-from e2e.scale.run import faulty, measure
+from e2e.scale.run import faulty, measure, name
 
 pytestmark = pytest.mark.cluster
 N = 30
@@ -51,3 +55,52 @@ def test_batched_analysis_rolls_back_exactly_the_injected_subset(env: ScaleEnv) 
     assert other == set(), r
     # no LIST per resource: the operator's lists are its watches' (re)starts, not per object
     assert r.api.get("list", 0) < N, r
+
+
+@pytest.fixture
+def stalled_prometheus() -> Iterator[str]:
+    """A Prometheus URL on loopback that accepts connections and never answers (a stalled
+    server: the operator's client waits its whole timeout on each request)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        listener.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_a_stalled_prometheus_holds_back_only_its_own_model_deployments(
+    env: ScaleEnv, stalled_prometheus: str
+) -> None:
+    bad = faulty(N)
+    stalled = frozenset(name(i) for i in range(N) if i % 5 == 1)
+    assert len(stalled) == 6 and not stalled & set(bad)
+    r = measure(env, N, analysis="60s", elsewhere=(stalled, stalled_prometheus))
+    report(r)
+    # Nothing analysed by the stalled one promotes (each is rolled back as inconclusive at
+    # the default consecutiveErrorLimit); the others end exactly as injected, their bad ones
+    # rolled back by the alerts the real Prometheus fired.
+    assert r.wrong == [], r
+    assert r.outcomes == {
+        "Promoted": N - len(bad) - len(stalled),
+        "RolledBack": len(bad) + len(stalled),
+    }, r
+    assert not math.isnan(r.rollback_p99) and not math.isnan(r.healthy_done_s), r
