@@ -91,7 +91,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "window of the labelled-data store (three requests in four; the fourth is held out "
         "for the gate), bundle it with its lineage (the window, the run, the trainer image, "
         "the version it replaces) and, with --registered-model, register it in MLflow or, "
-        "with --output, write it to S3. Every "
+        "with --output, write it to S3 or an http(s) URL. Every "
         "flag defaults to the environment variable a retraining Job gets. Exit status 0 with "
         "a new version, 1 when the window cannot train one, 2 on bad input.",
     )
