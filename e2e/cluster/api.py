@@ -75,6 +75,17 @@ class Cluster:
     def kubectl_json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json").stdout)
 
+    def wait_established(self, crd: str, timeout: float = 60) -> None:
+        """Until the apiserver serves a CRD just applied. Polled: `kubectl wait
+        --for=condition=Established` fails at once on a CRD whose status is not written yet."""
+        path = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+        probe.wait_for(
+            f"{crd} established",
+            lambda: self.kubectl("get", "crd", crd, "-o", path, check=False).stdout == "True",
+            timeout,
+            interval=0.5,
+        )
+
     def apply(
         self, manifest: dict[str, Any] | list[dict[str, Any]], namespace: str | None = None
     ) -> CompletedProcess[str]:

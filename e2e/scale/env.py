@@ -252,7 +252,7 @@ def scale_env(cluster: Cluster, folder: Path, label: str = "scale") -> Iterator[
     fakenode.ensure(cluster.paths)
     # as tests/operator/test_operator_cluster.py does: the CRD of this tree, left installed
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io")
+    cluster.wait_established("modeldeployments.modeldeploy.io")
     ns = f"md-{label}-{uuid.uuid4().hex[:5]}"
     cluster.kubectl("create", "namespace", ns)
     st.load_rules(cluster, ns)

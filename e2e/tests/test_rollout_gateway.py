@@ -29,22 +29,7 @@ def gw_env(cluster: Cluster) -> Iterator[Env]:
     if ours:
         crd = traefik.module_dir(traefik.GATEWAY_API_MODULE) / CRD_FILE
         cluster.kubectl("apply", "--server-side", "-f", str(crd))
-    # Poll rather than `kubectl wait`, which errors on a CRD whose status is not written yet.
-    st.wait(
-        f"{CRD} established",
-        lambda: (
-            cluster.kubectl(
-                "get",
-                "crd",
-                CRD,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-                check=False,
-            ).stdout
-            == "True"
-        ),
-        timeout=60,
-    )
+    cluster.wait_established(CRD)
     try:
         with make_env(cluster, {"v1": "good", "v2": "good"}) as env:  # after the CRD: the
             yield env  # operator sees the API

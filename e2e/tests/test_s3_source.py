@@ -33,7 +33,7 @@ def test_s3_bundle_with_a_secret_becomes_healthy_and_serves(
     # The tree's CRD (helm installs a chart's CRDs only when there are none): without the s3
     # fields in its schema the apiserver would prune spec.model.s3.
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io")
+    cluster.wait_established("modeldeployments.modeldeploy.io")
     ns = f"md-e2e-s3-{uuid.uuid4().hex[:6]}"
     stack = st.install(cluster, ns)
     try:

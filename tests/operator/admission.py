@@ -14,7 +14,7 @@ CRD = Path(__file__).resolve().parents[2] / "crds" / "modeldeploy.io_modeldeploy
 
 def install_crd(cluster: Cluster) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io")
+    cluster.wait_established("modeldeployments.modeldeploy.io")
 
 
 def manifest(name: str, namespace: str, model: dict[str, Any]) -> dict[str, Any]:

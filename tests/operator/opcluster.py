@@ -212,7 +212,7 @@ def operator_env(cluster: Cluster, log: Path, start: bool = True) -> Iterator[En
     """A restricted namespace with a bundle server (v1, v2 good; v3 drifted) and an operator
     watching it; everything is deleted afterwards."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.io")
+    cluster.wait_established("modeldeployments.modeldeploy.io")
     ns = f"md-op-{uuid.uuid4().hex[:6]}"
     cluster.apply(workloads.namespace(ns))
     operator = Operator(cluster, ns, log)

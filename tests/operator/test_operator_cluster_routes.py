@@ -56,21 +56,7 @@ def routed_env(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         if cluster.kubectl("get", "crd", crd, check=False).returncode != 0:
             cluster.kubectl("apply", "--server-side", "-f", str(module_dir(module) / path))
             installed.append(crd)
-        wait(
-            f"{crd} established",
-            lambda crd=crd: (
-                cluster.kubectl(
-                    "get",
-                    "crd",
-                    crd,
-                    "-o",
-                    "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-                    check=False,
-                ).stdout
-                == "True"
-            ),
-            timeout=60,
-        )
+        cluster.wait_established(crd)
     try:
         with operator_env(cluster, tmp_path_factory.mktemp("op") / "operator.log") as env:
             yield env
