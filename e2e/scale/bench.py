@@ -23,6 +23,7 @@ from e2e.cluster.lifecycle import status, up
 from e2e.cluster.sh import locked
 from e2e.scale.env import scale_env
 from e2e.scale.run import Result, measure
+from e2e.scale.stall import stalled_prometheus, stalled_subset
 
 
 def report(r: Result) -> None:
@@ -40,6 +41,8 @@ def report(r: Result) -> None:
         f"  analysis tick lag p50 / p99           {r.tick_p50:.2f} s / {r.tick_p99:.2f} s"
         f" ({r.ticks} ticks)"
     )
+    every = " (the one that never answers included)" if r.stalled else ""
+    print(f"  batched poll duration p50 / p99       {r.poll_p50:.2f} s / {r.poll_p99:.2f} s{every}")
     print(
         f"  alert firing -> rollback p50 / p99    {r.rollback_p50:.1f} s / {r.rollback_p99:.1f} s"
     )
@@ -52,6 +55,8 @@ def report(r: Result) -> None:
         f"  Prometheus API requests               {prom} ({r.polls:.0f} polls, "
         f"{per_poll:.1f} per poll)"
     )
+    if r.stalled:
+        print(f"  asking a Prometheus that never answers {r.stalled} (each must be rolled back)")
     print(
         f"  outcomes                              {r.outcomes}; wrong {len(r.wrong)}"
         + (f": {r.wrong[:10]}" if r.wrong else ""),
@@ -68,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=500, help="the chosen N (default 500)")
     p.add_argument("--only", action="store_true", help="run the chosen N only")
     p.add_argument("--analysis", default="60s", help="canary analysis step (default 60s)")
+    p.add_argument(
+        "--stalled",
+        action="store_true",
+        help="a fifth of the ModelDeployments ask a Prometheus that never answers: none of"
+        " them may promote, and the others must end as injected, as fast as without it",
+    )
     args = p.parse_args(argv)
     paths = Paths.default()
     with locked(paths.lock):  # reuse a healthy cluster, or bring one up (and keep it)
@@ -77,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [args.n] if args.only else sorted({100, 250, args.n})
     last: Result | None = None
     for n in sizes:
-        with tempfile.TemporaryDirectory(prefix="md-scale-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="md-scale-") as tmp, stalled_prometheus() as url:
+            elsewhere = (stalled_subset(n) if args.stalled else frozenset(), url)
             with scale_env(cluster, Path(tmp), label=f"scale{n}") as env:
-                r = measure(env, n, args.analysis)
+                r = measure(env, n, args.analysis, elsewhere=elsewhere)
             report(r)
         if n == args.n:
             last = r

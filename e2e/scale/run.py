@@ -127,6 +127,7 @@ class Counters:
     prometheus: dict[str, float]  # handler -> requests
     polls: float
     lag_buckets: dict[float, float]
+    poll_buckets: dict[float, float]  # how long each batched poll of Prometheus took
     cpu: float
 
     @classmethod
@@ -139,11 +140,26 @@ class Counters:
             h = _label(labels, "path")
             prom[h] = prom.get(h, 0.0) + v
         polls = sum(series(op, "modeldeploy_operator_analysis_polls_total").values())
-        lag = {
-            float(_label(k, "le").replace("+Inf", "inf")): v
-            for k, v in series(op, "modeldeploy_operator_analysis_tick_lag_seconds_bucket").items()
-        }
-        return cls(api, prom, polls, lag, env.operator.usage()[1])
+        lag, poll = (
+            buckets(op, f"modeldeploy_operator_analysis_{m}_seconds_bucket")
+            for m in ("tick_lag", "poll")
+        )
+        return cls(api, prom, polls, lag, poll, env.operator.usage()[1])
+
+
+def buckets(text: str, metric: str) -> dict[float, float]:
+    """A histogram's cumulative buckets by upper bound, from an exposition."""
+    return {
+        float(_label(k, "le").replace("+Inf", "inf")): v for k, v in series(text, metric).items()
+    }
+
+
+def delta_quantiles(
+    before: dict[float, float], after: dict[float, float]
+) -> tuple[float, float, int]:
+    """p50, p99 and count of what a histogram observed between two readings."""
+    d = {le: v - before.get(le, 0.0) for le, v in after.items()}
+    return quantile(0.5, d), quantile(0.99, d), int(d.get(float("inf"), 0))
 
 
 def quantile(q: float, buckets: dict[float, float]) -> float:
@@ -176,6 +192,8 @@ class Result:
     apply_s: float = float("nan")
     tick_p50: float = float("nan")
     tick_p99: float = float("nan")
+    poll_p50: float = float("nan")  # a batched poll's duration (its snapshot's wait)
+    poll_p99: float = float("nan")
     ticks: int = 0
     rollback_p50: float = float("nan")
     rollback_p99: float = float("nan")
@@ -189,6 +207,7 @@ class Result:
     seconds: float = 0.0  # the measured window
     wrong: list[str] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
+    stalled: int = 0  # how many asked the Prometheus that never answers
 
 
 def _delta(a: dict[Any, float], b: dict[Any, float]) -> dict[Any, float]:
@@ -242,6 +261,7 @@ def measure(
     env.set_faults(bad)
     names = [name(i) for i in range(n)]
     stalled, stalled_url = elsewhere
+    res_stalled = len(stalled)
 
     def manifest(x: str, version: str) -> dict[str, Any]:
         url = stalled_url if x in stalled else ""
@@ -249,7 +269,7 @@ def measure(
 
     watcher = Watcher(env)
     watcher.start()
-    res = Result(n)
+    res = Result(n, stalled=res_stalled)
     try:
         t = time.monotonic()
         apply_all(env, [manifest(x, V1) for x in names])
@@ -283,9 +303,10 @@ def measure(
         res.api_lifetime = _delta(env.api_start, after.api)
         res.polls = after.polls - before.polls
         res.seconds = end - start
-        lag = {le: v - before.lag_buckets.get(le, 0.0) for le, v in after.lag_buckets.items()}
-        res.tick_p50, res.tick_p99 = quantile(0.5, lag), quantile(0.99, lag)
-        res.ticks = int(lag.get(float("inf"), 0))
+        res.tick_p50, res.tick_p99, res.ticks = delta_quantiles(
+            before.lag_buckets, after.lag_buckets
+        )
+        res.poll_p50, res.poll_p99, _ = delta_quantiles(before.poll_buckets, after.poll_buckets)
         ended = dict(watcher.ended)
         good = [x for x in names if x not in bad and x not in stalled]
         healthy = [ended[x][1] for x in good if x in ended]

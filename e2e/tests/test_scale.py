@@ -8,17 +8,16 @@ promote, and the others end exactly as injected."""
 from __future__ import annotations
 
 import math
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from e2e.cluster.api import Cluster
+from e2e.scale import stall
 from e2e.scale.bench import report
 from e2e.scale.env import ScaleEnv, scale_env
-from e2e.scale.run import faulty, measure, name
+from e2e.scale.run import faulty, measure
 
 pytestmark = pytest.mark.cluster
 N = 30
@@ -59,39 +58,15 @@ def test_batched_analysis_rolls_back_exactly_the_injected_subset(env: ScaleEnv) 
 
 @pytest.fixture
 def stalled_prometheus() -> Iterator[str]:
-    """A Prometheus URL on loopback that accepts connections and never answers (a stalled
-    server: the operator's client waits its whole timeout on each request)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def hold() -> None:
-        listener.settimeout(0.5)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=hold, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in held:
-            conn.close()
-        listener.close()
+    with stall.stalled_prometheus() as url:
+        yield url
 
 
 def test_a_stalled_prometheus_holds_back_only_its_own_model_deployments(
     env: ScaleEnv, stalled_prometheus: str
 ) -> None:
     bad = faulty(N)
-    stalled = frozenset(name(i) for i in range(N) if i % 5 == 1)
+    stalled = stall.stalled_subset(N)
     assert len(stalled) == 6 and not stalled & set(bad)
     r = measure(env, N, analysis="60s", elsewhere=(stalled, stalled_prometheus))
     report(r)

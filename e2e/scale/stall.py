@@ -1,0 +1,47 @@
+"""A Prometheus that never answers, on loopback: it accepts connections and holds them, so
+the operator's client waits out its whole timeout on every request (a stalled server, not a
+refused one, which would fail at once)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from e2e.scale.run import name
+
+
+@contextmanager
+def stalled_prometheus() -> Iterator[str]:
+    """Its URL while the block runs; every connection it held is closed after."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def hold() -> None:
+        listener.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def stalled_subset(n: int, every: int = 5) -> frozenset[str]:
+    """Which of ``n`` ModelDeployments ask the stalled Prometheus: every ``every``-th one,
+    offset so that none of them is one of ``run.faulty``'s bad ones."""
+    return frozenset(name(i) for i in range(n) if i % every == 1)
