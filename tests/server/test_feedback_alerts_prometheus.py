@@ -269,10 +269,18 @@ def _wait_scraped(url: str, proc: subprocess.Popen[bytes], folder: Path) -> None
     the first labels count as an increase."""
     deadline = time.monotonic() + 60
     while True:
+        query = {"query": c.METRIC_FEEDBACK_ROWS + '{job="models"}'}
         try:
-            rows = _get(url, "/api/v1/query", query=c.METRIC_FEEDBACK_ROWS + '{job="models"}')
-        except httpx.TransportError:
-            rows = {"result": []}
+            answer = httpx.get(url + "/api/v1/query", params=query, timeout=10)
+        except httpx.TransportError:  # not listening yet
+            answer = None
+        # 503 "Service Unavailable": listening, but its storage is not ready yet
+        if answer is None or answer.status_code == 503:
+            rows: Any = {"result": []}
+        else:
+            body = answer.json()
+            assert body["status"] == "success", body
+            rows = body["data"]
         if len(rows["result"]) == 2:
             return
         assert proc.poll() is None and time.monotonic() < deadline, (
