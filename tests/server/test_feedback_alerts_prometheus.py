@@ -264,23 +264,23 @@ def _watch(
     return firing, seen
 
 
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/-/ready", timeout=10).status_code == 200
+    except httpx.TransportError:  # not listening yet
+        return False
+
+
 def _wait_scraped(url: str, proc: subprocess.Popen[bytes], folder: Path) -> None:
     """Until Prometheus holds a first (all-zero) sample of both servers' label counters, so
     the first labels count as an increase."""
     deadline = time.monotonic() + 60
     while True:
-        query = {"query": c.METRIC_FEEDBACK_ROWS + '{job="models"}'}
-        try:
-            answer = httpx.get(url + "/api/v1/query", params=query, timeout=10)
-        except httpx.TransportError:  # not listening yet
-            answer = None
-        # 503 "Service Unavailable": listening, but its storage is not ready yet
-        if answer is None or answer.status_code == 503:
-            rows: Any = {"result": []}
+        # Prometheus answers 503 until its storage is ready: ask its readiness first
+        if _ready(url):
+            rows = _get(url, "/api/v1/query", query=c.METRIC_FEEDBACK_ROWS + '{job="models"}')
         else:
-            body = answer.json()
-            assert body["status"] == "success", body
-            rows = body["data"]
+            rows = {"result": []}
         if len(rows["result"]) == 2:
             return
         assert proc.poll() is None and time.monotonic() < deadline, (
