@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 from e2e.cluster.api import Cluster
@@ -22,8 +23,8 @@ from e2e.cluster.config import Paths
 from e2e.cluster.lifecycle import status, up
 from e2e.cluster.sh import locked
 from e2e.scale.env import scale_env
-from e2e.scale.run import Result, measure
-from e2e.scale.stall import stalled_prometheus, stalled_subset
+from e2e.scale.run import Result, measure, stalled_subset
+from e2e.scale.stall import stalled_prometheus
 
 
 def report(r: Result) -> None:
@@ -88,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [args.n] if args.only else sorted({100, 250, args.n})
     last: Result | None = None
     for n in sizes:
-        with tempfile.TemporaryDirectory(prefix="md-scale-") as tmp, stalled_prometheus() as url:
-            elsewhere = (stalled_subset(n) if args.stalled else frozenset(), url)
+        with tempfile.TemporaryDirectory(prefix="md-scale-") as tmp, ExitStack() as stack:
+            elsewhere: tuple[frozenset[str], str] = (frozenset(), "")
+            if args.stalled:
+                elsewhere = (stalled_subset(n), stack.enter_context(stalled_prometheus()))
             with scale_env(cluster, Path(tmp), label=f"scale{n}") as env:
                 r = measure(env, n, args.analysis, elsewhere=elsewhere)
             report(r)

@@ -25,6 +25,12 @@ def faulty(n: int, every: int = 10) -> dict[str, str]:
     return {name(i): ("diverge" if k % 2 == 0 else "drift") for k, i in enumerate(bad)}
 
 
+def stalled_subset(n: int, every: int = 5) -> frozenset[str]:
+    """Which of ``n`` ModelDeployments ask a Prometheus that never answers (``stall``): every
+    ``every``-th one, offset so that none of them is one of ``faulty``'s bad ones."""
+    return frozenset(name(i) for i in range(n) if i % every == 1)
+
+
 def name(i: int) -> str:
     return f"m{i:04d}"
 
@@ -261,7 +267,6 @@ def measure(
     env.set_faults(bad)
     names = [name(i) for i in range(n)]
     stalled, stalled_url = elsewhere
-    res_stalled = len(stalled)
 
     def manifest(x: str, version: str) -> dict[str, Any]:
         url = stalled_url if x in stalled else ""
@@ -269,7 +274,7 @@ def measure(
 
     watcher = Watcher(env)
     watcher.start()
-    res = Result(n, stalled=res_stalled)
+    res = Result(n, stalled=len(stalled))
     try:
         t = time.monotonic()
         apply_all(env, [manifest(x, V1) for x in names])

@@ -9,8 +9,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from e2e.scale.run import name
-
 
 @contextmanager
 def stalled_prometheus() -> Iterator[str]:
@@ -39,9 +37,3 @@ def stalled_prometheus() -> Iterator[str]:
         for conn in held:
             conn.close()
         listener.close()
-
-
-def stalled_subset(n: int, every: int = 5) -> frozenset[str]:
-    """Which of ``n`` ModelDeployments ask the stalled Prometheus: every ``every``-th one,
-    offset so that none of them is one of ``run.faulty``'s bad ones."""
-    return frozenset(name(i) for i in range(n) if i % every == 1)

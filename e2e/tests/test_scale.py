@@ -17,7 +17,7 @@ from e2e.cluster.api import Cluster
 from e2e.scale import stall
 from e2e.scale.bench import report
 from e2e.scale.env import ScaleEnv, scale_env
-from e2e.scale.run import faulty, measure
+from e2e.scale.run import faulty, measure, stalled_subset
 
 pytestmark = pytest.mark.cluster
 N = 30
@@ -66,7 +66,7 @@ def test_a_stalled_prometheus_holds_back_only_its_own_model_deployments(
     env: ScaleEnv, stalled_prometheus: str
 ) -> None:
     bad = faulty(N)
-    stalled = stall.stalled_subset(N)
+    stalled = stalled_subset(N)
     assert len(stalled) == 6 and not stalled & set(bad)
     r = measure(env, N, analysis="60s", elsewhere=(stalled, stalled_prometheus))
     report(r)
