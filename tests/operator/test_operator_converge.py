@@ -26,19 +26,33 @@ def test_markers_follow_the_spec_not_the_status() -> None:
     assert entry == {("ml", "iris"): {("Service", "iris"): "rv7"}}
 
 
-def test_needs_apply() -> None:
-    marks = {("Deployment", "iris-blue"): "g2", ("Service", "iris"): "rv7"}
-    last = ("digest", marks)
-    assert converge.needs_apply(None, "digest", dict(marks)), "never applied"
-    assert converge.needs_apply(last, "other", dict(marks)), "desired state changed"
-    assert converge.needs_apply(last, "digest", None), "nothing watched"
-    assert not converge.needs_apply(last, "digest", dict(marks)), "unchanged: no request"
-    deleted = {("Deployment", "iris-blue"): "g2"}
-    assert converge.needs_apply(last, "digest", deleted)
+def obj(kind: str, name: str, replicas: int = 1) -> dict[str, object]:
+    return {"kind": kind, "metadata": {"name": name}, "spec": {"replicas": replicas}}
+
+
+def names(todo: list[tuple[dict[str, object], bytes]]) -> list[object]:
+    return [o["metadata"]["name"] for o, _ in todo]  # type: ignore[index]
+
+
+def test_to_apply_writes_only_what_changed_in_apply_order() -> None:
+    dep, svc, route = obj("Deployment", "iris-blue"), obj("Service", "iris"), obj("X", "r")
+    objs = [dep, svc, route]
+    marks = {("Deployment", "iris-blue"): "g2", ("Service", "iris"): "rv7", ("X", "r"): "g1"}
+    last = {converge.child_key(o): (converge.digest(o), marks[converge.child_key(o)]) for o in objs}
+    assert names(converge.to_apply(objs, {}, dict(marks))) == ["iris-blue", "iris", "r"]
+    assert names(converge.to_apply(objs, last, None)) == ["iris-blue", "iris", "r"], "unwatched"
+    assert converge.to_apply(objs, last, dict(marks)) == [], "unchanged: no request"
+    moved = [dep, svc, obj("X", "r", replicas=2)]  # a canary step: only the route changes
+    todo = converge.to_apply(moved, last, dict(marks))
+    assert names(todo) == ["r"] and todo[0][1] == converge.digest(moved[2])
+    deleted = {("Deployment", "iris-blue"): "g2", ("X", "r"): "g1"}
+    assert names(converge.to_apply(objs, last, deleted)) == ["iris"]
     edited = {**marks, ("Deployment", "iris-blue"): "g3"}
-    assert converge.needs_apply(last, "digest", edited)
+    assert names(converge.to_apply(objs, last, edited)) == ["iris-blue"]
     extra = {**marks, ("Service", "someone-elses"): "rv1"}
-    assert not converge.needs_apply(last, "digest", extra)
+    assert converge.to_apply(objs, last, extra) == []
+    both = [obj("Deployment", "iris-blue", 0), svc, obj("X", "r", 2)]
+    assert names(converge.to_apply(both, last, dict(marks))) == ["iris-blue", "r"], "in order"
 
 
 def test_observed_merges_the_indexes_of_every_kind() -> None:

@@ -246,6 +246,34 @@ def test_missing_router_api_drops_its_objects_and_warns_once(
     assert kube.applied[-1] == router_for(sp).objects(OWNER, sp, canary(60))[0]
 
 
+def test_a_canary_step_writes_only_the_children_it_changes() -> None:
+    """At 500 ModelDeployments mid-rollout, writing every child at every step queued the
+    rollbacks behind routine writes: only what changed (or went missing) is written."""
+    sp = spec(strategy=CANARY, provider=GATEWAY)
+    api = router_for(sp).required_api
+    assert api is not None
+    kube = FakeKube({(api.group, api.version, api.plural)})
+    rt = Runtime(config=Config(), kube=cast(Any, kube), metrics=OperatorMetrics.create())
+    body = kopf.Body({"metadata": {"name": "iris", "namespace": "ml", "uid": "1234"}})
+
+    def step(actions: Actions, seen: converge.Markers) -> list[dict[str, Any]]:
+        kube.applied.clear()
+        asyncio.run(handlers.apply_children(rt, body, sp, actions, seen))
+        return list(kube.applied)
+
+    first = children(OWNER, sp, canary(30), with_rule=False)
+    watched = {converge.child_key(o): converge.marker(o["metadata"]) for o in first}
+    assert step(canary(30), {}) == first, "nothing there yet: everything, in order"
+    assert step(canary(30), watched) == [], "unchanged"
+    second = children(OWNER, sp, canary(50), with_rule=False)
+    changed = [o for o in second if o not in first]
+    assert changed and len(changed) < len(second)
+    assert step(canary(50), watched) == changed
+    gone = dict(watched)
+    del gone[converge.child_key(second[0])]
+    assert step(canary(50), gone) == [second[0]], "a deleted child is restored alone"
+
+
 def test_replicas_needs_no_api(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kopf, "warn", lambda body, **kw: pytest.fail("warned"))
     kube = FakeKube(set())

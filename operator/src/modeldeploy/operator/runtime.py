@@ -49,8 +49,10 @@ class Runtime:
     metrics: OperatorMetrics
     poller: Poller | None = None
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-    applied: dict[tuple[str, str], tuple[str, converge.Markers]] = field(default_factory=dict)
+    applied: dict[tuple[str, str], converge.Applied] = field(default_factory=dict)
     wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    # woken because one of their alerts started firing: that reconcile's calls are urgent
+    alerted: set[tuple[str, str]] = field(default_factory=set)
     # (namespace, name) -> (Prometheus URL, from when its next sample is due)
     due: dict[tuple[str, str], tuple[str, datetime]] = field(default_factory=dict)
     written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = field(default_factory=dict)
