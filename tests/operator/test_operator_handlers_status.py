@@ -175,3 +175,38 @@ def test_a_reserved_env_name_is_an_invalid_spec_in_status_and_nothing_is_applied
             "phase": "Degraded",
         }
     ]
+
+
+class UrgencyKube(FakeKube):
+    """Records whether each status write was made in the urgent lane."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urgent: list[bool] = []
+
+    async def patch_status(self, *args: Any, **kw: Any) -> dict[str, Any]:
+        from modeldeploy.operator.lanes import URGENT
+
+        self.urgent.append(URGENT.get())
+        return await super().patch_status(*args, **kw)
+
+
+def test_the_reconcile_an_alert_woke_writes_in_the_urgent_lane(rt: Runtime) -> None:
+    kube = rt.kube = UrgencyKube()  # type: ignore[assignment]
+    asyncio.run(handlers.reconcile(rt, _body({}), None, None, trigger="test"))
+    rt.written.clear()
+    rt.alerted.add(("ml", "iris"))
+    asyncio.run(handlers.reconcile(rt, _body({}, version="v2"), None, None, trigger="wake"))
+    assert kube.urgent == [False, True]
+    assert ("ml", "iris") not in rt.alerted, "taken when its reconcile got the lock"
+
+
+def test_rolled_back_since_is_the_end_of_a_rollout_without_its_promotion() -> None:
+    entry = {"version": "v2", "revision": "r2", "outcome": "RolledBack", "reason": "Aborted"}
+    running = RolloutStatus.from_json({"candidateRevision": "r2", "candidateVersion": "v2"})
+    rolled = RolloutStatus.from_json({"history": [entry]})
+    promoted = RolloutStatus.from_json({"history": [{**entry, "outcome": "Promoted"}]})
+    assert rolled.rolled_back_since(running)
+    assert not promoted.rolled_back_since(running)
+    assert not rolled.rolled_back_since(rolled), "already over before"
+    assert not running.rolled_back_since(running)

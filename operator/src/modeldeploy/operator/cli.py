@@ -141,18 +141,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_operator(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     import kopf
 
     from modeldeploy.operator.handlers import build_registry
     from modeldeploy.operator.kube import ApiClientKube
     from modeldeploy.operator.metrics import OperatorMetrics
+    from modeldeploy.operator.process import configure_logging
     from modeldeploy.operator.runtime import Config, Runtime
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
     config = Config(
@@ -170,10 +168,11 @@ def run_operator(args: argparse.Namespace) -> int:
         peering_lifetime=args.peering_lifetime,
         kubeconfig=args.kubeconfig,
     )
-    kube = ApiClientKube.from_environment(args.kubeconfig)
+    alerted: set[tuple[str, str]] = set()  # their client calls go first (lanes.Lanes)
+    kube = ApiClientKube.from_environment(args.kubeconfig, hurried=alerted)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    runtime = Runtime(config=config, kube=kube, metrics=OperatorMetrics.create())
+    runtime = Runtime(config=config, kube=kube, metrics=OperatorMetrics.create(), alerted=alerted)
     registry = build_registry(runtime)
     kopf.run(
         loop=loop,

@@ -14,11 +14,13 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Container, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator.lanes import Lanes
 
 log = logging.getLogger("modeldeploy.operator.kube")
 Json = dict[str, Any]
@@ -104,13 +106,17 @@ class Kube(Protocol):
 class ApiClientKube:
     """``Kube`` over the official client's ApiClient (kubeconfig or in-cluster config)."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, hurried: Container[Hashable] = frozenset()) -> None:
+        """``hurried``: the callers (``lanes.calls_for``) whose calls go first (``Lanes``)."""
         self._api = api_client
         self._discovery: dict[str, tuple[float, set[str]]] = {}
         self._pool = ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="kube")
+        self.lanes = Lanes(API_CONCURRENCY, hurried)
 
     @classmethod
-    def from_environment(cls, kubeconfig: str | None = None) -> ApiClientKube:
+    def from_environment(
+        cls, kubeconfig: str | None = None, hurried: Container[Hashable] = frozenset()
+    ) -> ApiClientKube:
         from kubernetes import client, config
 
         cfg = client.Configuration()
@@ -119,7 +125,7 @@ class ApiClientKube:
         except config.ConfigException:
             config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
         cfg.connection_pool_maxsize = API_CONCURRENCY  # one connection per thread
-        return cls(client.ApiClient(cfg))
+        return cls(client.ApiClient(cfg), hurried)
 
     # --- the raw call ------------------------------------------------------------------
 
@@ -160,7 +166,8 @@ class ApiClientKube:
 
     async def _call(self, method: str, path: str, **kw: Any) -> Json:
         call = functools.partial(self._call_sync, method, path, **kw)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        async with self.lanes.slot():
+            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     async def _with_conflict_retry(self, method: str, path: str, **kw: Any) -> Json:
         for attempt in range(CONFLICT_RETRIES):

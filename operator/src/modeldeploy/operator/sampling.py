@@ -67,6 +67,13 @@ def wake_due(rt: Runtime, url: str, snap: Snapshot) -> None:
     wake(rt, {key for key, (u, at) in rt.due.items() if u == url and at <= snap.at})
 
 
+def wake_alerted(rt: Runtime, keys: set[tuple[str, str]]) -> None:
+    """An alert just started firing for these: reconcile them now, their calls first (a
+    rollback must not wait behind the routine writes of every other ModelDeployment)."""
+    rt.alerted.update(keys & rt.wakeups.keys())
+    wake(rt, keys)
+
+
 def wake(rt: Runtime, keys: set[tuple[str, str]]) -> None:
     """Reconcile these ModelDeployments now (an alert just started firing for them, or a
     snapshot brought their next sample)."""

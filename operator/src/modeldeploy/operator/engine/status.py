@@ -126,6 +126,13 @@ class RolloutStatus:
     def copy(self) -> RolloutStatus:
         return copy.deepcopy(self)
 
+    def rolled_back_since(self, before: RolloutStatus) -> bool:
+        """This status ends ``before``'s rollout without promoting it: rolled back or
+        aborted (the client gives such a decision's writes precedence)."""
+        top = self.history[0] if self.history else None
+        ended = before.active and not self.active
+        return ended and top is not None and top.outcome in ("RolledBack", "Aborted")
+
     # --- conditions ---------------------------------------------------------------------
 
     def condition(self, type_: str) -> Condition | None:
