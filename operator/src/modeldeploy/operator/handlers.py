@@ -87,92 +87,106 @@ async def reconcile(
     child_indexes: tuple[Any, ...] | None = None,
     retrain_indexes: tuple[Any, Any] = (None, None),
 ) -> None:
+    """One reconcile of one object, under its lock; its client calls are made on its behalf
+    (``lanes.calls_for``), so they are hurried while a reconcile an alert woke waits here."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    with calls_for(key):
+        async with rt.locks.setdefault(key, asyncio.Lock()):
+            await _reconcile_locked(
+                rt, body, deployments, pods, trigger, child_indexes, retrain_indexes
+            )
+
+
+async def _reconcile_locked(
+    rt: Runtime,
+    body: kopf.Body,
+    deployments: Any,
+    pods: Any,
+    trigger: str,
+    child_indexes: tuple[Any, ...] | None,
+    retrain_indexes: tuple[Any, Any],
+) -> None:
     ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    lock = rt.locks.setdefault((ns, name), asyncio.Lock())
-    with calls_for((ns, name)):  # hurried while an alert of this object waits (lanes)
-        async with lock:
-            rt.metrics.reconciles.labels(trigger=trigger).inc()
-            alerted = (ns, name) in rt.alerted
-            rt.alerted.discard((ns, name))
-            raw, rv = current_status(rt, body)
+    rt.metrics.reconciles.labels(trigger=trigger).inc()
+    alerted = (ns, name) in rt.alerted
+    rt.alerted.discard((ns, name))
+    raw, rv = current_status(rt, body)
+    try:
+        spec = Spec.from_body(dict(body), default_image=rt.config.server_image)
+    except SpecError as exc:
+        rt.metrics.errors.labels(kind="spec").inc()
+        if raw.get("message") != f"invalid spec: {exc}":
+            kopf.warn(body, reason="InvalidSpec", message=str(exc))
+            await rt.kube.patch_status(
+                d.KIND, ns, name, {"message": f"invalid spec: {exc}", "phase": "Degraded"}
+            )
+        return
+    args = (rt.registry, rt.resolutions, rt.kube, body, raw, spec, rt.now())
+    if (decision := await resolve_spec(*args)) is None or decision.spec is None:
+        return  # a models:/ URI that cannot be resolved: nothing new is applied
+    requested = decision.spec  # concrete: models:/NAME/VERSION and its pin
+    spec = retrainoutput.apply(requested, raw, ns, name)  # a retrained bundle it adopted
+    obs = observations(body, deployments, pods)
+    seen = None if child_indexes is None else converge.observed(child_indexes, (ns, name))
+    for attempt in range(STATUS_CONFLICT_RETRIES):
+        status = RolloutStatus.from_json(raw)  # parsed once, written once (below)
+        sample = await analysis_sample(rt, spec, status)
+        awaiting = retrainsync.awaiting(raw)
+        obs = Observations(
+            slots=obs.slots, control=obs.control, analysis=sample, retrain_awaiting=awaiting
+        )
+        new_status, actions = engine.reconcile(spec, status, obs, rt.now())
+        before, after = (
+            s.analysis.last_sample_at if s.analysis else None for s in (status, new_status)
+        )
+        at = sample.at if sample else None
+        rt.metrics.observe_tick(before, after, at, spec.analysis.interval, rt.now())
+        # a rollback's writes (and those of a reconcile an alert woke) go first
+        with urgent(alerted or new_status.rolled_back_since(status)):
             try:
-                spec = Spec.from_body(dict(body), default_image=rt.config.server_image)
-            except SpecError as exc:
-                rt.metrics.errors.labels(kind="spec").inc()
-                if raw.get("message") != f"invalid spec: {exc}":
-                    kopf.warn(body, reason="InvalidSpec", message=str(exc))
-                    await rt.kube.patch_status(
-                        d.KIND, ns, name, {"message": f"invalid spec: {exc}", "phase": "Degraded"}
+                await apply_children(rt, body, spec, actions, seen)
+                await label_pods(rt, spec, actions.pod_roles, pods)
+                retrain, retrain_events = await retrainsync.step(
+                    rt,
+                    body,
+                    requested,
+                    raw,
+                    (status, new_status),
+                    sample,
+                    retrain_indexes,
+                    obs.control,
+                )
+                new_raw = with_resolution(new_status.to_json(), decision)
+                if retrain is not None:
+                    new_raw[retrainsync.STATUS_KEY] = retrain
+                new_raw = writeback.carry(raw, new_raw, writeback.Settings.from_spec(body["spec"]))
+                stable = new_status.stable_slot
+                ready = obs.slot(stable).ready_replicas if stable else 0
+                new_raw.update(scale_status(name, stable, ready))
+                patch = merge_patch(raw, new_raw)
+                if patch:
+                    res = await rt.kube.patch_status(d.KIND, ns, name, patch, rv or None)
+                    rt.written[(ns, name)] = (
+                        res.get("metadata", {}).get("resourceVersion", ""),
+                        new_raw,
                     )
-                return
-            args = (rt.registry, rt.resolutions, rt.kube, body, raw, spec, rt.now())
-            if (decision := await resolve_spec(*args)) is None or decision.spec is None:
-                return  # a models:/ URI that cannot be resolved: nothing new is applied
-            requested = decision.spec  # concrete: models:/NAME/VERSION and its pin
-            spec = retrainoutput.apply(requested, raw, ns, name)  # a retrained bundle it adopted
-            obs = observations(body, deployments, pods)
-            seen = None if child_indexes is None else converge.observed(child_indexes, (ns, name))
-            for attempt in range(STATUS_CONFLICT_RETRIES):
-                status = RolloutStatus.from_json(raw)  # parsed once, written once (below)
-                sample = await analysis_sample(rt, spec, status)
-                awaiting = retrainsync.awaiting(raw)
-                obs = Observations(
-                    slots=obs.slots, control=obs.control, analysis=sample, retrain_awaiting=awaiting
-                )
-                new_status, actions = engine.reconcile(spec, status, obs, rt.now())
-                before, after = (
-                    s.analysis.last_sample_at if s.analysis else None for s in (status, new_status)
-                )
-                at = sample.at if sample else None
-                rt.metrics.observe_tick(before, after, at, spec.analysis.interval, rt.now())
-                # a rollback's writes (and those of a reconcile an alert woke) go first
-                with urgent(alerted or new_status.rolled_back_since(status)):
-                    try:
-                        await apply_children(rt, body, spec, actions, seen)
-                        await label_pods(rt, spec, actions.pod_roles, pods)
-                        retrain, retrain_events = await retrainsync.step(
-                            rt,
-                            body,
-                            requested,
-                            raw,
-                            (status, new_status),
-                            sample,
-                            retrain_indexes,
-                            obs.control,
-                        )
-                        new_raw = with_resolution(new_status.to_json(), decision)
-                        if retrain is not None:
-                            new_raw[retrainsync.STATUS_KEY] = retrain
-                        new_raw = writeback.carry(
-                            raw, new_raw, writeback.Settings.from_spec(body["spec"])
-                        )
-                        stable = new_status.stable_slot
-                        ready = obs.slot(stable).ready_replicas if stable else 0
-                        new_raw.update(scale_status(name, stable, ready))
-                        patch = merge_patch(raw, new_raw)
-                        if patch:
-                            res = await rt.kube.patch_status(d.KIND, ns, name, patch, rv or None)
-                            rt.written[(ns, name)] = (
-                                res.get("metadata", {}).get("resourceVersion", ""),
-                                new_raw,
-                            )
-                        break
-                    except KubeError as exc:
-                        if exc.status == 409 and attempt < STATUS_CONFLICT_RETRIES - 1:
-                            # Another writer changed the object since we read it: decide again on
-                            # what it wrote, never over it.
-                            rt.metrics.errors.labels(kind="conflict").inc()
-                            raw, rv = await fresh_status(rt, ns, name)
-                            continue
-                        rt.metrics.errors.labels(kind="api").inc()
-                        raise kopf.TemporaryError(f"{exc}", delay=5) from None
-            for event in (*actions.events, *retrain_events):
-                kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-                log.info("%s/%s %s: %s", ns, name, event.reason, event.message)
-            writeback_task.wake(rt, (ns, name), rt.written.get((ns, name), ("", {}))[1])
-            record_outcomes(rt.metrics, status, new_status)
-            record_retrain(rt.metrics, retrain_events)
-            remember_due(rt, (ns, name), spec, new_status)
+                break
+            except KubeError as exc:
+                if exc.status == 409 and attempt < STATUS_CONFLICT_RETRIES - 1:
+                    # Another writer changed the object since we read it: decide again on
+                    # what it wrote, never over it.
+                    rt.metrics.errors.labels(kind="conflict").inc()
+                    raw, rv = await fresh_status(rt, ns, name)
+                    continue
+                rt.metrics.errors.labels(kind="api").inc()
+                raise kopf.TemporaryError(f"{exc}", delay=5) from None
+    for event in (*actions.events, *retrain_events):
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        log.info("%s/%s %s: %s", ns, name, event.reason, event.message)
+    writeback_task.wake(rt, (ns, name), rt.written.get((ns, name), ("", {}))[1])
+    record_outcomes(rt.metrics, status, new_status)
+    record_retrain(rt.metrics, retrain_events)
+    remember_due(rt, (ns, name), spec, new_status)
 
 
 def slot_key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str, str, str]:
