@@ -134,8 +134,7 @@ def record_retrain(metrics: OperatorMetrics, events: Iterable[Event]) -> None:
 
 def record_outcomes(metrics: OperatorMetrics, old: RolloutStatus, new: RolloutStatus) -> None:
     """Count a rollout when it ends (a new history entry) and observe how long it took."""
-    top = new.history[0] if new.history else None
-    if top is None or (old.history and old.history[0] == top):
+    if (top := new.finished_since(old)) is None:
         return
     metrics.rollouts.labels(outcome=top.outcome).inc()
     if top.started_at and top.finished_at:

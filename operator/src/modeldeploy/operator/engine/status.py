@@ -126,12 +126,19 @@ class RolloutStatus:
     def copy(self) -> RolloutStatus:
         return copy.deepcopy(self)
 
+    def finished_since(self, before: RolloutStatus) -> HistoryEntry | None:
+        """The rollout this status ended since ``before``: its new history entry, else None
+        (the outcome metrics count it once, and a rollback's writes go first)."""
+        top = self.history[0] if self.history else None
+        if top is None or (before.history and before.history[0] == top):
+            return None
+        return top
+
     def rolled_back_since(self, before: RolloutStatus) -> bool:
         """This status ends ``before``'s rollout without promoting it: rolled back or
         aborted (the client gives such a decision's writes precedence)."""
-        top = self.history[0] if self.history else None
-        ended = before.active and not self.active
-        return ended and top is not None and top.outcome in ("RolledBack", "Aborted")
+        ended = self.finished_since(before)
+        return ended is not None and ended.outcome in ("RolledBack", "Aborted")
 
     # --- conditions ---------------------------------------------------------------------
 
