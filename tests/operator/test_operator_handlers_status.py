@@ -210,3 +210,5 @@ def test_rolled_back_since_is_the_end_of_a_rollout_without_its_promotion() -> No
     assert not promoted.rolled_back_since(running)
     assert not rolled.rolled_back_since(rolled), "already over before"
     assert not running.rolled_back_since(running)
+    assert rolled.finished_since(running) == rolled.history[0]
+    assert rolled.finished_since(rolled) is None, "the same top entry is no new end"
