@@ -38,6 +38,7 @@ def report(
     monitoring: tuple[float, float],
     bookkeeping: tuple[float, float],
     raw_alternating: float,
+    raw_onewrite_alternating: float,
 ) -> None:
     numeric = [r for r in results if not r.server.endswith("-frame")]
     frame = [r for r in results if r.server.endswith("-frame")]
@@ -64,6 +65,10 @@ def report(
     print(
         f"  ours / raw ASGI app, medians of alternating runs side by side: "
         f"{on / raw_alternating:.2f}x ({on:,.0f} vs {raw_alternating:,.0f} req/s; goal >= 0.45x)"
+    )
+    print(
+        f"  ours / raw ASGI app on our one-write protocol, side by side: "
+        f"{on / raw_onewrite_alternating:.2f}x ({raw_onewrite_alternating:,.0f} req/s)"
     )
     print(
         f"  monitoring cost (medians of alternating runs): drift bookkeeping on {on:,.0f} "

@@ -16,7 +16,8 @@ Servers, all one process on 127.0.0.1:
                  DataFrame pipeline through its pandas codec)
   constant       FastAPI endpoint that reads the body and returns a constant
   raw-asgi       a raw ASGI app under the same uvicorn that reads the body and answers a
-                 constant: the ceiling of a Python server here
+                 constant: the ceiling of a Python server here (and, side by side, the
+                 same app on our protocol, one write per response: raw_onewrite.py)
 
 Prints requests/s and p50/p99 per server and connection count, each ratio to ours, the
 monitoring cost, and how close ours comes to its floor (the raw ASGI app's cost plus the
@@ -45,6 +46,7 @@ from pathlib import Path
 
 from bench_report import report
 from benchlib import (
+    BENCH,
     MODEL_NAME,
     ROW,
     Result,
@@ -284,6 +286,7 @@ def main() -> int:
                 "on": (ours_cmd("{port}"), "/v2/health/ready"),
                 "off": (ours_cmd("{port}", "--no-drift"), "/v2/health/ready"),
                 "raw": (uvicorn_cmd(python, "raw_server:app", "{port}"), "/health"),
+                "raw-onewrite": ([python, str(BENCH / "raw_onewrite.py"), "{port}"], "/health"),
             },
             predict_lua,
             tmp,
@@ -300,6 +303,7 @@ def main() -> int:
             monitoring,
             bookkeeping_seconds_per_batch(bundle, rows),
             medians["raw"],
+            medians["raw-onewrite"],
         )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))

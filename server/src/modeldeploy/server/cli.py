@@ -220,6 +220,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from modeldeploy.server.app import create_app
+    from modeldeploy.server.onewrite import OneWriteHttpToolsProtocol
     from modeldeploy.server.settings import Settings
 
     settings = Settings(
@@ -248,6 +249,7 @@ def run_serve(args: argparse.Namespace) -> int:
         create_app(settings),
         host=args.host,
         port=args.port,
+        http=OneWriteHttpToolsProtocol,  # a response's head and body in one write
         log_config=None,
         log_level=args.log_level,
         access_log=False,
