@@ -250,6 +250,7 @@ def run_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         http=OneWriteHttpToolsProtocol,  # a response's head and body in one write
+        proxy_headers=False,  # nothing reads the client's address: no X-Forwarded-* pass
         log_config=None,
         log_level=args.log_level,
         access_log=False,
