@@ -302,7 +302,7 @@ def test_a_firing_alert_takes_the_weight_to_zero_within_two_seconds(
     env: Env, tmp_path: Path
 ) -> None:
     """At the defaults that matter here: the ModelDeployment's analysis.interval (30 s) and
-    the operator's own (10 s Prometheus poll, 5 s resync): the one-second alerts poll wakes
+    the operator's own (2 s full Prometheus poll, 5 s resync): the one-second alerts poll wakes
     the ModelDeployment, whose candidate weight is 0 at most 2 s after Prometheus marked
     the alert firing."""
     env.operator.stop()
@@ -310,7 +310,7 @@ def test_a_firing_alert_takes_the_weight_to_zero_within_two_seconds(
         env.cluster,
         env.namespace,
         tmp_path / "operator.log",
-        extra=("--resync-seconds", "5", "--analysis-interval", "10"),
+        extra=("--resync-seconds", "5", "--analysis-interval", "2"),  # the defaults
     )
     rule = f"react-{env.namespace}"
     kube = ApiClientKube.from_environment(str(env.cluster.kubeconfig))

@@ -302,6 +302,11 @@ def newly_firing(old: Firing, new: Firing) -> set[Key]:
     return out
 
 
+# Stop polling a Prometheus that no reconcile asked for in this long (at least ten polls):
+# well over any resync period, so a live ModelDeployment's snapshot is never dropped.
+FORGET_AFTER_SECONDS = 300.0
+
+
 @dataclass
 class Poller:
     """Polls every known Prometheus once per interval; keeps the latest snapshot of each.
@@ -333,7 +338,9 @@ class Poller:
             self.on_firing(url, fired)
 
     async def poll_once(self) -> None:
-        stale = [u for u, t in self.urls.items() if time.monotonic() - t > 10 * self.interval]
+        # a Prometheus no handler asked for in a while (its ModelDeployments are gone)
+        forget = max(10 * self.interval, FORGET_AFTER_SECONDS)
+        stale = [u for u, t in self.urls.items() if time.monotonic() - t > forget]
         for url in stale:
             self.urls.pop(url, None)
             self.snapshots.pop(url, None)

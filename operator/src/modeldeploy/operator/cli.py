@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from modeldeploy.operator import defaults as d
+
 OPERATOR_HELP = """\
 Run the ModelDeployment rollout operator (kopf underneath) with the current kubeconfig, or
 the in-cluster service account. It watches ModelDeployments (modeldeploy.io/v1alpha1) and
@@ -84,9 +86,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     op.add_argument(
         "--analysis-interval",
         type=float,
-        default=10.0,
+        default=d.FULL_POLL_SECONDS,
         metavar="S",
-        help="batched Prometheus poll period (default 10)",
+        help=f"period of the full batched Prometheus poll, four requests per Prometheus "
+        f"whatever the number of ModelDeployments (default {d.FULL_POLL_SECONDS:g}; shorter "
+        "than any spec.analysis.interval, so that the samples of many rollouts come due at "
+        "different polls)",
     )
     op.add_argument(
         "--alerts-interval",

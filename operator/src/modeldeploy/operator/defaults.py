@@ -50,6 +50,11 @@ ON_INSUFFICIENT_EVIDENCE_CHOICES: Final = ("pause", "rollback")
 # How often the operator reads the firing alerts (one request per Prometheus), so that a
 # firing alert rolls back within seconds whatever analysis.interval is.
 ALERTS_POLL_SECONDS: Final = 1.0
+# How often the operator makes its full batched poll (four requests per Prometheus). Shorter
+# than any analysis.interval, so that the rollouts' samples come due at different polls
+# (each poll wakes only the ones it brings a sample for) instead of all at the same one, and
+# a due sample waits at most this long for its evidence.
+FULL_POLL_SECONDS: Final = 2.0
 
 # Thresholds of the generated PrometheusRule: the chart's, from the one definition of the
 # rules (modeldeploy.server.contract.rules, which charts/modeldeploy/rules/ is generated from).

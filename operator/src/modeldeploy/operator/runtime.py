@@ -30,7 +30,7 @@ class Config:
     prometheus_url: str = ""
     server_image: str = ""
     resync_seconds: float = 5.0
-    analysis_interval: float = 10.0
+    analysis_interval: float = d.FULL_POLL_SECONDS
     alerts_interval: float = d.ALERTS_POLL_SECONDS
     metrics_port: int = 9102
     liveness_endpoint: str = "http://0.0.0.0:8081/healthz"
