@@ -4,17 +4,16 @@ uvicorn writes a response in two ``transport.write`` calls: the status line and 
 when the app sends ``http.response.start``, the body when it sends ``http.response.body``.
 Each is a system call, and on a TCP connection each is a segment the client's kernel
 delivers and may wake the client for. For the small JSON answers of the prediction
-endpoints those two writes are about half of a request's whole cost (py-spy, and the
-server's CPU time per request against a raw ASGI app's, measured side by side in
-``bench/serve_bench.py``). Here the head is held until the body's first write and both go
-out as one, as servers that ``writev`` do.
+endpoints those two writes were about a third of the server's busy time under load (py-spy
+at 16 connections; ``bench/serve_bench.py`` measures the result). Here the head is held
+until the body's first write and both go out as one, as servers that ``writev`` do.
 
 The hold is per request: each of uvicorn's request-response cycles gets its own
 ``HeadWithBody`` around the connection's transport, so pipelined requests keep their
-order. A first write with no second one after it in the same turn of the event loop (the head of
-a ``HEAD`` answer, a streaming answer's head before its first chunk, a ``100 Continue``)
-is written at the next turn, and at once before the cycle closes the transport, so nothing
-is held longer. Everything else passes through to uvicorn unchanged; if a uvicorn version
+order. A first write with no second one after it in the same turn of the event loop (the
+head of a ``HEAD`` answer, a streaming answer's head before its first chunk, a ``100
+Continue``) is written at the next turn, and at once before the cycle closes the transport,
+so nothing is held longer. Everything else passes through to uvicorn unchanged; if a uvicorn version
 does not build its cycles on the connection's transport, its own two writes are kept.
 """
 
