@@ -35,6 +35,7 @@ from modeldeploy.operator.lanes import calls_for, urgent
 from modeldeploy.operator.metrics import record_outcomes, record_retrain
 from modeldeploy.operator.model import Observations, Spec, SpecError
 from modeldeploy.operator.observe import deployment_summary, pod_summary, slot_observation
+from modeldeploy.operator.resolution import Decision
 from modeldeploy.operator.resolving import resolve_spec, with_resolution
 from modeldeploy.operator.runtime import Runtime
 from modeldeploy.operator.sampling import analysis_sample, remember_due, wake_alerted, wake_due
@@ -156,13 +157,9 @@ async def _reconcile_locked(
                     retrain_indexes,
                     obs.control,
                 )
-                new_raw = with_resolution(new_status.to_json(), decision)
-                if retrain is not None:
-                    new_raw[retrainsync.STATUS_KEY] = retrain
-                new_raw = writeback.carry(raw, new_raw, writeback.Settings.from_spec(body["spec"]))
                 stable = new_status.stable_slot
                 ready = obs.slot(stable).ready_replicas if stable else 0
-                new_raw.update(scale_status(name, stable, ready))
+                new_raw = status_to_write(raw, new_status, decision, retrain, body, ready)
                 patch = merge_patch(raw, new_raw)
                 if patch:
                     res = await rt.kube.patch_status(d.KIND, ns, name, patch, rv or None)
@@ -187,6 +184,25 @@ async def _reconcile_locked(
     record_outcomes(rt.metrics, status, new_status)
     record_retrain(rt.metrics, retrain_events)
     remember_due(rt, (ns, name), spec, new_status)
+
+
+def status_to_write(
+    raw: dict[str, Any],
+    new_status: RolloutStatus,
+    decision: Decision,
+    retrain: dict[str, Any] | None,
+    body: kopf.Body,
+    stable_ready: int,
+) -> dict[str, Any]:
+    """The whole status a reconcile writes (its patch is the difference from ``raw``): the
+    engine's rollout state, the model resolution, the retraining state, the write-back
+    fields carried over from ``raw`` and the scale subresource's read side."""
+    new_raw = with_resolution(new_status.to_json(), decision)
+    if retrain is not None:
+        new_raw[retrainsync.STATUS_KEY] = retrain
+    new_raw = writeback.carry(raw, new_raw, writeback.Settings.from_spec(body["spec"]))
+    new_raw.update(scale_status(body["metadata"]["name"], new_status.stable_slot, stable_ready))
+    return new_raw
 
 
 def slot_key(namespace: str | None, labels: Mapping[str, str]) -> tuple[str, str, str]:
