@@ -20,6 +20,7 @@ import yaml
 
 from modeldeploy.operator import engine
 from modeldeploy.operator.analysis import (
+    FORGET_AFTER_SECONDS,
     Poller,
     PrometheusClient,
     index_active_since,
@@ -286,6 +287,28 @@ def test_poller_polls_each_url_once_per_round(prometheus: str) -> None:
             return len(calls), len(poller.snapshots)
 
     assert run(go()) == (1, 1)
+
+
+def test_a_prometheus_is_forgotten_only_long_after_its_last_reconcile(prometheus: str) -> None:
+    """At the 2 s default poll, ten polls (the old window) are shorter than a resync can
+    be: a Prometheus asked for 100 s ago is still polled, one asked for long ago is not."""
+
+    async def go() -> tuple[list[str], set[str]]:
+        gone = f"http://127.0.0.1:{free_port()}"
+        polled: list[str] = []
+        async with aiohttp.ClientSession() as session:
+            poller = Poller(
+                client=PrometheusClient(session),
+                interval=2,
+                on_poll=lambda url, snap, s: polled.append(url),
+            )
+            poller.urls[prometheus] = time.monotonic() - 100
+            poller.urls[gone] = time.monotonic() - FORGET_AFTER_SECONDS - 1
+            await poller.poll_once()
+            return polled, set(poller.urls)
+
+    polled, kept = run(go())
+    assert polled == [prometheus] and kept == {prometheus}
 
 
 def test_a_stalled_prometheus_does_not_hold_back_the_others(prometheus: str) -> None:
