@@ -213,6 +213,7 @@ def uvicorn_cmd(python: str, app: str, port: int | str) -> list[str]:
         "--port",
         str(port),
         "--no-access-log",
+        "--no-proxy-headers",  # as `modeldeploy serve` runs: no X-Forwarded-* pass
         "--log-level",
         "warning",
         "--loop",

@@ -8,20 +8,21 @@ ours, beside the stock one.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import uvicorn
+from benchlib import BENCH
 
 from modeldeploy.server.onewrite import OneWriteHttpToolsProtocol
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent))
     uvicorn.run(
         "raw_server:app",
+        app_dir=str(BENCH),
         host="127.0.0.1",
         port=int(sys.argv[1]),
         http=OneWriteHttpToolsProtocol,
         loop="uvloop",
         access_log=False,
+        proxy_headers=False,
         log_level="warning",
     )
