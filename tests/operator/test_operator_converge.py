@@ -3,8 +3,15 @@ by someone else (markers from the kopf indexes); unchanged children cost no requ
 
 from __future__ import annotations
 
+import json
+
+from opworld import body, healthy, passing, tick
+from test_operator_builders import CASES, OWNER, rollout_actions
+
 from modeldeploy.operator import converge
 from modeldeploy.operator import defaults as d
+from modeldeploy.operator.desired import children
+from modeldeploy.operator.model import Spec
 
 
 def child(kind: str, name: str, **meta: object) -> dict[str, object]:
@@ -65,3 +72,30 @@ def test_observed_merges_the_indexes_of_every_kind() -> None:
         ("Service", "iris-blue"): "rv8",
     }
     assert converge.observed((deployments,), ("ml", "other")) == {}
+
+
+def test_the_same_desired_children_built_twice_digest_alike_and_a_change_shows() -> None:
+    """Each reconcile parses its object afresh (from the watch's JSON) and builds every child
+    again: unchanged, the digests must match, or every resync would re-apply everything."""
+    for name, sp in CASES.items():  # every strategy and traffic provider
+        actions = rollout_actions(sp)
+        first = children(OWNER, sp, actions, with_rule=True, with_traffic=True)
+        second = children(OWNER, sp, actions, with_rule=True, with_traffic=True)
+        assert [converge.digest(o) for o in first] == [converge.digest(o) for o in second], name
+    world, status = healthy(Spec.from_body(body()))
+    v1 = Spec.from_body(json.loads(json.dumps(body())))
+    _, a1 = tick(world, v1, status, sample=passing(world.now))
+    v1_again = Spec.from_body(json.loads(json.dumps(body())))
+    _, a2 = tick(world, v1_again, status, sample=passing(world.now))
+    one = children(OWNER, v1, a1, with_rule=True, with_traffic=True)
+    two = children(OWNER, v1_again, a2, with_rule=True, with_traffic=True)
+    assert one and [converge.digest(o) for o in one] == [converge.digest(o) for o in two]
+    bigger = json.loads(json.dumps(body()))
+    bigger["spec"]["replicas"] = 3
+    v1_bigger = Spec.from_body(bigger)
+    _, a3 = tick(world, v1_bigger, status, sample=passing(world.now))
+    three = children(OWNER, v1_bigger, a3, with_rule=True, with_traffic=True)
+    changed = {converge.child_key(o) for o, d3 in zip(one, three, strict=True) if o != d3}
+    assert changed, "more replicas changes a Deployment"
+    for old, new in zip(one, three, strict=True):
+        assert (converge.digest(old) == converge.digest(new)) == (old == new), old["kind"]

@@ -3,6 +3,7 @@ the JSON keeps the shape the CRD's schema, the plugin and the e2e tests read."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from opworld import SHA_B, World, healthy, passing, run_until, spec, tick
 
 from modeldeploy.operator.engine import RolloutStatus
 from modeldeploy.operator.evidence import AnalysisSample
-from modeldeploy.operator.model import Spec
+from modeldeploy.operator.model import Spec, format_time, parse_time
 
 BG = {
     "blueGreen": {
@@ -90,6 +91,43 @@ def test_every_status_of_a_rollout_and_a_rollback_round_trips(
         assert {"promoted", "previousSlot", "scaleDownAt"} <= keys
 
 
+def _mutable_parts(value: Any) -> list[Any]:
+    """Every object inside ``value`` that can be changed in place. Strings, numbers and
+    times cannot; a frozen dataclass (a slot's ``Template``) is shared whole on purpose,
+    since nothing changes it."""
+    if isinstance(value, dict):
+        found: list[Any] = [value]
+        for k, v in value.items():
+            found += _mutable_parts(k) + _mutable_parts(v)
+        return found
+    if isinstance(value, list):
+        return [value, *(p for v in value for p in _mutable_parts(v))]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if type(value).__dataclass_params__.frozen:  # type: ignore[attr-defined]
+            return []
+        return [value] + [
+            p for f in dataclasses.fields(value) for p in _mutable_parts(getattr(value, f.name))
+        ]
+    return []
+
+
+@pytest.mark.parametrize("strategy", [None, BG], ids=["canary", "blueGreen"])
+def test_a_copy_is_equal_and_shares_nothing_the_engine_can_change(
+    strategy: dict[str, Any] | None,
+) -> None:
+    """The engine changes its copy of the status in place; the one it was given must not
+    change with it (the copy is hand-written for speed, so a new field is checked here)."""
+    for raw in _statuses(strategy):
+        raw = {**raw, "someFutureKey": {"nested": [1, {"x": 2}]}}  # kept in ``extra``
+        status = RolloutStatus.from_json(raw)
+        copied = status.copy()
+        assert copied == status
+        assert copied.to_json() == status.to_json()
+        originals = {id(p) for p in _mutable_parts(status)}
+        shared = [p for p in _mutable_parts(copied) if id(p) in originals]
+        assert not shared, shared[:3]
+
+
 def test_rollback_after_promotion_round_trips() -> None:
     world, status = healthy(spec(strategy=BG))
     v2 = spec(version="v2", sha=SHA_B, strategy=BG)
@@ -163,6 +201,26 @@ def test_times_are_typed_and_written_in_kubernetes_format() -> None:
     raw = status.to_json()
     assert raw["stepStartedAt"].endswith("Z") and "." not in raw["stepStartedAt"]
     assert raw["analysis"]["lastSampleAt"] == raw["stepStartedAt"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-01 03:04:05Z",
+        "2026-12-01T03:04:05+00:00",
+        "2026-12-01T03:04:05.5Z",
+        "2026-12-01T03:04:5Z",
+        "2026-13-01T03:04:05Z",
+        "2026-12-01T03:04:05",
+    ],
+)
+def test_only_kubernetes_times_are_read(text: str) -> None:
+    assert parse_time("2026-12-01T03:04:05Z") == datetime(2026, 12, 1, 3, 4, 5, tzinfo=UTC)
+    assert parse_time(format_time(datetime(2026, 1, 2, 3, 4, 5, 999, tzinfo=UTC))) == datetime(
+        2026, 1, 2, 3, 4, 5, tzinfo=UTC
+    )
+    with pytest.raises(ValueError):
+        parse_time(text)
 
 
 def test_foreign_values_are_tolerated() -> None:

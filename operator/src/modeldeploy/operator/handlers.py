@@ -1,8 +1,9 @@
 """kopf registrations: thin async handlers around the pure engine.
 
-One reconcile function serves create, update, resume and a timer (level-based: observe,
-decide, converge). Slots are observed through kopf indexes of Deployments and Pods (memory,
-not API calls); Prometheus through the shared batched poller. The order inside a reconcile
+One reconcile function serves create, update, resume and the per-object ``react`` daemon
+(wake-ups and the resync: ``resync``), level-based: observe, decide, converge. Slots are
+observed through kopf indexes of Deployments and Pods (memory, not API calls); Prometheus
+through the shared batched poller. The order inside a reconcile
 is what makes a restart safe: apply the desired children first, then write the status, so
 a crash in between repeats the same (idempotent) decision.
 """
@@ -19,6 +20,8 @@ import kopf
 from modeldeploy.operator import (
     converge,
     engine,
+    kopfsettings,
+    resync,
     retrainjobs,
     retrainoutput,
     retrainsync,
@@ -93,9 +96,12 @@ async def reconcile(
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     with calls_for(key):
         async with rt.locks.setdefault(key, asyncio.Lock()):
-            await _reconcile_locked(
-                rt, body, deployments, pods, trigger, child_indexes, retrain_indexes
-            )
+            try:
+                await _reconcile_locked(
+                    rt, body, deployments, pods, trigger, child_indexes, retrain_indexes
+                )
+            finally:
+                resync.done(rt, key)
 
 
 async def _reconcile_locked(
@@ -222,17 +228,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(id="configure", registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.persistence.finalizer = d.FINALIZER
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=d.GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=d.GROUP, key="last-handled-configuration"
-        )
-        settings.posting.level = logging.WARNING
-        settings.watching.inactivity_timeout = 600
-        settings.watching.server_timeout = 300
-        settings.networking.request_timeout = 60
-        # a dead peer is ignored after this long: the fail-over time of two replicas
-        settings.peering.lifetime = rt.config.peering_lifetime
+        kopfsettings.configure(settings, rt.config.peering_lifetime)
         await start_background(rt)
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
@@ -249,6 +245,9 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
             return {}
         return {url: snap.error or "ok" for url, snap in rt.poller.snapshots.items()}
 
+    # The index functions are async although they wait for nothing: kopf runs a sync
+    # handler in a thread of its executor, a hop per watch event (thousands a minute at 500
+    # ModelDeployments), while an async one runs in the event loop at once.
     @kopf.index(
         "apps",
         "v1",
@@ -257,7 +256,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         id="md_deployments",
         registry=registry,
     )
-    def md_deployments(
+    async def md_deployments(
         body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
     ) -> dict[tuple[str, str, str], dict[str, Any]]:
         return {slot_key(namespace, labels): deployment_summary(dict(body))}
@@ -270,7 +269,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         id="md_pods",
         registry=registry,
     )
-    def md_pods(
+    async def md_pods(
         body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
     ) -> dict[tuple[str, str, str], dict[str, Any]]:
         return {slot_key(namespace, labels): pod_summary(dict(body))}
@@ -278,13 +277,13 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
     retrain_labels = {d.LABEL_NAME: kopf.PRESENT, d.LABEL_RETRAIN_RUN: kopf.PRESENT}
 
     @kopf.index("batch", "v1", "jobs", labels=retrain_labels, id="md_jobs", registry=registry)
-    def md_jobs(
+    async def md_jobs(
         body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
     ) -> dict[tuple[str, str], dict[str, Any]]:
         return {(namespace or "", labels[d.LABEL_NAME]): retrainjobs.job_summary(body)}
 
     @kopf.index("", "v1", "pods", labels=retrain_labels, id="md_job_pods", registry=registry)
-    def md_job_pods(
+    async def md_job_pods(
         body: kopf.Body, namespace: str | None, labels: Mapping[str, str], **_: Any
     ) -> dict[tuple[str, str], dict[str, Any]]:
         return {(namespace or "", labels[d.LABEL_NAME]): retrainjobs.pod_summary(body)}
@@ -298,7 +297,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
             id=f"md_children_{plural}",
             registry=registry,
         )
-        def index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], converge.Markers]:
+        async def index(body: kopf.Body, **_: Any) -> dict[tuple[str, str], converge.Markers]:
             return converge.index_entry(kind, body)
 
     for child_kind in converge.CHILD_KINDS:
@@ -327,45 +326,26 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
             retrain_indexes=retrain_of(kwargs),
         )
 
-    @kopf.timer(
-        *res, interval=rt.config.resync_seconds, initial_delay=1.0, id="resync", registry=registry
-    )
-    async def resync(body: kopf.Body, **kwargs: Any) -> None:
-        await reconcile(
-            rt,
-            body,
-            kwargs["md_deployments"],
-            kwargs["md_pods"],
-            trigger="timer",
-            child_indexes=children_of(kwargs),
-            retrain_indexes=retrain_of(kwargs),
-        )
-
     @kopf.daemon(*res, id="react", cancellation_timeout=2.0, registry=registry)
     async def react(body: kopf.Body, stopped: Any, **kwargs: Any) -> None:
-        """Reconcile at once when the alerts poll sees an alert start firing for this
-        ModelDeployment (the rollback does not wait for the resync or the interval), or
-        when a poll brings its next analysis sample."""
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        event = rt.wakeups.setdefault(key, asyncio.Event())
-        while not stopped:
-            try:
-                await asyncio.wait_for(event.wait(), timeout=30)
-            except TimeoutError:
-                continue
-            event.clear()
-            try:
-                await reconcile(
-                    rt,
-                    body,
-                    kwargs["md_deployments"],
-                    kwargs["md_pods"],
-                    trigger="wake",
-                    child_indexes=children_of(kwargs),
-                    retrain_indexes=retrain_of(kwargs),
-                )
-            except kopf.TemporaryError as exc:
-                log.warning("reconcile on a wake-up failed: %s", exc)
+        """Reconcile when woken (an alert started firing for this ModelDeployment, or a
+        poll brought its next analysis sample) and a resync period after its last
+        reconcile (``resync``)."""
+
+        async def again(trigger: str) -> None:
+            await reconcile(
+                rt,
+                body,
+                kwargs["md_deployments"],
+                kwargs["md_pods"],
+                trigger=trigger,
+                child_indexes=children_of(kwargs),
+                retrain_indexes=retrain_of(kwargs),
+            )
+
+        await resync.run(
+            rt, (body["metadata"]["namespace"], body["metadata"]["name"]), stopped, again
+        )
 
     @kopf.daemon(
         *res,
@@ -386,6 +366,7 @@ def build_registry(rt: Runtime) -> kopf.OperatorRegistry:
         rt.applied.pop(key, None)
         rt.written.pop(key, None)
         rt.wakeups.pop(key, None)
+        rt.reconciled.pop(key, None)
         rt.due.pop(key, None)
         rt.alerted.discard(key)
 

@@ -58,9 +58,13 @@ def format_time(at: datetime) -> str:
 
 
 def parse_time(text: str | None) -> datetime | None:
+    """What ``format_time`` writes, and nothing else (ValueError). ``strptime`` took a
+    fiftieth of the event loop at 500 ModelDeployments; ``fromisoformat`` is C."""
     if not text:
         return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    if len(text) != 20 or text[10] != "T" or text[-1] != "Z":
+        raise ValueError(f"not a Kubernetes time (YYYY-MM-DDTHH:MM:SSZ): {text!r}")
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 def other_slot(slot: str) -> Slot:

@@ -51,6 +51,8 @@ class Runtime:
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     applied: dict[tuple[str, str], converge.Applied] = field(default_factory=dict)
     wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    # when each object's last reconcile ended (time.monotonic()): its resync counts from it
+    reconciled: dict[tuple[str, str], float] = field(default_factory=dict)
     # woken because one of their alerts started firing: that reconcile's calls are urgent
     alerted: set[tuple[str, str]] = field(default_factory=set)
     # (namespace, name) -> (Prometheus URL, from when its next sample is due)

@@ -14,7 +14,7 @@ keeps: a decision taken on the value in memory is the one taken after a restart.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from modeldeploy.operator.engine.records import (
@@ -124,7 +124,20 @@ class RolloutStatus:
         return bool(self.candidate_revision)
 
     def copy(self) -> RolloutStatus:
-        return copy.deepcopy(self)
+        """A copy the engine may change: every record is copied, what cannot change (the
+        frozen ``Template`` of a slot, strings, times) is shared. ``copy.deepcopy`` of the
+        same took a twentieth of the event loop at 500 ModelDeployments."""
+        analysis = self.analysis
+        if analysis is not None:
+            analysis = replace(analysis, results=[replace(r) for r in analysis.results])
+        return replace(
+            self,
+            slots={slot: replace(record) for slot, record in self.slots.items()},
+            analysis=analysis,
+            history=[replace(entry) for entry in self.history],
+            conditions=[replace(condition) for condition in self.conditions],
+            extra=copy.deepcopy(self.extra),
+        )
 
     def finished_since(self, before: RolloutStatus) -> HistoryEntry | None:
         """The rollout this status ended since ``before``: its new history entry, else None
